@@ -1,0 +1,52 @@
+# The two commands of the README: `make demo` and `make test`. Everything else here serves them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+APT_PACKAGES := mosquitto mosquitto-clients chromium
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint typecheck pytest system-deps clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.edge-installed: pyproject.toml | $(PY)
+	$(PIP) install -q -e '.[edge]'
+	touch $@
+
+$(VENV)/.dev-installed: pyproject.toml | $(PY)
+	$(PIP) install -q -e '.[dev]'
+	touch $@ $(VENV)/.edge-installed
+
+demo: $(VENV)/.edge-installed
+	$(VENV)/bin/shelfwatch demo
+
+# Debian packages the tests drive for real (a broker, a browser); installed only when missing and running as root.
+system-deps:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  else \
+	    echo "missing Debian packages:$$missing (run as root to install them; the tests that need them skip)"; \
+	  fi; \
+	fi
+
+lint: $(VENV)/.dev-installed
+	$(VENV)/bin/ruff check edge trainer tests benchmarks
+	$(VENV)/bin/ruff format --check edge trainer tests benchmarks
+
+typecheck: $(VENV)/.dev-installed
+	$(VENV)/bin/mypy
+
+pytest: $(VENV)/.dev-installed system-deps
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test: system-deps lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

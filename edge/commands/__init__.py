@@ -1,0 +1,1 @@
+"""Subcommands of the `shelfwatch` command line (each module exposes `register(subparsers)`)."""

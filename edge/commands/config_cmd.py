@@ -1,0 +1,77 @@
+"""`shelfwatch config validate|show|schema`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from edge.config import EdgeConfig, dump_yaml_config, load_yaml_config
+from edge.errors import ConfigError
+
+
+def _model_for(kind: str) -> Any:
+    if kind == "trainer":
+        from trainer.config import TrainerConfig  # the trainer defines its own file; no torch is imported
+
+        return TrainerConfig
+    return EdgeConfig
+
+
+def _guess_kind(path: str, kind: str | None) -> str:
+    if kind:
+        return kind
+    return "trainer" if "trainer" in path.rsplit("/", 1)[-1] else "edge"
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    kind = _guess_kind(args.file, args.kind)
+    try:
+        cfg = load_yaml_config(args.file, _model_for(kind))
+    except ConfigError as err:
+        for line in str(err).splitlines():
+            sys.stderr.write(f"{line}\n")
+        if args.json:
+            from edge.cli import print_json
+
+            print_json({"valid": False, "file": args.file, "kind": kind, "errors": str(err).splitlines()})
+        return 1
+    if args.json:
+        from edge.cli import print_json
+
+        print_json({"valid": True, "file": args.file, "kind": kind})
+    else:
+        print(f"{args.file}: valid {kind} config")
+    del cfg
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    kind = _guess_kind(args.file, args.kind)
+    cfg = load_yaml_config(args.file, _model_for(kind))
+    sys.stdout.write(dump_yaml_config(cfg))
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    print(json.dumps(_model_for(args.kind).model_json_schema(), indent=2))
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("config", help="validate and inspect configuration files")
+    csub = p.add_subparsers(dest="config_command", metavar="ACTION")
+    csub.required = True
+    v = csub.add_parser("validate", help="check a config file; errors carry YAML line numbers")
+    v.add_argument("file")
+    v.add_argument("--kind", choices=["edge", "trainer"], help="default: guessed from the file name")
+    v.add_argument("--json", action="store_true")
+    v.set_defaults(func=cmd_validate)
+    s = csub.add_parser("show", help="print the effective config (defaults filled in, secrets masked)")
+    s.add_argument("file")
+    s.add_argument("--kind", choices=["edge", "trainer"])
+    s.set_defaults(func=cmd_show)
+    j = csub.add_parser("schema", help="print the JSON schema of a config file")
+    j.add_argument("--kind", choices=["edge", "trainer"], default="edge")
+    j.set_defaults(func=cmd_schema)

@@ -1,0 +1,29 @@
+"""One domain exception per area, all rooted here so the CLI can report them cleanly."""
+
+
+class ShelfwatchError(Exception):
+    """Base of every error the appliance reports to a user (CLI exit 1, HTTP 4xx)."""
+
+
+class ConfigError(ShelfwatchError):
+    """A configuration file or value is invalid."""
+
+
+class ImageError(ShelfwatchError):
+    """An image could not be decoded, is too large, or is otherwise unusable."""
+
+
+class DatasetError(ShelfwatchError):
+    """A dataset archive, folder or annotation file is malformed."""
+
+
+class NotFoundError(ShelfwatchError):
+    """A referenced object (image, label, camera, model) does not exist."""
+
+
+class ConflictError(ShelfwatchError):
+    """The request conflicts with the current state (label in use, duplicate name)."""
+
+
+class BundleError(ShelfwatchError):
+    """A model bundle is malformed, tampered with, or signed by an untrusted key."""

@@ -1,0 +1,80 @@
+"""A real Mosquitto broker on a free loopback port, for tests (Debian package `mosquitto`)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None:
+    """Block until something accepts TCP connections on the port."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s")
+
+
+class Broker:
+    """Start/stop/restart a mosquitto process; `extra_conf` lines are appended to its config."""
+
+    def __init__(self, workdir: Path, port: int | None = None, extra_conf: str = "") -> None:
+        if MOSQUITTO is None:
+            raise RuntimeError("mosquitto is not installed (Debian package 'mosquitto'; `make test` installs it)")
+        self.workdir = workdir
+        self.port = port or free_port()
+        self.extra_conf = extra_conf
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.conf = workdir / "mosquitto.conf"
+        self.log = workdir / "mosquitto.log"
+
+    def start(self) -> Broker:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        conf = f"listener {self.port} 127.0.0.1\n"
+        if "allow_anonymous" not in self.extra_conf:
+            conf += "allow_anonymous true\n"
+        conf += f"persistence false\n{self.extra_conf}\n"
+        self.conf.write_text(conf)
+        logf = self.log.open("ab")
+        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=logf, stderr=logf)
+        try:
+            wait_port(self.port)
+        except TimeoutError:
+            self.stop()
+            raise RuntimeError(f"mosquitto did not start: {self.log.read_text(errors='replace')[-2000:]}") from None
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def __enter__(self) -> Broker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

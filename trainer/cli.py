@@ -1,0 +1,19 @@
+"""The trainer's subcommands of `shelfwatch` (train, evaluate, trainer serve).
+
+Registered through the `shelfwatch.commands` entry point. Registration imports nothing heavy; torch is imported
+only when a command runs, and a device without it gets a clear message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+TRAINER_COMMAND_MODULES: list[str] = []
+
+
+def register(sub: Any) -> None:
+    """Add the trainer's commands to the `shelfwatch` parser."""
+    import importlib
+
+    for name in TRAINER_COMMAND_MODULES:
+        importlib.import_module(name).register(sub)

@@ -1,0 +1,56 @@
+"""The trainer service's configuration tree (`trainer.yaml`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from edge.config.secrets import Secret
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ServerConfig(_Strict):
+    host: str = Field("127.0.0.1", description="Address the trainer API listens on.")
+    port: int = Field(8700, ge=1, le=65535, description="TCP port of the trainer API.")
+    tokens: list[Secret] = Field(
+        default_factory=list,
+        description="Bearer tokens accepted by the API (literal, ${ENV} or a systemd credential); none = refuse all.",
+    )
+    max_archive_mb: float = Field(2048.0, gt=0, description="Largest accepted dataset archive, in MiB.")
+    max_image_mb: float = Field(20.0, gt=0, description="Largest image inside an archive, in MiB.")
+
+
+class TrainingDefaults(_Strict):
+    backbone: Literal["squeezenet1_1", "mobilenet_v3_small", "mobilenet_v3_large"] = Field(
+        "squeezenet1_1", description="Backbone used when a job does not name one."
+    )
+    weights: str | None = Field(
+        "imagenet",
+        description="'imagenet' (published torchvision weights, cached), a .pth/.npz file, or null for random init.",
+    )
+    weights_cache: Path | None = Field(
+        None, description="Where downloaded weights are cached; default data_dir/weights."
+    )
+    epochs: int | None = Field(None, ge=1, le=1000, description="Epochs; default chosen from the dataset size.")
+    seed: int = Field(0, description="Random seed; training is deterministic for a given seed.")
+    threads: int | None = Field(None, ge=1, le=256, description="torch threads; default: all cores.")
+    int8: bool = Field(False, description="Also export an INT8 OpenVINO model calibrated with NNCF.")
+
+
+class TrainerConfig(_Strict):
+    """Everything the training service needs; `shelfwatch config validate trainer.yaml` checks a file."""
+
+    data_dir: Path = Field(Path("/var/lib/shelfwatch-trainer"), description="Datasets, jobs database and bundles.")
+    server: ServerConfig = Field(default_factory=ServerConfig, description="REST API.")
+    training: TrainingDefaults = Field(default_factory=TrainingDefaults, description="Training defaults.")
+    signing_key: Secret | None = Field(
+        None,
+        description="Path of the ed25519 private key (PEM) that signs bundles; ${ENV} or a systemd credential.",
+    )
+    workers: int = Field(1, ge=1, le=16, description="Training jobs run at the same time (each in its own process).")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Logging verbosity.")
