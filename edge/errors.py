@@ -13,6 +13,18 @@ class ImageError(ShelfwatchError):
     """An image could not be decoded, is too large, or is otherwise unusable."""
 
 
+class ImageTooLargeError(ImageError):
+    """An image is over the configured file size or pixel limit (the web answers 413)."""
+
+
+class AnnotationError(ShelfwatchError):
+    """Annotations, a label or a split request are invalid: bad coordinates, unknown label (the web answers 400)."""
+
+
+class StoreError(ShelfwatchError):
+    """The dataset store on disk cannot be used (written by a newer version, unreadable)."""
+
+
 class DatasetError(ShelfwatchError):
     """A dataset archive, folder or annotation file is malformed."""
 
