@@ -39,3 +39,7 @@ class ConflictError(ShelfwatchError):
 
 class BundleError(ShelfwatchError):
     """A model bundle is malformed, tampered with, or signed by an untrusted key."""
+
+
+class CameraError(ShelfwatchError):
+    """A camera source is missing, cannot be opened, or stopped delivering frames."""
