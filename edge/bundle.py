@@ -11,20 +11,52 @@ A bundle is a directory (shipped as .tar.gz):
 Tensor contract. Input: float32 `input` of shape [N, 3, H, W] (NCHW), colour order, scale, mean and std as
 `input` says; pixel = ((value * scale) - mean) / std per channel after resizing.
 Classification output: `outputs.logits` [N, C]; `outputs.activation` says whether softmax is still to be applied.
-Detection output: `outputs.boxes` [N, K, 4] normalised x1, y1, x2, y2 of the (unpadded) image, and
+Detection output: `outputs.boxes` [N, K, 4] x1, y1, x2, y2 normalised to the network input (with letterbox the
+device divides by the share of the input that holds the image, see postprocess.decode_detections), and
 `outputs.scores` [N, K, C] per-class probabilities (sigmoid already applied). Non-maximum suppression is NOT in
 the graph: the device applies per-class NMS at `thresholds.nms_iou` after dropping scores below
 `thresholds.score` (`outputs.nms == "device"`).
 
 The device refuses a bundle whose signature does not verify against a trusted key or whose file hashes or sizes
 differ from `files`, keeps its running model, and says why.
+
+Signing and verification (this module): `write_bundle` copies the files, fills `files`, writes the manifest bytes
+and their ed25519 signature, all in a temporary directory renamed into place, so a half-written bundle never
+exists under the final name. `verify_bundle` checks, in this order: a trusted key is configured; manifest.json and
+manifest.sig exist; the signature verifies over the exact manifest bytes against one of the trusted keys; the
+manifest matches schema 1; every listed file exists as a regular file with the listed size and sha256; no file
+besides manifest.json and manifest.sig is present that the manifest does not list (an unlisted model file is
+exactly what an attacker would add); the bundle holds a runnable model. Archives (.tar.gz) are unpacked by hand
+member by member: only regular files and directories, no absolute paths, no '..', no links or devices, bounded
+member count and sizes. Every failure raises `BundleError` with a precise reason.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tarfile
+import tempfile
+import zlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from edge.errors import BundleError
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -134,3 +166,456 @@ class Manifest(_Open):
             return list(self.alert_labels)
         none_like = {"none", "other", "ok", "background", "stocked", "full"}
         return [lab for lab in self.labels if lab.lower() not in none_like] or list(self.labels)
+
+
+# --- limits on what the device accepts (a bundle is a few MB to a few hundred MB) ---
+MAX_ARCHIVE_MEMBERS = 512
+MAX_FILE_BYTES = 1 << 30  # one file
+MAX_BUNDLE_BYTES = 2 << 30  # all files together
+MAX_MANIFEST_BYTES = 1 << 20
+# Files verify_bundle never expects in `files`: the manifest cannot hash itself, and the signature signs it.
+_UNLISTED = {MANIFEST, SIGNATURE}
+# A bundle must hold at least one model the runtime can load.
+_MODEL_FILES = (ONNX_FILE, OPENVINO_XML)
+
+
+# --- keys ---
+
+
+def generate_keypair() -> tuple[bytes, bytes]:
+    """A fresh ed25519 key pair as (private PKCS#8 PEM, public SubjectPublicKeyInfo PEM)."""
+    key = Ed25519PrivateKey.generate()
+    private_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public_pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return private_pem, public_pem
+
+
+def public_key_base64(key: Ed25519PublicKey | Ed25519PrivateKey) -> str:
+    """The raw 32-byte public key as base64 text (the short form `model.trusted_keys` accepts)."""
+    pub = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
+    raw = pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return base64.b64encode(raw).decode("ascii")
+
+
+def load_private_key(path: str | Path) -> Ed25519PrivateKey:
+    """Read an unencrypted ed25519 private key (PKCS#8 PEM, as `shelfwatch keys generate` writes it)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise BundleError(f"cannot read signing key {path}: {err.strerror or err}") from err
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as err:
+        raise BundleError(f"signing key {path} is not an unencrypted PEM private key: {err}") from err
+    if not isinstance(key, Ed25519PrivateKey):
+        raise BundleError(f"signing key {path} is a {type(key).__name__}, not an ed25519 key")
+    return key
+
+
+def load_public_key(spec: str | Path) -> Ed25519PublicKey:
+    """A trusted key from a PEM file path, PEM text, or base64 of the raw 32-byte key."""
+    text = str(spec).strip()
+    if not text:
+        raise BundleError("empty trusted key")
+    data: bytes | None = None
+    if text.startswith("-----BEGIN"):
+        data = text.encode("ascii", "replace")
+    else:
+        path = Path(text).expanduser()
+        if path.is_file():
+            try:
+                data = path.read_bytes()
+            except OSError as err:
+                raise BundleError(f"cannot read public key {path}: {err.strerror or err}") from err
+            if not data.lstrip().startswith(b"-----BEGIN"):
+                text, data = data.decode("ascii", "replace").strip(), None  # a file holding the base64 form
+    if data is not None:
+        try:
+            key = serialization.load_pem_public_key(data)
+        except ValueError as err:
+            raise BundleError(f"public key {_short(spec)} is not a PEM public key: {err}") from err
+        if not isinstance(key, Ed25519PublicKey):
+            raise BundleError(f"public key {_short(spec)} is a {type(key).__name__}, not an ed25519 key")
+        return key
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as err:
+        raise BundleError(
+            f"public key {_short(spec)} is neither a readable PEM file nor base64 of a raw 32-byte key"
+        ) from err
+    if len(raw) != 32:
+        raise BundleError(f"public key {_short(spec)} decodes to {len(raw)} bytes; an ed25519 key has 32")
+    return Ed25519PublicKey.from_public_bytes(raw)
+
+
+def _short(spec: str | Path) -> str:
+    text = str(spec).strip()
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+# --- writing ---
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_entry(path: str | Path) -> FileEntry:
+    """The manifest `files` entry (sha256, size) of one file."""
+    path = Path(path)
+    return FileEntry(sha256=sha256_file(path), size=path.stat().st_size)
+
+
+def manifest_bytes(manifest: Manifest) -> bytes:
+    """The canonical bytes written to manifest.json (the signature covers exactly these)."""
+    data = manifest.model_dump(mode="json", by_alias=True)
+    return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def sign_bytes(data: bytes, private_key: Ed25519PrivateKey) -> bytes:
+    """manifest.sig content: the raw 64-byte ed25519 signature as base64 text."""
+    return base64.b64encode(private_key.sign(data)) + b"\n"
+
+
+def _check_rel(rel: str) -> str:
+    pure = PurePosixPath(rel)
+    if not rel or pure.is_absolute() or ".." in pure.parts or "\\" in rel or str(pure) != rel:
+        raise BundleError(f"file name {rel!r} is not a plain relative path inside the bundle")
+    if rel in _UNLISTED:
+        raise BundleError(f"file name {rel!r} is reserved for the bundle's own manifest and signature")
+    return rel
+
+
+def write_bundle(
+    out_dir: str | Path,
+    manifest: Mapping[str, Any] | Manifest,
+    files: Mapping[str, str | Path],
+    private_key: Ed25519PrivateKey | str | Path,
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Write a signed bundle directory: files copied under their relative names, `files` filled, manifest signed.
+
+    Everything is written into a temporary sibling directory and renamed into place, so `out_dir` either does not
+    exist or holds a complete bundle. An existing non-empty `out_dir` is refused unless `overwrite`.
+    """
+    out_dir = Path(out_dir)
+    key = private_key if isinstance(private_key, Ed25519PrivateKey) else load_private_key(private_key)
+    base = manifest.model_dump(mode="json", by_alias=True) if isinstance(manifest, Manifest) else dict(manifest)
+    sources = {_check_rel(rel): Path(src) for rel, src in files.items()}
+    for rel, src in sources.items():
+        if not src.is_file():
+            raise BundleError(f"file {rel}: source {src} is not a readable file")
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise BundleError(f"{out_dir} exists and is not empty (pass overwrite to replace it)")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        entries: dict[str, dict[str, Any]] = {}
+        for rel, src in sources.items():
+            dst = tmp / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dst)
+            entries[rel] = file_entry(dst).model_dump()
+        base["files"] = entries
+        try:
+            parsed = Manifest.model_validate(base)
+        except ValidationError as err:
+            raise BundleError(f"manifest does not match schema {SCHEMA_VERSION}: {_first_errors(err)}") from err
+        if not any(rel in parsed.files for rel in _MODEL_FILES):
+            raise BundleError(f"bundle holds no model: give {' or '.join(_MODEL_FILES)} in files")
+        data = manifest_bytes(parsed)
+        (tmp / MANIFEST).write_bytes(data)
+        (tmp / SIGNATURE).write_bytes(sign_bytes(data, key))
+        os.chmod(tmp, 0o755)  # noqa: S103 - mkdtemp makes it 0700; a bundle is public, not secret
+        _fsync_tree(tmp)
+        _replace_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("wrote bundle %s version %s (%d files)", out_dir, parsed.version, len(entries))
+    return out_dir
+
+
+def _fsync_tree(root: Path) -> None:
+    # A power cut right after the rename must not leave a bundle with empty files under its final name.
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            with path.open("rb") as fh:
+                os.fsync(fh.fileno())
+
+
+def _replace_dir(tmp: Path, final: Path) -> None:
+    """Rename a finished directory into place; an existing one is moved aside first and removed after."""
+    old: Path | None = None
+    if final.exists():
+        if final.is_dir() and not any(final.iterdir()):
+            final.rmdir()
+        else:
+            old = final.with_name(f".{final.name}.old-{os.getpid()}-{tmp.name[-8:]}")
+            os.rename(final, old)
+    os.rename(tmp, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        fd = os.open(final.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def pack_bundle(bundle_dir: str | Path, tar_gz_path: str | Path) -> Path:
+    """Pack a bundle directory into .tar.gz (files at the archive root), written via a temp file + rename."""
+    bundle_dir, out = Path(bundle_dir), Path(tar_gz_path)
+    if not (bundle_dir / MANIFEST).is_file():
+        raise BundleError(f"{bundle_dir} is not a bundle directory (no {MANIFEST})")
+    members: list[Path] = []
+    for path in sorted(bundle_dir.rglob("*")):
+        if path.is_symlink():
+            raise BundleError(f"{path} is a symbolic link; a bundle holds regular files only")
+        if path.is_file():
+            members.append(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.tmp-", dir=out.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
+            for path in members:
+                info = tar.gettarinfo(str(path), arcname=path.relative_to(bundle_dir).as_posix())
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                info.mode = 0o644
+                with path.open("rb") as fh:
+                    tar.addfile(info, fh)
+        os.replace(tmp, out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return out
+
+
+# --- reading and verifying ---
+
+
+def is_archive(path: str | Path) -> bool:
+    """True for a file (a .tar.gz bundle), False for a directory."""
+    return Path(path).is_file()
+
+
+def extract_archive(archive: str | Path, dest: str | Path) -> Path:
+    """Safely unpack a bundle .tar.gz into an empty directory `dest`; returns the bundle root inside it.
+
+    Only regular files and directories are accepted; absolute names, '..', links, devices, duplicate names and
+    archives past the size limits are refused. A single top-level directory wrapping the bundle is accepted.
+    """
+    archive, dest = Path(archive), Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    total = 0
+    seen: set[str] = set()
+    try:
+        with tarfile.open(archive, mode="r:gz") as tar:
+            count = 0
+            for member in tar:
+                count += 1
+                if count > MAX_ARCHIVE_MEMBERS:
+                    raise BundleError(f"archive has more than {MAX_ARCHIVE_MEMBERS} members")
+                name = member.name
+                pure = PurePosixPath(name)
+                if pure.is_absolute() or name.startswith(("/", "\\")) or ".." in pure.parts or "\\" in name:
+                    raise BundleError(f"archive member {name!r} escapes the bundle directory")
+                parts = [p for p in pure.parts if p not in ("", ".")]
+                if not parts:
+                    continue
+                rel = "/".join(parts)
+                if member.isdir():
+                    (dest / rel).mkdir(parents=True, exist_ok=True)
+                    continue
+                if not member.isfile():
+                    kind = "link" if (member.issym() or member.islnk()) else "special file"
+                    raise BundleError(f"archive member {name!r} is a {kind}; a bundle holds regular files only")
+                if rel in seen:
+                    raise BundleError(f"archive member {name!r} appears twice")
+                seen.add(rel)
+                if member.size > MAX_FILE_BYTES:
+                    raise BundleError(f"archive member {name!r} is larger than {MAX_FILE_BYTES} bytes")
+                total += member.size
+                if total > MAX_BUNDLE_BYTES:
+                    raise BundleError(f"archive unpacks to more than {MAX_BUNDLE_BYTES} bytes")
+                target = dest / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                src = tar.extractfile(member)
+                if src is None:
+                    raise BundleError(f"archive member {name!r} cannot be read")
+                with src, target.open("wb") as fh:
+                    shutil.copyfileobj(src, fh, 1 << 20)
+                    written = fh.tell()
+                if written != member.size:
+                    raise BundleError("truncated archive")
+    except BundleError:
+        raise
+    except (EOFError, zlib.error) as err:
+        raise BundleError("truncated archive") from err
+    except tarfile.ReadError as err:
+        msg = str(err)
+        if "unexpected end" in msg or "truncated" in msg or "empty file" in msg:
+            raise BundleError("truncated archive") from err
+        raise BundleError(f"not a .tar.gz bundle archive: {msg}") from err
+    except (tarfile.TarError, OSError) as err:
+        raise BundleError(f"cannot read archive {archive.name}: {err}") from err
+    if not seen:
+        raise BundleError("archive is empty")
+    if (dest / MANIFEST).is_file():
+        return dest
+    tops = list(dest.iterdir())
+    if len(tops) == 1 and tops[0].is_dir() and (tops[0] / MANIFEST).is_file():
+        return tops[0]
+    return dest
+
+
+def read_manifest(bundle_dir: str | Path) -> Manifest:
+    """Parse a bundle directory's manifest.json WITHOUT checking the signature (inspection only)."""
+    path = Path(bundle_dir) / MANIFEST
+    data = _read_manifest_bytes(path)
+    return _parse_manifest(data)
+
+
+def _read_manifest_bytes(path: Path) -> bytes:
+    if not path.is_file() or path.is_symlink():
+        raise BundleError(f"{MANIFEST} is missing")
+    if path.stat().st_size > MAX_MANIFEST_BYTES:
+        raise BundleError(f"{MANIFEST} is larger than {MAX_MANIFEST_BYTES} bytes")
+    return path.read_bytes()
+
+
+def _parse_manifest(data: bytes) -> Manifest:
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise BundleError(f"{MANIFEST} is not valid JSON: {err}") from err
+    if not isinstance(raw, dict):
+        raise BundleError(f"{MANIFEST} must hold a JSON object")
+    try:
+        return Manifest.model_validate(raw)
+    except ValidationError as err:
+        raise BundleError(f"{MANIFEST} does not match schema {SCHEMA_VERSION}: {_first_errors(err)}") from err
+
+
+def _first_errors(err: ValidationError, limit: int = 3) -> str:
+    parts = []
+    for e in err.errors()[:limit]:
+        loc = ".".join(str(x) for x in e["loc"]) or "(root)"
+        parts.append(f"{loc}: {e['msg']}")
+    more = len(err.errors()) - limit
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+def _load_trusted(trusted_keys: list[str] | list[Ed25519PublicKey]) -> list[Ed25519PublicKey]:
+    keys: list[Ed25519PublicKey] = []
+    for spec in trusted_keys:
+        keys.append(spec if isinstance(spec, Ed25519PublicKey) else load_public_key(spec))
+    return keys
+
+
+def verify_bundle_dir(bundle_dir: str | Path, trusted_keys: list[str] | list[Ed25519PublicKey]) -> Manifest:
+    """Verify an unpacked bundle directory (signature, schema, every file's size and sha256, no extra files)."""
+    root = Path(bundle_dir)
+    if not trusted_keys:
+        raise BundleError("no trusted keys configured")
+    keys = _load_trusted(trusted_keys)
+    if not root.is_dir():
+        raise BundleError(f"{root} is not a bundle directory")
+    data = _read_manifest_bytes(root / MANIFEST)
+    sig_path = root / SIGNATURE
+    if not sig_path.is_file() or sig_path.is_symlink():
+        raise BundleError(f"{SIGNATURE} is missing")
+    try:
+        signature = base64.b64decode(sig_path.read_bytes().strip(), validate=True)
+    except (binascii.Error, ValueError) as err:
+        raise BundleError(f"{SIGNATURE} is not base64 text") from err
+    if len(signature) != 64:
+        raise BundleError(f"{SIGNATURE} holds {len(signature)} bytes; an ed25519 signature has 64")
+    if not _signed_by_any(data, signature, keys):
+        raise BundleError("signature does not verify against any trusted key")
+    manifest = _parse_manifest(data)
+    for rel, entry in manifest.files.items():
+        path = root / rel
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            raise BundleError(f"file {rel}: not a regular file")
+        if not path.is_file():
+            raise BundleError(f"file {rel}: missing")
+        size = path.stat().st_size
+        if size != entry.size:
+            raise BundleError(f"file {rel}: size {size} bytes, manifest says {entry.size}")
+        if sha256_file(path) != entry.sha256.lower():
+            raise BundleError(f"file {rel}: sha256 mismatch")
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        if path.is_symlink():
+            raise BundleError(f"file {rel}: symbolic links are not allowed in a bundle")
+        if path.is_file() and rel not in manifest.files and rel not in _UNLISTED:
+            raise BundleError(f"file {rel}: not listed in the manifest")
+    if not any(rel in manifest.files for rel in _MODEL_FILES):
+        raise BundleError(f"bundle holds no model ({' or '.join(_MODEL_FILES)})")
+    return manifest
+
+
+def _signed_by_any(data: bytes, signature: bytes, keys: list[Ed25519PublicKey]) -> bool:
+    for key in keys:
+        try:
+            key.verify(signature, data)
+        except InvalidSignature:
+            continue
+        return True
+    return False
+
+
+@dataclass(frozen=True)
+class VerifiedBundle:
+    """A verified bundle: its directory (a temporary one for an archive) and manifest."""
+
+    path: Path
+    manifest: Manifest
+
+
+@contextlib.contextmanager
+def open_bundle(path: str | Path, trusted_keys: list[str] | list[Ed25519PublicKey]) -> Iterator[VerifiedBundle]:
+    """Verify a bundle directory or .tar.gz and yield it; an archive is unpacked into a temp dir removed after."""
+    path = Path(path)
+    if not path.exists():
+        raise BundleError(f"{path} does not exist")
+    if not trusted_keys:
+        raise BundleError("no trusted keys configured")
+    if path.is_dir():
+        yield VerifiedBundle(path, verify_bundle_dir(path, trusted_keys))
+        return
+    with tempfile.TemporaryDirectory(prefix="shelfwatch-bundle-") as tmp:
+        root = extract_archive(path, Path(tmp) / "bundle")
+        yield VerifiedBundle(root, verify_bundle_dir(root, trusted_keys))
+
+
+def verify_bundle(path: str | Path, trusted_keys: list[str] | list[Ed25519PublicKey]) -> Manifest:
+    """Verify a bundle directory or .tar.gz against the trusted keys; the manifest, or BundleError with the reason."""
+    with open_bundle(path, trusted_keys) as bundle:
+        return bundle.manifest
+
+
+def inspect_bundle(path: str | Path) -> Manifest:
+    """Read a bundle's manifest (directory or .tar.gz) without verifying anything."""
+    path = Path(path)
+    if path.is_dir():
+        return read_manifest(path)
+    if not path.exists():
+        raise BundleError(f"{path} does not exist")
+    with tempfile.TemporaryDirectory(prefix="shelfwatch-bundle-") as tmp:
+        return read_manifest(extract_archive(path, Path(tmp) / "bundle"))
