@@ -43,3 +43,7 @@ class BundleError(ShelfwatchError):
 
 class CameraError(ShelfwatchError):
     """A camera source is missing, cannot be opened, or stopped delivering frames."""
+
+
+class EngineError(ShelfwatchError):
+    """An inference engine cannot load a model or run it."""
