@@ -1,0 +1,179 @@
+"""Inference engines: run tensors through a model file, nothing more (model wrappers give them meaning).
+
+An engine has one required method, `infer(inputs) -> outputs` (name -> float32 array), and describes itself with
+`name`, `precision`, `input_names` and `output_names`. Two implementations: ONNX Runtime (`model.onnx`) and
+OpenVINO (`openvino/model.xml`); `create_engine` picks one from a bundle.
+
+Threading: an engine serves one caller at a time. `infer` holds a per-engine lock, so concurrent callers are
+safe but serialise; a pipeline that wants parallel inference creates one engine per worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+from edge.bundle import ONNX_FILE, OPENVINO_XML, Manifest
+from edge.errors import EngineError
+
+log = logging.getLogger(__name__)
+
+EngineKind = Literal["auto", "onnxruntime", "openvino"]
+Precision = Literal["fp32", "fp16", "bf16"]
+
+# OpenVINO's element type names <-> ours.
+_OV_HINT = {"fp32": "f32", "fp16": "f16", "bf16": "bf16"}
+_FROM_OV = {"f32": "fp32", "f16": "fp16", "bf16": "bf16"}
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """Runs a model: named float32 inputs in, named outputs out."""
+
+    name: str
+    precision: str  # what the engine actually computes in: fp32, fp16 or bf16
+    input_names: list[str]
+    output_names: list[str]
+
+    def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run one batch; every output by name."""
+        ...
+
+
+class OnnxRuntimeEngine:
+    """ONNX Runtime on the CPU (always fp32)."""
+
+    name = "onnxruntime"
+
+    def __init__(self, model_path: str | Path, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        self.model_path = Path(model_path)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or 0  # 0 = ONNX Runtime's default (physical cores)
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Idle worker threads must not spin: on a small device they would steal the CPU from video decoding.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3
+        try:
+            self._session = ort.InferenceSession(
+                str(self.model_path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as err:  # onnxruntime raises its own untyped exceptions for bad or missing models
+            raise EngineError(f"ONNX Runtime cannot load {self.model_path.name}: {err}") from err
+        self.threads = threads
+        self.precision = "fp32"
+        self.requested_precision = "fp32"
+        self.input_names = [i.name for i in self._session.get_inputs()]
+        self.output_names = [o.name for o in self._session.get_outputs()]
+        self._lock = threading.Lock()
+
+    def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run one batch through the session."""
+        with self._lock:
+            try:
+                values = self._session.run(self.output_names, inputs)
+            except Exception as err:
+                raise EngineError(f"ONNX Runtime inference failed: {err}") from err
+        return {name: np.asarray(v) for name, v in zip(self.output_names, values, strict=True)}
+
+    def __repr__(self) -> str:
+        return f"OnnxRuntimeEngine({self.model_path}, threads={self.threads})"
+
+
+class OpenVinoEngine:
+    """OpenVINO on the CPU with an explicit inference precision, read back from the compiled model."""
+
+    name = "openvino"
+
+    def __init__(self, xml_path: str | Path, threads: int | None = None, precision: Precision = "fp32") -> None:
+        if precision not in _OV_HINT:
+            raise EngineError(f"unknown OpenVINO precision {precision!r}; use one of {sorted(_OV_HINT)}")
+        import openvino as ov
+
+        self.model_path = Path(xml_path)
+        config: dict[str, Any] = {
+            # Explicit, always: OpenVINO silently computes in bf16 on CPUs that have it, which changes numbers.
+            "INFERENCE_PRECISION_HINT": _OV_HINT[precision],
+            "PERFORMANCE_HINT": "LATENCY",
+        }
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = int(threads)
+        try:
+            core = ov.Core()
+            self._compiled = core.compile_model(core.read_model(str(self.model_path)), "CPU", config)
+        except Exception as err:  # OpenVINO raises RuntimeError for everything, from bad XML to a missing plugin
+            raise EngineError(f"OpenVINO cannot load {self.model_path.name}: {err}") from err
+        actual = self._compiled.get_property("INFERENCE_PRECISION_HINT")
+        type_name = actual.get_type_name() if hasattr(actual, "get_type_name") else str(actual)
+        self.threads = threads
+        self.requested_precision = precision
+        self.precision = _FROM_OV.get(type_name, type_name)
+        if self.precision != precision:
+            log.warning(
+                "OpenVINO computes %s in %s, not the requested %s (what this CPU offers)",
+                self.model_path.name,
+                self.precision,
+                precision,
+            )
+        self.input_names = [i.get_any_name() for i in self._compiled.inputs]
+        self.output_names = [o.get_any_name() for o in self._compiled.outputs]
+        self._request = self._compiled.create_infer_request()
+        self._lock = threading.Lock()
+
+    def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run one batch on the engine's infer request; outputs are copies the caller may keep."""
+        with self._lock:
+            try:
+                result = self._request.infer(inputs)
+            except Exception as err:
+                raise EngineError(f"OpenVINO inference failed: {err}") from err
+            # The request reuses its output buffers on the next call: copy before releasing the lock.
+            return {
+                name: np.array(result[port], copy=True)
+                for name, port in zip(self.output_names, self._compiled.outputs, strict=True)
+            }
+
+    def __repr__(self) -> str:
+        return f"OpenVinoEngine({self.model_path}, threads={self.threads}, precision={self.precision})"
+
+
+def create_engine(
+    bundle_dir: str | Path,
+    manifest: Manifest,
+    kind: EngineKind = "auto",
+    threads: int | None = None,
+    precision: Precision = "fp32",
+) -> OnnxRuntimeEngine | OpenVinoEngine:
+    """The engine for a bundle: `auto` takes OpenVINO when its IR is present and loads, else ONNX Runtime."""
+    bundle_dir = Path(bundle_dir)
+    has_ov, has_onnx = OPENVINO_XML in manifest.files, ONNX_FILE in manifest.files
+    if kind == "openvino":
+        if not has_ov:
+            raise EngineError(f"bundle {manifest.version} has no OpenVINO model ({OPENVINO_XML})")
+        return OpenVinoEngine(bundle_dir / OPENVINO_XML, threads, precision)
+    if kind == "onnxruntime":
+        if not has_onnx:
+            raise EngineError(f"bundle {manifest.version} has no ONNX model ({ONNX_FILE})")
+        return OnnxRuntimeEngine(bundle_dir / ONNX_FILE, threads)
+    if kind != "auto":
+        raise EngineError(f"unknown engine {kind!r}; use auto, onnxruntime or openvino")
+    reason = f"the bundle has no {OPENVINO_XML}"
+    if has_ov:
+        try:
+            engine: OnnxRuntimeEngine | OpenVinoEngine = OpenVinoEngine(bundle_dir / OPENVINO_XML, threads, precision)
+        except (EngineError, ImportError) as err:
+            reason = str(err)
+        else:
+            log.info("engine auto: OpenVINO (%s) for %s", engine.precision, manifest.version)
+            return engine
+    if not has_onnx:
+        raise EngineError(f"no engine can run bundle {manifest.version}: {reason}")
+    log.info("engine auto: ONNX Runtime for %s (OpenVINO not used: %s)", manifest.version, reason)
+    return OnnxRuntimeEngine(bundle_dir / ONNX_FILE, threads)
