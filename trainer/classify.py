@@ -1,0 +1,252 @@
+"""Few-shot classification: a frozen pretrained backbone, cached embeddings of augmented views, a linear head.
+
+Few images cannot retrain a network, but a pretrained backbone already separates most things a shelf camera
+sees; what is left is a linear decision on its embedding. So: every training image is seen as `views` views (the
+plain image plus random shelf-plausible augmentations), each view is embedded once by the frozen backbone, and a
+class-balanced, L2-regularised softmax layer is trained on the cached embeddings (full batch; one epoch is one
+optimisation step, so it takes milliseconds). Early stopping picks the epoch with the lowest validation loss; the
+head is then refitted on train + validation for that many epochs, because with 15 images every image counts.
+Embeddings are standardised while training and the standardisation is folded into the exported linear layer.
+
+Embedding: SqueezeNet 1.1 uses the global average of `features` (512); the MobileNetV3s also keep their
+pretrained `classifier[0:2]` (Linear + Hardswish: 1024 / 1280), which is part of what ImageNet taught them.
+
+Determinism: everything random is drawn from generators seeded with the run's seed, torch runs deterministic
+algorithms, and the thread count is fixed for the run; the same data, seed and threads give the same model.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from edge.bundle import InputSpec
+from edge.runtime.preprocess import preprocess
+from trainer.backbones import BackboneNet, MobileNetV3
+from trainer.errors import TrainingCancelled
+
+log = logging.getLogger(__name__)
+
+StepCallback = Callable[[int, int, float], None]  # (done, total, loss)
+CancelCheck = Callable[[], bool]
+
+
+class Embedder(nn.Module):
+    """Backbone trunk -> global average -> (MobileNetV3: pretrained pre-logits layer) = one vector per image."""
+
+    def __init__(self, backbone: BackboneNet) -> None:
+        super().__init__()
+        self.features = backbone.features
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.pre_logits: nn.Module = nn.Identity()
+        self.dim = backbone.out_channels
+        if isinstance(backbone, MobileNetV3):
+            self.pre_logits = nn.Sequential(backbone.classifier[0], backbone.classifier[1])
+            first = backbone.classifier[0]
+            assert isinstance(first, nn.Linear)
+            self.dim = first.out_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pre_logits(torch.flatten(self.pool(self.features(x)), 1))
+
+
+class Classifier(nn.Module):
+    """What gets exported: image tensor -> logits [N, C] (softmax is applied by the device)."""
+
+    def __init__(self, embedder: Embedder, head: nn.Linear) -> None:
+        super().__init__()
+        self.embedder = embedder
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embedder(x))
+
+
+@dataclass
+class HeadFit:
+    """The trained head and how training went."""
+
+    head: nn.Linear
+    best_epoch: int
+    epochs_run: int
+    train_loss: float
+    val_loss: float | None
+    val_accuracy: float | None
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def input_spec_for(backbone_name: str, input_size: int | None) -> InputSpec:
+    """The network input the backbone was pretrained with (torchvision's RGB / ImageNet mean-std, stretch)."""
+    size = input_size or 224
+    return InputSpec(width=size, height=size, color="RGB", resize="stretch")
+
+
+def seed_everything(seed: int, threads: int | None = None) -> torch.Generator:
+    """Seed torch, ask it for deterministic kernels, fix the thread count; returns a generator for the run."""
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    if threads:
+        torch.set_num_threads(threads)
+    return torch.Generator().manual_seed(seed)
+
+
+@torch.no_grad()
+def embed_images(
+    embedder: Embedder,
+    images_bgr: Sequence[np.ndarray],
+    spec: InputSpec,
+    *,
+    batch_size: int = 32,
+    on_batch: Callable[[int], None] | None = None,
+    should_cancel: CancelCheck | None = None,
+) -> np.ndarray:
+    """Embed BGR images (any sizes) through the shared preprocessing; [N, D] float32."""
+    embedder.eval()
+    out: list[np.ndarray] = []
+    for start in range(0, len(images_bgr), batch_size):
+        if should_cancel and should_cancel():
+            raise TrainingCancelled("training cancelled")
+        tensor, _ = preprocess(images_bgr[start : start + batch_size], spec)
+        out.append(embedder(torch.from_numpy(tensor)).numpy())
+        if on_batch:
+            on_batch(min(len(images_bgr), start + batch_size))
+    return np.concatenate(out, 0) if out else np.zeros((0, embedder.dim), np.float32)
+
+
+def _fit(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    n_classes: int,
+    epochs: int,
+    generator: torch.Generator,
+    *,
+    val: tuple[torch.Tensor, torch.Tensor] | None = None,
+    patience: int = 40,
+    on_step: StepCallback | None = None,
+    should_cancel: CancelCheck | None = None,
+) -> tuple[nn.Linear, int, list[dict[str, float]]]:
+    head = nn.Linear(x.shape[1], n_classes)
+    with torch.no_grad():
+        head.weight.copy_(torch.randn(head.weight.shape, generator=generator) * 0.01)
+        head.bias.zero_()
+    counts = torch.bincount(y, minlength=n_classes).float().clamp(min=1)
+    class_weight = counts.sum() / (n_classes * counts)  # balance the loss so a big label does not win by size
+    loss_fn = nn.CrossEntropyLoss(weight=class_weight, label_smoothing=0.1)
+    optimiser = torch.optim.AdamW(head.parameters(), lr=0.01, weight_decay=0.05)
+    best = (float("inf"), 0, {k: v.clone() for k, v in head.state_dict().items()})
+    history: list[dict[str, float]] = []
+    for epoch in range(1, epochs + 1):
+        if should_cancel and should_cancel():
+            raise TrainingCancelled("training cancelled")
+        head.train()
+        optimiser.zero_grad()
+        loss = loss_fn(head(x), y)
+        loss.backward()
+        optimiser.step()
+        row = {"epoch": float(epoch), "loss": float(loss.detach())}
+        if val is not None and len(val[1]):
+            with torch.no_grad():
+                logits = head(val[0])
+                val_loss = float(nn.functional.cross_entropy(logits, val[1]))
+                row["val_loss"] = val_loss
+                row["val_accuracy"] = float((logits.argmax(1) == val[1]).float().mean())
+            if val_loss < best[0] - 1e-5:
+                best = (val_loss, epoch, {k: v.clone() for k, v in head.state_dict().items()})
+            elif epoch - best[1] >= patience:
+                history.append(row)
+                if on_step:
+                    on_step(epoch, epochs, row["loss"])
+                break
+        history.append(row)
+        if on_step:
+            on_step(epoch, epochs, row["loss"])
+    if val is not None and len(val[1]):
+        head.load_state_dict(best[2])
+        return head, best[1], history
+    return head, epochs, history
+
+
+def train_head(
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    val_x: np.ndarray,
+    val_y: np.ndarray,
+    n_classes: int,
+    *,
+    seed: int,
+    epochs: int | None = None,
+    refit_x: np.ndarray | None = None,
+    refit_y: np.ndarray | None = None,
+    on_step: StepCallback | None = None,
+    should_cancel: CancelCheck | None = None,
+) -> HeadFit:
+    """Fit the linear head on standardised embeddings with early stopping on validation, then refit on
+    train + validation (`refit_x/y`) for the chosen number of epochs; the returned head takes raw embeddings."""
+    started = time.monotonic()
+    generator = torch.Generator().manual_seed(seed)
+    mean = train_x.mean(0, keepdims=True)
+    std = train_x.std(0, keepdims=True) + 1e-6
+
+    def _t(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(((a - mean) / std).astype(np.float32))
+
+    max_epochs = epochs or 300
+    has_val = len(val_y) > 0
+    total = max_epochs * (2 if refit_x is not None and has_val else 1)
+
+    def _step(offset: int) -> StepCallback | None:
+        if on_step is None:
+            return None
+        cb = on_step
+        return lambda done, _total, loss: cb(offset + done, total, loss)
+
+    head, best_epoch, history = _fit(
+        _t(train_x),
+        torch.from_numpy(train_y.astype(np.int64)),
+        n_classes,
+        max_epochs,
+        generator,
+        val=(_t(val_x), torch.from_numpy(val_y.astype(np.int64))) if has_val else None,
+        on_step=_step(0),
+        should_cancel=should_cancel,
+    )
+    val_row = next((r for r in history if int(r["epoch"]) == best_epoch), history[-1] if history else {})
+    if epochs is not None:
+        best_epoch = epochs  # an explicit epoch count is obeyed; validation is still reported
+    epochs_run = len(history)
+    if refit_x is not None and refit_y is not None and has_val:
+        if on_step:
+            total = epochs_run + best_epoch
+        head, _, refit_history = _fit(
+            _t(refit_x),
+            torch.from_numpy(refit_y.astype(np.int64)),
+            n_classes,
+            best_epoch,
+            torch.Generator().manual_seed(seed + 1),
+            on_step=_step(epochs_run),
+            should_cancel=should_cancel,
+        )
+        epochs_run += len(refit_history)
+    with torch.no_grad():
+        loss = float(nn.functional.cross_entropy(head(_t(train_x)), torch.from_numpy(train_y.astype(np.int64))))
+        # Fold the standardisation into the layer: W((f - m) / s) + b = (W / s) f + (b - W (m / s)).
+        folded = nn.Linear(train_x.shape[1], n_classes)
+        w = head.weight / torch.from_numpy(std.astype(np.float32))
+        folded.weight.copy_(w)
+        folded.bias.copy_(head.bias - (w * torch.from_numpy(mean.astype(np.float32))).sum(1))
+    log.info("head trained: best epoch %d of %d run in %.2fs", best_epoch, epochs_run, time.monotonic() - started)
+    return HeadFit(
+        folded,
+        best_epoch,
+        epochs_run,
+        loss,
+        val_row.get("val_loss") if has_val else None,
+        val_row.get("val_accuracy") if has_val else None,
+        history,
+    )

@@ -1,0 +1,319 @@
+"""Training data for classification: samples from tags or zone crops, grouped stratified splits, augmentation.
+
+Samples. Without zones, every image tagged with exactly one label is one sample of that label (images with no tag
+are skipped as untagged, images with several tags are skipped as ambiguous; both are counted in the warnings).
+With zones (the regions drawn per camera, normalised polygons), every image gives one crop per zone: the crop is
+the polygon's bounding box, labelled by
+
+1. the box label covering the largest share of the zone, when that share is at least `ZONE_BOX_COVERAGE`
+   (a box drawn around an empty shelf part makes the zone over it "empty");
+2. otherwise, when the image has boxes, `NONE_LABEL` (the image was annotated and nothing is wrong in this zone);
+3. otherwise the image's single tag (a whole photo tagged "ok" makes every zone "ok"); untagged images give nothing.
+
+So 15 captured images of a shelf with 4 zones give 60 labelled crops, which is what makes 15 images enough.
+
+Splits. When the dataset carries its own split (any sample not "auto"), it is used: samples marked val are the
+validation set, test the test set; when there is no test split the val samples become the test set, and validation
+is carved out of train. Otherwise samples are split per label (stratified): 80% train, 10% validation, 10% test, at
+least one of each per label. Splits are by group, never by sample: copies of one photo (file names sharing the
+prefix before `_jpg.rf.`, as Roboflow exports them) and all crops of one image stay on the same side.
+
+Minimums (the seeds): at least `min_per_label` (10 by default) samples per label, so 8 train, 1 validation and 1
+test; fewer is refused with the counts, unless the caller lowers the minimum (tiny test runs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.config.model import ZoneConfig
+from edge.datasets.model import Dataset, Sample
+from trainer.errors import TrainingError
+
+log = logging.getLogger(__name__)
+
+NONE_LABEL = "NONE"
+ZONE_BOX_COVERAGE = 0.10
+_COPY_SUFFIX = re.compile(r"_(?:jpe?g|png|bmp|webp|tiff?)\.rf\.", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ClassSample:
+    """One classification example: an image (or a crop of it) and its label index."""
+
+    path: Path
+    label: int
+    group: str
+    crop: tuple[float, float, float, float] | None = None  # normalised x1, y1, x2, y2
+    name: str = ""
+
+
+@dataclass
+class ClassificationData:
+    """Labels and the three splits, plus what was skipped and why."""
+
+    labels: list[str]
+    train: list[ClassSample]
+    val: list[ClassSample]
+    test: list[ClassSample]
+    split_source: str  # "dataset" or "stratified"
+    warnings: list[str] = field(default_factory=list)
+
+    def counts(self, which: str | None = None) -> dict[str, int]:
+        """Samples per label in one split, or in all of them."""
+        parts = [getattr(self, which)] if which else [self.train, self.val, self.test]
+        counter: Counter[int] = Counter(s.label for part in parts for s in part)
+        return {lab: counter.get(i, 0) for i, lab in enumerate(self.labels)}
+
+
+def read_any(src: Path, fmt: str | None) -> Dataset:
+    """Read a dataset in any supported format (the foundation's readers)."""
+    try:
+        from edge.datasets.formats import read_dataset
+    except ImportError as err:  # the formats module is part of the edge package; a broken install lands here
+        raise TrainingError(f"dataset readers are not available: {err}") from err
+    if not Path(src).exists():
+        raise TrainingError(f"dataset {src} does not exist")
+    if fmt is None:
+        from edge.datasets.formats import detect_format
+
+        fmt = detect_format(Path(src))
+    return read_dataset(Path(src), fmt)
+
+
+def group_key(name: str) -> str:
+    """Copies of one photo share a group: the name up to `_jpg.rf.` (Roboflow), else the name without extension."""
+    base = Path(name).name
+    match = _COPY_SUFFIX.search(base)
+    return base[: match.start()] if match else Path(name).with_suffix("").as_posix()
+
+
+def _zone_box(zone: ZoneConfig) -> tuple[float, float, float, float]:
+    xs = [p[0] for p in zone.polygon]
+    ys = [p[1] for p in zone.polygon]
+    return (min(xs), min(ys), max(xs), max(ys))
+
+
+def _zone_label(sample: Sample, zone_box: tuple[float, float, float, float]) -> str | None:
+    zx1, zy1, zx2, zy2 = zone_box
+    zone_area = max(1e-12, (zx2 - zx1) * (zy2 - zy1))
+    if sample.boxes:
+        cover: dict[str, float] = defaultdict(float)
+        for b in sample.boxes:
+            iw = max(0.0, min(zx2, b.x2) - max(zx1, b.x1))
+            ih = max(0.0, min(zy2, b.y2) - max(zy1, b.y1))
+            cover[b.label] += iw * ih / zone_area
+        best = max(cover.items(), key=lambda kv: kv[1]) if cover else None
+        if best and best[1] >= ZONE_BOX_COVERAGE:
+            return best[0]
+        return NONE_LABEL
+    tags = sorted(set(sample.tags))
+    return tags[0] if len(tags) == 1 else None
+
+
+def classification_samples(
+    ds: Dataset, zones: Sequence[ZoneConfig] | None = None
+) -> tuple[list[str], list[tuple[ClassSample, str]], list[str]]:
+    """(labels, [(sample, dataset split)], warnings) for classification, from tags or zone crops."""
+    raw: list[tuple[Path, str, str, tuple[float, float, float, float] | None, str, str]] = []
+    untagged = ambiguous = 0
+    for s in ds.samples:
+        if zones:
+            for z in zones:
+                box = _zone_box(z)
+                label = _zone_label(s, box)
+                if label is None:
+                    untagged += 1
+                    continue
+                raw.append((s.path, label, group_key(s.name), box, f"{s.name}#{z.id}", s.split))
+            continue
+        tags = sorted(set(s.tags))
+        if not tags:
+            untagged += 1
+        elif len(tags) > 1:
+            ambiguous += 1
+        else:
+            raw.append((s.path, tags[0], group_key(s.name), None, s.name, s.split))
+    warnings = []
+    if untagged:
+        what = "zone crops" if zones else "images"
+        warnings.append(f"{untagged} {what} had no usable tag and were skipped")
+    if ambiguous:
+        warnings.append(f"{ambiguous} images carry several tags and were skipped (classification is one label each)")
+    used = {r[1] for r in raw}
+    labels = [n for n in ds.label_names if n in used]
+    labels += sorted(used - set(labels) - {NONE_LABEL})
+    if NONE_LABEL in used:
+        labels.append(NONE_LABEL)
+    index = {n: i for i, n in enumerate(labels)}
+    out = [(ClassSample(p, index[lab], g, crop, name), split) for p, lab, g, crop, name, split in raw]
+    return labels, out, warnings
+
+
+def _stratified_groups(
+    samples: list[ClassSample], fractions: Sequence[float], rng: np.random.Generator
+) -> list[list[ClassSample]]:
+    """Split samples into len(fractions)+1 parts by group, per label; each later part gets >= 1 group per label."""
+    by_group: dict[str, list[ClassSample]] = defaultdict(list)
+    for s in samples:
+        by_group[s.group].append(s)
+    by_label: dict[int, list[str]] = defaultdict(list)
+    for g, members in sorted(by_group.items()):
+        # A group goes with the label most of its members carry (crops of one image may differ).
+        major = Counter(m.label for m in members).most_common(1)[0][0]
+        by_label[major].append(g)
+    parts: list[list[ClassSample]] = [[] for _ in range(len(fractions) + 1)]
+    for label in sorted(by_label):
+        groups = by_label[label]
+        order = rng.permutation(len(groups))
+        n = len(groups)
+        takes = []
+        for frac in fractions:
+            # At least one group per held-out part when there are enough groups for train to keep one.
+            k = max(1, round(frac * n)) if n > len(fractions) else 0
+            takes.append(k)
+        pos = 0
+        for i, k in enumerate(takes):
+            for j in order[pos : pos + k]:
+                parts[i + 1].extend(by_group[groups[j]])
+            pos += k
+        for j in order[pos:]:
+            parts[0].extend(by_group[groups[j]])
+    return parts
+
+
+def split_classification(
+    labels: list[str],
+    samples: list[tuple[ClassSample, str]],
+    *,
+    seed: int = 0,
+    min_per_label: int = 10,
+    warnings: list[str] | None = None,
+) -> ClassificationData:
+    """Train/val/test for classification: the dataset's own split, or stratified grouped 80/10/10."""
+    warnings = list(warnings or [])
+    if len(labels) < 2:
+        found = labels[0] if labels else "none"
+        raise TrainingError(f"classification needs at least 2 labels with tagged images; found {len(labels)} ({found})")
+    counts = Counter(s.label for s, _ in samples)
+    short = {labels[i]: counts.get(i, 0) for i in range(len(labels)) if counts.get(i, 0) < min_per_label}
+    if short:
+        listed = ", ".join(f"{k!r}: {v}" for k, v in short.items())
+        raise TrainingError(
+            f"too few images per label ({listed}); at least {min_per_label} are needed per label so that "
+            "one lands in validation and one in test (8 train / 1 val / 1 test). Add images, merge rare labels, "
+            "or lower --min-per-label for a tiny test run."
+        )
+    rng = np.random.default_rng(seed)
+    explicit = any(split not in ("auto", "") for _, split in samples)
+    if explicit:
+        train = [s for s, sp in samples if sp in ("train", "auto", "")]
+        val = [s for s, sp in samples if sp == "val"]
+        test = [s for s, sp in samples if sp == "test"]
+        if not test:
+            test, val = val, []
+        if not val:
+            train, val = _stratified_groups(train, [0.125], rng)
+        source = "dataset"
+    else:
+        train, val, test = _stratified_groups([s for s, _ in samples], [0.1, 0.1], rng)
+        source = "stratified"
+    leaked = {s.group for s in train} & {s.group for s in test}
+    if leaked and source == "dataset":
+        warnings.append(
+            f"{len(leaked)} photo groups appear in both the dataset's train and test splits (copies of one "
+            "photo); test accuracy will look better than it is"
+        )
+    for name, part in (("train", train), ("test", test)):
+        missing = [labels[i] for i in range(len(labels)) if not any(s.label == i for s in part)]
+        if missing:
+            raise TrainingError(f"no {name} images for labels {missing}; add images or fix the dataset's split")
+    if len(test) < 10 * len(labels):
+        warnings.append(
+            f"tiny test set ({len(test)} samples for {len(labels)} labels): each test sample moves accuracy by "
+            f"{100.0 / max(1, len(test)):.0f} points; treat the metrics as rough"
+        )
+    return ClassificationData(labels, train, val, test, source, warnings)
+
+
+# ------------------------------------------------------------------------------------------------ images
+
+
+def load_image(path: Path) -> np.ndarray:
+    """Decode an image file into BGR uint8; TrainingError naming the file when it cannot be read."""
+    data = np.fromfile(str(path), dtype=np.uint8) if Path(path).is_file() else None
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None and data.size else None
+    if image is None:
+        raise TrainingError(f"cannot decode image {path}")
+    return image
+
+
+def crop_image(image: np.ndarray, crop: tuple[float, float, float, float] | None) -> np.ndarray:
+    """The normalised crop of an image, cut exactly as the device cuts zone crops, or the image itself."""
+    from edge.runtime.models import crop as device_crop
+
+    return image if crop is None else device_crop(image, crop)
+
+
+def sample_image(sample: ClassSample, cache: dict[Path, np.ndarray] | None = None) -> np.ndarray:
+    """The pixels of one sample (its crop when it has one); decoded images are shared through `cache`."""
+    if cache is not None and sample.path in cache:
+        image = cache[sample.path]
+    else:
+        image = load_image(sample.path)
+        if cache is not None:
+            cache[sample.path] = image
+    return crop_image(image, sample.crop)
+
+
+def augment(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One random shelf-plausible view: scale/crop, small rotation, horizontal flip, colour and light jitter.
+
+    No vertical flips (shelves have a floor), rotations within 7 degrees (cameras are mounted roughly level),
+    crops keep at least 70% of each side (a zone must still show the shelf it covers).
+    """
+    h, w = image.shape[:2]
+    scale = rng.uniform(0.7, 1.0)
+    cw, ch = max(1, round(w * scale)), max(1, round(h * rng.uniform(max(0.7, scale - 0.1), min(1.0, scale + 0.1))))
+    x0 = int(rng.integers(0, w - cw + 1))
+    y0 = int(rng.integers(0, h - ch + 1))
+    out = image[y0 : y0 + ch, x0 : x0 + cw]
+    angle = rng.uniform(-7.0, 7.0)
+    if abs(angle) > 0.5:
+        m = cv2.getRotationMatrix2D((cw / 2.0, ch / 2.0), angle, 1.0)
+        out = cv2.warpAffine(out, m, (cw, ch), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    if rng.random() < 0.5:
+        out = out[:, ::-1]
+    hsv = cv2.cvtColor(np.ascontiguousarray(out), cv2.COLOR_BGR2HSV).astype(np.float32)
+    hsv[..., 0] = (hsv[..., 0] + rng.uniform(-4, 4)) % 180  # small hue shift: colour is often the signal
+    hsv[..., 1] *= rng.uniform(0.75, 1.25)
+    hsv[..., 2] *= rng.uniform(0.7, 1.3)
+    out = cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2BGR)
+    contrast = rng.uniform(0.8, 1.2)
+    mean = float(out.mean())
+    return np.clip((out.astype(np.float32) - mean) * contrast + mean, 0, 255).astype(np.uint8)
+
+
+def dataset_sha256(labels: list[str], samples: Sequence[ClassSample]) -> str:
+    """Hash over the training material: every image's bytes, its crop and label (order-independent)."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps(labels).encode())
+    file_hashes: dict[Path, str] = {}
+    rows = []
+    for s in samples:
+        if s.path not in file_hashes:
+            file_hashes[s.path] = hashlib.sha256(Path(s.path).read_bytes()).hexdigest()
+        rows.append(f"{file_hashes[s.path]} {labels[s.label]} {s.crop}")
+    for row in sorted(rows):
+        digest.update(row.encode())
+    return digest.hexdigest()
