@@ -255,7 +255,9 @@ def load_public_key(spec: str | Path) -> Ed25519PublicKey:
 
 def _short(spec: str | Path) -> str:
     text = str(spec).strip()
-    return text if len(text) <= 60 else text[:57] + "..."
+    if text.startswith("-----BEGIN"):
+        return "(PEM text)"
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 # --- writing ---
@@ -521,9 +523,20 @@ def _first_errors(err: ValidationError, limit: int = 3) -> str:
 
 
 def _load_trusted(trusted_keys: list[str] | list[Ed25519PublicKey]) -> list[Ed25519PublicKey]:
+    # One unreadable entry (a typo in the config) must not block bundles signed by the others: skip it loudly.
     keys: list[Ed25519PublicKey] = []
+    problems: list[str] = []
     for spec in trusted_keys:
-        keys.append(spec if isinstance(spec, Ed25519PublicKey) else load_public_key(spec))
+        if isinstance(spec, Ed25519PublicKey):
+            keys.append(spec)
+            continue
+        try:
+            keys.append(load_public_key(spec))
+        except BundleError as err:
+            problems.append(str(err))
+            log.warning("trusted key skipped: %s", err)
+    if not keys:
+        raise BundleError(f"no usable trusted key: {'; '.join(problems)}")
     return keys
 
 

@@ -275,3 +275,10 @@ def test_key_loading_errors(tmp_path: Path) -> None:
     with pytest.raises(BundleError, match="not an unencrypted PEM private key"):
         load_private_key(public)
     assert load_private_key(private).public_key() is not None
+
+
+def test_unreadable_trusted_key_is_skipped_not_fatal(signed: TinyBundle, tmp_path: Path) -> None:
+    missing = str(tmp_path / "typo.pub")
+    assert verify_bundle(signed.bundle_dir, [missing, str(signed.public_key)]).version == "tiny-cls-1"
+    with pytest.raises(BundleError, match=r"no usable trusted key: public key .*typo\.pub"):
+        verify_bundle(signed.bundle_dir, [missing])
