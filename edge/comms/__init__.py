@@ -1,0 +1,1 @@
+"""Messaging: the Communicator interface, the MQTT implementation, its durable outbox, Home Assistant discovery."""

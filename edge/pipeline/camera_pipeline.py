@@ -1,0 +1,406 @@
+"""One thread per camera: latest frame -> current model -> zone scores -> zone states -> sink.
+
+- Pacing: the pipeline evaluates at the camera's `fps` (or as fast as frames come when fps is None, for the
+  benchmark). It always takes the capture's latest frame and never queues; frames the capture produced in between
+  are counted as skipped.
+- Isolation: each camera has its own thread, so a slow or failing camera never stalls another; an exception while
+  evaluating one frame is logged (rate-limited), counted, and the next frame is tried.
+- Watchdog: a `Watchdog` thread watches every pipeline's engine call; one that runs longer than
+  `watchdog_seconds` is reported (status `hung`, error log, `shelfwatch_watchdog_trips_total`) and the pipeline
+  recovers: the stuck worker is abandoned (it exits if the call ever returns), the engine is recreated from the
+  bundle, and a fresh worker carries on from the latest frame.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from edge.config.model import EventsConfig, ZoneConfig
+from edge.pipeline.metrics import MetricsRegistry, RateMeter
+from edge.pipeline.model_slot import ActiveModel, ModelSlot
+from edge.pipeline.zones import (
+    DetectedBox,
+    Transition,
+    Zone,
+    ZoneScore,
+    ZoneState,
+    crop_zone,
+    score_classification,
+    score_detections,
+)
+
+log = logging.getLogger(__name__)
+
+
+class FrameLike(Protocol):
+    """What the pipeline reads from a captured frame (edge.cameras.capture.Frame)."""
+
+    seq: int
+    image: np.ndarray
+
+
+class FrameSource(Protocol):
+    """What the pipeline needs from a camera capture (edge.cameras.capture.CameraCapture)."""
+
+    def wait_frame(self, after_seq: int, timeout: float) -> Any:
+        """The latest frame newer than after_seq, waiting up to timeout; None when there is none."""
+        ...
+
+
+class PipelineSink(Protocol):
+    """Where the pipeline's results go (edge.pipeline.reporter.Reporter publishes and records them)."""
+
+    def camera_status(self, camera: str, online: bool) -> None:
+        """The camera came online or went offline."""
+
+    def zone_state(self, camera: str, zone: str, state: ZoneState, model: ActiveModel | None) -> None:
+        """A zone's state changed (or its retained state is due for a refresh)."""
+
+    def zone_event(
+        self, camera: str, zone: str, transition: Transition, image: np.ndarray | None, model: ActiveModel | None
+    ) -> None:
+        """A low-stock alert opened (phase start) or closed (phase end)."""
+
+    def frame_done(self, camera: str, frame: Any, scores: Sequence[tuple[str, ZoneScore]]) -> None:
+        """Every evaluated frame (benchmark hook; the device's reporter ignores it)."""
+
+
+def zones_for_model(configs: Sequence[ZoneConfig], model: ActiveModel | None) -> list[Zone]:
+    """Zone configs -> evaluation zones; a zone's own label overrides the model's alert labels when the model has it."""
+    out: list[Zone] = []
+    for z in configs:
+        if z.label and (model is None or z.label in model.labels):
+            labels: tuple[str, ...] = (z.label,)
+        else:
+            if z.label and model is not None:
+                log.warning(
+                    "zone %s names label %r that model %s lacks; using its alert labels", z.id, z.label, model.version
+                )
+            labels = model.alert_labels if model is not None else ()
+        out.append(Zone(z.id, tuple((float(x), float(y)) for x, y in z.polygon), labels))
+    return out
+
+
+def evaluate_zones(
+    active: ActiveModel, image: np.ndarray, zones: Sequence[Zone], min_overlap: float
+) -> list[ZoneScore]:
+    """Run the model on one frame and score every zone (see edge.pipeline.zones for the rules)."""
+    if not zones:
+        return []
+    model = active.model
+    if active.task == "detection":
+        detections = model.predict(image)
+        boxes = [DetectedBox(d.label, float(d.score), tuple(d.bbox)) for d in detections]  # type: ignore[arg-type]
+        return score_detections(boxes, zones, min_overlap)
+    crops = [crop_zone(image, z) for z in zones]
+    results = model.predict_batch(crops)
+    return score_classification([dict(r.label_scores) for r in results], zones)
+
+
+@dataclass
+class PipelineStats:
+    """Counters a pipeline keeps for /api/v1/status, MQTT stats and the benchmark."""
+
+    evaluated: int = 0
+    skipped: int = 0
+    errors: int = 0
+    watchdog_trips: int = 0
+    last_inference_ms: float = 0.0
+    last_error: str | None = None
+
+
+class CameraPipeline:
+    """Evaluates one camera's zones on its own thread (see the module docstring)."""
+
+    def __init__(
+        self,
+        camera_id: str,
+        source: FrameSource,
+        slot: ModelSlot,
+        zones: Callable[[], Sequence[ZoneConfig]],
+        events: EventsConfig,
+        sink: PipelineSink,
+        metrics: MetricsRegistry | None = None,
+        fps: float | None = 2.0,
+        min_overlap: float = 0.5,
+        zones_refresh_seconds: float = 5.0,
+        state_refresh_seconds: float = 60.0,
+    ) -> None:
+        self.camera_id = camera_id
+        self.source = source
+        self.slot = slot
+        self.zones_provider = zones
+        self.events = events
+        self.sink = sink
+        self.metrics = metrics or MetricsRegistry()
+        self.fps = fps
+        self.min_overlap = min_overlap
+        self.zones_refresh_seconds = zones_refresh_seconds
+        self.state_refresh_seconds = state_refresh_seconds
+        self.stats = PipelineStats()
+        self.capture_rate = RateMeter()
+        self.eval_rate = RateMeter()
+        self.skip_rate = RateMeter()
+        self.online = True
+        self.status = "starting"
+        self._states: dict[str, ZoneState] = {}
+        self._zone_configs: list[ZoneConfig] = []
+        self._zones_loaded_at = -1e9
+        self._state_published_at: dict[str, float] = {}
+        self._lock = threading.RLock()  # zone states: the worker and camera status callbacks both change them
+        self._stop = threading.Event()
+        self._generation = 0
+        self._busy_since: float | None = None
+        self._busy_generation = -1
+        self._last_seq = -1
+        self._thread: threading.Thread | None = None
+        self._labels = {"camera": camera_id}
+        self._last_error_log = 0.0
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+
+    def start(self) -> CameraPipeline:
+        """Start the worker thread."""
+        self._refresh_zones(force=True)
+        self._generation += 1
+        self._spawn()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the worker (waits up to timeout; an abandoned hung call is left to die with the process)."""
+        self._stop.set()
+        t = self._thread
+        if t is not None and t.is_alive():
+            t.join(timeout)
+
+    def _spawn(self) -> None:
+        gen = self._generation
+        self._thread = threading.Thread(
+            target=self._run, args=(gen,), name=f"pipeline-{self.camera_id}-{gen}", daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def healthy(self) -> bool:
+        """Running and not stuck in an engine call (feeds the systemd watchdog)."""
+        t = self._thread
+        return t is not None and t.is_alive() and self.status not in ("hung", "stopped")
+
+    # -- camera status ---------------------------------------------------------------------------------------
+
+    def set_online(self, online: bool) -> None:
+        """The capture says the camera is (not) delivering frames: zones go unknown at once when it is not."""
+        with self._lock:
+            if online == self.online:
+                return
+            self.online = online
+            self.sink.camera_status(self.camera_id, online)
+            if not online:
+                model = self.slot.current
+                for zone_id, state in self._states.items():
+                    if state.set_offline() is not None:
+                        self._publish_state(zone_id, state, model)
+
+    # -- zones -----------------------------------------------------------------------------------------------
+
+    def _refresh_zones(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._zones_loaded_at < self.zones_refresh_seconds:
+            return
+        self._zones_loaded_at = now
+        try:
+            configs = list(self.zones_provider())
+        except Exception as err:
+            log.warning("camera %s: could not read zones, keeping the previous ones: %s", self.camera_id, err)
+            return
+        if configs == self._zone_configs:
+            return
+        with self._lock:
+            self._zone_configs = configs
+            ids = {z.id for z in configs}
+            for gone in set(self._states) - ids:
+                del self._states[gone]
+            for z in configs:
+                if z.id not in self._states:
+                    self._states[z.id] = ZoneState(
+                        self.events.on_threshold, self.events.off_threshold, self.events.min_frames
+                    )
+                    self._publish_state(z.id, self._states[z.id], self.slot.current)
+        log.info("camera %s: evaluating %d zone(s): %s", self.camera_id, len(configs), ", ".join(sorted(ids)))
+
+    def zone_states(self) -> dict[str, ZoneState]:
+        """A copy of the current zone states (for status pages)."""
+        with self._lock:
+            return dict(self._states)
+
+    def zone_configs(self) -> list[ZoneConfig]:
+        """The zones evaluated now."""
+        return list(self._zone_configs)
+
+    # -- the worker ------------------------------------------------------------------------------------------
+
+    def _run(self, generation: int) -> None:
+        interval = 1.0 / self.fps if self.fps else 0.0
+        next_due = time.monotonic()
+        self.status = "running"
+        while not self._stop.is_set() and generation == self._generation:
+            if interval:
+                delay = next_due - time.monotonic()
+                if delay > 0 and self._stop.wait(delay):
+                    break
+                # Never burst to catch up after a stall: the next evaluation is one interval from now at the latest.
+                next_due = max(next_due + interval, time.monotonic())
+            try:
+                frame = self.source.wait_frame(self._last_seq, timeout=1.0)
+            except Exception as err:
+                self._report_error(f"reading a frame failed: {err}")
+                self._stop.wait(0.5)
+                continue
+            if frame is None or generation != self._generation:
+                continue
+            self._take(frame, generation)
+        if generation == self._generation:
+            self.status = "stopped"
+
+    def _take(self, frame: Any, generation: int) -> None:
+        seq = int(frame.seq)
+        if self._last_seq >= 0 and seq > self._last_seq + 1:
+            missed = seq - self._last_seq - 1
+            self.stats.skipped += missed
+            self.skip_rate.add(missed)
+            self.metrics.inc("shelfwatch_frames_skipped_total", "Captured frames not evaluated.", self._labels, missed)
+        self.capture_rate.add(max(1, seq - self._last_seq) if self._last_seq >= 0 else 1)
+        self._last_seq = seq
+        if not self.online:
+            self.set_online(True)
+        self._refresh_zones()
+        active = self.slot.current
+        if active is None:
+            return
+        zones = zones_for_model(self._zone_configs, active)
+        self._busy_generation = generation
+        self._busy_since = time.monotonic()
+        try:
+            scores = evaluate_zones(active, frame.image, zones, self.min_overlap)
+        except Exception as err:
+            self._busy_since = None
+            if generation == self._generation:
+                self._report_error(f"model {active.version} failed on frame {seq}: {err}")
+            return
+        elapsed_ms = (time.monotonic() - self._busy_since) * 1000.0
+        self._busy_since = None
+        if generation != self._generation:
+            return  # the watchdog gave up on this worker while it was stuck; a fresh one carries on
+        if self.status != "running":
+            self.status = "running"
+        self.stats.evaluated += 1
+        self.stats.last_inference_ms = elapsed_ms
+        self.eval_rate.add()
+        self.metrics.inc("shelfwatch_frames_evaluated_total", "Frames evaluated by the model.", self._labels)
+        self.metrics.observe(
+            "shelfwatch_inference_ms", "Model time per evaluated frame (ms).", elapsed_ms, self._labels
+        )
+        self._apply(frame, zones, scores, active)
+
+    def _apply(self, frame: Any, zones: Sequence[Zone], scores: Sequence[ZoneScore], active: ActiveModel) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for zone, score in zip(zones, scores, strict=True):
+                state = self._states.get(zone.id)
+                if state is None:
+                    continue
+                transition = state.update(score)
+                if transition is not None:
+                    self._publish_state(zone.id, state, active)
+                    if transition.phase is not None:
+                        self.sink.zone_event(self.camera_id, zone.id, transition, frame.image, active)
+                elif now - self._state_published_at.get(zone.id, 0.0) >= self.state_refresh_seconds:
+                    self._publish_state(zone.id, state, active)
+        self.sink.frame_done(self.camera_id, frame, [(z.id, s) for z, s in zip(zones, scores, strict=True)])
+
+    def _publish_state(self, zone_id: str, state: ZoneState, model: ActiveModel | None) -> None:
+        self._state_published_at[zone_id] = time.monotonic()
+        self.sink.zone_state(self.camera_id, zone_id, state, model)
+
+    def _report_error(self, message: str) -> None:
+        self.stats.errors += 1
+        self.stats.last_error = message
+        self.metrics.inc("shelfwatch_pipeline_errors_total", "Frames whose evaluation failed.", self._labels)
+        now = time.monotonic()
+        if now - self._last_error_log > 10.0:  # a broken model fails every frame: log once per 10 s, count all
+            self._last_error_log = now
+            log.error("camera %s: %s", self.camera_id, message)
+
+    # -- watchdog hooks --------------------------------------------------------------------------------------
+
+    def busy_for(self) -> float:
+        """Seconds the current engine call has been running (0 when idle)."""
+        since = self._busy_since
+        return 0.0 if since is None else time.monotonic() - since
+
+    def mark_hang_reported(self) -> None:
+        """The watchdog has seen the current call: report it once, not on every check."""
+        self._busy_since = None
+
+    def recover_from_hang(self, seconds: float) -> None:
+        """Abandon the stuck worker, recreate the engine, start a fresh worker."""
+        if self._busy_generation != self._generation:
+            return
+        self.status = "hung"
+        self.stats.watchdog_trips += 1
+        self.metrics.inc(
+            "shelfwatch_watchdog_trips_total", "Engine calls that exceeded watchdog_seconds.", self._labels
+        )
+        active = self.slot.current
+        log.error(
+            "camera %s: engine call hung for %.1f s (model %s); recreating the engine",
+            self.camera_id,
+            seconds,
+            active.version if active else "none",
+        )
+        self._busy_since = None
+        self._generation += 1  # the stuck worker sees this when (if) its call returns and exits
+        try:
+            self.slot.reload()
+        except Exception as err:
+            log.error("camera %s: recreating the engine failed: %s", self.camera_id, err)
+        if not self._stop.is_set():
+            self._spawn()
+
+
+class Watchdog:
+    """Checks every pipeline's current engine call; a call longer than `limit_seconds` is reported and recovered."""
+
+    def __init__(self, pipelines: Sequence[CameraPipeline], limit_seconds: float, interval: float = 0.25) -> None:
+        self.pipelines = list(pipelines)
+        self.limit_seconds = limit_seconds
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pipeline-watchdog", daemon=True)
+
+    def start(self) -> Watchdog:
+        """Start watching."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop watching."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            for p in self.pipelines:
+                busy = p.busy_for()
+                if busy > self.limit_seconds:
+                    # Recovery loads a model: do it off the watchdog thread so other pipelines stay watched.
+                    p.mark_hang_reported()
+                    threading.Thread(target=p.recover_from_hang, args=(busy,), daemon=True).start()

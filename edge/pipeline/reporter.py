@@ -1,0 +1,109 @@
+"""The pipelines' sink on the device: turns zone states and alerts into messages, event log rows and snapshots.
+
+Knows the device-relative topics (`<camera>/status`, `<camera>/<zone>/state`, `events`) and payload shapes of
+DESIGN.md, but not MQTT: it talks to a `Communicator`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from edge.comms.base import Communicator, to_json
+from edge.events import Event, EventDraft, EventLog, SnapshotStore
+from edge.pipeline.metrics import MetricsRegistry
+from edge.pipeline.model_slot import ActiveModel
+from edge.pipeline.zones import Transition, ZoneScore, ZoneState, utc_now_iso
+
+log = logging.getLogger(__name__)
+
+
+def model_ref(model: ActiveModel | None) -> dict[str, str | None]:
+    """`{"name", "version"}` of the model, or nulls before any model is installed."""
+    return {"name": model.name if model else None, "version": model.version if model else None}
+
+
+def state_payload(state: ZoneState, model: ActiveModel | None) -> dict[str, Any]:
+    """The retained `<camera>/<zone>/state` JSON: state, score, since, model."""
+    return {
+        "state": state.state,
+        "score": None if state.score is None else round(float(state.score), 4),
+        "since": state.since,
+        "model": model_ref(model),
+    }
+
+
+class Reporter:
+    """PipelineSink for the device: publish states, record and queue events, keep snapshots, count."""
+
+    def __init__(
+        self,
+        comms: Communicator,
+        event_log: EventLog,
+        snapshots: SnapshotStore,
+        metrics: MetricsRegistry | None = None,
+    ) -> None:
+        self.comms = comms
+        self.event_log = event_log
+        self.snapshots = snapshots
+        self.metrics = metrics or MetricsRegistry()
+
+    def camera_status(self, camera: str, online: bool) -> None:
+        """Retained `online`/`offline` on `<camera>/status`."""
+        log.info("camera %s is %s", camera, "online" if online else "offline")
+        self.metrics.set(
+            "shelfwatch_camera_online", "1 while the camera delivers frames.", int(online), {"camera": camera}
+        )
+        self.comms.publish(f"{camera}/status", "online" if online else "offline", retain=True)
+
+    def zone_state(self, camera: str, zone: str, state: ZoneState, model: ActiveModel | None) -> None:
+        """Retained zone state JSON."""
+        self.comms.publish(f"{camera}/{zone}/state", to_json(state_payload(state, model)), retain=True)
+
+    def zone_event(
+        self, camera: str, zone: str, transition: Transition, image: np.ndarray | None, model: ActiveModel | None
+    ) -> None:
+        """Record the event (log, snapshot), then hand it to the durable outbox."""
+        assert transition.phase is not None
+        draft = EventDraft(
+            phase=transition.phase,
+            camera=camera,
+            zone=zone,
+            label=transition.label,
+            score=transition.score,
+            bbox=transition.bbox,
+            ts=utc_now_iso(),
+            model_name=model.name if model else None,
+            model_version=model.version if model else None,
+        )
+        event = self.event_log.record(draft)
+        if image is not None:
+            try:
+                self.snapshots.save(event.id, image)
+            except OSError as err:  # a full disk must not stop the event itself
+                log.error("snapshot of event %s could not be written: %s", event.id, err)
+        self.queue(event)
+        self.metrics.inc(
+            "shelfwatch_events_total", "Low-stock events raised.", {"camera": camera, "phase": transition.phase}
+        )
+        log.info("event %s #%d: %s %s/%s score %.2f", event.id, event.seq, transition.phase, camera, zone, draft.score)
+
+    def queue(self, event: Event) -> None:
+        """Hand an event to the outbox and remember that it is there."""
+        self.comms.publish_durable("events", event.to_json(), key=event.id)
+        self.event_log.mark_queued(event.id)
+
+    def requeue_unqueued(self) -> int:
+        """After a crash: queue events the log has but the outbox never got; returns how many."""
+        pending = self.event_log.unqueued()
+        for event in pending:
+            self.queue(event)
+        if pending:
+            log.warning("re-queued %d event(s) that a previous run recorded but had not queued", len(pending))
+        return len(pending)
+
+    def frame_done(self, camera: str, frame: Any, scores: Sequence[tuple[str, ZoneScore]]) -> None:
+        """Nothing to do per frame on the device (the benchmark's reporter publishes here)."""

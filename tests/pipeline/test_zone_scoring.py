@@ -1,0 +1,64 @@
+"""Zone scoring: polygon crops for classifiers, box overlap for detectors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge.pipeline.zones import DetectedBox, Zone, box_overlap, crop_zone, score_classification, score_detections
+
+RECT = Zone("left", ((0.0, 0.0), (0.5, 0.0), (0.5, 1.0), (0.0, 1.0)), ("empty",))
+TRIANGLE = Zone("tri", ((0.0, 0.0), (1.0, 0.0), (0.0, 1.0)), ("empty",))
+
+
+def test_crop_masks_outside_the_polygon() -> None:
+    image = np.full((100, 100, 3), 200, dtype=np.uint8)
+    crop = crop_zone(image, TRIANGLE)
+    assert crop.shape == (100, 100, 3)
+    assert crop[5, 5].tolist() == [200, 200, 200]  # inside
+    assert crop[95, 95].tolist() == [0, 0, 0]  # outside the triangle: masked
+
+
+def test_crop_of_a_rectangle_is_the_rectangle() -> None:
+    image = np.zeros((40, 80, 3), dtype=np.uint8)
+    image[:, :40] = 255
+    crop = crop_zone(image, RECT)
+    assert crop.shape == (40, 40, 3) and crop.min() == 255
+
+
+def test_classification_score_is_the_best_alert_label() -> None:
+    zones = [RECT, Zone("b", RECT.polygon, ("empty", "gap"))]
+    out = score_classification([{"empty": 0.2, "full": 0.8}, {"empty": 0.3, "gap": 0.6, "full": 0.1}], zones)
+    assert [(s.label, s.score) for s in out] == [("empty", 0.2), ("gap", 0.6)]
+
+
+@pytest.mark.parametrize(
+    ("box", "expected"),
+    [
+        ((0.1, 0.1, 0.3, 0.3), 1.0),  # wholly inside
+        ((0.4, 0.0, 0.6, 1.0), 0.5),  # half inside
+        ((0.6, 0.0, 0.9, 1.0), 0.0),  # outside
+    ],
+)
+def test_overlap_is_share_of_the_box(box: tuple[float, float, float, float], expected: float) -> None:
+    assert box_overlap(box, RECT.bbox(), RECT.polygon) == pytest.approx(expected, abs=1e-6)
+
+
+def test_overlap_with_a_triangle_uses_the_polygon() -> None:
+    # The box's lower-right half lies outside the triangle x + y <= 1.
+    share = box_overlap((0.0, 0.0, 1.0, 1.0), TRIANGLE.bbox(), TRIANGLE.polygon)
+    assert 0.4 < share < 0.6
+
+
+def test_detection_score_takes_best_overlapping_alert_box() -> None:
+    dets = [
+        DetectedBox("empty", 0.95, (0.7, 0.1, 0.9, 0.9)),  # best score but in the other half
+        DetectedBox("empty", 0.7, (0.1, 0.1, 0.4, 0.9)),
+        DetectedBox("stocked", 0.99, (0.1, 0.1, 0.4, 0.9)),  # not an alert label
+        DetectedBox("empty", 0.8, (0.3, 0.1, 0.7, 0.9)),  # 50 % inside: below 0.6
+    ]
+    (score,) = score_detections(dets, [RECT], min_overlap=0.6)
+    assert score.score == pytest.approx(0.7) and score.label == "empty"
+    assert score.bbox == (0.1, 0.1, 0.4, 0.9)
+    (none,) = score_detections([], [RECT], min_overlap=0.5)
+    assert none.score == 0.0 and none.bbox is None
