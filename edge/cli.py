@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 COMMAND_MODULES = [
     "edge.commands.config_cmd",
     "edge.commands.bundle_cmd",
+    "edge.commands.dataset_cmd",
+    "edge.commands.users_cmd",
     "edge.commands.run_cmd",
 ]
 

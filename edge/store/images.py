@@ -1,0 +1,206 @@
+"""Image intake: header sanity, decoding, size limits, sha256 and perceptual hash, and atomic file writes.
+
+Validation happens before anything is stored: the header is read first so that a decompression bomb is refused
+before the decoder allocates its pixels, then the whole file is decoded (an image we cannot decode is an image the
+trainer and the device cannot use either).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import struct
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge.errors import ImageError, ImageTooLargeError
+
+log = logging.getLogger(__name__)
+
+MIB = 1024 * 1024
+TEMP_PREFIX = ".tmp-"
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """What validation learned about one image file."""
+
+    sha256: str
+    ext: str
+    width: int
+    height: int
+    size: int
+    phash: int
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The file extension of a supported image format, from its magic bytes; None when not an image we accept."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpg"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if data.startswith(b"BM"):
+        return "bmp"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return "tif"
+    return None
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    pos = 2
+    n = len(data)
+    while pos + 4 <= n:
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
+            pos += 2
+            continue
+        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+        # SOF0..SOF15 carry the frame size; C4 (DHT), C8 (JPG) and CC (DAC) share the range but do not.
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            if pos + 9 > n:
+                return None
+            height, width = struct.unpack(">HH", data[pos + 5 : pos + 9])
+            return width, height
+        pos += 2 + length
+    return None
+
+
+def header_size(data: bytes, ext: str) -> tuple[int, int] | None:
+    """Width and height from the file header without decoding; None when the header does not say (TIFF)."""
+    try:
+        if ext == "png":
+            if data[12:16] != b"IHDR":
+                return None
+            w, h = struct.unpack(">II", data[16:24])
+            return int(w), int(h)
+        if ext == "jpg":
+            return _jpeg_size(data)
+        if ext == "bmp":
+            w, h = struct.unpack("<ii", data[18:26])
+            return abs(int(w)), abs(int(h))
+        if ext == "webp":
+            chunk = data[12:16]
+            if chunk == b"VP8X":
+                w = int.from_bytes(data[24:27], "little") + 1
+                h = int.from_bytes(data[27:30], "little") + 1
+                return w, h
+            if chunk == b"VP8L":
+                bits = int.from_bytes(data[21:25], "little")
+                return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+            if chunk == b"VP8 ":
+                w, h = struct.unpack("<HH", data[26:30])
+                return int(w) & 0x3FFF, int(h) & 0x3FFF
+    except struct.error:
+        return None
+    return None
+
+
+def _looks_truncated(data: bytes, ext: str) -> bool:
+    # libjpeg and libpng happily return a half-grey picture for a cut-off file; the end markers tell us.
+    if ext == "jpg":
+        return not data.rstrip(b"\x00\r\n\t ").endswith(b"\xff\xd9")
+    if ext == "png":
+        return b"IEND" not in data[-64:]
+    return False
+
+
+def dhash(gray: np.ndarray) -> int:
+    """64-bit difference hash of a greyscale image: robust to re-encoding, scaling and brightness changes."""
+    import cv2
+
+    small = cv2.resize(gray, (9, 8), interpolation=cv2.INTER_AREA).astype(np.int16)
+    bits = (small[:, 1:] > small[:, :-1]).flatten()
+    value = 0
+    for bit in bits:
+        value = (value << 1) | int(bit)
+    return value
+
+
+def hamming(a: int, b: int) -> int:
+    """Number of differing bits between two 64-bit hashes."""
+    return (a ^ b).bit_count()
+
+
+def validate_image(data: bytes, name: str, *, max_image_mb: float, max_pixels: int) -> ImageFacts:
+    """Check that `data` is one decodable image within the limits; raise ImageError naming `name` otherwise."""
+    import cv2
+
+    size = len(data)
+    if size > max_image_mb * MIB:
+        raise ImageTooLargeError(f"{name}: {size / MIB:.1f} MiB is over the {max_image_mb:g} MiB image limit")
+    if size == 0:
+        raise ImageError(f"{name}: the file is empty")
+    ext = sniff_format(data)
+    if ext is None:
+        raise ImageError(f"{name}: not a supported image (JPEG, PNG, BMP, WebP or TIFF expected)")
+    declared = header_size(data, ext)
+    if declared is not None:
+        w, h = declared
+        if w <= 0 or h <= 0:
+            raise ImageError(f"{name}: the {ext.upper()} header declares an empty image ({w}x{h})")
+        if w * h > max_pixels:
+            raise ImageTooLargeError(f"{name}: {w}x{h} pixels is over the limit of {max_pixels} pixels")
+    elif ext != "tif":
+        raise ImageError(f"{name}: the {ext.upper()} header is damaged (no image size found)")
+    if _looks_truncated(data, ext):
+        raise ImageError(f"{name}: the {ext.upper()} file is truncated (no end marker)")
+    decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_GRAYSCALE)
+    if decoded is None or decoded.size == 0:
+        raise ImageError(f"{name}: the image could not be decoded (corrupt or unsupported {ext.upper()} data)")
+    height, width = int(decoded.shape[0]), int(decoded.shape[1])
+    if width * height > max_pixels:
+        raise ImageTooLargeError(f"{name}: {width}x{height} pixels is over the limit of {max_pixels} pixels")
+    return ImageFacts(
+        sha256=hashlib.sha256(data).hexdigest(),
+        ext=ext,
+        width=width,
+        height=height,
+        size=size,
+        phash=dhash(decoded),
+    )
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to `path` via a temp file in the same folder and os.replace: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def remove_stale_temp_files(images_dir: Path, older_than_s: float = 3600.0) -> int:
+    """Delete temp files a crash left behind; returns how many."""
+    removed = 0
+    if not images_dir.is_dir():
+        return 0
+    # Only old ones: another process sharing this data_dir (the CLI beside the daemon) may be writing right now.
+    cutoff = time.time() - older_than_s
+    for tmp in images_dir.glob(f"*/{TEMP_PREFIX}*"):
+        with contextlib.suppress(FileNotFoundError):
+            if tmp.stat().st_mtime < cutoff:
+                tmp.unlink()
+                removed += 1
+    if removed:
+        log.warning("removed %s temp files left by an interrupted write in %s", removed, images_dir)
+    return removed

@@ -1,0 +1,94 @@
+"""What the store hands out: plain dataclasses with a JSON-friendly `as_dict()` (the web API returns these)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from edge.datasets.model import Box
+
+
+def box_dict(box: Box) -> dict[str, Any]:
+    """A box as the API shows it: {"label", "x1", "y1", "x2", "y2"}."""
+    return {"label": box.label, "x1": box.x1, "y1": box.y1, "x2": box.x2, "y2": box.y2}
+
+
+@dataclass
+class Annotations:
+    """An image's whole-image tags and its boxes (normalised coordinates)."""
+
+    tags: list[str] = field(default_factory=list)
+    boxes: list[Box] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly form."""
+        return {"tags": list(self.tags), "boxes": [box_dict(b) for b in self.boxes]}
+
+
+@dataclass
+class ImageRecord:
+    """One stored image. `duplicate_of`: the identical image (on add) or the closest near-duplicate, else None."""
+
+    id: int
+    sha256: str
+    filename: str | None
+    camera: str | None
+    captured_at: str | None
+    created: str
+    width: int
+    height: int
+    split: str
+    phash: str
+    tags: list[str] = field(default_factory=list)
+    boxes: list[Box] = field(default_factory=list)
+    duplicate_of: int | None = None
+    size: int = 0
+    ext: str = "jpg"
+
+    @property
+    def tagged(self) -> bool:
+        """Whether the image carries any tag or box."""
+        return bool(self.tags or self.boxes)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly form."""
+        return {
+            "id": self.id,
+            "sha256": self.sha256,
+            "filename": self.filename,
+            "camera": self.camera,
+            "captured_at": self.captured_at,
+            "created": self.created,
+            "width": self.width,
+            "height": self.height,
+            "size": self.size,
+            "split": self.split,
+            "phash": self.phash,
+            "tags": list(self.tags),
+            "boxes": [box_dict(b) for b in self.boxes],
+            "tagged": self.tagged,
+            "duplicate_of": self.duplicate_of,
+        }
+
+
+@dataclass
+class LabelRecord:
+    """A label with its use counts: images tagged with it and boxes drawn with it."""
+
+    id: int
+    name: str
+    description: str
+    color: str
+    images: int = 0
+    boxes: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly form."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "description": self.description,
+            "color": self.color,
+            "images": self.images,
+            "boxes": self.boxes,
+        }

@@ -1,0 +1,112 @@
+"""The store's SQLite schema as numbered migrations; `migrate` brings any older database up to date."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+
+from edge.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+# Append only: a released migration never changes, a new one gets the next number.
+MIGRATIONS: list[str] = [
+    # 1: labels, images, annotations, settings, zones
+    """
+    CREATE TABLE labels (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        description TEXT NOT NULL DEFAULT '',
+        color TEXT NOT NULL,
+        created TEXT NOT NULL
+    );
+    CREATE TABLE images (
+        id INTEGER PRIMARY KEY,
+        sha256 TEXT NOT NULL UNIQUE,
+        ext TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        filename TEXT,
+        camera TEXT,
+        captured_at TEXT,
+        created TEXT NOT NULL,
+        width INTEGER NOT NULL,
+        height INTEGER NOT NULL,
+        split TEXT NOT NULL DEFAULT 'auto' CHECK (split IN ('train', 'val', 'test', 'auto')),
+        phash TEXT NOT NULL,
+        near_duplicate_of INTEGER REFERENCES images(id) ON DELETE SET NULL
+    );
+    CREATE INDEX images_camera ON images(camera);
+    CREATE INDEX images_split ON images(split);
+    CREATE INDEX images_near_duplicate_of ON images(near_duplicate_of);
+    CREATE TABLE image_tags (
+        image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+        label_id INTEGER NOT NULL REFERENCES labels(id) ON DELETE CASCADE,
+        PRIMARY KEY (image_id, label_id)
+    );
+    CREATE INDEX image_tags_label ON image_tags(label_id);
+    CREATE TABLE boxes (
+        id INTEGER PRIMARY KEY,
+        image_id INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+        label_id INTEGER NOT NULL REFERENCES labels(id) ON DELETE CASCADE,
+        x1 REAL NOT NULL, y1 REAL NOT NULL, x2 REAL NOT NULL, y2 REAL NOT NULL,
+        CHECK (0 <= x1 AND x1 < x2 AND x2 <= 1 AND 0 <= y1 AND y1 < y2 AND y2 <= 1)
+    );
+    CREATE INDEX boxes_image ON boxes(image_id);
+    CREATE INDEX boxes_label ON boxes(label_id);
+    CREATE TABLE settings (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE zones (
+        camera_id TEXT PRIMARY KEY,
+        zones TEXT NOT NULL,
+        updated TEXT NOT NULL
+    );
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def current_version(conn: sqlite3.Connection) -> int:
+    """The schema version recorded in the database (0 for a new file)."""
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+    return int(row[0] or 0)
+
+
+def _statements(script: str) -> list[str]:
+    statements: list[str] = []
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        statements.append(buffer.strip())
+    return statements
+
+
+def migrate(conn: sqlite3.Connection, source: str) -> int:
+    """Apply every migration the database lacks, all in one transaction; returns the final version."""
+    # The write lock is taken before the version is read, so two processes opening a new data_dir at once
+    # cannot both run the same migration.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = current_version(conn)
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{source} has schema version {version}, newer than this shelfwatch knows ({SCHEMA_VERSION}); "
+                "upgrade shelfwatch or use another data_dir"
+            )
+        for number in range(version + 1, SCHEMA_VERSION + 1):
+            for statement in _statements(MIGRATIONS[number - 1]):
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (number,))
+            log.info("dataset store %s migrated to schema %s", source, number)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return SCHEMA_VERSION

@@ -1,0 +1,83 @@
+"""The readiness verdict on its own: counts in, (ready, problems, warnings) out."""
+
+from __future__ import annotations
+
+from edge.config import DatasetRulesConfig
+from edge.store import readiness
+
+
+def counts(**images: int) -> dict[str, dict[str, int]]:
+    return {name: {"images": n, "boxes": 0} for name, n in images.items()}
+
+
+def boxes(**per_label: int) -> dict[str, dict[str, int]]:
+    return {name: {"images": 0, "boxes": n} for name, n in per_label.items()}
+
+
+def test_classification_ready_at_the_default_minimums() -> None:
+    ready, problems, warnings = readiness(counts(low=8, none=7), "classification")
+    assert ready and problems == []
+    assert warnings == []
+
+
+def test_classification_needs_fifteen_images_in_all() -> None:
+    ready, problems, _ = readiness(counts(low=7, none=7), "classification")
+    assert not ready
+    assert problems == ["14 tagged images; at least 15 are needed (tag 1 more)"]
+
+
+def test_classification_needs_five_per_label_and_names_the_label() -> None:
+    ready, problems, _ = readiness(counts(low=16, none=3), "classification")
+    assert not ready
+    assert problems == ["label 'none' has 3 images; at least 5 are needed (2 more, or delete the label)"]
+
+
+def test_classification_needs_two_labels() -> None:
+    ready, problems, warnings = readiness(counts(low=20), "classification")
+    assert not ready and any("at least 2 labels" in p for p in problems)
+    assert any("no NONE/other label" in w for w in warnings)
+
+
+def test_no_labels_at_all() -> None:
+    ready, problems, _ = readiness({}, "classification", tagged_images=0)
+    assert not ready and any("no labels yet" in p for p in problems)
+
+
+def test_detection_counts_boxes_per_label() -> None:
+    ready, problems, warnings = readiness(boxes(empty_shelf=743), "detection", tagged_images=252)
+    assert ready and problems == [] and warnings == []
+    ready, problems, _ = readiness(boxes(empty=15, gap=14), "detection", tagged_images=20)
+    assert not ready
+    assert problems == ["label 'gap' has 14 boxes; at least 15 are needed (1 more, or delete the label)"]
+
+
+def test_the_store_figure_for_tagged_images_wins_over_the_sum() -> None:
+    # 40 boxes on 10 images: the per-label sums cannot tell how many images are tagged.
+    ready, problems, _ = readiness(boxes(empty=40), "detection", tagged_images=10)
+    assert not ready and problems[0].startswith("10 tagged images")
+
+
+def test_rare_labels_are_warned_about_with_the_merge_advice() -> None:
+    ready, _, warnings = readiness(counts(ok=100, low=40, odd=6, other=30), "classification")
+    assert ready
+    rare = [w for w in warnings if "rare" in w]
+    assert rare == [
+        "label 'odd' is rare (6 images against 100 for the largest label): add more examples or merge it into a "
+        "NONE/other class"
+    ]
+
+
+def test_rules_are_configurable() -> None:
+    rules = DatasetRulesConfig(
+        min_images=4, min_per_label_classification=2, min_boxes_per_label_detection=3, rare_label_ratio=0.5
+    )
+    assert readiness(counts(a=2, none=2), "classification", rules)[0]
+    assert readiness(boxes(a=3), "detection", rules, tagged_images=4)[0]
+    _, _, warnings = readiness(counts(a=10, none=4), "classification", rules)
+    assert any("'none' is rare" in w for w in warnings)
+
+
+def test_near_duplicates_are_a_warning_not_a_problem() -> None:
+    ready, problems, warnings = readiness(counts(low=8, none=8), "classification", near_duplicates=3)
+    assert ready and problems == []
+    assert any(w.startswith("3 images are near-duplicates") for w in warnings)
