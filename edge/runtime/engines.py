@@ -4,6 +4,9 @@ An engine has one required method, `infer(inputs) -> outputs` (name -> float32 a
 `name`, `precision`, `input_names` and `output_names`. Two implementations: ONNX Runtime (`model.onnx`) and
 OpenVINO (`openvino/model.xml`); `create_engine` picks one from a bundle.
 
+Both also expose `input_shapes` (name -> dims, None where dynamic), an optional capability the model wrappers
+use to check a model against its manifest.
+
 Threading: an engine serves one caller at a time. `infer` holds a per-engine lock, so concurrent callers are
 safe but serialise; a pipeline that wants parallel inference creates one engine per worker.
 """
@@ -71,6 +74,10 @@ class OnnxRuntimeEngine:
         self.precision = "fp32"
         self.requested_precision = "fp32"
         self.input_names = [i.name for i in self._session.get_inputs()]
+        self.input_shapes = {
+            i.name: tuple(d if isinstance(d, int) and d > 0 else None for d in i.shape)
+            for i in self._session.get_inputs()
+        }
         self.output_names = [o.name for o in self._session.get_outputs()]
         self._lock = threading.Lock()
 
@@ -123,6 +130,10 @@ class OpenVinoEngine:
                 precision,
             )
         self.input_names = [i.get_any_name() for i in self._compiled.inputs]
+        self.input_shapes = {
+            i.get_any_name(): tuple(d.get_length() if d.is_static else None for d in i.get_partial_shape())
+            for i in self._compiled.inputs
+        }
         self.output_names = [o.get_any_name() for o in self._compiled.outputs]
         self._request = self._compiled.create_infer_request()
         self._lock = threading.Lock()

@@ -91,6 +91,7 @@ class _BundleModel:
         self.engine = engine
         self.max_batch = max(1, max_batch)
         self.timing = Timing()
+        self._fixed_batch: int | None = None
         if manifest.input.tensor not in engine.input_names:
             raise EngineError(
                 f"bundle {manifest.version}: input tensor {manifest.input.tensor!r} is not in the model "
@@ -102,6 +103,27 @@ class _BundleModel:
                 f"bundle {manifest.version}: output tensor(s) {missing} are not in the model "
                 f"(it has {engine.output_names})"
             )
+        self._check_input_shape()
+
+    def _check_input_shape(self) -> None:
+        """Refuse a model whose fixed input size contradicts the manifest; batch one at a time if batch is fixed."""
+        shapes = getattr(self.engine, "input_shapes", None)
+        shape = shapes.get(self.manifest.input.tensor) if isinstance(shapes, dict) else None
+        if shape is None:
+            return
+        spec = self.manifest.input
+        if len(shape) != 4:
+            raise EngineError(f"bundle {self.version}: model input has {len(shape)} dims, the contract says 4 (NCHW)")
+        expected = (3, spec.height, spec.width)
+        for axis, (have, want) in enumerate(zip(shape[1:], expected, strict=True), start=1):
+            if have is not None and have != want:
+                raise EngineError(
+                    f"bundle {self.version}: model input is {list(shape)}, the manifest says "
+                    f"[N, 3, {spec.height}, {spec.width}] (axis {axis} differs)"
+                )
+        if shape[0] is not None:
+            log.warning("bundle %s has a fixed batch of %d (the contract says dynamic)", self.version, shape[0])
+            self.max_batch = self._fixed_batch = shape[0]
 
     @property
     def labels(self) -> list[str]:
@@ -141,8 +163,15 @@ class _BundleModel:
             t0 = time.perf_counter()
             batch = [as_bgr(im) for im in images[start : start + self.max_batch]]
             tensor, placements = preprocess(batch, self.manifest.input)
+            real = tensor.shape[0]
+            if self._fixed_batch is not None and real < self._fixed_batch:
+                # pad a short last chunk by repeating its last image; the padded rows are dropped below
+                pad = np.repeat(tensor[-1:], self._fixed_batch - real, axis=0)
+                tensor = np.concatenate([tensor, pad])
             t1 = time.perf_counter()
             outputs = self.engine.infer({self.manifest.input.tensor: tensor})
+            if tensor.shape[0] != real:
+                outputs = {name: value[:real] for name, value in outputs.items()}
             t2 = time.perf_counter()
             timing.preprocess_ms += (t1 - t0) * 1000.0
             timing.infer_ms += (t2 - t1) * 1000.0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -147,3 +149,37 @@ def test_manifest_tensor_names_must_exist(cls_bundle: TinyBundle) -> None:
     wrong = manifest.model_copy(update={"outputs": manifest.outputs.model_copy(update={"logits": "probs"})})
     with pytest.raises(EngineError, match="output tensor"):
         ClassificationModel(cls_bundle.bundle_dir, wrong, engine)
+
+
+def _bundle_with_input_dims(tmp_path: Path, dims: list[int | str], manifest_size: int) -> Path:
+    """A classification bundle whose ONNX input dims are set by hand (a trainer mistake the device must catch)."""
+    import onnx
+
+    from edge.bundle import ONNX_FILE, inspect_bundle, write_bundle
+    from tests.helpers.tiny_bundle import classification_graph, ensure_keys, make_classification_bundle
+
+    base = make_classification_bundle(tmp_path / "base", openvino=False, size=manifest_size)
+    model = classification_graph(["red", "green"], manifest_size)
+    for dim, value in zip(model.graph.input[0].type.tensor_type.shape.dim, dims, strict=True):
+        if isinstance(value, int):
+            dim.dim_value = value
+        else:
+            dim.dim_param = value
+    onnx_path = tmp_path / "model.onnx"
+    onnx.save_model(model, str(onnx_path))
+    private, _ = ensure_keys(tmp_path / "base" / "keys")
+    return write_bundle(tmp_path / "custom", inspect_bundle(base.bundle_dir), {ONNX_FILE: onnx_path}, private)
+
+
+def test_fixed_batch_model_is_fed_in_fixed_chunks(tmp_path: Path) -> None:
+    bundle = _bundle_with_input_dims(tmp_path, [2, 3, 32, 32], 32)
+    model = load_model(bundle, engine="onnxruntime")
+    assert isinstance(model, ClassificationModel) and model.max_batch == 2
+    images = [solid_image(RED), solid_image(GREEN), solid_image(RED)]  # 3 = one full chunk + one padded
+    assert [r.label for r in model.predict_batch(images)] == ["red", "green", "red"]
+
+
+def test_model_input_size_must_match_manifest(tmp_path: Path) -> None:
+    bundle = _bundle_with_input_dims(tmp_path, ["N", 3, 16, 16], 32)
+    with pytest.raises(EngineError, match=r"model input is \[None, 3, 16, 16\], the manifest says \[N, 3, 32, 32\]"):
+        load_model(bundle, engine="onnxruntime")
