@@ -1,0 +1,111 @@
+"""`shelfwatch users add|list|passwd|token`: web studio accounts from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from typing import Any
+
+from edge.errors import ShelfwatchError
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Repeat the password: ") != password:
+            raise ShelfwatchError("the two passwords differ")
+    else:
+        raise ShelfwatchError("no terminal to ask for the password: pass --password-stdin and pipe it in")
+    if not password:
+        raise ShelfwatchError("the password is empty")
+    return password
+
+
+def _store(args: argparse.Namespace) -> Any:
+    from edge.store.users import UserStore
+
+    return UserStore(args.data_dir)
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    """Create an account (the first one is always an admin)."""
+    store = _store(args)
+    password = _read_password(args)
+    is_admin = args.admin or store.count() == 0
+    user = store.create(args.name, password, is_admin=is_admin)
+    if args.json:
+        from edge.cli import print_json
+
+        print_json({"created": user.as_dict()})
+    else:
+        print(f"created {'admin ' if user.is_admin else ''}user {user.username}")
+    return 0
+
+
+def cmd_passwd(args: argparse.Namespace) -> int:
+    """Replace an account's password."""
+    store = _store(args)
+    store.set_password(args.name, _read_password(args))
+    print(f"password of {args.name} changed")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """List accounts."""
+    users = _store(args).all()
+    if args.json:
+        from edge.cli import print_json
+
+        print_json({"users": [u.as_dict() for u in users]})
+    else:
+        for u in users:
+            print(f"{u.username}{' (admin)' if u.is_admin else ''}")
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    """Issue an API bearer token for an account (printed once)."""
+    store = _store(args)
+    user = store.authenticate(args.name, _read_password(args))
+    if user is None:
+        raise ShelfwatchError("wrong user name or password")
+    token, meta = store.issue_token(user.id, args.token_name)
+    if args.json:
+        from edge.cli import print_json
+
+        print_json({"token": token, "id": meta.id})
+    else:
+        print(token)
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("users", help="web studio accounts and API tokens")
+    usub = p.add_subparsers(dest="users_command", metavar="ACTION")
+    usub.required = True
+
+    def common(q: argparse.ArgumentParser, *, name: bool = True, password: bool = True) -> None:
+        if name:
+            q.add_argument("name", help="user name")
+        q.add_argument("--data-dir", required=True, help="the device's data_dir (where users.sqlite3 lives)")
+        if password:
+            q.add_argument("--password-stdin", action="store_true", help="read the password from the first stdin line")
+        q.add_argument("--json", action="store_true")
+
+    a = usub.add_parser("add", help="create an account (the first account is the admin)")
+    common(a)
+    a.add_argument("--admin", action="store_true", help="make this account an admin")
+    a.set_defaults(func=cmd_add)
+    pw = usub.add_parser("passwd", help="change an account's password")
+    common(pw)
+    pw.set_defaults(func=cmd_passwd)
+    ls = usub.add_parser("list", help="list accounts")
+    common(ls, name=False, password=False)
+    ls.set_defaults(func=cmd_list)
+    t = usub.add_parser("token", help="issue an API bearer token (printed once; only its hash is kept)")
+    common(t)
+    t.add_argument("--token-name", default="cli", help="what the token is for")
+    t.set_defaults(func=cmd_token)

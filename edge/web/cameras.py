@@ -1,0 +1,206 @@
+"""Live view, capture and the zones editor, per camera."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, render_template
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+from edge.config import CameraConfig, EdgeConfig, ZoneConfig
+from edge.web.http import ApiError, read_model, validation_message
+from edge.web.services import current_services
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("cameras", __name__)
+NAV = [("cameras.live", "Live", 10), ("cameras.zones_page", "Zones", 60)]
+
+STREAM_MAX_FPS = 10.0
+STREAM_JPEG_QUALITY = 80
+CAPTURE_JPEG_QUALITY = 95
+BOUNDARY = "shelfwatchframe"
+
+
+class ZonesBody(BaseModel):
+    zones: list[ZoneConfig] = Field(description="Every zone of the camera (the list replaces the previous one).")
+
+    @field_validator("zones")
+    @classmethod
+    def _unique(cls, zones: list[ZoneConfig]) -> list[ZoneConfig]:
+        seen: set[str] = set()
+        for zone in zones:
+            if zone.id in seen:
+                raise ValueError(f"zone id {zone.id!r} is used twice")
+            seen.add(zone.id)
+        return zones
+
+
+def _config() -> EdgeConfig:
+    config: EdgeConfig = current_app.config["SHELFWATCH_CONFIG"]
+    return config
+
+
+def camera_config(camera_id: str) -> CameraConfig:
+    """The configured camera, or 404."""
+    cam = _config().camera(camera_id)
+    if cam is None:
+        raise ApiError(404, f"no camera {camera_id!r}")
+    return cam
+
+
+def _capture_for(camera_id: str) -> Any:
+    """The running capture of a camera; 404 when unknown, 503 when it is not running."""
+    camera_config(camera_id)
+    hub = current_services().cameras
+    if hub is None:
+        raise ApiError(503, "cameras are not running on this device")
+    capture = hub.get(camera_id)
+    if capture is None:
+        raise ApiError(503, f"camera {camera_id!r} is not running (disabled or failed to start)")
+    return capture
+
+
+def _status(camera: CameraConfig) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "id": camera.id,
+        "name": camera.name or camera.id,
+        "enabled": camera.enabled,
+        "configured_fps": camera.fps,
+        "status": "disabled" if not camera.enabled else "stopped",
+        "fps": 0.0,
+    }
+    hub = current_services().cameras
+    if hub is None or not camera.enabled:
+        return info
+    capture = hub.get(camera.id)
+    if capture is None:
+        return info
+    details = capture.status().as_dict()
+    info.update({k: v for k, v in details.items() if k not in ("id", "name")})
+    info["status"] = details.get("state", "unknown")
+    return info
+
+
+def _zones_of(camera: CameraConfig) -> list[dict[str, Any]]:
+    """Zones saved from the editor, else those of the config file."""
+    saved = current_services().store.get_zones(camera.id)
+    zones = saved if saved is not None else camera.zones
+    return [z.model_dump(mode="json") if isinstance(z, BaseModel) else dict(z) for z in zones]
+
+
+@bp.get("/live")
+def live() -> str:
+    """The live view: every camera with its stream, status and a Capture button."""
+    cameras = [_status(c) for c in _config().cameras]
+    return render_template("live.html", cameras=cameras)
+
+
+@bp.get("/zones")
+@bp.get("/zones/<camera_id>")
+def zones_page(camera_id: str | None = None) -> Any:
+    """The zones editor over the camera's current frame."""
+    cameras = _config().cameras
+    if camera_id is None and cameras:
+        camera_id = cameras[0].id
+    if camera_id is not None:
+        camera_config(camera_id)
+    return render_template("zones.html", cameras=cameras, camera_id=camera_id)
+
+
+@bp.get("/api/v1/cameras")
+def list_cameras() -> Any:
+    """Every configured camera with its status and measured fps."""
+    return jsonify([_status(c) for c in _config().cameras])
+
+
+@bp.get("/api/v1/cameras/<camera_id>")
+def get_camera(camera_id: str) -> Any:
+    """One camera's status."""
+    return jsonify(_status(camera_config(camera_id)))
+
+
+def _latest_frame(camera_id: str) -> Any:
+    frame = _capture_for(camera_id).latest()
+    if frame is None:
+        raise ApiError(503, f"camera {camera_id!r} has not delivered a frame yet", headers={"Retry-After": "1"})
+    return frame
+
+
+@bp.get("/api/v1/cameras/<camera_id>/frame.jpg")
+def frame_jpeg(camera_id: str) -> Response:
+    """The camera's current frame as JPEG."""
+    frame = _latest_frame(camera_id)
+    resp = Response(frame.jpeg(STREAM_JPEG_QUALITY), mimetype="image/jpeg")
+    resp.headers["Cache-Control"] = "no-store"
+    resp.headers["X-Frame-Seq"] = str(frame.seq)
+    return resp
+
+
+@bp.get("/api/v1/cameras/<camera_id>/stream.mjpg")
+def stream(camera_id: str) -> Response:
+    """An MJPEG stream of the camera (at most STREAM_MAX_FPS); it ends when the server stops."""
+    capture = _capture_for(camera_id)
+    stopping = current_app.extensions["shelfwatch.stopping"]
+
+    def parts() -> Iterator[bytes]:
+        seq = -1
+        next_at = 0.0
+        while not stopping.is_set():
+            frame = capture.wait_frame(seq, timeout=1.0)
+            if frame is None:
+                continue
+            seq = frame.seq
+            data = frame.jpeg(STREAM_JPEG_QUALITY)
+            head = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(data)}\r\n\r\n"
+            yield head.encode("ascii") + data + b"\r\n"
+            # Pace the stream so a fast camera does not saturate a phone's connection.
+            wait = next_at - time.monotonic()
+            if wait > 0:
+                stopping.wait(wait)
+            next_at = time.monotonic() + 1.0 / STREAM_MAX_FPS
+
+    resp = Response(parts(), mimetype=f"multipart/x-mixed-replace; boundary={BOUNDARY}", direct_passthrough=True)
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@bp.post("/api/v1/cameras/<camera_id>/capture")
+def capture(camera_id: str) -> Any:
+    """Store the camera's current frame in the dataset: 201 {"id", "sha256", "width", "height", "duplicate_of"}."""
+    frame = _latest_frame(camera_id)
+    data = frame.jpeg(CAPTURE_JPEG_QUALITY)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(getattr(frame, "ts", time.time())))
+    record = current_services().store.add_image(data, filename=f"{camera_id}-{stamp}-{frame.seq}.jpg", camera=camera_id)
+    log.info("captured frame %s of camera %s as image %s", frame.seq, camera_id, record.id)
+    body = {
+        "id": record.id,
+        "sha256": record.sha256,
+        "width": record.width,
+        "height": record.height,
+        "duplicate_of": record.duplicate_of,
+    }
+    return jsonify(body), 201
+
+
+@bp.get("/api/v1/cameras/<camera_id>/zones")
+def get_zones(camera_id: str) -> Any:
+    """The camera's zones (normalised polygons)."""
+    return jsonify({"camera": camera_id, "zones": _zones_of(camera_config(camera_id))})
+
+
+@bp.put("/api/v1/cameras/<camera_id>/zones")
+def put_zones(camera_id: str) -> Any:
+    """Replace the camera's zones; each is validated as a ZoneConfig (ids are slugs, polygons inside 0..1)."""
+    camera = camera_config(camera_id)
+    body = read_model(ZonesBody)
+    try:
+        # Validate against the whole camera model too, so the saved zones would load from a config file.
+        CameraConfig.model_validate({**camera.model_dump(), "zones": [z.model_dump() for z in body.zones]})
+    except ValidationError as err:
+        raise ApiError(400, validation_message(err)) from err
+    current_services().store.set_zones(camera_id, body.zones)
+    return jsonify({"camera": camera_id, "zones": _zones_of(camera)})

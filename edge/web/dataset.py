@@ -1,0 +1,157 @@
+"""Dataset review (counts per label, readiness verdict, splits), import/export, and the Train button's verdict."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path, PurePath
+from typing import Any, Literal
+
+from flask import Blueprint, Response, current_app, jsonify, render_template, request, send_file
+from pydantic import BaseModel, Field
+
+from edge.errors import DatasetError
+from edge.web.http import ApiError, read_model
+from edge.web.services import current_services
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("dataset", __name__)
+NAV = [("dataset.review", "Review", 50)]
+
+TASK_SETTING = "studio.task"
+EXPORT_FORMATS = ("coco", "yolo", "voc", "csv", "folders")
+ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
+# The training blueprint (added by the runtime side) exposes this endpoint; the Train button posts to it.
+TRAINING_START_ENDPOINT = "training.start"
+
+
+class TaskBody(BaseModel):
+    task: Literal["auto", "classification", "detection"]
+
+
+class AutoSplitBody(BaseModel):
+    test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    reassign: bool = Field(False, description="Also re-split images already in train/val/test.")
+    seed: int = 0
+
+
+def _task() -> str | None:
+    chosen = request.args.get("task") or current_services().store.get_setting(TASK_SETTING, "auto")
+    if chosen not in ("auto", "classification", "detection"):
+        raise ApiError(400, "task must be auto, classification or detection")
+    return None if chosen == "auto" else chosen
+
+
+def dataset_summary() -> dict[str, Any]:
+    """The store's summary plus what the review page needs: minimums per label and the chosen task mode."""
+    store = current_services().store
+    summary: dict[str, Any] = store.summary(_task())
+    rules = store.rules
+    summary["task_setting"] = store.get_setting(TASK_SETTING, "auto")
+    summary["min_images"] = rules.min_images
+    summary["min_per_label"] = (
+        rules.min_boxes_per_label_detection if summary["task"] == "detection" else rules.min_per_label_classification
+    )
+    summary["unit"] = "boxes" if summary["task"] == "detection" else "images"
+    summary["training_available"] = TRAINING_START_ENDPOINT in current_app.view_functions
+    return summary
+
+
+@bp.get("/review")
+def review() -> str:
+    """The review page: per-label bar chart, verdict with reasons, splits, import/export, Train."""
+    training_url = None
+    if TRAINING_START_ENDPOINT in current_app.view_functions:
+        from flask import url_for
+
+        training_url = url_for(TRAINING_START_ENDPOINT)
+    return render_template("review.html", formats=EXPORT_FORMATS, training_url=training_url)
+
+
+@bp.get("/api/v1/dataset/summary")
+def summary() -> Any:
+    """{"images", "tagged", "per_label", "ready", "problems", "warnings", "splits", "task", ...}."""
+    return jsonify(dataset_summary())
+
+
+@bp.put("/api/v1/dataset/task")
+def set_task() -> Any:
+    """Choose what the dataset trains: classification, detection, or auto (detection once any box exists)."""
+    body = read_model(TaskBody)
+    current_services().store.set_setting(TASK_SETTING, body.task)
+    return jsonify(dataset_summary())
+
+
+@bp.post("/api/v1/dataset/split")
+def auto_split() -> Any:
+    """Assign train/test by label-stratified 80/20 (or test_fraction) to images whose split is auto."""
+    body = read_model(AutoSplitBody)
+    counts = current_services().store.auto_split(body.test_fraction, body.seed, only_auto=not body.reassign)
+    return jsonify({"assigned": counts, "summary": dataset_summary()})
+
+
+@bp.get("/api/v1/dataset/export")
+def export() -> Response:
+    """The dataset as a zip in a format: coco, yolo, voc, csv or folders (`?tagged=true` for tagged images only)."""
+    from edge.datasets.formats import write_dataset
+
+    fmt = request.args.get("format", "coco")
+    if fmt not in EXPORT_FORMATS:
+        raise ApiError(400, f"format must be one of {', '.join(EXPORT_FORMATS)}, got {fmt!r}")
+    only_tagged = request.args.get("tagged", "").lower() in ("1", "true", "yes")
+    dataset = current_services().store.export_dataset(only_tagged=only_tagged)
+    work = Path(tempfile.mkdtemp(prefix="shelfwatch-export-"))
+    try:
+        out = work / "dataset"
+        write_dataset(dataset, out, fmt)
+        archive = tempfile.TemporaryFile(suffix=".zip")  # send_file closes it
+        with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for path in sorted(out.rglob("*")):
+                if path.is_file():
+                    zf.write(path, path.relative_to(out).as_posix())
+        archive.seek(0)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    name = f"{current_app.config['SHELFWATCH_CONFIG'].device_id}-dataset-{fmt}.zip"
+    log.info("exported %s images as %s", len(dataset.samples), fmt)
+    return send_file(archive, mimetype="application/zip", as_attachment=True, download_name=name)
+
+
+@bp.post("/api/v1/dataset/import")
+def import_archive() -> Any:
+    """Import a dataset archive (multipart `file`: .zip or .tar.gz) in `format` (or auto); all or nothing."""
+    from edge.datasets.archive import extract_archive
+    from edge.datasets.formats import FORMATS, detect_format, read_dataset
+
+    upload = request.files.get("file")
+    if upload is None:
+        raise ApiError(400, "no archive in the multipart field 'file'")
+    fmt = request.form.get("format", "auto") or "auto"
+    if fmt != "auto" and fmt not in FORMATS:
+        raise ApiError(400, f"format must be auto or one of {', '.join(FORMATS)}, got {fmt!r}")
+    filename = PurePath((upload.filename or "").replace("\\", "/")).name
+    if not filename.lower().endswith(ARCHIVE_SUFFIXES):
+        raise ApiError(400, f"{filename or 'the upload'}: expected a .zip or .tar.gz archive")
+    # Images barely compress, so ten times the upload limit is generous for real data and stops a bomb early.
+    max_bytes = 10 * int(current_app.config["MAX_CONTENT_LENGTH"])
+    work = Path(tempfile.mkdtemp(prefix="shelfwatch-import-"))
+    try:
+        archive = work / filename
+        upload.save(archive)
+        try:
+            root = extract_archive(archive, work / "extracted", max_bytes=max_bytes)
+            if fmt == "auto":
+                fmt = detect_format(root)
+            dataset = read_dataset(root, fmt)
+        except DatasetError as err:
+            # Name the uploaded file, not the temporary folder it was saved in.
+            message = str(err).replace(str(archive), filename).replace(str(work / "extracted") + "/", "")
+            raise DatasetError(message if filename in message else f"{filename}: {message}") from err
+        stats = current_services().store.import_dataset(dataset)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    log.info("imported %s (%s): %s", filename, fmt, stats)
+    return jsonify({"format": fmt, "imported": stats, "summary": dataset_summary()}), 201

@@ -1,0 +1,90 @@
+"""Labels with descriptions: the page and GET/POST/PATCH/DELETE /api/v1/labels."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, jsonify, render_template, request
+from pydantic import BaseModel, Field
+
+from edge.store.readiness import OTHER_CLASS_NAMES
+from edge.web.http import read_model
+from edge.web.services import current_services
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("labels", __name__)
+NAV = [("labels.page", "Labels", 40)]
+
+# Offered on the labels page when no NONE/other class exists yet (the seeds advise one for "anything else").
+NONE_LABEL = "none"
+NONE_DESCRIPTION = "Anything else: the shelf is stocked, or the image shows none of the other labels."
+
+
+class LabelCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    description: str = Field("", max_length=2000)
+    color: str | None = Field(None, pattern=r"^#[0-9a-fA-F]{6}$")
+
+
+class LabelUpdate(BaseModel):
+    name: str | None = Field(None, min_length=1, max_length=64)
+    description: str | None = Field(None, max_length=2000)
+    color: str | None = Field(None, pattern=r"^#[0-9a-fA-F]{6}$")
+
+
+def has_other_class(names: list[str]) -> bool:
+    """Whether one of the labels is a NONE/other class."""
+    return any(n.casefold() in OTHER_CLASS_NAMES for n in names)
+
+
+@bp.get("/labels")
+def page() -> str:
+    """The labels page."""
+    return render_template("labels.html", none_label=NONE_LABEL, none_description=NONE_DESCRIPTION)
+
+
+@bp.get("/api/v1/labels")
+def list_labels() -> Any:
+    """Every label with description, colour and use counts; `has_other` says whether a NONE/other class exists."""
+    labels = current_services().store.list_labels()
+    return jsonify(
+        {
+            "items": [lab.as_dict() for lab in labels],
+            "has_other": has_other_class([lab.name for lab in labels]),
+            "suggested_other": {"name": NONE_LABEL, "description": NONE_DESCRIPTION},
+        }
+    )
+
+
+@bp.post("/api/v1/labels")
+def create_label() -> Any:
+    """Create a label: {"name", "description", "color"?} -> 201; 409 when the name exists."""
+    body = read_model(LabelCreate)
+    label = current_services().store.create_label(body.name, body.description, body.color)
+    return jsonify(label.as_dict()), 201
+
+
+@bp.get("/api/v1/labels/<name>")
+def get_label(name: str) -> Any:
+    """One label by name."""
+    return jsonify(current_services().store.get_label(name).as_dict())
+
+
+@bp.patch("/api/v1/labels/<name>")
+def update_label(name: str) -> Any:
+    """Rename, describe or recolour a label (annotations follow a rename)."""
+    body = read_model(LabelUpdate)
+    label = current_services().store.update_label(
+        name, new_name=body.name, description=body.description, color=body.color
+    )
+    return jsonify(label.as_dict())
+
+
+@bp.delete("/api/v1/labels/<name>")
+def delete_label(name: str) -> Any:
+    """Delete a label; 409 explaining its uses when images or boxes carry it, unless ?force=true."""
+    force = request.args.get("force", "").lower() in ("1", "true", "yes")
+    current_services().store.delete_label(name, force=force)
+    return jsonify({"deleted": name})

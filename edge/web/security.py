@@ -1,0 +1,221 @@
+"""Authentication, CSRF protection, login rate limiting and the session secret of the web studio.
+
+Every route requires a signed-in user unless its view is marked `@public` (login, first-run setup, static files,
+token exchange). Browsers authenticate with the session cookie and must echo the session's CSRF token on every
+unsafe request (form field `csrf_token` or header `X-CSRF-Token`); API clients send `Authorization: Bearer <token>`
+instead, which needs no CSRF token because browsers never attach it on their own.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+from flask import Flask, current_app, g, redirect, request, session, url_for
+from flask.sessions import SecureCookieSessionInterface
+
+from edge.config import EdgeConfig
+from edge.store.users import User, UserStore
+from edge.web.http import ApiError, is_api_request
+from edge.web.services import current_services
+
+log = logging.getLogger(__name__)
+
+SECRET_KEY_FILE = "web_secret_key"  # noqa: S105 - a file name, not a secret
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+RATE_LIMITER_KEY = "shelfwatch.login_limiter"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def public(view: F) -> F:
+    """Mark a view as reachable without signing in."""
+    view.shelfwatch_public = True  # type: ignore[attr-defined]
+    return view
+
+
+def load_secret_key(config: EdgeConfig) -> str:
+    """web.secret_key when configured, else a random key generated once into data_dir (mode 0600)."""
+    if config.web.secret_key is not None:
+        return config.web.secret_key.get_secret_value()
+    path = Path(config.data_dir) / SECRET_KEY_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        key = path.read_text(encoding="ascii").strip()
+        if len(key) >= 32:
+            return key
+        raise RuntimeError(f"{path} is too short to be a session key; delete it to generate a new one") from None
+    key = secrets.token_urlsafe(48)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(key + "\n")
+    log.info("generated the web session key in %s", path)
+    return key
+
+
+class LoginRateLimiter:
+    """Failed logins per client address within a sliding minute; over the limit the address gets 429."""
+
+    def __init__(self, attempts_per_minute: int, window_seconds: float = 60.0) -> None:
+        self.attempts_per_minute = attempts_per_minute
+        self.window_seconds = window_seconds
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, address: str, now: float) -> deque[float]:
+        failures = self._failures.setdefault(address, deque())
+        while failures and failures[0] <= now - self.window_seconds:
+            failures.popleft()
+        return failures
+
+    def retry_after(self, address: str) -> int:
+        """Seconds until this address may try again (0 = it may try now)."""
+        now = time.monotonic()
+        with self._lock:
+            failures = self._recent(address, now)
+            if len(failures) < self.attempts_per_minute:
+                return 0
+            return max(1, int(failures[0] + self.window_seconds - now) + 1)
+
+    def record_failure(self, address: str) -> None:
+        """Count one failed attempt."""
+        with self._lock:
+            self._recent(address, time.monotonic()).append(time.monotonic())
+
+    def check(self) -> None:
+        """Raise 429 when the current client is over its limit."""
+        wait = self.retry_after(client_address())
+        if wait:
+            raise ApiError(
+                429, f"too many failed sign-in attempts; try again in {wait} s", headers={"Retry-After": str(wait)}
+            )
+
+
+def client_address() -> str:
+    """The address that rate limits apply to (the socket peer; proxies are not trusted)."""
+    return request.remote_addr or "unknown"
+
+
+def login_limiter() -> LoginRateLimiter:
+    """The app's login rate limiter."""
+    limiter: LoginRateLimiter = current_app.extensions[RATE_LIMITER_KEY]
+    return limiter
+
+
+def users() -> UserStore:
+    """The account store of the current app."""
+    store = current_services().users
+    assert store is not None  # create_app always fills it
+    return store
+
+
+def csrf_token() -> str:
+    """The session's CSRF token (created on first use)."""
+    token = session.get(CSRF_FIELD)
+    if not isinstance(token, str):
+        token = secrets.token_urlsafe(32)
+        session[CSRF_FIELD] = token
+    return token
+
+
+def check_csrf() -> None:
+    """403 unless the request carries the session's CSRF token (header or form field)."""
+    expected = session.get(CSRF_FIELD)
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None and request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        sent = request.form.get(CSRF_FIELD)
+    if not isinstance(expected, str) or not sent or not hmac.compare_digest(sent.encode(), expected.encode()):
+        raise ApiError(403, "CSRF token missing or wrong: reload the page and try again")
+
+
+def sign_in(user: User) -> None:
+    """Start a fresh session for the user (a new session and CSRF token, so a planted one is useless)."""
+    session.clear()
+    session.permanent = True
+    session["uid"] = user.id
+    session[CSRF_FIELD] = secrets.token_urlsafe(32)
+
+
+def safe_next(target: str | None) -> str:
+    """A same-site path to return to after signing in (never another host)."""
+    if not target:
+        return url_for("home")
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return url_for("home")
+    return target
+
+
+def _bearer_token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
+
+
+def _authenticate() -> Any:
+    """Before every request: find the user; refuse anonymous requests to non-public views; check CSRF."""
+    g.user = None
+    g.auth_method = None
+    g.token_id = None
+    token = _bearer_token()
+    if token is not None:
+        found = users().user_for_token(token)
+        if found is None:
+            raise ApiError(401, "the bearer token is invalid or revoked", headers={"WWW-Authenticate": "Bearer"})
+        g.user, g.token_id = found
+        g.auth_method = "token"
+    elif isinstance(session.get("uid"), int):
+        g.user = users().get(session["uid"])
+        if g.user is None:  # the account was removed: the cookie is worthless now
+            session.clear()
+        else:
+            g.auth_method = "session"
+
+    view = current_app.view_functions.get(request.endpoint or "")
+    if view is None or getattr(view, "shelfwatch_public", False):
+        return None  # unknown routes fall through to 404; public views do their own CSRF checks
+    if g.user is None:
+        if is_api_request():
+            raise ApiError(401, "sign in or send a bearer token", headers={"WWW-Authenticate": "Bearer"})
+        if users().count() == 0:
+            return redirect(url_for("auth.setup"))
+        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+    if g.auth_method == "session" and request.method not in SAFE_METHODS:
+        check_csrf()
+    return None
+
+
+class _SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, marked Secure whenever the request itself came over https."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(app.config.get("SESSION_COOKIE_SECURE")) or request.is_secure
+
+
+def init_security(app: Flask, config: EdgeConfig) -> None:
+    """Install the session settings, the rate limiter and the authentication hook on the app."""
+    app.secret_key = load_secret_key(config)
+    app.session_interface = _SessionInterface()
+    app.config.update(
+        SESSION_COOKIE_NAME="shelfwatch_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=7 * 24 * 3600,
+    )
+    app.extensions[RATE_LIMITER_KEY] = LoginRateLimiter(config.web.login_attempts_per_minute)
+    app.before_request(_authenticate)
+    app.jinja_env.globals["csrf_token"] = csrf_token

@@ -1,0 +1,68 @@
+/* Labels: create, rename, describe, recolour, delete (with the store's explanation when a label is in use). */
+"use strict";
+(() => {
+  const page = SW.pageData("labels-page");
+  const rows = document.getElementById("label-rows");
+
+  async function load() {
+    const data = await SW.api("GET", "/api/v1/labels");
+    document.getElementById("other-hint").hidden = data.has_other || data.items.length === 0;
+    document.getElementById("labels-empty").hidden = data.items.length > 0;
+    rows.replaceChildren(...data.items.map(row));
+  }
+
+  function row(label) {
+    const name = SW.h("input", { value: label.name, "aria-label": `Name of ${label.name}`, maxlength: 64 });
+    const desc = SW.h("input", { value: label.description, "aria-label": `Description of ${label.name}`, maxlength: 2000 });
+    const color = SW.h("input", { type: "color", value: label.color, "aria-label": `Colour of ${label.name}` });
+    async function patch(body) {
+      try {
+        await SW.api("PATCH", `/api/v1/labels/${encodeURIComponent(label.name)}`, body);
+        SW.toast("Saved", "ok");
+        load();
+      } catch (err) { SW.toast(err.message, "error"); load(); }
+    }
+    name.addEventListener("change", () => patch({ name: name.value.trim() }));
+    desc.addEventListener("change", () => patch({ description: desc.value }));
+    color.addEventListener("change", () => patch({ color: color.value }));
+    const del = SW.h("button", { type: "button", class: "btn small danger", text: "Delete" });
+    del.addEventListener("click", async () => {
+      try {
+        await SW.api("DELETE", `/api/v1/labels/${encodeURIComponent(label.name)}`);
+        SW.toast(`Deleted ${label.name}`, "ok");
+      } catch (err) {
+        if (err.status === 409 && confirm(`${err.message}\n\nDelete the label and remove those annotations?`)) {
+          await SW.api("DELETE", `/api/v1/labels/${encodeURIComponent(label.name)}?force=true`).catch((e) => SW.toast(e.message, "error"));
+        } else if (err.status !== 409) {
+          SW.toast(err.message, "error");
+        }
+      }
+      load();
+    });
+    return SW.h("tr", { "data-label": label.name },
+      SW.h("td", {}, color), SW.h("td", {}, name), SW.h("td", {}, desc),
+      SW.h("td", { class: "num hide-narrow", text: label.images }), SW.h("td", { class: "num hide-narrow", text: label.boxes }),
+      SW.h("td", {}, del));
+  }
+
+  document.getElementById("new-label").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const form = ev.target;
+    try {
+      const body = { name: form.name.value.trim(), description: form.description.value };
+      if (form.color.dataset.touched) body.color = form.color.value; // else the store picks the next palette colour
+      await SW.api("POST", "/api/v1/labels", body);
+      form.reset();
+      delete form.color.dataset.touched;
+      load();
+    } catch (err) { SW.toast(err.message, "error"); }
+  });
+  document.querySelector('#new-label [name="color"]').addEventListener("input", (ev) => { ev.target.dataset.touched = "1"; });
+  document.getElementById("add-other").addEventListener("click", async () => {
+    try {
+      await SW.api("POST", "/api/v1/labels", { name: page.none_label, description: page.none_description });
+      load();
+    } catch (err) { SW.toast(err.message, "error"); }
+  });
+  load().catch((err) => SW.toast(err.message, "error"));
+})();

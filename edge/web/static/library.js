@@ -1,0 +1,128 @@
+/* Library: paged grid with filters, upload (picker or drop), selection, bulk delete and split. */
+"use strict";
+(() => {
+  const PAGE_SIZE = 48;
+  const state = { page: 1, tagged: "", label: "", split: "", total: 0, selected: new Set(), items: [] };
+  const grid = document.getElementById("grid");
+  const empty = document.getElementById("grid-empty");
+  const bulkDelete = document.getElementById("bulk-delete");
+  const bulkSplit = document.getElementById("bulk-split");
+  const selectAll = document.getElementById("select-all");
+  const params = new URLSearchParams(location.search);
+  state.tagged = params.get("tagged") || "";
+  state.label = params.get("label") || "";
+  state.page = Number(params.get("page") || 1);
+  document.getElementById("filter-label").value = state.label;
+
+  function syncSelection() {
+    const n = state.selected.size;
+    bulkDelete.disabled = n === 0;
+    bulkSplit.disabled = n === 0;
+    bulkDelete.textContent = n ? `Delete ${n} selected` : "Delete selected";
+    selectAll.checked = state.items.length > 0 && state.items.every((it) => state.selected.has(it.id));
+  }
+
+  function tile(item) {
+    const chips = [...item.tags.map((t) => SW.h("span", { class: "pill", text: t })),
+      ...(item.boxes.length ? [SW.h("span", { class: "pill warn", text: `${item.boxes.length} box${item.boxes.length > 1 ? "es" : ""}` })] : [])];
+    if (!item.tagged) chips.push(SW.h("span", { class: "muted", text: "untagged" }));
+    const pick = SW.h("input", { type: "checkbox", class: "pick", "aria-label": `Select image ${item.id}` });
+    pick.checked = state.selected.has(item.id);
+    const el = SW.h("figure", { class: "tile" + (pick.checked ? " selected" : ""), "data-id": item.id },
+      SW.h("a", { class: "thumb", href: `/tag/${item.id}`, title: item.filename || `image ${item.id}` },
+        SW.h("img", { src: `/api/v1/images/${item.id}/thumb.jpg`, alt: item.filename || `image ${item.id}`, loading: "lazy" })),
+      pick,
+      item.split !== "auto" ? SW.h("span", { class: "split", text: item.split }) : null,
+      SW.h("figcaption", { class: "meta" }, SW.h("span", { class: "muted", text: `#${item.id}` }), ...chips));
+    el.style.margin = "0";
+    pick.addEventListener("change", () => {
+      if (pick.checked) state.selected.add(item.id); else state.selected.delete(item.id);
+      el.classList.toggle("selected", pick.checked);
+      syncSelection();
+    });
+    return el;
+  }
+
+  async function load() {
+    const q = new URLSearchParams({ page: state.page, page_size: PAGE_SIZE });
+    if (state.tagged) q.set("tagged", state.tagged);
+    if (state.label) q.set("label", state.label);
+    if (state.split) q.set("split", state.split);
+    try {
+      const data = await SW.api("GET", `/api/v1/images?${q}`);
+      state.total = data.total;
+      state.items = data.items;
+      grid.replaceChildren(...data.items.map(tile));
+      empty.hidden = data.items.length > 0;
+      const pages = Math.max(1, Math.ceil(data.total / PAGE_SIZE));
+      document.getElementById("page-info").textContent = `Page ${state.page} of ${pages}`;
+      document.getElementById("prev-page").disabled = state.page <= 1;
+      document.getElementById("next-page").disabled = state.page >= pages;
+      document.getElementById("lib-total").textContent = `${data.total} image${data.total === 1 ? "" : "s"}`;
+      syncSelection();
+    } catch (err) {
+      SW.toast(err.message, "error");
+    }
+  }
+
+  for (const btn of document.querySelectorAll(".seg button")) {
+    btn.classList.toggle("active", btn.dataset.tagged === state.tagged);
+    btn.addEventListener("click", () => {
+      document.querySelectorAll(".seg button").forEach((b) => b.classList.toggle("active", b === btn));
+      state.tagged = btn.dataset.tagged; state.page = 1; load();
+    });
+  }
+  document.getElementById("filter-label").addEventListener("change", (ev) => { state.label = ev.target.value; state.page = 1; load(); });
+  document.getElementById("filter-split").addEventListener("change", (ev) => { state.split = ev.target.value; state.page = 1; load(); });
+  document.getElementById("prev-page").addEventListener("click", () => { state.page -= 1; load(); });
+  document.getElementById("next-page").addEventListener("click", () => { state.page += 1; load(); });
+  selectAll.addEventListener("change", () => {
+    for (const it of state.items) { if (selectAll.checked) state.selected.add(it.id); else state.selected.delete(it.id); }
+    grid.querySelectorAll(".tile").forEach((t) => { const on = state.selected.has(Number(t.dataset.id)); t.classList.toggle("selected", on); t.querySelector(".pick").checked = on; });
+    syncSelection();
+  });
+
+  bulkDelete.addEventListener("click", async () => {
+    const ids = [...state.selected];
+    if (!confirm(`Delete ${ids.length} image(s) and their tags? This cannot be undone.`)) return;
+    try {
+      const res = await SW.api("POST", "/api/v1/images/delete", { ids });
+      SW.toast(`Deleted ${res.deleted} image(s)`, "ok");
+      state.selected.clear();
+      load();
+    } catch (err) { SW.toast(err.message, "error"); }
+  });
+  bulkSplit.addEventListener("change", async () => {
+    const split = bulkSplit.value;
+    if (!split) return;
+    try {
+      await SW.api("POST", "/api/v1/images/split", { ids: [...state.selected], split });
+      SW.toast(`Moved ${state.selected.size} image(s) to ${split}`, "ok");
+      state.selected.clear();
+      bulkSplit.value = "";
+      load();
+    } catch (err) { SW.toast(err.message, "error"); }
+  });
+
+  async function upload(files) {
+    if (!files.length) return;
+    const form = new FormData();
+    for (const f of files) form.append("file", f, f.name);
+    try {
+      const res = await SW.api("POST", "/api/v1/images", form);
+      const dup = res.items.length - res.stored;
+      SW.toast(`Added ${res.stored} image(s)` + (dup ? `, ${dup} already in the dataset` : ""), "ok");
+      state.page = 1;
+      load();
+    } catch (err) {
+      SW.toast(`Nothing uploaded: ${err.message}`, "error");
+    }
+  }
+  document.getElementById("upload-input").addEventListener("change", (ev) => { upload([...ev.target.files]); ev.target.value = ""; });
+  const drop = document.getElementById("dropzone");
+  drop.addEventListener("dragover", (ev) => { ev.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (ev) => { ev.preventDefault(); drop.classList.remove("over"); upload([...ev.dataTransfer.files]); });
+
+  load();
+})();

@@ -1,0 +1,338 @@
+/* Tagging: whole-image tags and boxes drawn with the mouse (create, move, resize, delete, relabel) on a canvas,
+   keyboard shortcuts, and a guard against losing unsaved changes. Coordinates are normalised 0..1. */
+"use strict";
+(() => {
+  const data = SW.pageData("tag-data");
+  if (!data || data.image_id === null) return;
+  const labels = data.labels;
+  const canvas = document.getElementById("canvas");
+  const ctx = canvas.getContext("2d");
+  const HANDLE = 7; // px, half the size of a resize handle
+  const MIN_SIZE = 0.01; // smallest box side, normalised
+  const state = {
+    ids: [], tagged: new Map(), index: 0, id: data.image_id, img: null, rec: null,
+    tags: new Set(), boxes: [], saved: "", sel: -1, active: labels.length ? labels[0].name : null,
+    mode: localStorage.getItem("sw.tagMode") || "tags", drag: null, hover: null,
+  };
+  const colorOf = (name) => SW.colorFor(name, (labels.find((l) => l.name === name) || {}).color);
+  const snapshot = () => JSON.stringify({ tags: [...state.tags].sort(), boxes: state.boxes });
+  const isDirty = () => state.rec !== null && snapshot() !== state.saved;
+
+  // ---- drawing ----------------------------------------------------------------------------------------------
+  function fitCanvas() {
+    if (!state.img) return;
+    const stage = document.getElementById("stage");
+    const maxW = stage.parentElement.clientWidth;
+    const top = stage.getBoundingClientRect().top + window.scrollY;
+    const maxH = Math.max(220, window.innerHeight - Math.min(top, 140) - 130);
+    const aspect = state.img.naturalWidth / state.img.naturalHeight;
+    let w = maxW, hgt = w / aspect;
+    if (hgt > maxH && window.innerWidth > 600) { hgt = maxH; w = hgt * aspect; }
+    const dpr = window.devicePixelRatio || 1;
+    canvas.style.width = `${Math.round(w)}px`;
+    canvas.style.height = `${Math.round(hgt)}px`;
+    stage.style.width = `${Math.round(w)}px`;
+    canvas.width = Math.round(w * dpr);
+    canvas.height = Math.round(hgt * dpr);
+    draw();
+  }
+
+  function draw() {
+    const W = canvas.width, H = canvas.height, dpr = window.devicePixelRatio || 1;
+    ctx.clearRect(0, 0, W, H);
+    if (state.img) ctx.drawImage(state.img, 0, 0, W, H);
+    const boxes = state.drag && state.drag.mode === "draw" ? [...state.boxes, state.drag.box] : state.boxes;
+    boxes.forEach((b, i) => {
+      const color = colorOf(b.label);
+      const x = b.x1 * W, y = b.y1 * H, w = (b.x2 - b.x1) * W, h = (b.y2 - b.y1) * H;
+      const selected = i === state.sel;
+      ctx.lineWidth = (selected ? 3 : 2) * dpr;
+      ctx.strokeStyle = color;
+      ctx.fillStyle = color + (selected ? "33" : "1a");
+      ctx.fillRect(x, y, w, h);
+      ctx.strokeRect(x, y, w, h);
+      ctx.font = `600 ${12 * dpr}px system-ui, sans-serif`;
+      const text = b.label;
+      const tw = ctx.measureText(text).width + 8 * dpr;
+      const ty = y > 18 * dpr ? y - 18 * dpr : y;
+      ctx.fillStyle = color;
+      ctx.fillRect(x, ty, tw, 18 * dpr);
+      ctx.fillStyle = "#fff";
+      ctx.fillText(text, x + 4 * dpr, ty + 13 * dpr);
+      if (selected) {
+        ctx.fillStyle = "#fff";
+        ctx.strokeStyle = color;
+        ctx.lineWidth = 2 * dpr;
+        for (const [cx, cy] of corners(b)) {
+          ctx.fillRect(cx * W - HANDLE * dpr, cy * H - HANDLE * dpr, 2 * HANDLE * dpr, 2 * HANDLE * dpr);
+          ctx.strokeRect(cx * W - HANDLE * dpr, cy * H - HANDLE * dpr, 2 * HANDLE * dpr, 2 * HANDLE * dpr);
+        }
+      }
+    });
+  }
+
+  const corners = (b) => [[b.x1, b.y1], [b.x2, b.y1], [b.x2, b.y2], [b.x1, b.y2]];
+  const clamp01 = (v) => Math.min(1, Math.max(0, v));
+
+  function point(ev) {
+    const r = canvas.getBoundingClientRect();
+    return { x: clamp01((ev.clientX - r.left) / r.width), y: clamp01((ev.clientY - r.top) / r.height), r };
+  }
+
+  function hit(p) {
+    // A handle of the selected box first, then the smallest box under the pointer (nested boxes stay reachable).
+    if (state.sel >= 0) {
+      const b = state.boxes[state.sel];
+      const hx = HANDLE * 1.6 / p.r.width, hy = HANDLE * 1.6 / p.r.height;
+      const i = corners(b).findIndex(([cx, cy]) => Math.abs(p.x - cx) <= hx && Math.abs(p.y - cy) <= hy);
+      if (i >= 0) return { kind: "handle", box: state.sel, corner: i };
+    }
+    let best = -1, bestArea = Infinity;
+    state.boxes.forEach((b, i) => {
+      if (p.x >= b.x1 && p.x <= b.x2 && p.y >= b.y1 && p.y <= b.y2) {
+        const area = (b.x2 - b.x1) * (b.y2 - b.y1);
+        if (area < bestArea) { best = i; bestArea = area; }
+      }
+    });
+    return best >= 0 ? { kind: "box", box: best } : null;
+  }
+
+  canvas.addEventListener("pointerdown", (ev) => {
+    if (ev.button !== 0 || !state.img) return;
+    canvas.setPointerCapture(ev.pointerId);
+    const p = point(ev);
+    const h = hit(p);
+    if (h && h.kind === "handle") {
+      state.drag = { mode: "resize", box: h.box, corner: h.corner, orig: { ...state.boxes[h.box] } };
+    } else if (h && h.kind === "box") {
+      state.sel = h.box;
+      state.drag = { mode: "move", box: h.box, start: p, orig: { ...state.boxes[h.box] } };
+    } else {
+      if (!state.active) { SW.toast("Create a label first", "error"); return; }
+      state.sel = -1;
+      state.drag = { mode: "draw", start: p, box: { label: state.active, x1: p.x, y1: p.y, x2: p.x, y2: p.y } };
+    }
+    render();
+  });
+
+  canvas.addEventListener("pointermove", (ev) => {
+    const p = point(ev);
+    const d = state.drag;
+    if (!d) {
+      const h = hit(p);
+      canvas.style.cursor = h ? (h.kind === "handle" ? (h.corner % 2 ? "nesw-resize" : "nwse-resize") : "move") : "crosshair";
+      return;
+    }
+    if (d.mode === "draw") {
+      Object.assign(d.box, { x1: Math.min(d.start.x, p.x), y1: Math.min(d.start.y, p.y), x2: Math.max(d.start.x, p.x), y2: Math.max(d.start.y, p.y) });
+    } else if (d.mode === "move") {
+      const o = d.orig, w = o.x2 - o.x1, h = o.y2 - o.y1;
+      const x1 = Math.min(1 - w, Math.max(0, o.x1 + p.x - d.start.x));
+      const y1 = Math.min(1 - h, Math.max(0, o.y1 + p.y - d.start.y));
+      state.boxes[d.box] = { ...o, x1, y1, x2: x1 + w, y2: y1 + h };
+    } else if (d.mode === "resize") {
+      const o = d.orig;
+      // The corner opposite the dragged one stays put.
+      const fixed = corners(o)[(d.corner + 2) % 4];
+      state.boxes[d.box] = { ...o, x1: Math.min(fixed[0], p.x), y1: Math.min(fixed[1], p.y), x2: Math.max(fixed[0], p.x), y2: Math.max(fixed[1], p.y) };
+    }
+    draw();
+  });
+
+  function endDrag() {
+    const d = state.drag;
+    if (!d) return;
+    state.drag = null;
+    if (d.mode === "draw") {
+      const b = d.box;
+      if (b.x2 - b.x1 >= MIN_SIZE && b.y2 - b.y1 >= MIN_SIZE) {
+        state.boxes.push(round(b));
+        state.sel = state.boxes.length - 1;
+      }
+    } else {
+      const b = state.boxes[d.box];
+      if (b.x2 - b.x1 < MIN_SIZE || b.y2 - b.y1 < MIN_SIZE) state.boxes[d.box] = d.orig;
+      else state.boxes[d.box] = round(b);
+    }
+    render();
+  }
+  canvas.addEventListener("pointerup", endDrag);
+  canvas.addEventListener("pointercancel", endDrag);
+  const round = (b) => ({ label: b.label, x1: +b.x1.toFixed(5), y1: +b.y1.toFixed(5), x2: +b.x2.toFixed(5), y2: +b.y2.toFixed(5) });
+
+  // ---- side panel -------------------------------------------------------------------------------------------
+  function renderLabels() {
+    const pick = document.getElementById("labelpick");
+    document.getElementById("no-labels").hidden = labels.length > 0;
+    pick.replaceChildren(...labels.map((l, i) => SW.h("button", {
+      type: "button", class: l.name === state.active ? "active" : "", "data-label": l.name,
+      title: l.description || l.name, onclick: () => chooseLabel(i),
+    }, SW.h("span", { class: "swatch", style: `background:${colorOf(l.name)}` }),
+      SW.h("span", {}, l.name, l.description ? SW.h("span", { class: "desc", text: l.description }) : null),
+      i < 9 ? SW.h("kbd", { class: "key", text: String(i + 1) }) : null)));
+    document.getElementById("mode-tags").classList.toggle("primary", state.mode === "tags");
+    document.getElementById("mode-boxes").classList.toggle("primary", state.mode === "boxes");
+  }
+
+  function renderTags() {
+    const box = document.getElementById("tagchips");
+    box.replaceChildren(...labels.map((l) => {
+      const on = state.tags.has(l.name);
+      return SW.h("button", {
+        type: "button", class: "chip" + (on ? " on" : ""), "data-tag": l.name, "aria-pressed": on ? "true" : "false",
+        style: on ? `background:${colorOf(l.name)}` : "", onclick: () => toggleTag(l.name),
+      }, on ? "✓ " : "", l.name);
+    }));
+  }
+
+  function renderBoxes() {
+    const list = document.getElementById("boxlist");
+    document.getElementById("no-boxes").hidden = state.boxes.length > 0;
+    document.getElementById("box-count").textContent = state.boxes.length ? `(${state.boxes.length})` : "";
+    list.replaceChildren(...state.boxes.map((b, i) => {
+      const select = SW.h("select", { "aria-label": `Label of box ${i + 1}` }, ...labels.map((l) => SW.h("option", { value: l.name, text: l.name })));
+      select.value = b.label;
+      select.addEventListener("change", () => { state.boxes[i] = { ...state.boxes[i], label: select.value }; render(); });
+      select.addEventListener("click", (ev) => ev.stopPropagation());
+      return SW.h("li", { class: i === state.sel ? "sel" : "", onclick: () => { state.sel = i; render(); } },
+        SW.h("span", { class: "swatch", style: `background:${colorOf(b.label)}` }), select,
+        SW.h("span", { class: "muted", text: `${Math.round((b.x2 - b.x1) * 100)}×${Math.round((b.y2 - b.y1) * 100)}%` }),
+        SW.h("span", { class: "spacer" }),
+        SW.h("button", { type: "button", class: "btn small danger", "aria-label": `Delete box ${i + 1}`, onclick: (ev) => { ev.stopPropagation(); deleteBox(i); } }, "✕"));
+    }));
+  }
+
+  function renderNav() {
+    const n = state.ids.length;
+    document.getElementById("pos").textContent = n ? `${state.index + 1} / ${n} · ${[...state.tagged.values()].filter(Boolean).length} tagged` : "";
+    document.getElementById("prev").disabled = state.index <= 0;
+    document.getElementById("next").disabled = state.index >= n - 1;
+    document.getElementById("image-title").textContent = `Image #${state.id}`;
+    const strip = document.getElementById("filmstrip");
+    const from = Math.max(0, state.index - 6), to = Math.min(n, from + 14);
+    strip.replaceChildren(...state.ids.slice(from, to).map((id) => SW.h("a", {
+      href: `/tag/${id}`, class: (id === state.id ? "cur " : "") + (state.tagged.get(id) ? "done" : ""), title: `#${id}`,
+      onclick: (ev) => { ev.preventDefault(); go(state.ids.indexOf(id)); },
+    }, SW.h("img", { src: `/api/v1/images/${id}/thumb.jpg`, alt: `#${id}`, loading: "lazy" }))));
+  }
+
+  function render() {
+    draw();
+    renderLabels();
+    renderTags();
+    renderBoxes();
+    document.getElementById("dirty").hidden = !isDirty();
+  }
+
+  // ---- actions ----------------------------------------------------------------------------------------------
+  function chooseLabel(i) {
+    const l = labels[i];
+    if (!l) return;
+    state.active = l.name;
+    if (state.sel >= 0) state.boxes[state.sel] = { ...state.boxes[state.sel], label: l.name };
+    else if (state.mode === "tags") toggleTag(l.name);
+    render();
+  }
+  function toggleTag(name) {
+    if (state.tags.has(name)) state.tags.delete(name); else state.tags.add(name);
+    render();
+  }
+  function deleteBox(i) {
+    state.boxes.splice(i, 1);
+    state.sel = -1;
+    render();
+  }
+  function setMode(mode) {
+    state.mode = mode;
+    localStorage.setItem("sw.tagMode", mode);
+    render();
+  }
+
+  async function save() {
+    const body = { tags: [...state.tags], boxes: state.boxes };
+    try {
+      const saved = await SW.api("PUT", `/api/v1/images/${state.id}/annotations`, body);
+      state.tags = new Set(saved.tags);
+      state.boxes = saved.boxes;
+      state.saved = snapshot();
+      state.tagged.set(state.id, saved.tags.length + saved.boxes.length > 0);
+      SW.toast(`Saved image #${state.id}`, "ok");
+      render();
+      renderNav();
+      return true;
+    } catch (err) {
+      SW.toast(`Not saved: ${err.message}`, "error");
+      return false;
+    }
+  }
+
+  async function go(index) {
+    if (index < 0 || index >= state.ids.length || index === state.index && state.rec) return;
+    if (isDirty() && !confirm(`Image #${state.id} has unsaved changes. Discard them?`)) return;
+    state.index = index;
+    await open(state.ids[index]);
+  }
+
+  async function open(id) {
+    state.id = id;
+    const rec = await SW.api("GET", `/api/v1/images/${id}`);
+    const img = new Image();
+    img.src = `/api/v1/images/${id}/file`;
+    await img.decode().catch(() => {});
+    state.img = img;
+    state.rec = rec;
+    state.tags = new Set(rec.tags);
+    state.boxes = rec.boxes.map((b) => ({ label: b.label, x1: b.x1, y1: b.y1, x2: b.x2, y2: b.y2 }));
+    state.saved = snapshot();
+    state.sel = -1;
+    history.replaceState(null, "", `/tag/${id}`);
+    fitCanvas();
+    render();
+    renderNav();
+  }
+
+  async function loadIds() {
+    let page = 1;
+    for (;;) {
+      const res = await SW.api("GET", `/api/v1/images?order=oldest&page_size=500&page=${page}`);
+      for (const it of res.items) { state.ids.push(it.id); state.tagged.set(it.id, it.tagged); }
+      if (page * 500 >= res.total) break;
+      page += 1;
+    }
+  }
+
+  document.getElementById("prev").addEventListener("click", () => go(state.index - 1));
+  document.getElementById("next").addEventListener("click", () => go(state.index + 1));
+  document.getElementById("save").addEventListener("click", save);
+  document.getElementById("save-next").addEventListener("click", async () => { if (await save()) go(state.index + 1); });
+  document.getElementById("revert").addEventListener("click", () => {
+    const s = JSON.parse(state.saved);
+    state.tags = new Set(s.tags); state.boxes = s.boxes; state.sel = -1; render();
+  });
+  document.getElementById("mode-tags").addEventListener("click", () => setMode("tags"));
+  document.getElementById("mode-boxes").addEventListener("click", () => setMode("boxes"));
+
+  document.addEventListener("keydown", (ev) => {
+    if (["INPUT", "SELECT", "TEXTAREA"].includes(document.activeElement.tagName)) return;
+    if ((ev.ctrlKey || ev.metaKey) && ev.key.toLowerCase() === "s") { ev.preventDefault(); save(); return; }
+    if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    if (ev.key === "ArrowRight" || ev.key === "d") { ev.preventDefault(); go(state.index + 1); }
+    else if (ev.key === "ArrowLeft" || ev.key === "a") { ev.preventDefault(); go(state.index - 1); }
+    else if (/^[1-9]$/.test(ev.key)) { ev.preventDefault(); chooseLabel(Number(ev.key) - 1); }
+    else if ((ev.key === "Delete" || ev.key === "Backspace") && state.sel >= 0) { ev.preventDefault(); deleteBox(state.sel); }
+    else if (ev.key === "Escape") { state.drag = null; state.sel = -1; render(); }
+    else if (ev.key === "Enter" && document.activeElement.tagName !== "BUTTON") { ev.preventDefault(); document.getElementById("save-next").click(); }
+  });
+  window.addEventListener("beforeunload", (ev) => { if (isDirty()) { ev.preventDefault(); ev.returnValue = ""; } });
+  window.addEventListener("resize", fitCanvas);
+
+  (async () => {
+    try {
+      await loadIds();
+      state.index = Math.max(0, state.ids.indexOf(data.image_id));
+      await open(data.image_id);
+    } catch (err) {
+      SW.toast(err.message, "error");
+    }
+  })();
+})();
