@@ -65,7 +65,9 @@ def find_annotation_files(root: Path) -> list[_AnnotationFile]:
 def read_coco(src: Path, annotations: str | Path | None = None) -> Dataset:
     """Read a COCO dataset: src is its folder (or an annotations file, whose folder is then the root)."""
     if src.is_file():
-        root, files = src.parent, [_AnnotationFile(src, _split_of_file(src))]
+        # instances_val2017.json style files sit in annotations/ beside the image folders.
+        root = src.parent.parent if src.parent.name == "annotations" else src.parent
+        files = [_AnnotationFile(src, _split_of_file(src))]
     else:
         root = src
         if annotations is not None:

@@ -43,8 +43,10 @@ PATH_HEADERS = {
 }  # fmt: skip
 LABEL_HEADERS = {
     "label", "labels", "class", "classes", "class_name", "classname", "category", "categories", "tag", "tags",
-    "class_id", "label_id", "category_id", "target", "name",
+    "class_id", "label_id", "category_id", "target", "name", "kind", "type", "product", "item",
 }  # fmt: skip
+# Row numbers, never labels, when the label column is found by elimination.
+ROW_ID_HEADERS = {"id", "#", "no", "nr", "index", "row", "image_id"}
 SPLIT_HEADERS = {"split", "subset", "set", "fold"}
 _ID = re.compile(r"^\d+(\.0+)?$")
 ColumnChoice = int | str | None
@@ -230,7 +232,10 @@ def _choose_label_column(
         index = named[0]
     else:
         width = max((len(row) for _, row in body), default=len(header or []))
-        others = [i for i in range(width) if i != path_index and not (header and header[i] in SPLIT_HEADERS)]
+        skipped = SPLIT_HEADERS | ROW_ID_HEADERS
+        others = [
+            i for i in range(width) if i != path_index and not (header and i < len(header) and header[i] in skipped)
+        ]
         if not others:
             raise DatasetError(f"{table}: the table needs a label column beside the image paths")
         index = others[0]

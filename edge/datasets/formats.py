@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edge.datasets.model import Dataset
+from edge.datasets.model import Dataset, LabelInfo
 from edge.datasets.paths import staged_output
 from edge.errors import DatasetError
 
@@ -99,15 +99,13 @@ def read_dataset(src: Path, fmt: str, **options: Any) -> Dataset:
         raise DatasetError(f"option(s) {', '.join(unknown)} do not apply to the {fmt} format")
     if fmt != "csv" and fmt != "coco" and not src.is_dir():
         raise DatasetError(f"a {fmt} dataset is a folder; {src} is not one")
-    ds = reader(src, **given)
-    _check_labels(ds, src)
-    return ds
+    return _check_labels(reader(src, **given), src)
 
 
 def write_dataset(ds: Dataset, out: Path, fmt: str) -> None:
     """Write ds in the given format into out (new or empty), copying each sample's image file."""
     _check_format(fmt)
-    _check_labels(ds, out)
+    ds = _check_labels(ds, out)
     if fmt not in ("coco", "yolo", "voc"):
         boxed = sum(len(s.boxes) for s in ds.samples)
         if boxed:
@@ -117,7 +115,12 @@ def write_dataset(ds: Dataset, out: Path, fmt: str) -> None:
     log.info("wrote %d images as %s to %s", len(ds.samples), fmt, out)
 
 
-def _check_labels(ds: Dataset, where: Path) -> None:
+def _check_labels(ds: Dataset, where: Path) -> Dataset:
+    """ds with every label its samples use in its label list (a copy when some were missing); bad names refused."""
+    used = [name for sample in ds.samples for name in (*sample.tags, *(b.label for b in sample.boxes))]
+    missing = [name for name in dict.fromkeys(used) if name not in ds.label_names]
+    if missing:
+        ds = Dataset(labels=[*ds.labels, *(LabelInfo(name) for name in missing)], samples=ds.samples)
     names = ds.label_names
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -125,7 +128,4 @@ def _check_labels(ds: Dataset, where: Path) -> None:
     bad = [n for n in names if not n.strip() or ";" in n or "\n" in n]
     if bad:
         raise DatasetError(f"{where}: label names must be non-empty and contain no ';' or newline: {bad!r}")
-    for sample in ds.samples:
-        for name in sample.labels:
-            if name not in names:
-                ds.ensure_label(name)
+    return ds

@@ -101,10 +101,3 @@ def write_tags(root: Path, tags_by_name: dict[str, list[str]]) -> None:
         writer = csv.writer(f)
         writer.writerow(["image", "tags"])
         writer.writerows(rows)
-
-
-def apply_tags(root: Path, tags_by_name: dict[str, list[str]], known_names: set[str]) -> None:
-    """Refuse tags.csv rows naming images the dataset does not have."""
-    unknown = sorted(set(tags_by_name) - known_names)
-    if unknown:
-        raise DatasetError(f"{root / TAGS_FILE} names images that are not in the dataset: {', '.join(unknown[:5])}")
