@@ -28,7 +28,7 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
-from edge.cameras.sources import FrameSource, Interruptible, describe_source, open_source
+from edge.cameras.sources import FrameSource, Interruptible, Paced, describe_source, open_source
 from edge.config.model import CameraConfig
 from edge.errors import CameraError, NotFoundError
 
@@ -369,13 +369,15 @@ class CameraCapture:
         period = min(1.0, self.stall_seconds / 4)
         while not self._stop.wait(period):
             with self._cond:
-                since = self._blocked_since
-                stalled = since is not None and time.monotonic() - since > self.stall_seconds
+                since, source = self._blocked_since, self._source
+                # A paced source sleeps inside read(): a slow folder rate is not a stall.
+                limit = max(self.stall_seconds, 3 * source.frame_interval if isinstance(source, Paced) else 0.0)
+                stalled = since is not None and time.monotonic() - since > limit
                 if stalled:
                     self._blocked_since = None
             if not stalled:
                 continue
-            self._fail(CameraError(f"no frame for {self.stall_seconds:g} s (source stalled)"))
+            self._fail(CameraError(f"no frame for {limit:g} s (source stalled)"))
             self._interrupt_source()
             # The stuck thread cannot be killed; it sees the generation change when (if) its call returns.
             self._spawn(initial_delay=self._backoff.next())

@@ -70,6 +70,16 @@ class Interruptible(Protocol):
         """Make a pending or later read return promptly (the caller is shutting the source down)."""
 
 
+@runtime_checkable
+class Paced(Protocol):
+    """Optional capability: a source that sleeps inside read() to deliver frames at a steady rate."""
+
+    @property
+    def frame_interval(self) -> float:
+        """Seconds between frames when paced; 0 when unpaced."""
+        ...
+
+
 def redact_url(url: str) -> str:
     """The URL with any password replaced by ***, for logs and status."""
     try:
@@ -230,6 +240,11 @@ class VideoFileSource(_CvCaptureSource):
             self._pacer.wait()
         return _as_bgr(frame)
 
+    @property
+    def frame_interval(self) -> float:
+        """Seconds between frames (0 when not realtime)."""
+        return self._pacer.interval if self._pacer is not None else 0.0
+
     def interrupt(self) -> None:
         """Cut short a pacing wait."""
         if self._pacer is not None:
@@ -326,6 +341,11 @@ class ImageFolderSource:
         """Forget the listing."""
         self._files = []
         self._pending = None
+
+    @property
+    def frame_interval(self) -> float:
+        """Seconds between frames (0 when not realtime)."""
+        return self._pacer.interval if self._pacer is not None else 0.0
 
     def interrupt(self) -> None:
         """Cut short a pacing wait."""

@@ -522,6 +522,11 @@ class SyntheticShelfSource:
         """Nothing to release."""
         self._pacer = None
 
+    @property
+    def frame_interval(self) -> float:
+        """Seconds between frames (0 when not realtime)."""
+        return 1.0 / self.fps if self.realtime else 0.0
+
     def interrupt(self) -> None:
         """Cut short a pacing wait (called from another thread by CameraCapture.stop)."""
         pacer = self._pacer

@@ -363,3 +363,16 @@ def test_frame_is_an_immutable_record() -> None:
     frame = Frame(img, 1, 0.0, 0.0)
     with pytest.raises(AttributeError):
         frame.seq = 2  # type: ignore[misc]
+
+
+def test_a_slow_paced_source_is_not_mistaken_for_a_stall(tmp_path: Path) -> None:
+    write_image(tmp_path / "a.png", 10)
+    # 0.3 s between frames, well past stall_seconds: the watchdog must allow for the pacing.
+    cap = CameraCapture(camera(str(tmp_path)), lambda s: open_source(s, rate=1 / 0.3), stall_seconds=0.1)
+    cap.start()
+    try:
+        assert cap.wait_frame(2, timeout=10) is not None
+        st = cap.status()
+        assert st.last_error is None and st.reconnects == 0 and st.state == "online"
+    finally:
+        cap.stop()
