@@ -222,7 +222,7 @@ def _background(width: int, height: int, rows: int) -> np.ndarray:
         for x in range(pitch // 2, width, pitch):
             cv2.circle(wall, (x, y), radius, (140, 150, 158), -1, cv2.LINE_AA)
     img = wall.astype(np.float32)
-    # Soft vertical light falloff across the wall.
+    # Light falls off towards both sides of the wall.
     xs = np.linspace(-1.0, 1.0, width, dtype=np.float32)
     img *= (1.0 - 0.06 * xs**2)[None, :, None]
     spans = _row_spans(rows)
@@ -330,7 +330,7 @@ def _layout(width: int, height: int, rows: int, seed: int) -> _Layout:
             iy1 = y_board - h
             region = full[iy1:y_board, ix1:ix2]
             np.copyto(region, sprite, where=mask[..., None] > 0)
-            # A soft contact shadow on the board right under the item.
+            # A slot spans half the gap on each side, so neighbouring missing items merge into one empty region.
             slot_x1 = x_lo if j == 0 else round(x - gap / 2)
             slot_x2 = x_hi if j == n - 1 else round(x + w + gap / 2)
             row_items.append(_Item(r, slot_x1, slot_x2, ix1, ix2, iy1))
