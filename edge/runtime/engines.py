@@ -109,6 +109,9 @@ class OpenVinoEngine:
             # Explicit, always: OpenVINO silently computes in bf16 on CPUs that have it, which changes numbers.
             "INFERENCE_PRECISION_HINT": _OV_HINT[precision],
             "PERFORMANCE_HINT": "LATENCY",
+            # Pinned inference threads wait for cores that video decoding and the web server also use; unpinned
+            # measured 2-5x faster p50 on the shared 2-core box (docs/BUNDLE.md, "Engine notes").
+            "ENABLE_CPU_PINNING": False,
         }
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
