@@ -248,13 +248,16 @@ class ModelRepository:
             if not _SAFE_VERSION.match(version):
                 raise BundleError(f"version {version!r} is not a safe directory name")
             final = self.models_dir / version
-            if final.exists():
-                existing = self._verified.get(version)
+            if final.exists() and self._verify_installed(version) is not None:
                 same = (root / "manifest.json").read_bytes() == (final / "manifest.json").read_bytes()
-                if existing is not None and same:
+                if same:
                     log.info("model %s is already installed", version)
-                    return existing
+                    return self._verified[version]
                 raise ConflictError(f"version {version} is already installed with different content")
+            if final.exists():
+                # the installed copy no longer verifies (refused at start-up): the good copy replaces it
+                log.warning("replacing the refused installed copy of %s with a verified one", version)
+                self._delete(version)
             os.chmod(root, 0o755)  # noqa: S103 - mkdtemp makes 0700; a bundle is public, not secret
             os.rename(root, final)
             now = time.time()

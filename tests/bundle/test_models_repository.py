@@ -196,3 +196,18 @@ def test_unsafe_version_name_refused(tmp_path: Path, versions: list[TinyBundle])
     with pytest.raises(BundleError, match="not a safe directory name"):
         repo.install(bad.bundle_dir)
     assert repo.list() == []
+
+
+def test_reinstalling_repairs_a_tampered_copy(tmp_path: Path, versions: list[TinyBundle]) -> None:
+    keys = [str(versions[0].public_key)]
+    repo = ModelRepository(tmp_path / "models", keys)
+    repo.install(versions[0].bundle_dir, activate=True)
+    repo.install(versions[1].bundle_dir)
+    (repo.models_dir / "v2" / "report.json").write_text("{}")
+    restarted = ModelRepository(tmp_path / "models", keys)
+    assert {r["version"]: r["status"] for r in restarted.list()} == {"v1": "ok", "v2": "refused"}
+    assert restarted.install(versions[1].bundle_dir, activate=True).version == "v2"
+    assert restarted.active_version() == "v2"
+    assert (restarted.models_dir / "v2" / "report.json").read_bytes() == (
+        versions[1].bundle_dir / "report.json"
+    ).read_bytes()
