@@ -99,7 +99,11 @@ def iter_image_files(folder: Path) -> Iterator[Path]:
         dirnames[:] = sorted(d for d in dirnames if not is_ignored(d))
         for filename in sorted(filenames):
             path = Path(dirpath) / filename
-            if not is_ignored(filename) and is_image_file(path):
+            if is_ignored(filename) or path.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            if not path.exists():
+                raise DatasetError(f"image file {path} is missing (a broken link)")
+            if path.is_file():
                 yield path
 
 

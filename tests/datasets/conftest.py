@@ -53,8 +53,9 @@ def make_source_dataset(folder: Path) -> Dataset:
                 tags=list(tags),
                 boxes=[Box(*b) for b in boxes],
                 split=split,
-                width=width,
-                height=height,
+                # The store may not know sizes: writers then read them from the image header.
+                width=width if seed % 2 else None,
+                height=height if seed % 2 else None,
             )
         )
     return ds

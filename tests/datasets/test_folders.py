@@ -57,3 +57,10 @@ def test_symlinked_class_folder_outside_is_refused(tmp_path: Path) -> None:
     (tmp_path / "ds" / "dog" / "d.jpg").symlink_to(tmp_path / "outside" / "secret.jpg")
     with pytest.raises(DatasetError, match="outside the dataset folder"):
         read_dataset(tmp_path / "ds", "folders")
+
+
+def test_broken_image_link_is_a_missing_file(tmp_path: Path) -> None:
+    write_image(tmp_path / "cat" / "c.jpg")
+    (tmp_path / "cat" / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    with pytest.raises(DatasetError, match=r"gone\.jpg is missing"):
+        read_dataset(tmp_path, "folders")
