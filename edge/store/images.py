@@ -121,7 +121,7 @@ def dhash(gray: np.ndarray) -> int:
     """64-bit difference hash of a greyscale image: robust to re-encoding, scaling and brightness changes."""
     import cv2
 
-    small = cv2.resize(gray, (9, 8), interpolation=cv2.INTER_AREA).astype(np.int16)
+    small = cv2.resize(gray, (9, 8), interpolation=cv2.INTER_AREA)
     bits = (small[:, 1:] > small[:, :-1]).flatten()
     value = 0
     for bit in bits:

@@ -436,9 +436,10 @@ class DatasetStore:
                 row = conn.execute("SELECT id FROM labels WHERE name = ?", (label,)).fetchone()
                 if row is None:
                     raise NotFoundError(f"label {label!r} does not exist")
+                # One uncorrelated set, not per-row EXISTS: SQLite would search boxes by label for every image.
                 where.append(
-                    "(EXISTS (SELECT 1 FROM image_tags t WHERE t.image_id = images.id AND t.label_id = ?) "
-                    "OR EXISTS (SELECT 1 FROM boxes b WHERE b.image_id = images.id AND b.label_id = ?))"
+                    "id IN (SELECT image_id FROM image_tags WHERE label_id = ? "
+                    "UNION SELECT image_id FROM boxes WHERE label_id = ?)"
                 )
                 params += [row[0], row[0]]
             clause = f"WHERE {' AND '.join(where)}" if where else ""
