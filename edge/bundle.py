@@ -493,7 +493,9 @@ def read_manifest(bundle_dir: str | Path) -> Manifest:
 
 
 def _read_manifest_bytes(path: Path) -> bytes:
-    if not path.is_file() or path.is_symlink():
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise BundleError(f"{MANIFEST} is not a regular file")
+    if not path.is_file():
         raise BundleError(f"{MANIFEST} is missing")
     if path.stat().st_size > MAX_MANIFEST_BYTES:
         raise BundleError(f"{MANIFEST} is larger than {MAX_MANIFEST_BYTES} bytes")
@@ -550,7 +552,9 @@ def verify_bundle_dir(bundle_dir: str | Path, trusted_keys: list[str] | list[Ed2
         raise BundleError(f"{root} is not a bundle directory")
     data = _read_manifest_bytes(root / MANIFEST)
     sig_path = root / SIGNATURE
-    if not sig_path.is_file() or sig_path.is_symlink():
+    if sig_path.is_symlink() or (sig_path.exists() and not sig_path.is_file()):
+        raise BundleError(f"{SIGNATURE} is not a regular file")
+    if not sig_path.is_file():
         raise BundleError(f"{SIGNATURE} is missing")
     try:
         signature = base64.b64decode(sig_path.read_bytes().strip(), validate=True)

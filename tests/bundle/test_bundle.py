@@ -282,3 +282,18 @@ def test_unreadable_trusted_key_is_skipped_not_fatal(signed: TinyBundle, tmp_pat
     assert verify_bundle(signed.bundle_dir, [missing, str(signed.public_key)]).version == "tiny-cls-1"
     with pytest.raises(BundleError, match=r"no usable trusted key: public key .*typo\.pub"):
         verify_bundle(signed.bundle_dir, [missing])
+
+
+def test_manifest_symlink_refused(bundle: Path, signed: TinyBundle, tmp_path: Path) -> None:
+    real = tmp_path / "elsewhere.json"
+    real.write_bytes((bundle / MANIFEST).read_bytes())
+    (bundle / MANIFEST).unlink()
+    (bundle / MANIFEST).symlink_to(real)
+    with pytest.raises(BundleError, match=r"manifest\.json is not a regular file"):
+        verify_bundle(bundle, keys_of(signed))
+
+
+def test_missing_manifest(bundle: Path, signed: TinyBundle) -> None:
+    (bundle / MANIFEST).unlink()
+    with pytest.raises(BundleError, match=r"manifest\.json is missing"):
+        verify_bundle(bundle, keys_of(signed))

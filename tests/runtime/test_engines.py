@@ -113,3 +113,29 @@ def test_wrong_input_is_an_engine_error(cls_bundle: TinyBundle) -> None:
     engine = OnnxRuntimeEngine(cls_bundle.bundle_dir / ONNX_FILE)
     with pytest.raises(EngineError, match="inference failed"):
         engine.infer({"input": np.zeros((1, 3, 8), np.float32)})
+
+
+@pytest.mark.parametrize("kind", ["onnxruntime", "openvino"])
+def test_concurrent_callers_get_their_own_results(cls_bundle: TinyBundle, kind: str) -> None:
+    """Callers from several threads serialise on the engine and each gets the answer to its own input."""
+    import threading
+
+    manifest = read_manifest(cls_bundle.bundle_dir)
+    engine = create_engine(cls_bundle.bundle_dir, manifest, kind, threads=1)  # type: ignore[arg-type]
+    wrong: list[tuple[int, int]] = []
+
+    def caller(channel: int) -> None:
+        x = np.zeros((1, 3, 32, 32), np.float32)
+        x[:, channel] = 1
+        for _ in range(30):
+            got = int(engine.infer({"input": x})["logits"][0].argmax())
+            if got != channel:
+                wrong.append((channel, got))
+
+    threads = [threading.Thread(target=caller, args=(c,)) for c in (0, 1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads)
+    assert wrong == []
