@@ -36,6 +36,24 @@ def image_size(path: Path) -> tuple[int, int]:
     return _decoded_size(path)
 
 
+def image_suffix(path: Path) -> str:
+    """The file suffix an image's content calls for (`.jpg`, `.png`, ...), for files stored without one."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(16)
+    except OSError as err:
+        raise DatasetError(f"cannot read image {path}: {err}") from err
+    if head.startswith(b"\x89PNG"):
+        return ".png"
+    if head.startswith(b"BM"):
+        return ".bmp"
+    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+        return ".webp"
+    if head.startswith((b"II*\x00", b"MM\x00*")):
+        return ".tiff"
+    return ".jpg"
+
+
 def _checked(path: Path, width: int, height: int) -> tuple[int, int]:
     if width <= 0 or height <= 0:
         raise DatasetError(f"image {path} has an invalid size {width}x{height} in its header")

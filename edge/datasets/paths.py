@@ -118,7 +118,15 @@ def output_file_names(samples: list[Sample]) -> list[str]:
     for sample in samples:
         base = PurePosixPath(sample.name.replace("\\", "/")).name or sample.path.name
         stem, suffix = os.path.splitext(base)
-        suffix = suffix.lower() if suffix.lower() in IMAGE_SUFFIXES else sample.path.suffix.lower()
+        if suffix.lower() in IMAGE_SUFFIXES:
+            suffix = suffix.lower()
+        elif sample.path.suffix.lower() in IMAGE_SUFFIXES:
+            suffix = sample.path.suffix.lower()
+        else:
+            # Content-addressed store files may have no suffix; readers only pick up files with an image suffix.
+            from edge.datasets.imagesize import image_suffix
+
+            stem, suffix = base, image_suffix(sample.path)
         candidate, n = stem, 1
         while candidate.lower() in used:
             n += 1

@@ -140,3 +140,17 @@ def test_detect_format_refuses_what_it_cannot_tell(tmp_path: Path) -> None:
         detect_format(tmp_path)
     with pytest.raises(DatasetError, match="does not exist"):
         detect_format(tmp_path / "nope")
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_files_without_suffix_get_one_from_their_content(fmt: str, source_dataset: Dataset, tmp_path: Path) -> None:
+    for i, sample in enumerate(source_dataset.samples):
+        bare = tmp_path / "blobs" / f"{i:02d}{digest(sample.path)[:12]}"
+        bare.parent.mkdir(exist_ok=True)
+        sample.path.rename(bare)
+        sample.path, sample.name = bare, bare.name
+    write_dataset(source_dataset, tmp_path / "out", fmt)
+    back = read_dataset(tmp_path / "out", fmt)
+    assert len(back.samples) == len(source_dataset.samples)
+    assert {Path(s.name).suffix for s in back.samples} == {".jpg", ".png"}
+    assert_same(source_dataset, back, boxes=fmt in BOX_FORMATS)
