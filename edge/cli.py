@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 COMMAND_MODULES = [
     "edge.commands.config_cmd",
+    "edge.commands.demo_cmd",
     "edge.commands.bundle_cmd",
     "edge.commands.dataset_cmd",
     "edge.commands.users_cmd",

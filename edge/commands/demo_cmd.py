@@ -1,0 +1,158 @@
+"""`shelfwatch demo`: the whole appliance on embedded defaults, with nothing installed beyond the package.
+
+A synthetic shelf camera whose stock runs down and gets restocked, the dataset store under a local folder, the web
+studio, and MQTT: an embedded broker (amqtt, MQTT 3.1.1) is started only when nothing answers at the broker address.
+The demo trusts a signing key it keeps in its data folder, so bundles signed with that key install.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import socket
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+DEMO_CAMERA = "shelf"
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _demo_keys(data_dir: Path) -> Path:
+    """The demo's signing key pair (created once); returns the public key path the device trusts."""
+    from edge.bundle import generate_keypair
+
+    keys = data_dir / "keys"
+    pub = keys / "signing.pub"
+    if not pub.exists():
+        keys.mkdir(parents=True, exist_ok=True)
+        private_pem, public_pem = generate_keypair()
+        key = keys / "signing.key"
+        key.write_bytes(private_pem)
+        key.chmod(0o600)
+        pub.write_bytes(public_pem)
+    return pub
+
+
+def build_demo_config(args: argparse.Namespace) -> Any:
+    """The EdgeConfig of the demo: one synthetic camera with a zone per shelf row."""
+    from edge.cameras.synthetic import default_zones
+    from edge.config import EdgeConfig
+
+    data_dir = Path(args.data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    pub = _demo_keys(data_dir)
+    return EdgeConfig.model_validate(
+        {
+            "device_id": "demo",
+            "data_dir": str(data_dir),
+            "web": {"host": args.host, "port": args.port},
+            "mqtt": {"host": args.mqtt_host, "port": args.mqtt_port, "topic_prefix": "shelfwatch"},
+            "cameras": [
+                {
+                    "id": DEMO_CAMERA,
+                    "name": "Demo shelf (synthetic)",
+                    "source": f"synthetic:?width=1280&height=720&period={args.period}&seed=0",
+                    "fps": 2,
+                    "zones": [z.model_dump() for z in default_zones(4)],
+                }
+            ],
+            "model": {"bundle": args.bundle, "trusted_keys": [str(pub)]},
+        }
+    )
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from edge.agent import Agent
+    from edge.embedded_broker import EmbeddedBroker, broker_answers
+
+    if not _port_free(args.host, args.port):
+        new_port = _free_port(args.host)
+        sys.stderr.write(f"port {args.port} is taken on {args.host}; the demo uses {new_port} instead\n")
+        args.port = new_port
+    broker: EmbeddedBroker | None = None
+    if broker_answers(args.mqtt_host, args.mqtt_port):
+        mqtt_note = f"the MQTT broker already running at {args.mqtt_host}:{args.mqtt_port}"
+    else:
+        logging.getLogger("amqtt").setLevel(logging.ERROR)
+        broker = EmbeddedBroker("127.0.0.1", args.mqtt_port).start()
+        args.mqtt_host = "127.0.0.1"
+        mqtt_note = f"an embedded MQTT broker (amqtt) on 127.0.0.1:{args.mqtt_port}"
+
+    config = build_demo_config(args)
+    agent = Agent(config)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    agent.start()
+    shown_host = "127.0.0.1" if config.web.host in ("0.0.0.0", "::") else config.web.host  # noqa: S104
+    web_port = agent.web.port if agent.web is not None else config.web.port
+    prefix = f"{config.mqtt.topic_prefix}/{config.device_id}"
+    zones = ", ".join(z.id for z in config.cameras[0].zones)
+    topics = [
+        (f"{prefix}/availability", "online/offline (retained)"),
+        (f"{prefix}/{DEMO_CAMERA}/status", "camera online/offline (retained)"),
+        (f"{prefix}/{DEMO_CAMERA}/<zone>/state", f"zone state JSON (retained); zones: {zones}"),
+        (f"{prefix}/events", "low-stock start/end events"),
+        (f"{prefix}/stats", "fps, inference ms, model version"),
+        (f"homeassistant/binary_sensor/{config.device_id}_{DEMO_CAMERA}_<zone>/config", "discovery (retained)"),
+    ]
+    print(
+        "\n".join(
+            [
+                "Shelfwatch demo is running.",
+                f"  Web studio:  http://{shown_host}:{web_port}/   (first visit: create the admin account)",
+                f"  MQTT:        {mqtt_note}",
+                "  Topics:",
+                *(f"    {topic:<58} {what}" for topic, what in topics),
+                f"  Watch them:  mosquitto_sub -h {args.mqtt_host} -p {args.mqtt_port} -t '{prefix}/#' -v",
+                f"  Data:        {config.data_dir}  (bundles signed with {config.data_dir}/keys/signing.key install)",
+                "  Stop with Ctrl-C.",
+            ]
+        ),
+        flush=True,
+    )
+    try:
+        stop.wait(args.seconds if args.seconds else None)
+    finally:
+        agent.stop()
+        if broker is not None:
+            broker.stop()
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("demo", help="run the appliance on embedded defaults (synthetic camera, local broker)")
+    p.add_argument("--data-dir", default="demo-data", help="where the demo keeps its dataset and models")
+    p.add_argument("--host", default="127.0.0.1", help="web studio address (0.0.0.0 to reach it from elsewhere)")
+    p.add_argument("--port", type=int, default=8080, help="web studio port (a free one is used if it is taken)")
+    p.add_argument("--mqtt-host", default="localhost", help="broker to use if one answers there")
+    p.add_argument("--mqtt-port", type=int, default=1883, help="broker port (the embedded broker listens here)")
+    p.add_argument("--period", type=float, default=120.0, help="seconds of one deplete/restock cycle of the shelf")
+    p.add_argument("--bundle", default=None, help="a model bundle to install at start")
+    p.add_argument("--seconds", type=float, default=0.0, help="stop after this many seconds (0: run until Ctrl-C)")
+    p.set_defaults(func=cmd_demo)
