@@ -39,7 +39,7 @@ TABLE_SUFFIXES = (".csv", ".tsv", ".txt")
 TABLE_FILE = "dataset.csv"
 PATH_HEADERS = {
     "path", "file", "filename", "file_name", "filepath", "file_path", "image", "images", "image_path", "image_file",
-    "img", "img_path", "picture", "photo", "url",
+    "img", "img_path", "picture", "photo",
 }  # fmt: skip
 LABEL_HEADERS = {
     "label", "labels", "class", "classes", "class_name", "classname", "category", "categories", "tag", "tags",
