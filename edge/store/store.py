@@ -286,7 +286,7 @@ class DatasetStore:
         split: str = "auto",
     ) -> ImageRecord:
         """Validate and store one image; an exact duplicate returns the stored record with duplicate_of set."""
-        return self.add_images([(filename or "image", data)], camera=camera, captured_at=captured_at, split=split)[0]
+        return self.add_images([(filename or "", data)], camera=camera, captured_at=captured_at, split=split)[0]
 
     def add_images(
         self,
@@ -299,7 +299,8 @@ class DatasetStore:
         """Validate every file first, then store them all in one transaction (all or nothing)."""
         _check_split(split)
         when = _iso_utc(captured_at)
-        checked = [(name, data, validate_image(data, name, **self._limits())) for name, data in files]
+        # A nameless upload is called "image" in messages and stored without a file name.
+        checked = [(name, data, validate_image(data, name or "image", **self._limits())) for name, data in files]
         written: list[Path] = []
         results: list[tuple[int, int | None, bool]] = []  # id, duplicate_of, exact duplicate
         try:
@@ -315,7 +316,7 @@ class DatasetStore:
                         conn,
                         data,
                         facts,
-                        filename=name,
+                        filename=name or None,
                         camera=camera,
                         captured_at=when,
                         split=split,
@@ -778,7 +779,9 @@ class DatasetStore:
                 known = self._label_ids(conn)
                 for key, info in declared.items():
                     if key not in known:
-                        self._create_label(conn, info.name, info.description or "", info.color)
+                        # A source's colour is a hint: one we cannot use gets a palette colour instead.
+                        color = info.color if info.color and _COLOR.match(info.color) else None
+                        self._create_label(conn, info.name, info.description or "", color)
                         stats["labels"] += 1
                 known = self._label_ids(conn)
                 hashes = self._all_hashes(conn)

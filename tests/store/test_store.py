@@ -108,6 +108,9 @@ def test_add_image_stores_the_file_by_content_hash(store: DatasetStore) -> None:
     assert len(rec.phash) == 16
     as_dict = rec.as_dict()
     assert as_dict["id"] == rec.id and as_dict["boxes"] == [] and as_dict["tagged"] is False
+    assert store.add_image(image_bytes(2)).filename is None
+    with pytest.raises(ImageError, match=r"^image: "):
+        store.add_image(b"junk")
 
 
 def test_exact_duplicate_returns_the_stored_record_and_stores_nothing(store: DatasetStore) -> None:
@@ -457,7 +460,7 @@ def _hand_built_dataset(tmp_path: Path) -> Dataset:
         samples.append(Sample(path=path, name=f"sub/img{i}{path.suffix}", tags=tags, boxes=boxes, split="train"))
     samples[0].split = "test"
     samples[1].split = "weird"
-    return Dataset(labels=[LabelInfo("ok", "all stocked", "#00ff00"), LabelInfo("Low")], samples=samples)
+    return Dataset(labels=[LabelInfo("ok", "all stocked", "#00ff00"), LabelInfo("Low", color="red")], samples=samples)
 
 
 def test_import_and_export_keep_every_image_label_box_and_split(store: DatasetStore, tmp_path: Path) -> None:
@@ -466,6 +469,7 @@ def test_import_and_export_keep_every_image_label_box_and_split(store: DatasetSt
     assert stats == {"images": 6, "duplicates": 0, "boxes": 6, "tags": 3, "labels": 2}
     labels = store.list_labels()
     assert (labels[0].name, labels[0].description, labels[0].color) == ("ok", "all stocked", "#00ff00")
+    assert labels[1].color.startswith("#")  # "red" is no #rrggbb: a palette colour instead
     assert store.summary()["splits"] == {"train": 4, "val": 0, "test": 1, "auto": 1}
     clamped = store.list_images(label="Low", newest_first=False)[0][0].boxes[1]
     assert (clamped.x1, clamped.x2) == (0.0, 1.0)
