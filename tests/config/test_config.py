@@ -95,3 +95,15 @@ def test_cli_validate_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[s
     err = capsys.readouterr().err
     assert f"{bad}:3: web.port" in err
     assert load_yaml_config(good, EdgeConfig).device_id == "shelf-01"
+
+
+def test_config_doc_lists_every_field() -> None:
+    """docs/CONFIG.md's tables are generated from the models; a new field without regenerating fails here."""
+    import importlib.util
+
+    repo = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("gen_config_doc", repo / "docs" / "gen_config_doc.py")
+    assert spec is not None and spec.loader is not None
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    assert gen.tables() in (repo / "docs" / "CONFIG.md").read_text(), "run: python docs/gen_config_doc.py"

@@ -1,0 +1,65 @@
+"""Regenerate the field tables of docs/CONFIG.md from the pydantic models: `python docs/gen_config_doc.py`."""
+
+from __future__ import annotations
+
+import typing
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from edge.config import EdgeConfig
+from trainer.config import TrainerConfig
+
+BEGIN, END = "<!-- fields:begin -->", "<!-- fields:end -->"
+
+
+def _submodel(annotation: object) -> type[BaseModel] | None:
+    stack = [annotation]
+    while stack:
+        t = stack.pop()
+        if isinstance(t, type) and issubclass(t, BaseModel):
+            return t
+        stack.extend(typing.get_args(t))
+    return None
+
+
+def _default(field: typing.Any) -> str:
+    if field.is_required():
+        return "(required)"
+    if field.default_factory is not None:
+        return ""
+    value = field.default
+    return f"`{value}`" if not isinstance(value, str) else f"`{value!r}`"
+
+
+def rows(model: type[BaseModel], prefix: str = "") -> list[str]:
+    out = []
+    for name, field in model.model_fields.items():
+        key = prefix + (field.alias or name)
+        desc = (field.description or "").replace("|", "\\|")
+        default = _default(field).replace("|", "\\|")
+        out.append(f"| `{key}` | {default} | {desc} |")
+        sub = _submodel(field.annotation)
+        if sub is not None:
+            listy = typing.get_origin(field.annotation) is list
+            out += rows(sub, key + ("[]." if listy else "."))
+    return out
+
+
+def tables() -> str:
+    parts = []
+    for title, model in (("edge.yaml", EdgeConfig), ("trainer.yaml", TrainerConfig)):
+        parts.append(f"### `{title}`\n\n| key | default | meaning |\n|---|---|---|\n" + "\n".join(rows(model)))
+    return "\n\n".join(parts)
+
+
+def main() -> None:
+    path = Path(__file__).with_name("CONFIG.md")
+    text = path.read_text()
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    path.write_text(f"{head}{BEGIN}\n{tables()}\n{END}{tail}")
+
+
+if __name__ == "__main__":
+    main()
