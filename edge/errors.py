@@ -47,3 +47,7 @@ class CameraError(ShelfwatchError):
 
 class EngineError(ShelfwatchError):
     """An inference engine cannot load a model or run it."""
+
+
+class TrainerError(ShelfwatchError):
+    """The trainer service refused a request, failed a job, or could not be reached."""
