@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-TRAINER_COMMAND_MODULES: list[str] = []
+TRAINER_COMMAND_MODULES: list[str] = [
+    "trainer.commands.train_cmd",
+    "trainer.commands.evaluate_cmd",
+]
 
 
 def register(sub: Any) -> None:

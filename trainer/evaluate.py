@@ -280,3 +280,130 @@ def write_report(out_dir: Path, report: dict[str, Any]) -> dict[str, Path]:
     paths["pr_curve.png"].write_bytes(pr)
     paths["report.html"].write_text(report_html(report, confusion, pr), encoding="utf-8")
     return paths
+
+
+# ------------------------------------------------------------------------------------------------ CLI entry
+
+
+def evaluate_bundle(
+    bundle_dir: Path,
+    data: Path,
+    fmt: str | None,
+    *,
+    engine: str = "onnxruntime",
+    zones: Sequence[Any] | None = None,
+    trusted_key: str | None = None,
+    target_precision: float = DEFAULT_TARGET_PRECISION,
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Evaluate a bundle's exported model on every sample of a dataset (all splits); the metrics as a dict."""
+    from edge.bundle import read_manifest, verify_bundle
+    from trainer.data import read_any
+
+    bundle_dir = Path(bundle_dir)
+    manifest = verify_bundle(bundle_dir, [trusted_key]) if trusted_key else read_manifest(bundle_dir)
+    dataset = read_any(Path(data), fmt)
+    head: dict[str, Any] = {
+        "task": manifest.task,
+        "bundle": str(bundle_dir),
+        "version": manifest.version,
+        "engine": engine,
+        "verified": bool(trusted_key),
+    }
+    if manifest.task == "detection":
+        return head | _evaluate_detection(bundle_dir, manifest, dataset, engine, target_precision, threads)
+    from trainer.data import classification_samples, sample_image
+
+    labels, samples, warnings = classification_samples(dataset, zones)
+    known = {name: i for i, name in enumerate(manifest.labels)}
+    usable = [(s, labels[s.label]) for s, _ in samples if labels[s.label] in known]
+    skipped = len(samples) - len(usable)
+    if skipped:
+        foreign = sorted({labels[s.label] for s, _ in samples} - set(known))
+        warnings.append(f"{skipped} samples carry labels the model does not know ({foreign}) and were skipped")
+    if not usable:
+        raise TrainingError(f"no sample of {data} carries one of the model's labels {manifest.labels}")
+    cache: dict[Path, np.ndarray] = {}
+    probs = predict_probabilities(
+        bundle_dir,
+        lambda i: sample_image(usable[i][0], cache),
+        len(usable),
+        engine=engine,
+        manifest=manifest,
+        threads=threads,
+    )
+    y_true = np.array([known[name] for _, name in usable])
+    metrics = classification_metrics(
+        manifest.labels,
+        y_true,
+        probs,
+        alert_labels=manifest.effective_alert_labels(),
+        target_precision=target_precision,
+    )
+    if len(usable) < 10 * len(manifest.labels):
+        warnings.append(f"tiny evaluation set ({len(usable)} samples): treat the metrics as rough")
+    return head | {
+        "samples": metrics["samples"],
+        "accuracy": metrics["accuracy"],
+        "macro_f1": metrics["macro_f1"],
+        "per_label": metrics["per_label"],
+        "confusion_matrix": metrics["confusion_matrix"],
+        "labels": metrics["labels"],
+        "suggested_score_threshold": metrics["suggested_score_threshold"],
+        "warnings": warnings,
+    }
+
+
+def detection_predictions(
+    bundle_dir: Path,
+    manifest: Any,
+    image_paths: Sequence[Path],
+    *,
+    engine: str = "onnxruntime",
+    threads: int | None = None,
+    score_threshold: float = 0.01,
+) -> list[Any]:
+    """Detections of the bundle's exported model per image (low threshold: what mAP needs)."""
+    from edge.runtime.models import DetectionModel, load_model
+    from trainer.data import load_image
+
+    model = load_model(bundle_dir, engine=engine, threads=threads, manifest=manifest)  # type: ignore[arg-type]
+    if not isinstance(model, DetectionModel):
+        raise TrainingError(f"bundle {bundle_dir} is a {model.task} model, not detection")
+    out: list[Any] = []
+    for start in range(0, len(image_paths), 8):
+        images = [load_image(p) for p in image_paths[start : start + 8]]
+        out.extend(model.predict_batch(images, score_threshold=score_threshold))
+    return out
+
+
+def _evaluate_detection(
+    bundle_dir: Path, manifest: Any, dataset: Any, engine: str, target_precision: float, threads: int | None
+) -> dict[str, Any]:
+    from trainer.detection.metrics import detection_metrics
+
+    labels = list(manifest.labels)
+    samples = [s for s in dataset.samples if s.boxes or not s.tags]
+    foreign = sorted({b.label for s in samples for b in s.boxes} - set(labels))
+    warnings = []
+    if foreign:
+        warnings.append(f"boxes with labels the model does not know were ignored: {foreign}")
+    truth = [[b for b in s.boxes if b.label in labels] for s in samples]
+    if not any(truth):
+        raise TrainingError(f"no box of the dataset carries one of the model's labels {labels}")
+    predictions = detection_predictions(bundle_dir, manifest, [s.path for s in samples], engine=engine, threads=threads)
+    metrics = detection_metrics(
+        predictions, truth, labels, score_threshold=manifest.thresholds.score, target_precision=target_precision
+    )
+    return {
+        "images": metrics["images"],
+        "map50": metrics["map50"],
+        "map50_95": metrics["map50_95"],
+        "precision": metrics["precision"],
+        "recall": metrics["recall"],
+        "f1": metrics["f1"],
+        "score_threshold": metrics["score_threshold"],
+        "per_label": metrics["per_label"],
+        "suggested_threshold": metrics["suggested_threshold"],
+        "warnings": warnings,
+    }

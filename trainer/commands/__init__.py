@@ -1,0 +1,1 @@
+"""The trainer's `shelfwatch` subcommands (train, evaluate); each imports torch only when it runs."""

@@ -1,0 +1,91 @@
+"""Helpers shared by the trainer's commands: the torch check, zones files and the terminal progress bar."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from trainer.errors import TrainingError
+
+if TYPE_CHECKING:
+    from edge.config.model import ZoneConfig
+    from trainer.pipeline import Progress
+
+
+def require_torch() -> None:
+    """Refuse clearly on a machine without the trainer's dependencies (a device)."""
+    try:
+        import torch  # noqa: F401
+    except ImportError as err:
+        raise TrainingError(
+            "training needs torch, which is not installed here: pip install 'shelfwatch[trainer]' "
+            "(devices run bundles without it)"
+        ) from err
+
+
+def read_zones(path: str | None) -> list[ZoneConfig] | None:
+    """Zones from a YAML or JSON file: a list of {id, polygon} or a mapping with a `zones` list."""
+    if not path:
+        return None
+    import yaml
+    from pydantic import ValidationError
+
+    from edge.config.model import ZoneConfig
+
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+        data: Any = json.loads(text) if file.suffix == ".json" else yaml.safe_load(text)
+    except (OSError, ValueError, yaml.YAMLError) as err:
+        raise TrainingError(f"cannot read zones file {file}: {err}") from err
+    if isinstance(data, dict):
+        data = data.get("zones")
+    if not isinstance(data, list) or not data:
+        raise TrainingError(f"zones file {file} must hold a non-empty list of zones (id, polygon)")
+    try:
+        return [ZoneConfig.model_validate(z) for z in data]
+    except ValidationError as err:
+        raise TrainingError(f"zones file {file}: {err.errors()[0]['loc']}: {err.errors()[0]['msg']}") from err
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr (epoch, loss, ETA); plain lines when stderr is not a terminal."""
+
+    WIDTH = 24
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.last_stage = ""
+        self.last_line = 0.0
+        self.last_decile = -1
+
+    def __call__(self, p: Progress) -> None:
+        filled = int(self.WIDTH * p.fraction)
+        parts = [f"[{'#' * filled}{'-' * (self.WIDTH - filled)}] {100 * p.fraction:5.1f}% {p.stage}"]
+        if p.epoch is not None:
+            parts.append(f"epoch {p.epoch}/{p.epochs}")
+        if p.loss is not None:
+            parts.append(f"loss {p.loss:.4f}")
+        if p.eta_seconds is not None:
+            parts.append(f"ETA {p.eta_seconds:.0f}s")
+        if p.message:
+            parts.append(p.message)
+        line = "  ".join(parts)
+        if self.tty:
+            now = time.monotonic()
+            if now - self.last_line < 0.1 and p.stage == self.last_stage and p.stage != "done":
+                return
+            self.last_line = now
+            self.stream.write("\r\x1b[K" + line[:160] + ("\n" if p.stage == "done" else ""))
+        else:
+            decile = int(p.fraction * 10)
+            if p.stage == self.last_stage and decile == self.last_decile and p.stage != "done":
+                return
+            self.last_decile = decile
+            self.stream.write(line + "\n")
+        self.last_stage = p.stage
+        self.stream.flush()

@@ -1,0 +1,90 @@
+"""`shelfwatch train`: train a model from a dataset and write a signed bundle."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Run one training and print where the bundle is (JSON with --json)."""
+    from trainer.commands._common import ProgressBar, read_zones, require_torch
+
+    require_torch()
+    from trainer.pipeline import TrainSpec, run_training
+
+    weights = None if args.weights.lower() in ("none", "random") else args.weights
+    spec = TrainSpec(
+        data=Path(args.data),
+        fmt=args.format,
+        task=args.task,
+        out=Path(args.out),
+        backbone=args.backbone,
+        weights=weights,
+        epochs=args.epochs,
+        seed=args.seed,
+        signing_key=Path(args.signing_key) if args.signing_key else None,
+        name=args.name,
+        input_size=args.input_size,
+        zones=read_zones(args.zones),
+        threads=args.threads,
+        int8=args.int8,
+        alert_labels=args.alert_label or None,
+        min_per_label=args.min_per_label,
+    )
+    result = run_training(spec, progress=None if args.no_progress else ProgressBar())
+    for warning in result.warnings:
+        sys.stderr.write(f"WARNING: {warning}\n")
+    if result.public_key is not None and spec.signing_key is None:
+        sys.stderr.write(f"signed with the kept key; the device must trust {result.public_key}\n")
+    if args.json:
+        from edge.cli import print_json
+
+        payload: dict[str, Any] = {
+            "bundle": str(result.bundle_dir),
+            "version": result.version,
+            "task": spec.task,
+            "seconds": result.seconds,
+            "metrics": result.metrics,
+            "warnings": result.warnings,
+            "public_key": str(result.public_key) if result.public_key else None,
+            "report": str(result.bundle_dir / "report.html"),
+        }
+        print_json(payload)
+    else:
+        m = result.metrics
+        headline = ", ".join(f"{k} {v:.3f}" for k, v in m.items() if isinstance(v, float))
+        print(f"bundle {result.version} written to {result.bundle_dir} ({headline}); report: report.html")
+    return 0
+
+
+def register(sub: Any) -> None:
+    """Add `shelfwatch train`."""
+    p = sub.add_parser("train", help="train a model from a dataset and write a signed bundle")
+    p.add_argument("--data", required=True, help="dataset folder (or annotations file for coco/csv)")
+    p.add_argument("--format", default=None, help="coco, yolo, voc, folders or csv (default: detect)")
+    p.add_argument("--task", required=True, choices=["classification", "detection"])
+    p.add_argument("--out", required=True, help="bundle directory to write (new, empty, or an older bundle)")
+    p.add_argument(
+        "--backbone", default="squeezenet1_1", choices=["squeezenet1_1", "mobilenet_v3_small", "mobilenet_v3_large"]
+    )
+    p.add_argument(
+        "--weights",
+        default="imagenet",
+        help="a .pth/.npz state dict, 'imagenet' (published torchvision file, cached) or 'none' (random init)",
+    )
+    p.add_argument("--epochs", type=int, default=None, help="epochs (default: early stopping on validation)")
+    p.add_argument("--signing-key", default=None, help="ed25519 private key (PEM); default: keys/ beside --out")
+    p.add_argument("--seed", type=int, default=0, help="random seed (same data + seed = same model)")
+    p.add_argument("--name", default="shelfwatch", help="model name in the manifest")
+    p.add_argument("--input-size", type=int, default=None, help="square network input size (default 224)")
+    p.add_argument("--zones", default=None, help="YAML/JSON list of zones (id, polygon): train on zone crops")
+    p.add_argument("--alert-label", action="append", default=[], help="a label meaning low stock (repeatable)")
+    p.add_argument("--min-per-label", type=int, default=10, help="refuse labels with fewer images (default 10)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
+    p.add_argument("--int8", action="store_true", help="also export an INT8 OpenVINO model (needs NNCF)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    p.set_defaults(func=cmd_train)
