@@ -148,7 +148,13 @@ def import_archive() -> Any:
             dataset = read_dataset(root, fmt)
         except DatasetError as err:
             # Name the uploaded file, not the temporary folder it was saved in.
-            message = str(err).replace(str(archive), filename).replace(str(work / "extracted") + "/", "")
+            message = (
+                str(err)
+                .replace(str(archive), filename)
+                .replace(str(work / "extracted") + "/", "")
+                .replace(str(work / "extracted"), "the archive")
+                .replace("pass --format", "choose the format")
+            )
             raise DatasetError(message if filename in message else f"{filename}: {message}") from err
         stats = current_services().store.import_dataset(dataset)
     finally:

@@ -186,7 +186,7 @@ def _authenticate() -> Any:
             g.auth_method = "session"
 
     view = current_app.view_functions.get(request.endpoint or "")
-    if view is None or getattr(view, "shelfwatch_public", False):
+    if view is None or request.endpoint == "static" or getattr(view, "shelfwatch_public", False):
         return None  # unknown routes fall through to 404; public views do their own CSRF checks
     if g.user is None:
         if is_api_request():
