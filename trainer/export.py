@@ -12,6 +12,7 @@ and top-1 exactly, or export fails loudly. FP16/INT8 are reported and must keep 
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +46,9 @@ def export_onnx(model: nn.Module, path: Path, input_size: int | tuple[int, int],
     dummy = torch.zeros(1, 3, height, width)
     dynamic = {"input": {0: "batch"}} | {name: {0: "batch"} for name in output_names}
     path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # The TorchScript exporter is chosen on purpose (see the module docstring); its deprecation notice is noise.
+        warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
             model,
             (dummy,),

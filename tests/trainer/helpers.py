@@ -1,0 +1,29 @@
+"""Generated classification data for the trainer tests: coloured blocks on noise, one colour per label."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.datasets.model import Dataset, LabelInfo, Sample
+
+COLOURS = {"red": (40, 40, 210), "green": (40, 190, 40), "blue": (210, 70, 40)}
+
+
+def coloured_dataset(root: Path, per_label: int = 10, seed: int = 0, size: tuple[int, int] = (56, 48)) -> Dataset:
+    """Images with a block of the label's colour at a random place; written as PNG under root/<label>/."""
+    rng = np.random.default_rng(seed)
+    ds = Dataset(labels=[LabelInfo(n) for n in COLOURS])
+    w, h = size
+    for name, bgr in COLOURS.items():
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_label):
+            image = rng.integers(0, 90, (h, w, 3)).astype(np.uint8)
+            x, y = int(rng.integers(0, w // 2)), int(rng.integers(0, h // 2))
+            cv2.rectangle(image, (x, y), (x + w // 2, y + h // 2), bgr, -1)
+            path = root / name / f"{name}_{i:02d}.png"
+            cv2.imwrite(str(path), image)
+            ds.samples.append(Sample(path, f"{name}/{path.name}", tags=[name]))
+    return ds

@@ -1,0 +1,135 @@
+"""Classification samples, zone crops, grouped stratified splits, minimums and augmentation."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.config.model import ZoneConfig
+from edge.datasets.model import Box, Dataset, LabelInfo, Sample
+from tests.trainer.helpers import coloured_dataset
+from trainer.data import (
+    NONE_LABEL,
+    augment,
+    classification_samples,
+    group_key,
+    load_image,
+    sample_image,
+    split_classification,
+)
+from trainer.errors import TrainingError
+
+
+def test_group_key_keeps_roboflow_copies_together() -> None:
+    a = group_key("1-100_jpg.rf.1795b376a0e86a11b059f69506b37f5b.jpg")
+    b = group_key("train/images/1-100_jpg.rf.601d4660c10d8c5f58b2dd9721a95b18.jpg")
+    assert a == b == "1-100"
+    assert group_key("shelf/cam1_0001.jpg") == "shelf/cam1_0001"
+
+
+def test_tags_make_samples_and_odd_images_are_counted(tmp_path: Path) -> None:
+    ds = coloured_dataset(tmp_path, per_label=2)
+    ds.samples.append(Sample(tmp_path / "x.png", "x.png"))
+    ds.samples.append(Sample(tmp_path / "y.png", "y.png", tags=["red", "blue"]))
+    labels, samples, warnings = classification_samples(ds)
+    assert labels == ["red", "green", "blue"]
+    assert len(samples) == 6
+    assert any("no usable tag" in w for w in warnings)
+    assert any("several tags" in w for w in warnings)
+
+
+def test_zone_crops_take_box_labels_or_none(tmp_path: Path) -> None:
+    zones = [
+        ZoneConfig(id="left", polygon=[(0.0, 0.0), (0.5, 0.0), (0.5, 1.0), (0.0, 1.0)]),
+        ZoneConfig(id="right", polygon=[(0.5, 0.0), (1.0, 0.0), (1.0, 1.0), (0.5, 1.0)]),
+    ]
+    ds = Dataset(labels=[LabelInfo("empty"), LabelInfo("ok")])
+    ds.samples = [
+        Sample(tmp_path / "a.jpg", "a.jpg", boxes=[Box("empty", 0.05, 0.1, 0.45, 0.9)]),
+        Sample(tmp_path / "b.jpg", "b.jpg", tags=["ok"]),  # no boxes: the image's tag holds for every zone
+        Sample(tmp_path / "c.jpg", "c.jpg"),  # nothing: skipped
+    ]
+    labels, samples, warnings = classification_samples(ds, zones)
+    got = {(s.name, labels[s.label]) for s, _ in samples}
+    assert got == {("a.jpg#left", "empty"), ("a.jpg#right", NONE_LABEL), ("b.jpg#left", "ok"), ("b.jpg#right", "ok")}
+    assert labels[-1] == NONE_LABEL
+    left = next(s for s, _ in samples if s.name == "a.jpg#left")
+    assert left.crop == (0.0, 0.0, 0.5, 1.0) and left.group == "a"
+    assert any("2 zone crops" in w for w in warnings)
+
+
+def test_stratified_split_8_1_1_and_deterministic(tmp_path: Path) -> None:
+    ds = coloured_dataset(tmp_path, per_label=10)
+    labels, samples, warnings = classification_samples(ds)
+    data = split_classification(labels, samples, seed=3, warnings=warnings)
+    assert data.split_source == "stratified"
+    for name in labels:
+        assert (data.counts("train")[name], data.counts("val")[name], data.counts("test")[name]) == (8, 1, 1)
+    again = split_classification(labels, samples, seed=3)
+    assert [s.path for s in again.test] == [s.path for s in data.test]
+    other = split_classification(labels, samples, seed=4)
+    assert [s.path for s in other.test] != [s.path for s in data.test]
+    assert any("tiny test set" in w for w in data.warnings)
+
+
+def test_copies_never_straddle_splits(tmp_path: Path) -> None:
+    ds = Dataset(labels=[LabelInfo("a"), LabelInfo("b")])
+    for label in ("a", "b"):
+        for photo in range(10):
+            for copy in range(3):
+                name = f"{label}{photo}_jpg.rf.{copy:032x}.jpg"
+                ds.samples.append(Sample(tmp_path / name, name, tags=[label]))
+    labels, samples, _ = classification_samples(ds)
+    data = split_classification(labels, samples, seed=0)
+    groups = [{s.group for s in part} for part in (data.train, data.val, data.test)]
+    assert not (groups[0] & groups[1]) and not (groups[0] & groups[2]) and not (groups[1] & groups[2])
+    assert Counter(s.group for s in data.test).most_common(1)[0][1] == 3  # all three copies together
+
+
+def test_dataset_split_is_used(tmp_path: Path) -> None:
+    ds = coloured_dataset(tmp_path, per_label=10)
+    for i, s in enumerate(ds.samples):
+        s.split = "val" if i % 10 >= 8 else "train"  # the grocery5 layout: train/ and val/ folders
+    labels, samples, _ = classification_samples(ds)
+    data = split_classification(labels, samples, seed=0)
+    assert data.split_source == "dataset"
+    assert sum(data.counts("test").values()) == 6  # the dataset's val became the test set
+    assert all(v >= 1 for v in data.counts("val").values())  # validation carved out of train
+    assert {s.path for s in data.test}.isdisjoint({s.path for s in data.train + data.val})
+
+
+def test_too_few_images_refused_with_counts(tmp_path: Path) -> None:
+    ds = coloured_dataset(tmp_path, per_label=4)
+    labels, samples, _ = classification_samples(ds)
+    with pytest.raises(TrainingError, match=r"too few images per label \('red': 4, 'green': 4, 'blue': 4\)"):
+        split_classification(labels, samples)
+    data = split_classification(labels, samples, min_per_label=3)
+    assert all(v >= 1 for v in data.counts("test").values())
+    one = Dataset(labels=[LabelInfo("red")], samples=[s for s in ds.samples if s.tags == ["red"]])
+    with pytest.raises(TrainingError, match="at least 2 labels"):
+        split_classification(*classification_samples(one)[:2])
+
+
+def test_augment_keeps_a_plausible_image_and_is_seeded(tmp_path: Path) -> None:
+    ds = coloured_dataset(tmp_path, per_label=1)
+    image = load_image(ds.samples[0].path)
+    a = augment(image, np.random.default_rng(1))
+    b = augment(image, np.random.default_rng(1))
+    assert np.array_equal(a, b)
+    assert a.dtype == np.uint8 and a.ndim == 3
+    assert a.shape[0] >= 0.65 * image.shape[0] and a.shape[1] >= 0.65 * image.shape[1]
+    assert not np.array_equal(augment(image, np.random.default_rng(2)), a)
+
+
+def test_unreadable_image_names_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8 not really a jpeg")
+    with pytest.raises(TrainingError, match=r"cannot decode image .*broken\.jpg"):
+        load_image(bad)
+    ds = coloured_dataset(tmp_path / "ok", per_label=1)
+    labels, samples, _ = classification_samples(ds)
+    crop = sample_image(samples[0][0].__class__(samples[0][0].path, 0, "g", (0.0, 0.0, 0.5, 0.5)))
+    assert crop.shape[:2] == (24, 28)

@@ -1,0 +1,209 @@
+"""End-to-end classification training on generated images: learns, exports with parity, signs, is deterministic,
+cancels cleanly; and the train / evaluate commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from edge.bundle import verify_bundle
+from edge.cli import main
+from edge.errors import BundleError
+from tests.trainer.helpers import coloured_dataset
+from trainer.errors import TrainingCancelled, TrainingError
+from trainer.pipeline import Progress, TrainResult, TrainSpec, run_training
+
+
+def _spec(data: Path, out: Path, **kw: object) -> TrainSpec:
+    base: dict[str, object] = dict(
+        data=data,
+        fmt="folders",
+        task="classification",
+        out=out,
+        backbone="squeezenet1_1",
+        weights=None,
+        input_size=64,
+        views=2,
+        threads=2,
+    )
+    base.update(kw)
+    return TrainSpec(**base)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainResult, Path, list[Progress]]:
+    root = tmp_path_factory.mktemp("cls")
+    coloured_dataset(root / "data", per_label=12)
+    seen: list[Progress] = []
+    result = run_training(_spec(root / "data", root / "out" / "bundle"), progress=seen.append)
+    return result, root, seen
+
+
+@pytest.mark.slow
+def test_tiny_run_learns_and_writes_a_verified_bundle(trained: tuple[TrainResult, Path, list[Progress]]) -> None:
+    result, root, seen = trained
+    assert result.metrics["accuracy"] >= 0.8  # chance is 0.33
+    manifest = verify_bundle(result.bundle_dir, [str(root / "out" / "keys" / "bundle-signing.pub")])
+    assert manifest.labels == ["blue", "green", "red"]
+    assert manifest.input.width == 64 and manifest.base.weights == "random"
+    assert manifest.metrics["accuracy"] == result.metrics["accuracy"]
+    assert manifest.dataset.counts == {"blue": 12, "green": 12, "red": 12}
+    assert {"model.onnx", "openvino/model.xml", "openvino/fp16/model.bin", "report.json", "report.html"} <= set(
+        manifest.files
+    )
+    assert 0.0 < manifest.thresholds.score <= 1.0
+    assert any("RANDOM INITIALISATION" in w for w in result.warnings)
+    report = json.loads((result.bundle_dir / "report.json").read_text())
+    assert "RANDOM INITIALISATION" in " ".join(report["warnings"])
+    assert report["metrics"]["confusion_matrix"] and report["split"]["test"] == {"blue": 1, "green": 1, "red": 1}
+    stages = [p.stage for p in seen]
+    assert stages[0] == "loading" and stages[-1] == "done" and "training" in stages and "exporting" in stages
+    assert all(b.fraction >= a.fraction - 1e-9 for a, b in zip(seen, seen[1:], strict=False))
+    assert any(p.epoch is not None and p.loss is not None for p in seen)
+    assert set(result.seconds) == {"total", "train", "export", "evaluate"}
+
+
+def test_export_parity_recorded_and_onnx_is_one_file_with_dynamic_batch(
+    trained: tuple[TrainResult, Path, list[Progress]],
+) -> None:
+    result, _, _ = trained
+    parity = result.report["parity"]
+    assert parity["passed"] and parity["onnxruntime"]["top1_agreement"] == 1.0
+    assert parity["onnxruntime"]["relative_diff"] < 1e-3 and parity["openvino"]["relative_diff"] < 1e-3
+    assert "openvino_fp16" in parity
+    assert not [p for p in result.bundle_dir.rglob("*") if p.suffix == ".data"]
+    session = ort.InferenceSession(str(result.bundle_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].name == "input"
+    assert session.get_outputs()[0].name == "logits"
+    out = session.run(None, {"input": np.zeros((3, 3, 64, 64), np.float32)})[0]
+    assert out.shape == (3, 3)
+
+
+def test_tampered_bundle_fails_verification(trained: tuple[TrainResult, Path, list[Progress]], tmp_path: Path) -> None:
+    import shutil
+
+    result, root, _ = trained
+    copy = tmp_path / "copy"
+    shutil.copytree(result.bundle_dir, copy)
+    with (copy / "model.onnx").open("ab") as fh:
+        fh.write(b"\0")
+    with pytest.raises(BundleError, match="model.onnx"):
+        verify_bundle(copy, [str(root / "out" / "keys" / "bundle-signing.pub")])
+
+
+@pytest.mark.slow
+def test_same_seed_same_model_and_cancel_leaves_nothing(tmp_path: Path) -> None:
+    ds = coloured_dataset(tmp_path / "data", per_label=10)
+    a = run_training(_spec(tmp_path / "data", tmp_path / "a", epochs=30), dataset=ds)
+    b = run_training(_spec(tmp_path / "data", tmp_path / "b", epochs=30), dataset=ds)
+    probe = np.random.default_rng(0).normal(size=(4, 3, 64, 64)).astype(np.float32)
+
+    def logits(bundle: Path) -> np.ndarray:
+        s = ort.InferenceSession(str(bundle / "model.onnx"), providers=["CPUExecutionProvider"])
+        return np.asarray(s.run(None, {"input": probe})[0])
+
+    assert np.array_equal(logits(a.bundle_dir), logits(b.bundle_dir))
+    assert a.report["split"] == b.report["split"]
+
+    calls = {"n": 0}
+
+    def cancel_on_tenth() -> bool:
+        calls["n"] += 1
+        return calls["n"] >= 10
+
+    with pytest.raises(TrainingCancelled):
+        run_training(_spec(tmp_path / "data", tmp_path / "c"), should_cancel=cancel_on_tenth, dataset=ds)
+    assert calls["n"] == 10  # stopped at the first check that said cancel
+    assert not (tmp_path / "c").exists()
+    assert not [p.name for p in tmp_path.iterdir() if "staging" in p.name]
+    # a cancel during an earlier bundle's overwrite keeps the earlier bundle intact
+    calls["n"] = 0
+    with pytest.raises(TrainingCancelled):
+        run_training(_spec(tmp_path / "data", a.bundle_dir), should_cancel=cancel_on_tenth, dataset=ds)
+    verify_bundle(a.bundle_dir, [str(tmp_path / "keys" / "bundle-signing.pub")])
+
+
+def test_refuses_to_overwrite_a_foreign_directory(tmp_path: Path) -> None:
+    ds = coloured_dataset(tmp_path / "data", per_label=10)
+    (tmp_path / "precious").mkdir()
+    (tmp_path / "precious" / "notes.txt").write_text("keep me")
+    with pytest.raises(TrainingError, match="not a bundle directory"):
+        run_training(_spec(tmp_path / "data", tmp_path / "precious"), dataset=ds)
+    assert (tmp_path / "precious" / "notes.txt").read_text() == "keep me"
+
+
+@pytest.mark.slow
+def test_cli_train_then_evaluate_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    coloured_dataset(tmp_path / "data", per_label=10)
+    key = tmp_path / "k"
+    assert main(["keys", "generate", "--out", str(key)]) == 0
+    capsys.readouterr()
+    private = next(p for p in key.iterdir() if "pub" not in p.name)
+    public = next(p for p in key.iterdir() if "pub" in p.name)
+    rc = main(
+        [
+            "train",
+            "--data",
+            str(tmp_path / "data"),
+            "--format",
+            "folders",
+            "--task",
+            "classification",
+            "--out",
+            str(tmp_path / "bundle"),
+            "--weights",
+            "none",
+            "--input-size",
+            "64",
+            "--signing-key",
+            str(private),
+            "--json",
+        ]
+    )
+    captured = capsys.readouterr()
+    assert rc == 0
+    out = json.loads(captured.out.strip().splitlines()[-1])
+    assert out["bundle"] == str(tmp_path / "bundle")
+    assert {"total", "train", "export"} <= set(out["seconds"])
+    assert 0.0 <= out["metrics"]["accuracy"] <= 1.0
+    assert "RANDOM INITIALISATION" in captured.err
+    assert "%" in captured.err  # the progress bar
+    assert not (tmp_path / "keys").exists()  # the given key was used, none generated
+    rc = main(
+        [
+            "evaluate",
+            "--bundle",
+            str(tmp_path / "bundle"),
+            "--data",
+            str(tmp_path / "data"),
+            "--format",
+            "folders",
+            "--key",
+            str(public),
+            "--json",
+        ]
+    )
+    ev = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert rc == 0
+    assert ev["task"] == "classification" and ev["verified"] is True and ev["samples"] == 30
+    assert set(ev["per_label"]) == {"red", "green", "blue"}
+    assert sum(map(sum, ev["confusion_matrix"])) == 30
+    assert ev["accuracy"] >= 0.7
+
+
+def test_cli_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    coloured_dataset(tmp_path / "data", per_label=3)
+    rc = main(
+        ["train", "--data", str(tmp_path / "data"), "--format", "folders", "--task", "classification"]
+        + ["--out", str(tmp_path / "b"), "--weights", "none", "--no-progress"]
+    )
+    assert rc == 1
+    assert "too few images per label" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists()
+    rc = main(["train", "--data", str(tmp_path / "nope"), "--task", "classification", "--out", str(tmp_path / "b")])
+    assert rc == 1
+    assert "does not exist" in capsys.readouterr().err
