@@ -130,6 +130,6 @@ def test_unreadable_image_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(TrainingError, match=r"cannot decode image .*broken\.jpg"):
         load_image(bad)
     ds = coloured_dataset(tmp_path / "ok", per_label=1)
-    labels, samples, _ = classification_samples(ds)
+    _, samples, _ = classification_samples(ds)
     crop = sample_image(samples[0][0].__class__(samples[0][0].path, 0, "g", (0.0, 0.0, 0.5, 0.5)))
     assert crop.shape[:2] == (24, 28)
