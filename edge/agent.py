@@ -40,6 +40,7 @@ class AgentOptions:
     stats_interval: float = 10.0
     min_overlap: float = 0.5
     mqtt_window: int = 8
+    mqtt_reconnect_max_seconds: float = 30.0
     flush_timeout: float = 5.0
     camera_stall_seconds: float = 10.0
     source_factory: Callable[[str | int], Any] | None = None
@@ -75,7 +76,13 @@ class Agent:
             from edge.comms.mqtt import MqttCommunicator
 
             self.outbox = Outbox(self.data_dir / "outbox.db")
-            self.comms = MqttCommunicator(config.mqtt, config.device_id, self.outbox, window=self.options.mqtt_window)
+            self.comms = MqttCommunicator(
+                config.mqtt,
+                config.device_id,
+                self.outbox,
+                window=self.options.mqtt_window,
+                reconnect_max_seconds=self.options.mqtt_reconnect_max_seconds,
+            )
         else:
             self.comms = NullCommunicator()
         self.reporter = Reporter(self.comms, self.events, self.snapshots, self.metrics)

@@ -148,7 +148,7 @@ class CameraPipeline:
         self.capture_rate = RateMeter()
         self.eval_rate = RateMeter()
         self.skip_rate = RateMeter()
-        self.online = True
+        self.online: bool | None = None  # unknown until the capture reports or a frame arrives
         self.status = "starting"
         self._states: dict[str, ZoneState] = {}
         self._zone_configs: list[ZoneConfig] = []
@@ -278,7 +278,9 @@ class CameraPipeline:
             self.metrics.inc("shelfwatch_frames_skipped_total", "Captured frames not evaluated.", self._labels, missed)
         self.capture_rate.add(max(1, seq - self._last_seq) if self._last_seq >= 0 else 1)
         self._last_seq = seq
-        if not self.online:
+        if self.online is None:
+            # Sources without status reports (the benchmark's) are online once they deliver; a capture's own
+            # online/offline reports win, since a frame taken just before the camera failed may land after it.
             self.set_online(True)
         self._refresh_zones()
         active = self.slot.current

@@ -1,0 +1,102 @@
+"""MqttCommunicator against a real Mosquitto: auth, CONNACK-only `connected`, retained re-publish, HA restarts."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+from edge.comms.base import ZoneRef
+from edge.comms.mqtt import MqttCommunicator
+from edge.comms.outbox import Outbox
+from edge.config.model import MqttConfig
+from tests.helpers.broker import Broker
+from tests.helpers.mqtt_sub import MqttSubscriber
+
+
+def _wait(cond, timeout: float = 15.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return bool(cond())
+
+
+def _comms(tmp_path: Path, port: int, **mqtt: object) -> MqttCommunicator:
+    cfg = MqttConfig.model_validate({"host": "127.0.0.1", "port": port, "keepalive": 5, **mqtt})
+    return MqttCommunicator(cfg, "dev1", Outbox(tmp_path / "outbox.db"), reconnect_max_seconds=1)
+
+
+def test_refused_credentials_never_count_as_connected(tmp_path: Path) -> None:
+    pw = tmp_path / "passwd"
+    subprocess.run(["mosquitto_passwd", "-b", "-c", str(pw), "agent", "s3cret"], check=True)
+    pw.chmod(0o644)
+    with Broker(tmp_path / "b", extra_conf=f"user root\nallow_anonymous false\npassword_file {pw}\n") as broker:
+        bad = _comms(tmp_path / "bad", broker.port, username="agent", password="wrong").start()
+        try:
+            time.sleep(1.5)
+            assert not bad.connected
+            bad.publish_durable("events", '{"id": "x"}', key="x")
+            assert bad.pending() == 1  # kept, not dropped
+        finally:
+            bad.stop(flush_timeout=0.2)
+        good = _comms(tmp_path / "good", broker.port, username="agent", password="s3cret").start()
+        try:
+            assert _wait(lambda: good.connected)
+            good.publish_durable("events", '{"id": "y"}', key="y")
+            assert _wait(lambda: good.pending() == 0)
+        finally:
+            good.stop()
+
+
+def test_retained_state_is_republished_after_a_broker_restart(tmp_path: Path, broker: Broker) -> None:
+    comms = _comms(tmp_path, broker.port).start()
+    try:
+        assert _wait(lambda: comms.connected)
+        comms.publish("cam1/z1/state", '{"state":"ok"}', retain=True)
+        comms.announce([ZoneRef("cam1", "z1", "Zone 1")])
+        broker.restart()  # persistence off: the broker forgets every retained message
+        assert _wait(lambda: comms.connects >= 2, timeout=20)
+        with MqttSubscriber(broker.port, ["shelfwatch/#", "homeassistant/#"]) as sub:
+            assert sub.wait_for(lambda m: len(m) >= 3, timeout=5)
+            retained = {m.topic: m.payload for m in sub.messages() if m.retained}
+        assert retained["shelfwatch/dev1/cam1/z1/state"] == '{"state":"ok"}'
+        assert retained["shelfwatch/dev1/availability"] == "online"
+        assert "homeassistant/binary_sensor/dev1_cam1_z1/config" in retained
+    finally:
+        comms.stop()
+
+
+def test_discovery_is_republished_when_home_assistant_comes_online(tmp_path: Path, broker: Broker) -> None:
+    comms = _comms(tmp_path, broker.port).start()
+    topic = "homeassistant/binary_sensor/dev1_cam1_z1/config"
+    try:
+        assert _wait(lambda: comms.connected)
+        comms.announce([ZoneRef("cam1", "z1", "Zone 1")])
+        with MqttSubscriber(broker.port, [topic]) as sub:
+            assert sub.wait_for(lambda m: len(m) == 1)  # the retained copy
+            subprocess.run(
+                ["mosquitto_pub", "-p", str(broker.port), "-t", "homeassistant/status", "-m", "online"], check=True
+            )
+            assert sub.wait_for(lambda m: len(m) == 2 and not m[1].retained)
+            # A zone that goes away has its entity removed (empty retained config).
+            comms.announce([ZoneRef("cam1", "z2", "Zone 2")])
+            assert sub.wait_for(lambda m: any(x.payload == "" for x in m))
+    finally:
+        comms.stop()
+
+
+def test_durable_messages_arrive_in_order(tmp_path: Path, broker: Broker) -> None:
+    n = 30
+    comms = _comms(tmp_path, broker.port)
+    with MqttSubscriber(broker.port, ["shelfwatch/dev1/events"]) as sub:
+        for i in range(n):  # queued before the connection exists: the outbox holds them
+            comms.publish_durable("events", str(i), key=str(i))
+        comms.start()
+        try:
+            assert sub.wait_for(lambda m: len(m) >= n)
+            assert _wait(lambda: comms.pending() == 0)
+        finally:
+            comms.stop()
+    assert [int(m.payload) for m in sub.messages()] == list(range(n))
