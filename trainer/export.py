@@ -5,8 +5,8 @@ The ONNX file uses the TorchScript-based exporter (`dynamo=False`): it is determ
 weights inside, and handles these small CNNs without onnxscript's graph rewrites. The parity check runs the same
 input tensor through torch, ONNX Runtime and OpenVINO and records max |difference| of the outputs and the share of
 images whose top-1 class agrees; FP32 models must agree within `FP32_TOLERANCE` (relative to the output range)
-and top-1 exactly, or export fails loudly. FP16/INT8 are reported and must keep top-1 agreement above
-`REDUCED_TOP1_MIN`.
+and top-1 exactly, or export fails loudly. FP16 must keep top-1 agreement of at least `REDUCED_TOP1_MIN` (checked
+on 10 or more images); INT8 (opt-in) below that is a warning in the report.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 OPSET = 17
 FP32_TOLERANCE = 1e-3
 REDUCED_TOP1_MIN = 0.9
+MIN_IMAGES_TO_FAIL_REDUCED = 10  # below this one flipped image says little about a reduced-precision model
 
 
 @dataclass(frozen=True)
@@ -166,16 +167,24 @@ def classification_parity(
     ):
         if rel in model_files:
             engines[name] = (run_openvino, model_files[rel])
-    report: dict[str, Any] = {"images": len(batch), "tolerance": FP32_TOLERANCE}
+    report: dict[str, Any] = {"images": len(batch), "tolerance": FP32_TOLERANCE, "warnings": []}
     failures = []
     for name, (run, path) in engines.items():
         stats = compare(reference, run(path, batch)[0])
         report[name] = stats
-        exact = name in ("onnxruntime", "openvino")
-        if exact and (stats["relative_diff"] > FP32_TOLERANCE or stats["top1_agreement"] < 1.0):
-            failures.append(f"{name}: {stats}")
-        elif not exact and stats["top1_agreement"] < REDUCED_TOP1_MIN:
-            failures.append(f"{name}: top-1 agreement {stats['top1_agreement']:.2f} < {REDUCED_TOP1_MIN}")
+        if name in ("onnxruntime", "openvino"):
+            if stats["relative_diff"] > FP32_TOLERANCE or stats["top1_agreement"] < 1.0:
+                failures.append(f"{name}: {stats}")
+        elif stats["top1_agreement"] < REDUCED_TOP1_MIN:
+            message = (
+                f"{name}: top-1 agreement with the trained model {stats['top1_agreement']:.2f} "
+                f"< {REDUCED_TOP1_MIN} on {len(batch)} images"
+            )
+            # FP16 is what a device may pick by itself, so it must hold; INT8 is opt-in and reported.
+            if name == "openvino_fp16" and len(batch) >= MIN_IMAGES_TO_FAIL_REDUCED:
+                failures.append(message)
+            else:
+                report["warnings"].append(message + "; prefer the FP32 model")
     report["passed"] = not failures
     if failures:
         raise TrainingError("exported model disagrees with the trained one: " + "; ".join(failures))

@@ -311,8 +311,12 @@ def _run_classification(
     reporter("exporting", 0.8, "parity check")
     from edge.runtime.preprocess import preprocess
 
-    parity_tensor, _ = preprocess(test_images[:MAX_PARITY_IMAGES], input_spec)
+    # Parity on the evaluation images first, topped up with plain training images when the test split is small.
+    parity_images = test_images[:MAX_PARITY_IMAGES]
+    parity_images += [sample_image(s, cache) for s in fit_samples[: MAX_PARITY_IMAGES - len(parity_images)]]
+    parity_tensor, _ = preprocess(parity_images, input_spec)
     parity = classification_parity(model, files, parity_tensor)
+    warnings.extend(parity["warnings"])
     export_seconds = time.monotonic() - export_started
 
     # --- evaluation with the exported model through the device's runtime wrapper (ONNX Runtime)

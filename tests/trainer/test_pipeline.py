@@ -210,3 +210,22 @@ def test_cli_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     rc = main(["train", "--data", str(tmp_path / "nope"), "--task", "classification", "--out", str(tmp_path / "b")])
     assert rc == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_int8_export_or_clear_refusal(tmp_path: Path) -> None:
+    from trainer.export import nncf_available
+
+    ds = coloured_dataset(tmp_path / "data", per_label=10)
+    spec = _spec(tmp_path / "data", tmp_path / "b", int8=True, epochs=20)
+    if not nncf_available():
+        with pytest.raises(TrainingError, match=r"INT8 export needs NNCF"):
+            run_training(spec, dataset=ds)
+        assert not (tmp_path / "b").exists()
+        return
+    result = run_training(spec, dataset=ds)
+    manifest = verify_bundle(result.bundle_dir, [str(tmp_path / "keys" / "bundle-signing.pub")])
+    assert {"openvino/int8/model.xml", "openvino/int8/model.bin"} <= set(manifest.files)
+    assert "openvino_int8" in result.report["parity"]
+    xml = (result.bundle_dir / "openvino" / "int8" / "model.xml").read_text()
+    assert "FakeQuantize" in xml or "u8" in xml or "i8" in xml  # really quantised
