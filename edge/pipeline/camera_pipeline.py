@@ -287,19 +287,20 @@ class CameraPipeline:
         if active is None:
             return
         zones = zones_for_model(self._zone_configs, active)
+        started = time.monotonic()
         self._busy_generation = generation
-        self._busy_since = time.monotonic()
+        self._busy_since = started
         try:
             scores = evaluate_zones(active, frame.image, zones, self.min_overlap)
         except Exception as err:
-            self._busy_since = None
             if generation == self._generation:
+                self._busy_since = None
                 self._report_error(f"model {active.version} failed on frame {seq}: {err}")
             return
-        elapsed_ms = (time.monotonic() - self._busy_since) * 1000.0
-        self._busy_since = None
+        elapsed_ms = (time.monotonic() - started) * 1000.0
         if generation != self._generation:
             return  # the watchdog gave up on this worker while it was stuck; a fresh one carries on
+        self._busy_since = None
         if self.status != "running":
             self.status = "running"
         self.stats.evaluated += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,31 @@ class ShelfCamera:
         os.replace(tmp, self.folder / "shelf.png")
 
 
+class Toggler:
+    """Flips the left half of the shelf between empty and stocked every `period` seconds (makes events)."""
+
+    def __init__(self, camera: ShelfCamera, period: float = 0.8) -> None:
+        self.camera = camera
+        self.period = period
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        empty = True
+        while not self._stop.is_set():
+            self.camera.show(left_empty=empty)
+            empty = not empty
+            self._stop.wait(self.period)
+
+    def __enter__(self) -> Toggler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 @pytest.fixture
 def shelf_camera(tmp_path: Path) -> ShelfCamera:
     cam = ShelfCamera(tmp_path / "camera")
@@ -60,7 +86,7 @@ def det_bundle(tmp_path_factory: pytest.TempPathFactory, keys_dir: Path) -> Tiny
     return make_detection_bundle(out, version="det-1", key_dir=keys_dir, openvino=False)
 
 
-def edge_config(
+def config_dict(
     data_dir: Path,
     camera_folder: Path,
     bundle: TinyBundle | None,
@@ -69,8 +95,8 @@ def edge_config(
     fps: float = 10.0,
     min_frames: int = 2,
     **extra: Any,
-) -> EdgeConfig:
-    """An edge config for one folder camera with two zones, built through the real model."""
+) -> dict[str, Any]:
+    """The edge.yaml content for one folder camera with two zones (left and right halves)."""
     raw: dict[str, Any] = {
         "device_id": "dev1",
         "data_dir": str(data_dir),
@@ -93,4 +119,9 @@ def edge_config(
         "mqtt": {"enabled": mqtt_port is not None, "host": "127.0.0.1", "port": mqtt_port or 1883, "keepalive": 5},
     }
     raw.update(extra)
-    return EdgeConfig.model_validate(raw)
+    return raw
+
+
+def edge_config(*args: Any, **kwargs: Any) -> EdgeConfig:
+    """config_dict() validated through the real config model."""
+    return EdgeConfig.model_validate(config_dict(*args, **kwargs))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import os
 import tarfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +15,7 @@ from edge.agent import Agent, AgentOptions
 from edge.bundle import pack_bundle
 from edge.errors import BundleError
 from edge.events import EventLog
-from tests.agent.conftest import ShelfCamera, edge_config
+from tests.agent.conftest import ShelfCamera, Toggler, edge_config
 from tests.helpers.broker import Broker
 from tests.helpers.mqtt_sub import MqttSubscriber
 from tests.helpers.tiny_bundle import TinyBundle, make_detection_bundle
@@ -31,31 +30,6 @@ def wait(cond: Callable[[], bool], timeout: float = 20.0) -> bool:
             return True
         time.sleep(0.05)
     return bool(cond())
-
-
-class Toggler:
-    """Flips the left half of the shelf between empty and stocked every `period` seconds (makes events)."""
-
-    def __init__(self, camera: ShelfCamera, period: float = 0.8) -> None:
-        self.camera = camera
-        self.period = period
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        empty = True
-        while not self._stop.is_set():
-            self.camera.show(left_empty=empty)
-            empty = not empty
-            self._stop.wait(self.period)
-
-    def __enter__(self) -> Toggler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def persistent_broker(workdir: Path) -> Broker:
