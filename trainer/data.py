@@ -317,3 +317,87 @@ def dataset_sha256(labels: list[str], samples: Sequence[ClassSample]) -> str:
     for row in sorted(rows):
         digest.update(row.encode())
     return digest.hexdigest()
+
+
+def dataset_sha256_samples(samples: Sequence[Sample]) -> str:
+    """Hash over box-annotated images: every image's bytes with its boxes and tags (order-independent)."""
+    digest = hashlib.sha256()
+    rows = []
+    for s in samples:
+        boxes = sorted((b.label, *(round(v, 6) for v in b.as_tuple())) for b in s.boxes)
+        rows.append(f"{hashlib.sha256(Path(s.path).read_bytes()).hexdigest()} {sorted(s.tags)} {boxes}")
+    for row in sorted(rows):
+        digest.update(row.encode())
+    return digest.hexdigest()
+
+
+# ------------------------------------------------------------------------------------------------ detection
+
+
+@dataclass
+class DetectionData:
+    """Labels (those with boxes) and the three splits of box-annotated images."""
+
+    labels: list[str]
+    train: list[Sample]
+    val: list[Sample]
+    test: list[Sample]
+    split_source: str
+    warnings: list[str] = field(default_factory=list)
+
+    def box_counts(self, which: str | None = None) -> dict[str, int]:
+        """Boxes per label in one split, or in all of them."""
+        parts = [getattr(self, which)] if which else [self.train, self.val, self.test]
+        counter = Counter(b.label for part in parts for s in part for b in s.boxes)
+        return {lab: counter.get(lab, 0) for lab in self.labels}
+
+
+def split_detection(ds: Dataset, *, seed: int = 0, min_images: int = 10) -> DetectionData:
+    """Train/val/test of the images with boxes: the dataset's own split, or 80/10/10 by photo group (copies of a
+    photo stay together), stratified by each photo's most frequent box label."""
+    with_boxes = [s for s in ds.samples if s.boxes]
+    warnings = []
+    skipped = len(ds.samples) - len(with_boxes)
+    if skipped:
+        warnings.append(f"{skipped} images without boxes were not used for detection")
+    used = {b.label for s in with_boxes for b in s.boxes}
+    labels = [n for n in ds.label_names if n in used] + sorted(used - set(ds.label_names))
+    groups = {group_key(s.name) for s in with_boxes}
+    if len(groups) < min_images:
+        raise TrainingError(
+            f"too few photos with boxes ({len(groups)} distinct photos); at least {min_images} are needed so that "
+            "one lands in validation and one in test. Draw boxes on more photos, or lower --min-per-label "
+            "for a tiny test run."
+        )
+    index = {n: i for i, n in enumerate(labels)}
+    # Reuse the grouped stratified splitter with one stand-in sample per image, labelled by its main box label.
+    stand_ins = [
+        (
+            ClassSample(Path(str(i)), index[Counter(b.label for b in s.boxes).most_common(1)[0][0]], group_key(s.name)),
+            s.split,
+        )
+        for i, s in enumerate(with_boxes)
+    ]
+    rng = np.random.default_rng(seed)
+    explicit = any(sp not in ("auto", "") for _, sp in stand_ins)
+    if explicit:
+        train_i = [c for c, sp in stand_ins if sp in ("train", "auto", "")]
+        val_i = [c for c, sp in stand_ins if sp == "val"]
+        test_i = [c for c, sp in stand_ins if sp == "test"]
+        if not test_i:
+            test_i, val_i = val_i, []
+        if not val_i:
+            train_i, val_i = _stratified_groups(train_i, [0.125], rng)
+        source = "dataset"
+    else:
+        train_i, val_i, test_i = _stratified_groups([c for c, _ in stand_ins], [0.1, 0.1], rng)
+        source = "stratified"
+    if not train_i or not test_i:
+        raise TrainingError("detection needs photos with boxes in both train and test; fix the dataset's split")
+
+    def pick(part: list[ClassSample]) -> list[Sample]:
+        return [with_boxes[int(str(c.path))] for c in part]
+
+    if len(test_i) < 10:
+        warnings.append(f"tiny test set ({len(test_i)} photos): treat mAP as rough")
+    return DetectionData(labels, pick(train_i), pick(val_i), pick(test_i), source, warnings)

@@ -227,16 +227,42 @@ def report_html(report: dict[str, Any], confusion: bytes, pr: bytes) -> str:
     def _fmt(value: float | None) -> str:
         return "" if value is None else f"{value:.3f}"
 
-    rows = "".join(
-        f"<tr><td>{e(name)}</td><td>{v['precision']:.3f}</td><td>{v['recall']:.3f}</td><td>{v['f1']:.3f}</td>"
-        f"<td>{v['support']}</td><td>{_fmt(label_thresholds.get(name))}</td></tr>"
-        for name, v in metrics.get("per_label", {}).items()
-    )
     warnings = "".join(f"<li>{e(w)}</li>" for w in report.get("warnings", []))
     parity = e(json.dumps(report.get("parity", {}), indent=2))
     split = e(json.dumps(report.get("split", {}), indent=2))
     seconds = e(json.dumps(report.get("seconds", {}), indent=2))
     thr = metrics.get("suggested_score_threshold")
+    if report.get("task") == "detection":
+        sug = metrics.get("suggested_threshold", {})
+        headline = (
+            f"<p>mAP@0.5 <b>{metrics.get('map50', 0):.3f}</b>, mAP@0.5:0.95 <b>{metrics.get('map50_95', 0):.3f}</b>; "
+            f"at score {metrics.get('score_threshold', 0):.3f}: precision {metrics.get('precision', 0):.3f}, "
+            f"recall {metrics.get('recall', 0):.3f}, F1 {metrics.get('f1', 0):.3f} (IoU 0.5). Threshold for "
+            f"precision {sug.get('target_precision', DEFAULT_TARGET_PRECISION):.2f}: "
+            f"<b>{'not reached' if sug.get('threshold') is None else format(sug['threshold'], '.3f')}</b>.</p>"
+        )
+        rows = "".join(
+            f"<tr><td>{e(name)}</td><td>{v.get('precision', 0):.3f}</td><td>{v.get('recall', 0):.3f}</td>"
+            f"<td>{v.get('f1', 0):.3f}</td><td>{v.get('ground_truth', 0)}</td><td>AP50 {v.get('ap50', 0):.3f}</td></tr>"
+            for name, v in metrics.get("per_label", {}).items()
+        )
+    else:
+        rows = "".join(
+            f"<tr><td>{e(name)}</td><td>{v['precision']:.3f}</td><td>{v['recall']:.3f}</td><td>{v['f1']:.3f}</td>"
+            f"<td>{v['support']}</td><td>{_fmt(label_thresholds.get(name))}</td></tr>"
+            for name, v in metrics.get("per_label", {}).items()
+        )
+        headline = (
+            f"<p>Accuracy <b>{metrics.get('accuracy', 0):.3f}</b>, macro F1 <b>{metrics.get('macro_f1', 0):.3f}</b>; "
+            f"suggested score threshold for precision "
+            f"{metrics.get('target_precision', DEFAULT_TARGET_PRECISION):.2f}: "
+            f"<b>{'not reached' if thr is None else format(thr, '.3f')}</b> "
+            f"({e(str(metrics.get('score_threshold_basis', '')))}).</p>"
+        )
+    count = metrics.get("samples", metrics.get("images", 0))
+    confusion_html = (
+        f'<h2>Confusion matrix</h2><img alt="confusion matrix" src="{_data_uri(confusion)}">' if confusion else ""
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>Shelfwatch training report {e(str(report.get("version", "")))}</title>
@@ -247,14 +273,12 @@ img{{max-width:100%}}pre{{background:#f5f5f5;padding:.5em;overflow:auto}}</style
 <h1>{e(str(report.get("name", "model")))} {e(str(report.get("version", "")))}</h1>
 <p>Task <b>{e(str(report.get("task", "")))}</b>, backbone <b>{e(str(report.get("base", {}).get("backbone", "")))}</b>
 (weights: {e(str(report.get("base", {}).get("weights", "")))}). Evaluated with the exported model through
-{e(str(report.get("engine", "onnxruntime")))} on {metrics.get("samples", 0)} test samples it did not train on.</p>
-<p>Accuracy <b>{metrics.get("accuracy", 0):.3f}</b>, macro F1 <b>{metrics.get("macro_f1", 0):.3f}</b>;
-suggested score threshold for precision {metrics.get("target_precision", DEFAULT_TARGET_PRECISION):.2f}:
-<b>{"not reached" if thr is None else f"{thr:.3f}"}</b> ({e(str(metrics.get("score_threshold_basis", "")))}).</p>
+{e(str(report.get("engine", "onnxruntime")))} on {count} test samples it did not train on.</p>
+{headline}
 {f'<div class="warn"><b>Warnings</b><ul>{warnings}</ul></div>' if warnings else ""}
 <h2>Per label</h2><table><tr><th>label</th><th>precision</th><th>recall</th><th>F1</th><th>support</th>
 <th>threshold @ target</th></tr>{rows}</table>
-<h2>Confusion matrix</h2><img alt="confusion matrix" src="{_data_uri(confusion)}">
+{confusion_html}
 <h2>Precision-recall</h2><img alt="precision-recall curves" src="{_data_uri(pr)}">
 <h2>Split</h2><pre>{split}</pre>
 <h2>Export parity (torch vs ONNX Runtime vs OpenVINO)</h2><pre>{parity}</pre>
@@ -264,19 +288,25 @@ suggested score threshold for precision {metrics.get("target_precision", DEFAULT
 
 
 def write_report(out_dir: Path, report: dict[str, Any]) -> dict[str, Path]:
-    """report.json, confusion_matrix.png, pr_curve.png and report.html into out_dir; returns bundle name -> path."""
+    """report.json, the pictures (confusion_matrix.png for classification, pr_curve.png) and report.html into
+    out_dir; returns bundle-relative name -> path."""
     metrics = report.get("metrics", {})
     out_dir.mkdir(parents=True, exist_ok=True)
-    confusion = confusion_png(metrics.get("labels", []), metrics.get("confusion_matrix", []))
-    pr = pr_png(metrics.get("pr_curves", {}), metrics.get("target_precision", DEFAULT_TARGET_PRECISION))
-    paths = {
-        "report.json": out_dir / "report.json",
-        "confusion_matrix.png": out_dir / "confusion_matrix.png",
-        "pr_curve.png": out_dir / "pr_curve.png",
-        "report.html": out_dir / "report.html",
-    }
+    target = metrics.get("target_precision") or metrics.get("suggested_threshold", {}).get(
+        "target_precision", DEFAULT_TARGET_PRECISION
+    )
+    if report.get("task") == "detection":
+        confusion = b""
+        pr = pr_png({"all labels (IoU 0.5)": metrics.get("pr_curve", [])}, target)
+    else:
+        confusion = confusion_png(metrics.get("labels", []), metrics.get("confusion_matrix", []))
+        pr = pr_png(metrics.get("pr_curves", {}), target)
+    paths = {"report.json": out_dir / "report.json", "pr_curve.png": out_dir / "pr_curve.png"}
+    if confusion:
+        paths["confusion_matrix.png"] = out_dir / "confusion_matrix.png"
+        paths["confusion_matrix.png"].write_bytes(confusion)
+    paths["report.html"] = out_dir / "report.html"
     paths["report.json"].write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
-    paths["confusion_matrix.png"].write_bytes(confusion)
     paths["pr_curve.png"].write_bytes(pr)
     paths["report.html"].write_text(report_html(report, confusion, pr), encoding="utf-8")
     return paths

@@ -437,4 +437,182 @@ def _sign_and_write(
 def _run_detection(
     spec: TrainSpec, dataset: Dataset, staging: Path, reporter: _Reporter, started: float
 ) -> TrainResult:
-    raise TrainingError("detection training is not wired into the pipeline yet")
+    """Detection: the detection package trains (trainer.detection), this exports, evaluates and signs."""
+    import torch
+
+    from edge.bundle import DatasetInfo, DetectionOutputs, Manifest, Thresholds, file_entry
+    from edge.runtime.preprocess import preprocess
+    from trainer.data import dataset_sha256_samples, load_image, split_detection
+    from trainer.detection.metrics import compare_detections, detection_metrics
+    from trainer.detection.predict import predict_detections, torch_infer
+    from trainer.detection.train import DetectorConfig, train_detector
+    from trainer.evaluate import detection_predictions, write_report
+    from trainer.export import export_onnx, export_openvino, export_openvino_int8, run_onnxruntime, run_openvino
+
+    if spec.zones:
+        raise TrainingError("zones apply to classification (zone crops); detection trains on whole photos")
+    data = split_detection(dataset, seed=spec.seed, min_images=spec.min_per_label)
+    warnings = data.warnings
+    labels = data.labels
+    alert_labels = list(spec.alert_labels or [])
+    unknown = [a for a in alert_labels if a not in labels]
+    if unknown:
+        raise TrainingError(f"alert labels {unknown} are not among the trained labels {labels}")
+    if spec.threads:
+        torch.set_num_threads(spec.threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    cfg = DetectorConfig(seed=spec.seed)
+    if spec.epochs:
+        cfg.epochs = spec.epochs
+    if spec.input_size:
+        cfg.input_size = spec.input_size
+    if spec.views:
+        cfg.views = spec.views
+    input_spec = cfg.input_spec()
+
+    def on_progress(fraction: float, epoch: int, epochs: int, loss: float, phase: str) -> None:
+        reporter(
+            "training",
+            fraction,
+            phase,
+            epoch=epoch or None,
+            epochs=epochs,
+            loss=None if loss != loss else loss,  # NaN while features are cached
+        )
+
+    train_started = time.monotonic()
+    reporter("training", 0.0, f"training a detector on {len(data.train)} photos")
+    detector, info = train_detector(
+        data.train, data.val, labels, spec.backbone, spec.weights, cfg, on_progress, reporter.cancelled
+    )
+    weights_info = getattr(detector, "weights_info", None)
+    if weights_info is not None and weights_info.warning:
+        warnings.insert(0, weights_info.warning)
+    train_seconds = time.monotonic() - train_started
+
+    export_started = time.monotonic()
+    reporter("exporting", 0.0, "ONNX")
+    files: dict[str, Path] = {
+        "model.onnx": export_onnx(detector, staging / "model.onnx", cfg.input_size, ["boxes", "scores"])
+    }
+    reporter("exporting", 0.4, "OpenVINO IR FP32 + FP16")
+    files.update(export_openvino(files["model.onnx"], staging / "openvino"))
+    test_paths = [s.path for s in data.test]
+    parity_images = [load_image(p) for p in (test_paths + [s.path for s in data.train])[:8]]
+    tensor, _ = preprocess(parity_images, input_spec)
+    if spec.int8:
+        reporter("exporting", 0.6, "OpenVINO INT8 (NNCF)")
+        calib, _ = preprocess([load_image(s.path) for s in data.train[:100]], input_spec)
+        files.update(export_openvino_int8(files["model.onnx"], staging / "openvino", calib))
+    reporter("exporting", 0.8, "parity check")
+    with torch.no_grad():
+        ref_boxes, ref_scores = (t.numpy() for t in detector(torch.from_numpy(tensor)))
+    parity: dict[str, Any] = {"images": len(parity_images), "warnings": []}
+    reference = predict_detections(torch_infer(detector), parity_images, input_spec, labels)
+    engines: dict[str, Any] = {"onnxruntime": lambda t: run_onnxruntime(files["model.onnx"], t)}
+    for name, rel in (("openvino", "openvino/model.xml"), ("openvino_fp16", "openvino/fp16/model.xml")):
+        engines[name] = lambda t, p=files[rel]: run_openvino(p, t)
+    if "openvino/int8/model.xml" in files:
+        engines["openvino_int8"] = lambda t: run_openvino(files["openvino/int8/model.xml"], t)
+    failures = []
+    for name, run in engines.items():
+        outputs = run(tensor)
+        boxes, scores = outputs[0], outputs[1]
+
+        def infer(t: np.ndarray, r: Any = run) -> tuple[np.ndarray, np.ndarray]:
+            out = r(t)
+            return out[0], out[1]
+
+        agreement = float(
+            compare_detections(reference, predict_detections(infer, parity_images, input_spec, labels))["agreement"]
+        )
+        diff_boxes = float(np.max(np.abs(boxes - ref_boxes)))
+        diff_scores = float(np.max(np.abs(scores - ref_scores)))
+        parity[name] = {
+            "max_abs_diff_boxes": diff_boxes,
+            "max_abs_diff_scores": diff_scores,
+            "detection_agreement": agreement,
+        }
+        exact = name in ("onnxruntime", "openvino")
+        if exact and (diff_boxes > 1e-3 or diff_scores > 1e-3):
+            failures.append(f"{name}: {parity[name]}")
+        elif not exact and agreement < 0.8:
+            parity["warnings"].append(f"{name}: detection agreement {agreement:.2f} < 0.8")
+    parity["passed"] = not failures
+    if failures:
+        raise TrainingError("exported detector disagrees with the trained one: " + "; ".join(failures))
+    warnings.extend(parity["warnings"])
+    export_seconds = time.monotonic() - export_started
+
+    eval_started = time.monotonic()
+    reporter("evaluating", 0.0, f"{len(test_paths)} test photos through ONNX Runtime")
+    version = new_version()
+    counts = data.box_counts()
+    val_threshold = info.get("score_threshold")
+    manifest_data: dict[str, Any] = {
+        "schema": 1,
+        "name": spec.name,
+        "version": version,
+        "created": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "task": "detection",
+        "labels": labels,
+        "alert_labels": alert_labels,
+        "input": input_spec.model_dump(),
+        "outputs": DetectionOutputs().model_dump(),
+        "thresholds": Thresholds(score=round(float(val_threshold), 4) if val_threshold else 0.5).model_dump(),
+        "metrics": {},
+        "dataset": DatasetInfo(
+            sha256=dataset_sha256_samples(data.train + data.val + data.test), counts=counts
+        ).model_dump(),
+        "base": {
+            "backbone": spec.backbone,
+            "weights": weights_info.source if weights_info else str(spec.weights),
+            "weights_sha256": weights_info.sha256 if weights_info else None,
+        },
+        "files": {rel: file_entry(path).model_dump() for rel, path in files.items()},
+    }
+    preliminary = Manifest.model_validate(manifest_data)
+    predictions = detection_predictions(staging, preliminary, test_paths, engine="onnxruntime", threads=spec.threads)
+    metrics = detection_metrics(
+        predictions,
+        [s.boxes for s in data.test],
+        labels,
+        score_threshold=float(val_threshold) if val_threshold else None,
+        target_precision=spec.target_precision,
+    )
+    manifest_data["thresholds"]["score"] = round(float(metrics["score_threshold"]), 4)
+    headline = {k: metrics[k] for k in ("map50", "map50_95", "precision", "recall", "f1")}
+    headline["test_images"] = metrics["images"]
+    manifest_data["metrics"] = headline
+    evaluate_seconds = time.monotonic() - eval_started
+    seconds = {
+        "train": round(train_seconds, 3),
+        "export": round(export_seconds, 3),
+        "evaluate": round(evaluate_seconds, 3),
+    }
+    report: dict[str, Any] = {
+        "name": spec.name,
+        "version": version,
+        "task": "detection",
+        "engine": "onnxruntime",
+        "labels": labels,
+        "metrics": metrics,
+        "training": {k: v for k, v in info.items() if k != "seconds"} | {"seed": spec.seed},
+        "split": {
+            "source": data.split_source,
+            "train_images": len(data.train),
+            "val_images": len(data.val),
+            "test_images": len(data.test),
+            "train_boxes": data.box_counts("train"),
+            "test_boxes": data.box_counts("test"),
+        },
+        "parity": parity,
+        "base": manifest_data["base"],
+        "dataset": manifest_data["dataset"],
+        "warnings": warnings,
+        "seconds": seconds,
+    }
+    files.update(write_report(staging / "report", report))
+    bundle, public = _sign_and_write(spec, manifest_data, files, reporter)
+    seconds["total"] = round(time.monotonic() - started, 3)
+    return TrainResult(bundle, seconds, headline, report, warnings, public, version)
