@@ -26,6 +26,7 @@ EXPORT_FORMATS = ("coco", "yolo", "voc", "csv", "folders")
 ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
 # The training blueprint (added by the runtime side) exposes this endpoint; the Train button posts to it.
 TRAINING_START_ENDPOINT = "training.start"
+TRAINING_PAGE_ENDPOINT = "training.page"
 
 
 class TaskBody(BaseModel):
@@ -56,19 +57,22 @@ def dataset_summary() -> dict[str, Any]:
         rules.min_boxes_per_label_detection if summary["task"] == "detection" else rules.min_per_label_classification
     )
     summary["unit"] = "boxes" if summary["task"] == "detection" else "images"
-    summary["training_available"] = TRAINING_START_ENDPOINT in current_app.view_functions
+    config = current_app.config["SHELFWATCH_CONFIG"]
+    summary["training_available"] = TRAINING_START_ENDPOINT in current_app.view_functions and bool(
+        config.trainer.url or current_services().trainer is not None
+    )
     return summary
 
 
 @bp.get("/review")
 def review() -> str:
     """The review page: per-label bar chart, verdict with reasons, splits, import/export, Train."""
-    training_url = None
-    if TRAINING_START_ENDPOINT in current_app.view_functions:
-        from flask import url_for
+    from flask import url_for
 
-        training_url = url_for(TRAINING_START_ENDPOINT)
-    return render_template("review.html", formats=EXPORT_FORMATS, training_url=training_url)
+    views = current_app.view_functions
+    training_url = url_for(TRAINING_START_ENDPOINT) if TRAINING_START_ENDPOINT in views else None
+    progress_url = url_for(TRAINING_PAGE_ENDPOINT) if TRAINING_PAGE_ENDPOINT in views else None
+    return render_template("review.html", formats=EXPORT_FORMATS, training_url=training_url, progress_url=progress_url)
 
 
 @bp.get("/api/v1/dataset/summary")

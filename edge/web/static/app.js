@@ -33,7 +33,9 @@ const SW = (() => {
     el.textContent = message;
     el.setAttribute("role", kind === "error" ? "alert" : "status");
     box.appendChild(el);
-    setTimeout(() => el.remove(), kind === "error" ? 7000 : 3500);
+    // At most three at a time: a burst of captures or saves must not bury the page.
+    while (box.children.length > 3) box.firstElementChild.remove();
+    setTimeout(() => el.remove(), kind === "error" ? 7000 : kind === "ok" ? 2000 : 3500);
   }
 
   /** Create an element: h("div", {class: "x", onclick: fn}, child, "text"). */

@@ -36,15 +36,19 @@
     const sp = s.splits;
     document.getElementById("splits").textContent = `train ${sp.train} · val ${sp.val} · test ${sp.test} · not assigned ${sp.auto}`;
 
+    const reason = document.getElementById("train-reason");
     if (!s.ready) {
       train.disabled = true;
       train.title = s.problems.join("\n");
-    } else if (!page.training_url) {
+      reason.textContent = `Disabled: ${s.problems.length} problem${s.problems.length > 1 ? "s" : ""} to fix first`;
+    } else if (!page.training_url || !s.training_available) {
       train.disabled = true;
       train.title = "The dataset is ready, but no training service is connected to this device (trainer.url in edge.yaml).";
+      reason.textContent = "Disabled: no training service connected (trainer.url)";
     } else {
       train.disabled = false;
       train.title = "Start training on the trainer service";
+      reason.textContent = "";
     }
   }
 
@@ -78,7 +82,8 @@
     train.disabled = true;
     try {
       const res = await SW.api("POST", page.training_url, { task: summary.task });
-      SW.toast(`Training started${res && res.id ? ` (job ${res.id})` : ""}`, "ok");
+      SW.toast(`Training started${res && res.id ? ` (run ${res.id})` : ""}`, "ok");
+      if (page.progress_url) setTimeout(() => { location.href = page.progress_url; }, 800);
     } catch (err) { SW.toast(`Training not started: ${err.message}`, "error"); }
     finally { train.disabled = false; }
   });

@@ -32,6 +32,7 @@
     canvas.style.width = `${Math.round(w)}px`;
     canvas.style.height = `${Math.round(hgt)}px`;
     stage.style.width = `${Math.round(w)}px`;
+    document.querySelector(".navrow").style.width = `${Math.round(w)}px`;
     canvas.width = Math.round(w * dpr);
     canvas.height = Math.round(hgt * dpr);
     draw();
@@ -321,7 +322,11 @@
     else if (/^[1-9]$/.test(ev.key)) { ev.preventDefault(); chooseLabel(Number(ev.key) - 1); }
     else if ((ev.key === "Delete" || ev.key === "Backspace") && state.sel >= 0) { ev.preventDefault(); deleteBox(state.sel); }
     else if (ev.key === "Escape") { state.drag = null; state.sel = -1; render(); }
-    else if (ev.key === "Enter" && document.activeElement.tagName !== "BUTTON") { ev.preventDefault(); document.getElementById("save-next").click(); }
+    else if (ev.key === "Enter" && !["save", "revert", "prev", "next"].includes(document.activeElement.id)) {
+      // Enter means "save & next" even right after clicking a label or mode button (which keeps the focus).
+      ev.preventDefault();
+      document.getElementById("save-next").click();
+    }
   });
   window.addEventListener("beforeunload", (ev) => { if (isDirty()) { ev.preventDefault(); ev.returnValue = ""; } });
   window.addEventListener("resize", fitCanvas);

@@ -1,0 +1,337 @@
+"""The studio in real headless Chromium (Debian's /usr/bin/chromium driven by Playwright), against the app served by
+WebServer on a free loopback port with a folder camera of generated shelf images.
+
+One session walks the seeds' workflow: first-run admin, sign out and in, labels, capture 15 frames, tag some images
+with the keyboard and draw boxes on others with the mouse (then move, resize and delete them), see the readiness
+verdict turn ready, split, export COCO and check the zip against the store. Screenshots of the live view, tagging
+and review pages at 1280x800 and 390x844 are saved under the pytest temp dir and looked at in the assertions.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import logging
+import re
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge.cameras.capture import CameraHub
+from edge.cameras.sources import open_source
+from edge.store import DatasetStore
+from edge.web import Services, WebServer, create_app
+from tests.web.conftest import ADMIN, ADMIN_PASSWORD, CAMERA_ID, make_config
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+CAPTURES = 15
+TIMEOUT_MS = 15_000
+
+log = logging.getLogger(__name__)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, shelf_folder: Path) -> Iterator[dict[str, Any]]:
+    """The studio served on a free loopback port."""
+    data_dir = tmp_path_factory.mktemp("browser") / "data"
+    config = make_config(data_dir, shelf_folder)
+    store = DatasetStore(config.data_dir, config.dataset)
+    # The folder camera cycles 24 images at 8 frames/s: consecutive captures are usually different pictures.
+    hub = CameraHub(config.cameras, source_factory=functools.partial(open_source, rate=8))
+    hub.start_all()
+    server = WebServer(create_app(config, Services(store=store, cameras=hub)), host="127.0.0.1", port=0).start()
+    try:
+        yield {"url": server.url, "store": store, "hub": hub}
+    finally:
+        server.stop()
+        hub.stop_all()
+        store.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium, headless; never a downloaded browser."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is absent (Debian package 'chromium'; `make test` installs it as root)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (the dev extra)")
+    with sync_api.sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the screenshots go (kept as test artifacts under the pytest temp dir)."""
+    return tmp_path_factory.mktemp("screenshots")
+
+
+def no_horizontal_overflow(page: Any) -> None:
+    """The page fits its viewport's width (nothing cut off or scrolled sideways on a phone)."""
+    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 1, f"{page.url} is {overflow}px wider than the screen"
+
+
+def canvas_box(page: Any) -> dict[str, float]:
+    box = page.locator("#canvas").bounding_box()
+    assert box and box["width"] > 200 and box["height"] > 150
+    return box
+
+
+def drag(page: Any, start: tuple[float, float], end: tuple[float, float]) -> None:
+    """A real mouse drag in page coordinates."""
+    page.mouse.move(*start)
+    page.mouse.down()
+    page.mouse.move((start[0] + end[0]) / 2, (start[1] + end[1]) / 2, steps=4)
+    page.mouse.move(*end, steps=4)
+    page.mouse.up()
+
+
+def draw_box(page: Any, fx1: float, fy1: float, fx2: float, fy2: float) -> None:
+    """Draw a box with the mouse over the fractions (fx1, fy1)-(fx2, fy2) of the canvas."""
+    c = canvas_box(page)
+    drag(
+        page,
+        (c["x"] + fx1 * c["width"], c["y"] + fy1 * c["height"]),
+        (c["x"] + fx2 * c["width"], c["y"] + fy2 * c["height"]),
+    )
+
+
+def current_image_id(page: Any) -> int:
+    page.wait_for_function("() => /Image #\\d+/.test(document.getElementById('image-title').textContent)")
+    return int(re.search(r"#(\d+)", page.inner_text("#image-title")).group(1))  # type: ignore[union-attr]
+
+
+def save_and_next(page: Any, image_id: int) -> None:
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "([title]) => document.getElementById('image-title').textContent !== title "
+        "|| document.getElementById('next').disabled",
+        arg=[f"Image #{image_id}"],
+    )
+    page.wait_for_function("() => document.getElementById('dirty').hidden")
+
+
+def test_studio_workflow_in_chromium(served: dict[str, Any], browser: Any, shots: Path) -> None:
+    base = served["url"]
+    store: DatasetStore = served["store"]
+    context = browser.new_context(viewport=DESKTOP, accept_downloads=True)
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    page_errors: list[str] = []
+    page.on("pageerror", lambda err: page_errors.append(str(err)))
+
+    # -- first run: no default password, the first visit creates the admin ------------------------------------
+    page.goto(base + "/")
+    assert page.url.endswith("/setup")
+    assert page.inner_text("h1") == "Create the admin"
+    page.fill('input[name="username"]', ADMIN)
+    page.fill('input[name="password"]', ADMIN_PASSWORD)
+    page.fill('input[name="password_repeat"]', ADMIN_PASSWORD)
+    page.click("text=Create the admin >> nth=-1")
+    page.wait_for_url(base + "/live")
+    assert page.inner_text(".who") == ADMIN
+
+    # -- sign out, a wrong password, then sign in ----------------------------------------------------------------
+    page.click("text=Sign out")
+    page.wait_for_url(re.compile(r".*/login"))
+    page.fill('input[name="username"]', ADMIN)
+    page.fill('input[name="password"]', "not the password")
+    page.click('button:has-text("Sign in")')
+    assert "Wrong user name or password" in page.inner_text(".alert")
+    page.fill('input[name="password"]', ADMIN_PASSWORD)
+    page.click('button:has-text("Sign in")')
+    page.wait_for_url(base + "/live")
+
+    # -- labels: one described label, and the NONE class the page offers --------------------------------------
+    page.goto(base + "/labels")
+    page.fill('#new-label input[name="name"]', "low_stock")
+    page.fill('#new-label input[name="description"]', "A shelf area with little or no stock")
+    page.click('#new-label button[type="submit"]')
+    page.wait_for_selector('tr[data-label="low_stock"]')
+    assert page.is_visible("#other-hint")
+    page.click("#add-other")
+    page.wait_for_selector('tr[data-label="none"]')
+    assert page.is_hidden("#other-hint")
+    assert [lab.name for lab in store.list_labels()] == ["low_stock", "none"]
+
+    # -- live view: the stream plays, Capture stores 15 different frames ---------------------------------------
+    page.goto(base + "/live")
+    card = page.locator(f'.cam[data-camera="{CAMERA_ID}"]')
+    # The MJPEG stream shows a picture.
+    page.wait_for_function("() => document.querySelector('[data-role=view]').naturalWidth > 0")
+    page.wait_for_function("() => document.querySelector('[data-role=status]').textContent.trim() === 'online'")
+    assert re.match(r"\d+\.\d fps", card.locator('[data-role="fps"]').inner_text())
+    captured = 0
+    for _attempt in range(CAPTURES * 4):
+        previous = card.locator('[data-role="count"]').inner_text()
+        card.locator('[data-role="capture"]').click()
+        page.wait_for_function(
+            "([prev]) => document.querySelector('[data-role=count]').textContent !== prev "
+            "|| document.querySelectorAll('.toast').length > 0",
+            arg=[previous],
+        )
+        page.wait_for_function("() => !document.querySelector('[data-role=capture]').disabled")
+        match = re.match(r"(\d+) captured", card.locator('[data-role="count"]').inner_text())
+        captured = int(match.group(1)) if match else 0
+        if captured >= CAPTURES:
+            break
+        page.wait_for_timeout(130)  # let the camera move on to its next picture
+    assert captured == CAPTURES
+    assert store.list_images(camera=CAMERA_ID)[1] == CAPTURES
+    page.screenshot(path=str(shots / "live-1280x800.png"))
+
+    # -- tagging: keyboard tags on some images, mouse-drawn boxes on others ------------------------------------
+    page.goto(base + "/tag")
+    page.wait_for_function("() => document.getElementById('pos').textContent !== ''")
+    assert page.inner_text("#pos").startswith(f"1 / {CAPTURES} · 0 tagged")
+    boxed_ids: list[int] = []
+    for n in range(CAPTURES):
+        image_id = current_image_id(page)
+        if n % 2 == 0:
+            # Tag mode: number key 2 toggles the whole-image tag "none".
+            page.click("#mode-tags")
+            page.keyboard.press("2")
+            assert page.get_attribute('[data-tag="none"]', "aria-pressed") == "true"
+        else:
+            # Box mode: key 1 picks low_stock, the mouse draws a box, and the image is tagged low_stock too.
+            page.click("#mode-boxes")
+            page.keyboard.press("1")
+            draw_box(page, 0.1, 0.15, 0.45, 0.5)
+            page.click('[data-tag="low_stock"]')
+            boxed_ids.append(image_id)
+        assert page.is_visible("#dirty")
+        if n == 1:
+            # The unsaved-change guard: leaving asks first; dismissing keeps the image and its changes.
+            messages: list[str] = []
+
+            def dismiss(dialog: Any, seen: list[str] = messages) -> None:
+                seen.append(dialog.message)
+                dialog.dismiss()
+
+            page.once("dialog", dismiss)
+            page.keyboard.press("ArrowRight")
+            page.wait_for_timeout(200)
+            assert messages and "unsaved changes" in messages[0]
+            assert current_image_id(page) == image_id and page.is_visible("#dirty")
+        if n == 3:
+            # Move the box, resize it from its corner, draw a second one and delete it with the keyboard.
+            c = canvas_box(page)
+            drag(
+                page,
+                (c["x"] + 0.25 * c["width"], c["y"] + 0.3 * c["height"]),
+                (c["x"] + 0.35 * c["width"], c["y"] + 0.4 * c["height"]),
+            )
+            drag(
+                page,
+                (c["x"] + 0.55 * c["width"], c["y"] + 0.6 * c["height"]),
+                (c["x"] + 0.7 * c["width"], c["y"] + 0.8 * c["height"]),
+            )
+            draw_box(page, 0.75, 0.1, 0.95, 0.3)
+            assert page.locator("#boxlist li").count() == 2
+            page.keyboard.press("Delete")
+            assert page.locator("#boxlist li").count() == 1
+            page.screenshot(path=str(shots / "tag-1280x800.png"))
+        save_and_next(page, image_id)
+    assert page_errors == []
+
+    # What the mouse drew is what the store holds (normalised, in the image's frame).
+    for image_id in boxed_ids:
+        boxes = store.get_annotations(image_id).boxes
+        assert len(boxes) == 1 and boxes[0].label == "low_stock"
+        expected = (0.2, 0.25, 0.7, 0.8) if image_id == boxed_ids[1] else (0.1, 0.15, 0.45, 0.5)
+        assert boxes[0].as_tuple() == pytest.approx(expected, abs=0.02), image_id
+    summary = store.summary("classification")
+    assert summary["tagged"] == CAPTURES
+    assert summary["per_label"]["none"]["images"] == 8 and summary["per_label"]["low_stock"]["boxes"] == 7
+
+    # -- review: the verdict turns ready for classification; Train says why it cannot start -------------------
+    page.goto(base + "/review")
+    page.wait_for_selector('.bar[data-label="low_stock"]')
+    page.select_option("#task", "detection")
+    page.wait_for_function("() => document.getElementById('verdict').classList.contains('notready')")
+    assert "'none' has 0 boxes" in page.inner_text("#problems")
+    assert page.is_disabled("#train")
+    page.select_option("#task", "classification")
+    page.wait_for_function("() => document.getElementById('verdict').classList.contains('ready')")
+    assert page.inner_text("#verdict-title").startswith("Ready to train: 15 tagged images, 2 labels")
+    assert page.inner_text('.bar[data-label="none"] .n') == "8"
+    assert page.inner_text('.bar[data-label="low_stock"] .n') == "7"
+    assert page.is_disabled("#train") and "no training service" in (page.get_attribute("#train", "title") or "")
+    page.click("#auto-split")
+    page.wait_for_function("() => /train 12/.test(document.getElementById('splits').textContent)")
+    assert "test 3" in page.inner_text("#splits") and "not assigned 0" in page.inner_text("#splits")
+    page.screenshot(path=str(shots / "review-1280x800.png"), full_page=True)
+
+    # -- export COCO from the page: the zip matches the store -----------------------------------------------------
+    page.select_option('#export-form select[name="format"]', "coco")
+    with page.expect_download() as download_info:
+        page.click("#export")
+    zip_path = shots / "export-coco.zip"
+    download_info.value.save_as(zip_path)
+    check_coco_zip(zip_path, store)
+
+    # -- a phone: same pages, no sideways scrolling ------------------------------------------------------------
+    phone = browser.new_context(viewport=PHONE, storage_state=context.storage_state(), is_mobile=True, has_touch=True)
+    phone.set_default_timeout(TIMEOUT_MS)
+    mobile = phone.new_page()
+    mobile.goto(base + "/live")
+    mobile.wait_for_function("() => document.querySelector('[data-role=view]').naturalWidth > 0")
+    assert mobile.is_visible('[data-role="capture"]')
+    no_horizontal_overflow(mobile)
+    mobile.screenshot(path=str(shots / "live-390x844.png"))
+    mobile.goto(f"{base}/tag/{boxed_ids[0]}")
+    mobile.wait_for_function("() => document.getElementById('boxlist').children.length === 1")
+    no_horizontal_overflow(mobile)
+    assert mobile.locator("#canvas").bounding_box()["width"] <= PHONE["width"]  # type: ignore[index]
+    mobile.screenshot(path=str(shots / "tag-390x844.png"))
+    mobile.goto(base + "/review")
+    mobile.wait_for_function("() => document.getElementById('verdict').classList.contains('ready')")
+    no_horizontal_overflow(mobile)
+    mobile.screenshot(path=str(shots / "review-390x844.png"), full_page=True)
+    phone.close()
+    context.close()
+    for name in ("live", "tag", "review"):
+        for size in ("1280x800", "390x844"):
+            assert (shots / f"{name}-{size}.png").stat().st_size > 10_000
+    log.info("screenshots in %s", shots)
+
+
+def check_coco_zip(zip_path: Path, store: DatasetStore) -> None:
+    """Every stored image is in the zip with its tags and boxes, and nothing else is."""
+    with zipfile.ZipFile(zip_path) as zf:
+        names = set(zf.namelist())
+        docs = [json.loads(zf.read(n)) for n in names if n.endswith(".json")]
+        images_in_zip = {n for n in names if n.startswith("images/")}
+        sizes = {n: len(zf.read(n)) for n in images_in_zip}
+    entries = [img for doc in docs for img in doc["images"]]
+    annotations = [ann for doc in docs for ann in doc["annotations"]]
+    categories = {c["id"]: c["name"] for c in docs[0]["categories"]}
+    assert set(categories.values()) == {"low_stock", "none"}
+    assert {c.get("description") for c in docs[0]["categories"]} >= {"A shelf area with little or no stock"}
+    records, total = store.list_images(page_size=500)
+    assert len(entries) == total == CAPTURES and {e["file_name"] for e in entries} == images_in_zip
+    assert sorted(sizes.values()) == sorted(r.size for r in records)
+    assert len(annotations) == sum(len(r.boxes) for r in records) == 7
+    assert all(categories[a["category_id"]] == "low_stock" for a in annotations)
+    tags = sorted(t for e in entries for t in e.get("tags", []))
+    assert tags == sorted(t for r in records for t in r.tags)
+    assert sum(1 for e in entries if io is not None and e["width"] == 480 and e["height"] == 360) == CAPTURES
