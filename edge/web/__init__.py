@@ -29,6 +29,12 @@ BLUEPRINTS: list[str] = [
     "edge.web.images",
     "edge.web.labels",
     "edge.web.dataset",
+    "edge.web.training",
+    "edge.web.models",
+    "edge.web.predict",
+    "edge.web.events",
+    "edge.web.status",
+    "edge.web.metrics",
 ]
 
 STOPPING_KEY = "shelfwatch.stopping"

@@ -1,0 +1,64 @@
+"""Helpers shared by the runtime blueprints (models, predict, events, status, metrics, training)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from flask import current_app
+
+from edge.web.http import ApiError
+from edge.web.services import current_services
+
+log = logging.getLogger(__name__)
+
+PREDICT_CACHE_KEY = "shelfwatch.predict_model"
+
+
+def require_service(name: str) -> Any:
+    """The named Services field, or 503 saying the part is not running on this device."""
+    service = getattr(current_services(), name)
+    if service is None:
+        raise ApiError(503, f"the {name} service is not running on this device")
+    return service
+
+
+def config() -> Any:
+    """The EdgeConfig the app was created with."""
+    return current_app.config["SHELFWATCH_CONFIG"]
+
+
+class _PredictCache:
+    """The active model loaded once per version for predictions when no agent is running beside the web."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.version: str | None = None
+        self.model: Any = None
+
+
+def active_model() -> Any:
+    """The loaded wrapper of the running model (the agent's, else loaded here from the repository); 409 if none."""
+    services = current_services()
+    slot = getattr(services.runtime, "slot", None)
+    if slot is not None:
+        current = slot.current
+        if current is None:
+            raise ApiError(409, "no model is active on this device: train one or install and activate a bundle")
+        return current.model
+    models = require_service("models")
+    version = models.active_version()
+    if version is None:
+        raise ApiError(409, "no model is active on this device: train one or install and activate a bundle")
+    cache: _PredictCache = current_app.extensions.setdefault(PREDICT_CACHE_KEY, _PredictCache())
+    with cache.lock:
+        if cache.version != version:
+            from edge.runtime.models import load_model
+
+            m = config().model
+            cache.model = load_model(Path(models.path_of(version)), m.engine, m.threads, m.precision)
+            cache.version = version
+            log.info("predict API loaded model %s", version)
+        return cache.model

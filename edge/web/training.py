@@ -1,0 +1,191 @@
+"""The training round trip from the device: start (Train), live progress, the evaluation report, deploy decision.
+
+A TrainingRunner (edge.trainer_client) does the work on a background thread; the agent may inject one as
+`Services.trainer`, else the first request builds one from the config (trainer.url / trainer.token) with the app's
+store and model repository. The deploy threshold the user sets is remembered in the store's settings.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Literal
+
+from flask import Blueprint, g, jsonify, render_template, request
+from pydantic import BaseModel, Field
+
+from edge.errors import TrainerError
+from edge.web.http import ApiError, read_model
+from edge.web.runtime_common import config, require_service
+from edge.web.services import current_services
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("training", __name__)
+NAV = [("training.page", "Train", 60)]
+
+THRESHOLD_SETTING = "training.deploy_threshold"
+BACKBONES = ("squeezenet1_1", "mobilenet_v3_small", "mobilenet_v3_large")
+_RUNNER_LOCK = threading.Lock()
+
+
+class StartBody(BaseModel):
+    task: Literal["auto", "classification", "detection"] = Field("auto", description="auto: the review page's task.")
+    backbone: Literal["squeezenet1_1", "mobilenet_v3_small", "mobilenet_v3_large"] | None = None
+    epochs: int | None = Field(None, ge=1, le=1000)
+    seed: int | None = None
+    input_size: int | None = Field(None, ge=32, le=1024, description="Network input size; trainer default if unset.")
+    deploy_threshold: float | None = Field(None, ge=0.0, le=1.0)
+    metric: Literal["accuracy", "macro_f1", "map50", "map50_95", "precision", "recall", "f1"] | None = None
+    source: Literal["upload", "pull"] = "upload"
+    device_url: str | None = Field(None, max_length=2000, description="pull: this device's URL as the trainer sees it.")
+
+
+class TrainerUnavailable(TrainerError):
+    """No trainer service is configured on this device."""
+
+    http_status = 503
+
+
+def runner() -> Any:
+    """The app's TrainingRunner (built on first use from the config when the agent did not inject one)."""
+    services = current_services()
+    if services.trainer is not None:
+        return services.trainer
+    with _RUNNER_LOCK:
+        if services.trainer is None:
+            from edge.trainer_client import TrainerClient, TrainingRunner
+
+            cfg = config()
+            models = require_service("models")
+
+            def client_factory() -> TrainerClient:
+                if not cfg.trainer.url:
+                    raise TrainerUnavailable("no trainer service configured on this device (trainer.url in edge.yaml)")
+                return TrainerClient.from_config(cfg)
+
+            services.trainer = TrainingRunner(client_factory, services.store, models, cfg.data_dir)
+    return services.trainer
+
+
+def _deploy_threshold() -> float:
+    from edge.trainer_client import DEFAULT_DEPLOY_THRESHOLD
+
+    value = current_services().store.get_setting(THRESHOLD_SETTING, DEFAULT_DEPLOY_THRESHOLD)
+    return float(value) if isinstance(value, int | float) else DEFAULT_DEPLOY_THRESHOLD
+
+
+def _resolve_task(requested: str) -> tuple[str, dict[str, Any]]:
+    """The task to train and the store's readiness summary for it."""
+    from edge.web.dataset import dataset_summary
+
+    summary = dataset_summary()
+    task = summary["task"] if requested == "auto" else requested
+    if task != summary["task"]:
+        summary = current_services().store.summary(task)
+    return str(task), summary
+
+
+@bp.get("/training")
+def page() -> str:
+    """The training page: readiness, Train with task/backbone/threshold, live progress, report, history."""
+    return render_template("training.html", backbones=BACKBONES, trainer_url=config().trainer.url)
+
+
+@bp.get("/api/v1/training")
+def overview() -> Any:
+    """{current, items (newest first), deploy_threshold, trainer_configured}."""
+    r = runner()
+    current = r.current()
+    return jsonify(
+        {
+            "current": current.as_dict() if current is not None else None,
+            "items": [run.as_dict() for run in r.list()],
+            "deploy_threshold": _deploy_threshold(),
+            "trainer_configured": bool(config().trainer.url),
+        }
+    )
+
+
+@bp.post("/api/v1/training")
+def start() -> Any:
+    """Start a round trip: 409 when the dataset is not ready (with the reasons) or a run is in progress."""
+    from edge.trainer_client import RunRequest
+
+    body = read_model(StartBody)
+    r = runner()
+    if not config().trainer.url:
+        raise ApiError(503, "no trainer service configured on this device (trainer.url in edge.yaml)")
+    task, summary = _resolve_task(body.task)
+    if not summary.get("ready"):
+        problems = "; ".join(summary.get("problems") or []) or "the dataset is not ready"
+        raise ApiError(409, f"the dataset is not ready for {task}: {problems}")
+    threshold = body.deploy_threshold if body.deploy_threshold is not None else _deploy_threshold()
+    current_services().store.set_setting(THRESHOLD_SETTING, threshold)
+    run_request = RunRequest(
+        task=task,
+        backbone=body.backbone,
+        epochs=body.epochs,
+        seed=body.seed,
+        input_size=body.input_size,
+        deploy_threshold=threshold,
+        metric=body.metric,
+        source=body.source,
+    )
+    if body.source == "pull":
+        _grant_pull_token(run_request, body.device_url)
+    run = r.start(run_request)
+    return jsonify(run.as_dict()), 202
+
+
+def _grant_pull_token(run_request: Any, device_url: str | None) -> None:
+    """Give the trainer a device API token for the pull, revoked as soon as the trainer holds the dataset."""
+    users = current_services().users
+    assert users is not None
+    user_id = g.user.id
+    token, meta = users.issue_token(user_id, "trainer dataset pull (revoked after the pull)")
+    run_request.device_url = (device_url or request.host_url).rstrip("/")
+    if not run_request.device_url.endswith("/api/v1"):
+        run_request.device_url += "/api/v1"
+    run_request.device_token = token
+
+    def revoke() -> None:
+        try:
+            users.revoke_token(meta.id, user_id)
+        except Exception:
+            log.exception("revoking the trainer's pull token failed")
+
+    run_request.after_dataset = revoke
+
+
+@bp.get("/api/v1/training/<run_id>")
+def get_run(run_id: str) -> Any:
+    """One run with its report (report.json of the evaluation, once the bundle is downloaded)."""
+    r = runner()
+    run = r.get(run_id)
+    return jsonify(run.as_dict() | {"report": r.report(run_id)})
+
+
+@bp.post("/api/v1/training/<run_id>/cancel")
+def cancel(run_id: str) -> Any:
+    """Cancel a run in progress (the trainer job too); the running model is unchanged."""
+    return jsonify(runner().cancel(run_id).as_dict()), 202
+
+
+@bp.get("/api/v1/training/settings")
+def settings() -> Any:
+    """{"deploy_threshold"}: the threshold the next run uses unless it names its own."""
+    return jsonify({"deploy_threshold": _deploy_threshold()})
+
+
+@bp.put("/api/v1/training/settings")
+def put_settings() -> Any:
+    """Set the default deploy threshold: {"deploy_threshold": 0.85}."""
+
+    class Body(BaseModel):
+        deploy_threshold: float = Field(ge=0.0, le=1.0)
+
+    body = read_model(Body)
+    current_services().store.set_setting(THRESHOLD_SETTING, body.deploy_threshold)
+    log.info("deploy threshold set to %s", body.deploy_threshold)
+    return jsonify({"deploy_threshold": body.deploy_threshold})
