@@ -31,6 +31,7 @@ COMMAND_MODULES = [
     "edge.commands.dataset_cmd",
     "edge.commands.users_cmd",
     "edge.commands.run_cmd",
+    "edge.commands.bench_cmd",
 ]
 
 
