@@ -335,3 +335,131 @@ def check_coco_zip(zip_path: Path, store: DatasetStore) -> None:
     tags = sorted(t for e in entries for t in e.get("tags", []))
     assert tags == sorted(t for r in records for t in r.tags)
     assert sum(1 for e in entries if io is not None and e["width"] == 480 and e["height"] == 360) == CAPTURES
+
+
+def signed_in_page(browser: Any, base: str, viewport: dict[str, int]) -> tuple[Any, Any]:
+    """A page signed in as the admin (created through the first-run page when this test runs alone)."""
+    context = browser.new_context(viewport=viewport)
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    page.goto(base + "/")
+    if page.url.endswith("/setup"):
+        page.fill('input[name="username"]', ADMIN)
+        page.fill('input[name="password"]', ADMIN_PASSWORD)
+        page.fill('input[name="password_repeat"]', ADMIN_PASSWORD)
+        page.click("text=Create the admin >> nth=-1")
+    elif "/login" in page.url:
+        page.fill('input[name="username"]', ADMIN)
+        page.fill('input[name="password"]', ADMIN_PASSWORD)
+        page.click('button:has-text("Sign in")')
+    page.wait_for_url(base + "/live")
+    return context, page
+
+
+def test_library_labels_and_zones_in_chromium(
+    served: dict[str, Any], browser: Any, shots: Path, tmp_path: Path
+) -> None:
+    from tests.web.conftest import jpeg_bytes
+
+    base = served["url"]
+    store: DatasetStore = served["store"]
+    context, page = signed_in_page(browser, base, DESKTOP)
+    page_errors: list[str] = []
+    page.on("pageerror", lambda err: page_errors.append(str(err)))
+
+    # -- library: upload through the file picker; a bad file in the batch stores nothing ----------------------
+    before = store.list_images()[1]
+    good = [tmp_path / "upload-a.jpg", tmp_path / "upload-b.jpg"]
+    for n, path in enumerate(good):
+        path.write_bytes(jpeg_bytes(500 + n))
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8 this is not a photo")
+    page.goto(base + "/library")
+    page.wait_for_function("() => /\\d+ images?/.test(document.getElementById('lib-total').textContent)")
+    page.set_input_files("#upload-input", [str(good[0]), str(bad)])
+    page.wait_for_selector(".toast.error")
+    assert "broken.jpg" in page.inner_text(".toast.error")
+    assert store.list_images()[1] == before
+    page.set_input_files("#upload-input", [str(p) for p in good])
+    page.wait_for_function(
+        "([n]) => document.getElementById('lib-total').textContent.startsWith(n + ' ')", arg=[before + 2]
+    )
+    page.click('.seg button[data-tagged="false"]')
+    page.wait_for_function("() => document.querySelectorAll('#grid .tile').length > 0")
+    untagged = page.locator("#grid .tile").count()
+    assert untagged == store.list_images(tagged=False)[1] >= 2
+    page.screenshot(path=str(shots / "library-1280x800.png"))
+    # Bulk delete the two uploads (the newest two), confirming the dialog.
+    page.locator("#grid .tile .pick").nth(0).check()
+    page.locator("#grid .tile .pick").nth(1).check()
+    assert page.inner_text("#bulk-delete") == "Delete 2 selected"
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#bulk-delete")
+    page.wait_for_function(
+        "([n]) => document.getElementById('lib-total').textContent.startsWith(n + ' ')", arg=[untagged - 2]
+    )
+    assert store.list_images()[1] == before
+
+    # -- labels: deleting a label in use explains why and keeps it when the user says no ---------------------
+    page.goto(base + "/labels")
+    if not store.list_labels():
+        page.fill('#new-label input[name="name"]', "low_stock")
+        page.click('#new-label button[type="submit"]')
+    page.wait_for_selector("tr[data-label]")
+    name = store.list_labels()[0].name
+    if store.get_label(name).images + store.get_label(name).boxes > 0:
+        messages: list[str] = []
+
+        def refuse(dialog: Any) -> None:
+            messages.append(dialog.message)
+            dialog.dismiss()
+
+        page.once("dialog", refuse)
+        page.click(f'tr[data-label="{name}"] button:has-text("Delete")')
+        page.wait_for_timeout(300)
+        assert messages and "is used by" in messages[0]
+        assert store.get_label(name).name == name
+    page.screenshot(path=str(shots / "labels-1280x800.png"))
+
+    # -- zones: a rectangle dragged and a polygon clicked over the live frame, renamed and saved -------------------
+    page.goto(f"{base}/zones/{CAMERA_ID}")
+    page.wait_for_function("() => document.getElementById('canvas').width > 300")
+    c = canvas_box(page)
+    drag(
+        page,
+        (c["x"] + 0.05 * c["width"], c["y"] + 0.1 * c["height"]),
+        (c["x"] + 0.95 * c["width"], c["y"] + 0.3 * c["height"]),
+    )
+    page.click('[data-tool="poly"]')
+    for fx, fy in [(0.1, 0.6), (0.5, 0.55), (0.45, 0.9)]:
+        page.mouse.click(c["x"] + fx * c["width"], c["y"] + fy * c["height"])
+    page.mouse.dblclick(c["x"] + 0.12 * c["width"], c["y"] + 0.92 * c["height"])
+    assert page.locator("#zonelist li").count() == 2
+    page.locator('#zonelist li input[aria-label="Zone id"]').nth(0).fill("top-shelf")
+    page.locator('#zonelist li input[aria-label="Zone name"]').nth(0).fill("Top shelf")
+    page.click("#save")
+    page.wait_for_function("() => document.getElementById('dirty').hidden")
+    zones = store.get_zones(CAMERA_ID)
+    assert zones is not None and [z.id for z in zones] == ["top-shelf", "zone-2"]
+    assert zones[0].name == "Top shelf"
+    assert zones[0].bbox() == pytest.approx((0.05, 0.1, 0.95, 0.3), abs=0.02)
+    assert len(zones[1].polygon) == 4 and zones[1].bbox() == pytest.approx((0.1, 0.55, 0.5, 0.92), abs=0.02)
+    # A bad zone id is refused with the reason, and the saved zones stay.
+    page.locator('#zonelist li input[aria-label="Zone id"]').nth(1).fill("Bad Id!")
+    page.click("#save")
+    page.wait_for_selector(".toast.error")
+    assert "zone id" in page.inner_text(".toast.error")
+    assert [z.id for z in store.get_zones(CAMERA_ID) or []] == ["top-shelf", "zone-2"]
+    page.screenshot(path=str(shots / "zones-1280x800.png"))
+    assert page_errors == []
+
+    # -- the same pages on a phone -----------------------------------------------------------------------------
+    phone = browser.new_context(viewport=PHONE, storage_state=context.storage_state(), is_mobile=True, has_touch=True)
+    mobile = phone.new_page()
+    for name, url in (("library", "/library"), ("labels", "/labels"), ("zones", f"/zones/{CAMERA_ID}")):
+        mobile.goto(base + url)
+        mobile.wait_for_load_state("networkidle")
+        no_horizontal_overflow(mobile)
+        mobile.screenshot(path=str(shots / f"{name}-390x844.png"))
+    phone.close()
+    context.close()

@@ -15,10 +15,14 @@
 
   function fit() {
     const stage = document.getElementById("stage");
-    const w = stage.parentElement.clientWidth;
     const aspect = state.img ? state.img.naturalWidth / state.img.naturalHeight : 4 / 3;
+    let w = stage.parentElement.clientWidth;
+    // On a wide screen the whole frame stays in view; a phone scrolls instead.
+    const maxH = window.innerHeight - Math.min(stage.getBoundingClientRect().top + window.scrollY, 200) - 24;
+    if (window.innerWidth > 600 && w / aspect > maxH) w = Math.max(240, maxH * aspect);
     const dpr = window.devicePixelRatio || 1;
-    canvas.style.width = `${w}px`; canvas.style.height = `${Math.round(w / aspect)}px`;
+    canvas.style.width = `${Math.round(w)}px`; canvas.style.height = `${Math.round(w / aspect)}px`;
+    stage.style.width = `${Math.round(w)}px`;
     canvas.width = Math.round(w * dpr); canvas.height = Math.round((w / aspect) * dpr);
     draw();
   }
@@ -74,7 +78,12 @@
   canvas.addEventListener("pointerdown", (ev) => {
     const p = pt(ev);
     if (state.tool === "rect") { canvas.setPointerCapture(ev.pointerId); state.drag = { a: p, b: p }; }
-    else { state.poly = [...(state.poly || []), [p.x, p.y]]; draw(); }
+    else {
+      // A double-click closes the polygon; its two clicks must not add corners on top of the last one.
+      const last = state.poly && state.poly[state.poly.length - 1];
+      if (!last || Math.hypot(last[0] - p.x, last[1] - p.y) > 0.01) state.poly = [...(state.poly || []), [p.x, p.y]];
+      draw();
+    }
   });
   canvas.addEventListener("pointermove", (ev) => { if (state.drag) { state.drag.b = pt(ev); draw(); } });
   canvas.addEventListener("pointerup", () => {
