@@ -11,7 +11,6 @@ Every failure is a `TrainerError` carrying the trainer's own message (`{"error":
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import os
@@ -48,16 +47,17 @@ class TrainerHttpError(TrainerError):
         self.status = status
 
 
-class _ChainedReader(io.RawIOBase):
-    """Several byte strings and one open file read back to back: a multipart body streamed without copying."""
+class _ChainedReader:
+    """Byte strings and one open file read back to back: a multipart body streamed without copying the file.
+
+    http.client sends any object with `read(size)` in blocks, so this stays a plain reader.
+    """
 
     def __init__(self, parts: Iterable[bytes | IO[bytes]]) -> None:
         self._parts = list(parts)
 
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:  # type: ignore[override]
+    def read(self, size: int = -1) -> bytes:
+        """Up to size bytes (all of the current part when size < 0); b"" at the end."""
         while self._parts:
             part = self._parts[0]
             if isinstance(part, bytes):
@@ -149,7 +149,7 @@ class TrainerClient:
         tail = f"\r\n--{boundary}--\r\n".encode()
         size = len(head) + archive.stat().st_size + len(tail)
         with archive.open("rb") as fh:
-            reader = io.BufferedReader(_ChainedReader([head, fh, tail]), CHUNK)
+            reader = _ChainedReader([head, fh, tail])
             headers = {"Content-Type": f"multipart/form-data; boundary={boundary}", "Content-Length": str(size)}
             # Uploads of a whole dataset can take longer than one API call.
             path = f"/v1/datasets?format={_quote(fmt)}"

@@ -81,7 +81,7 @@ def shelf_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def make_config(data_dir: Path, trusted_key: Path, shelf_folder: Path, **trainer: Any) -> EdgeConfig:
+def make_config(data_dir: Path, trusted_key: str | Path, shelf_folder: Path, **trainer: Any) -> EdgeConfig:
     """A device config through the real model: one slow folder camera, MQTT off, the test key trusted."""
     return EdgeConfig(
         data_dir=data_dir,

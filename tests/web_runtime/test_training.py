@@ -1,0 +1,280 @@
+"""The training round trip against the REAL trainer service (its Flask app on a loopback port, worker processes).
+
+One run uses the real training pipeline (random-init squeezenet, tiny images, two epochs) with the trainer pulling
+the dataset page by page from the device's HTTP API, and ends with the bundle installed, active, and answering
+predictions. The others use the trainer tests' `tiny_runner` (a real runner writing a real signed bundle in a
+fraction of a second) for the upload path, the deploy decision, cancel and errors.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from edge.errors import TrainerError
+from edge.trainer_client import TrainerClient, TrainerHttpError
+from edge.web.server import WebServer
+from tests.web_runtime.conftest import Device, jpeg, make_config, start_device
+from trainer.config import TrainerConfig
+from trainer.service.app import SCHEDULER_KEY, create_app
+
+TOKEN = "trainer-token-0123456789"
+TINY_RUNNER = "tests.trainer.service.runners:tiny_runner"
+COLOURS = {"red": (40, 40, 210), "green": (40, 190, 40), "blue": (210, 70, 40)}
+PER_LABEL = 12
+
+
+@dataclass
+class Trainer:
+    """A running trainer service."""
+
+    app: Flask
+    server: WebServer
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def public_key(self) -> str:
+        """The trainer's signing key (base64 raw), for the device's trusted keys."""
+        client = TrainerClient(self.url, TOKEN)
+        key = client._json("GET", "/v1/signing-key")["public_key"]
+        assert base64.b64decode(key)
+        return str(key)
+
+
+def start_trainer(data_dir: Path, runner: str | None) -> Trainer:
+    config = TrainerConfig.model_validate(
+        {
+            "data_dir": str(data_dir),
+            "server": {"tokens": [TOKEN], "max_archive_mb": 20, "max_image_mb": 2},
+            "training": {"weights": None, "threads": 2},
+            "workers": 1,
+        }
+    )
+    app = create_app(config, runner=runner)
+    return Trainer(app, WebServer(app).start())
+
+
+@pytest.fixture
+def tiny_trainer(tmp_path: Path) -> Iterator[Trainer]:
+    """The trainer service with the tiny runner."""
+    trainer = start_trainer(tmp_path / "trainer", TINY_RUNNER)
+    try:
+        yield trainer
+    finally:
+        trainer.server.stop()
+        trainer.app.extensions[SCHEDULER_KEY].stop(terminate=True)
+
+
+def fill_store(store: Any, per_label: int = PER_LABEL) -> None:
+    """Coloured blocks on dark noise, tagged with their colour."""
+    rng = np.random.default_rng(3)
+    for name in COLOURS:
+        store.create_label(name)
+    for name, bgr in COLOURS.items():
+        batch = []
+        for i in range(per_label):
+            image = rng.integers(0, 90, (48, 56, 3)).astype(np.uint8)
+            x, y = int(rng.integers(0, 28)), int(rng.integers(0, 24))
+            cv2.rectangle(image, (x, y), (x + 28, y + 24), bgr, -1)
+            batch.append((f"{name}-{i}.png", cv2.imencode(".png", image)[1].tobytes()))
+        for record in store.add_images(batch):
+            store.set_annotations(record.id, [name], [])
+
+
+@pytest.fixture
+def trained_device(tmp_path: Path, tiny_trainer: Trainer, shelf_folder: Path) -> Iterator[Device]:
+    """A device trusting the tiny trainer's key, with a ready classification dataset."""
+    config = make_config(
+        tmp_path / "device", tiny_trainer.public_key(), shelf_folder, url=tiny_trainer.url, token=TOKEN
+    )
+    dev = start_device(config)
+    fill_store(dev.agent.store)
+    try:
+        yield dev
+    finally:
+        dev.agent.stop()
+
+
+def wait_run(client: FlaskClient, device: Device, run_id: str, timeout: float = 240.0) -> dict[str, Any]:
+    """Poll the run until it ended; the run with its report."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = client.get(f"/api/v1/training/{run_id}", headers=device.auth).get_json()
+        if not run["active"]:
+            return dict(run)
+        time.sleep(0.2)
+    raise AssertionError(f"training run {run_id} did not end within {timeout} s")
+
+
+# ------------------------------------------------------------------------------------------------ real pipeline
+
+
+@pytest.mark.slow
+def test_round_trip_with_the_real_pipeline_pull(tmp_path: Path, shelf_folder: Path) -> None:
+    trainer = start_trainer(tmp_path / "trainer", None)
+    device: Device | None = None
+    server: WebServer | None = None
+    try:
+        config = make_config(tmp_path / "device", trainer.public_key(), shelf_folder, url=trainer.url, token=TOKEN)
+        device = start_device(config)
+        fill_store(device.agent.store)
+        server = WebServer(device.app).start()  # the trainer pulls the pages over real HTTP
+        client = device.app.test_client()
+        tokens_before = len(device.services.users.list_tokens(1))  # type: ignore[union-attr]
+
+        resp = client.post(
+            "/api/v1/training",
+            json={
+                "task": "classification",
+                "source": "pull",
+                "device_url": server.url,
+                "epochs": 2,
+                "input_size": 64,
+                "deploy_threshold": 0.0,
+            },
+            headers=device.auth,
+        )
+        assert resp.status_code == 202, resp.get_json()
+        run_id = resp.get_json()["id"]
+        run = wait_run(client, device, run_id)
+        assert run["state"] == "deployed", run
+        assert run["activated"] is True and run["headline"] is not None and run["metric"] == "accuracy"
+        version = run["version"]
+        report = run["report"]
+        assert report["task"] == "classification"
+        matrix = report["metrics"]["confusion_matrix"]
+        assert len(matrix) == 3 and sum(map(sum, matrix)) == report["metrics"]["samples"] > 0
+        assert set(report["metrics"]["per_label"]) == set(COLOURS)
+
+        models = client.get("/api/v1/models", headers=device.auth).get_json()
+        assert models["active"] == version
+        png = client.get(f"/api/v1/models/{version}/files/confusion_matrix.png", headers=device.auth)
+        assert png.status_code == 200 and png.data[:8] == b"\x89PNG\r\n\x1a\n"
+
+        image = np.zeros((48, 56, 3), dtype=np.uint8)
+        image[:] = COLOURS["green"]
+        answer = client.post("/api/v1/predict", data=jpeg(image), headers=device.auth).get_json()
+        assert answer["model"]["version"] == version
+        assert answer["label"] in COLOURS and set(answer["label_scores"]) == set(COLOURS)
+        assert device.agent.slot.current is not None and device.agent.slot.current.version == version
+
+        # The pull token was revoked once the trainer had the dataset.
+        tokens = device.services.users.list_tokens(1)  # type: ignore[union-attr]
+        assert len(tokens) == tokens_before + 1
+        pull_token = [t for t in tokens if "trainer dataset pull" in t.name]
+        assert pull_token and pull_token[0].revoked is not None
+    finally:
+        if server is not None:
+            server.stop()
+        if device is not None:
+            device.agent.stop()
+        trainer.server.stop()
+        trainer.app.extensions[SCHEDULER_KEY].stop(terminate=True)
+
+
+# ------------------------------------------------------------------------------------------------ tiny runner
+
+
+def test_upload_round_trip_installs_but_keeps_inactive_without_the_metric(
+    trained_device: Device, tiny_trainer: Trainer
+) -> None:
+    client = trained_device.app.test_client()
+    overview = client.get("/api/v1/training", headers=trained_device.auth).get_json()
+    assert overview["current"] is None and overview["trainer_configured"] is True
+    assert overview["deploy_threshold"] == 0.85
+
+    resp = client.post(
+        "/api/v1/training",
+        json={"task": "classification", "epochs": 3, "deploy_threshold": 0.9},
+        headers=trained_device.auth,
+    )
+    assert resp.status_code == 202
+    run = wait_run(client, trained_device, resp.get_json()["id"], timeout=60)
+    assert run["state"] == "installed", run
+    assert run["activated"] is False and "not activated" in run["decision"] and "accuracy" in run["decision"]
+    assert run["job_id"] and run["dataset_id"]
+    models = client.get("/api/v1/models", headers=trained_device.auth).get_json()
+    assert [m["version"] for m in models["items"]] == [run["version"]] and models["active"] is None
+    # The tiny runner's report.json came through the trainer's report route.
+    assert run["report"] is not None and run["has_report"] is True
+    assert run["warnings"] == ["tiny runner: not a trained model"]
+    # The threshold the user chose is remembered.
+    assert client.get("/api/v1/training", headers=trained_device.auth).get_json()["deploy_threshold"] == 0.9
+    history = client.get("/api/v1/training", headers=trained_device.auth).get_json()["items"]
+    assert [h["id"] for h in history] == [run["id"]]
+
+
+def test_cancel_stops_the_trainer_job_and_installs_nothing(trained_device: Device, tiny_trainer: Trainer) -> None:
+    client = trained_device.app.test_client()
+    resp = client.post("/api/v1/training", json={"task": "classification", "epochs": 400}, headers=trained_device.auth)
+    assert resp.status_code == 202
+    run_id = resp.get_json()["id"]
+    again = client.post("/api/v1/training", json={"task": "classification"}, headers=trained_device.auth)
+    assert again.status_code == 409 and "already in progress" in again.get_json()["error"]
+    deadline = time.monotonic() + 30
+    while client.get(f"/api/v1/training/{run_id}", headers=trained_device.auth).get_json()["state"] != "training":
+        assert time.monotonic() < deadline, "the job never started training"
+        time.sleep(0.1)
+    progress = client.get(f"/api/v1/training/{run_id}", headers=trained_device.auth).get_json()["progress"]
+    assert progress.get("stage") or progress  # the trainer's live progress is passed through
+    cancelled = client.post(f"/api/v1/training/{run_id}/cancel", headers=trained_device.auth)
+    assert cancelled.status_code == 202
+    run = wait_run(client, trained_device, run_id, timeout=60)
+    assert run["state"] == "cancelled"
+    assert client.get("/api/v1/models", headers=trained_device.auth).get_json()["items"] == []
+    job = TrainerClient(tiny_trainer.url, TOKEN).job(run["job_id"])
+    assert job["state"] == "cancelled"
+    assert client.post(f"/api/v1/training/{run_id}/cancel", headers=trained_device.auth).status_code == 409
+
+
+def test_training_refuses_bad_requests(trained_device: Device, tmp_path: Path, shelf_folder: Path) -> None:
+    client = trained_device.app.test_client()
+    auth = trained_device.auth
+    assert client.post("/api/v1/training", json={"task": "segmentation"}, headers=auth).status_code == 400
+    assert client.post("/api/v1/training", json={"deploy_threshold": 2}, headers=auth).status_code == 400
+    assert client.post("/api/v1/training", data="{", headers=auth).status_code == 400
+    not_ready = client.post("/api/v1/training", json={"task": "detection"}, headers=auth)
+    assert not_ready.status_code == 409 and "not ready" in not_ready.get_json()["error"]
+    assert client.get("/api/v1/training/run-unknown", headers=auth).status_code == 404
+    assert client.post("/api/v1/training/run-unknown/cancel", headers=auth).status_code == 404
+
+    bare = start_device(make_config(tmp_path / "bare", "AAAA" * 11, shelf_folder))
+    try:
+        bare_client = bare.app.test_client()
+        fill_store(bare.agent.store)
+        resp = bare_client.post("/api/v1/training", json={"task": "classification"}, headers=bare.auth)
+        assert resp.status_code == 503 and "trainer.url" in resp.get_json()["error"]
+        assert bare_client.get("/api/v1/training", headers=bare.auth).get_json()["trainer_configured"] is False
+    finally:
+        bare.agent.stop()
+
+
+def test_trainer_client_errors_carry_the_trainers_message(tiny_trainer: Trainer, tmp_path: Path) -> None:
+    with pytest.raises(TrainerHttpError) as wrong_token:
+        TrainerClient(tiny_trainer.url, "wrong-token").job("job-x")
+    assert wrong_token.value.status == 401
+    client = TrainerClient(tiny_trainer.url, TOKEN)
+    with pytest.raises(TrainerHttpError) as unknown:
+        client.job("job-does-not-exist")
+    assert unknown.value.status == 404 and "job-does-not-exist" in str(unknown.value)
+    bad = tmp_path / "bad.zip"
+    bad.write_bytes(b"PK\x03\x04 this is not a zip")
+    with pytest.raises(TrainerHttpError) as refused:
+        client.upload_archive(bad)
+    assert refused.value.status == 400
+    with pytest.raises(TrainerError, match="cannot be reached"):
+        TrainerClient("http://127.0.0.1:9", TOKEN, timeout=2).job("job-x")
+    with pytest.raises(TrainerError, match="http"):
+        TrainerClient("ftp://trainer", TOKEN)
