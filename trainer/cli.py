@@ -11,6 +11,7 @@ from typing import Any
 TRAINER_COMMAND_MODULES: list[str] = [
     "trainer.commands.train_cmd",
     "trainer.commands.evaluate_cmd",
+    "trainer.commands.serve_cmd",
 ]
 
 

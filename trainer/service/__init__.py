@@ -1,0 +1,1 @@
+"""The training service: REST API, persistent job store, worker processes (docs/TRAINER_API.md)."""

@@ -1,0 +1,265 @@
+"""Datasets for the training service: an uploaded archive, or a device's dataset pulled page by page.
+
+Either way the result is a folder under data_dir/datasets/<id> that the formats reader reads and whose every image
+decodes within the size limits, or nothing at all: a refused upload leaves no folder and no record. Errors name the
+file that is wrong (DatasetError / ImageError, which the API answers with 400; 413 for size limits).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from edge.datasets.model import Box, Dataset, LabelInfo, Sample
+from edge.errors import DatasetError, ImageError
+from trainer.service.store import DatasetRecord, JobStore, new_id, now_iso
+
+log = logging.getLogger(__name__)
+
+MIB = 1024 * 1024
+DATASETS_DIR = "datasets"
+UPLOADS_DIR = "uploads"
+# Image archives barely compress; anything that inflates far past its own size is refused as a bomb.
+INFLATION_FACTOR = 4
+MAX_PIXELS = 50_000_000
+PULLED_FORMAT = "coco"  # the one format that keeps both image tags and boxes
+_CHUNK = 1 << 20
+
+
+class ArchiveTooLarge(DatasetError):
+    """The upload is over the configured archive size limit."""
+
+
+@dataclass
+class Limits:
+    """Size limits for datasets, from the server config."""
+
+    max_archive_bytes: int
+    max_image_mb: float
+    max_pixels: int = MAX_PIXELS
+
+
+class PullSource(BaseModel):
+    """Where to pull a dataset from: a Shelfwatch device's API base URL (`.../api/v1`) and a bearer token."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(min_length=8, max_length=2000)
+    token: str = Field(min_length=1, max_length=4096)
+    page_size: int = Field(100, ge=1, le=500)
+    timeout_seconds: float = Field(30.0, gt=0, le=600)
+
+
+class PullRequest(BaseModel):
+    """The JSON body of POST /v1/datasets that pulls from a device."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: PullSource
+    tagged_only: bool = True
+
+
+def save_upload(stream: IO[bytes], dest: Path, max_bytes: int) -> int:
+    """Copy an upload stream to dest, refusing (and removing dest) past max_bytes; returns the size."""
+    size = 0
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with dest.open("wb") as out:
+            while chunk := stream.read(_CHUNK):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise ArchiveTooLarge(f"the archive is over the limit of {max_bytes / MIB:g} MiB")
+                out.write(chunk)
+    except BaseException:
+        dest.unlink(missing_ok=True)
+        raise
+    if size == 0:
+        dest.unlink(missing_ok=True)
+        raise DatasetError("the upload is empty: send a .zip or .tar.gz archive of a dataset")
+    return size
+
+
+def validate_dataset(root: Path, fmt: str | None, limits: Limits) -> tuple[str, Dataset]:
+    """Read root with the formats reader and decode every image; (format, dataset) or an error naming the file."""
+    from edge.datasets.formats import detect_format, read_dataset
+    from edge.store.images import validate_image
+
+    fmt = fmt or detect_format(root)
+    dataset = read_dataset(root, fmt)
+    if not dataset.samples:
+        raise DatasetError(f"the {fmt} dataset holds no images")
+    for sample in dataset.samples:
+        try:
+            data = sample.path.read_bytes()
+        except OSError as err:
+            raise ImageError(f"{sample.name}: cannot be read: {err.strerror}") from err
+        validate_image(data, sample.name, max_image_mb=limits.max_image_mb, max_pixels=limits.max_pixels)
+    return fmt, dataset
+
+
+def ingest_archive(store: JobStore, archive: Path, fmt: str | None, limits: Limits) -> DatasetRecord:
+    """Extract an uploaded archive safely, validate it, and record it; nothing is kept when it is refused."""
+    from edge.datasets.archive import extract_archive
+
+    dataset_id = new_id("ds")
+    dest = store.data_dir / DATASETS_DIR / dataset_id
+    try:
+        root = extract_archive(archive, dest, max_bytes=limits.max_archive_bytes * INFLATION_FACTOR)
+        fmt, dataset = validate_dataset(root, fmt, limits)
+        record = DatasetRecord(
+            id=dataset_id,
+            created=now_iso(),
+            format=fmt,
+            images=len(dataset.samples),
+            labels=dataset.label_names,
+            path=root,
+            source="upload",
+        )
+        store.add_dataset(record)
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise
+    log.info("dataset %s: %d images, %d labels (%s)", dataset_id, record.images, len(record.labels), fmt)
+    return record
+
+
+# -------------------------------------------------------------------------------------------- pull from a device
+
+
+class DeviceClient:
+    """Reads a device's dataset through its REST API (`GET images?page=&page_size=`, `GET images/<id>/file`)."""
+
+    def __init__(self, source: PullSource) -> None:
+        parsed = urllib.parse.urlparse(source.url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise DatasetError(f"source url {source.url!r} must be an http(s) URL such as http://device:8080/api/v1")
+        self.base = source.url.rstrip("/")
+        self.source = source
+
+    def _get(self, path: str) -> bytes:
+        url = f"{self.base}/{path}"
+        req = urllib.request.Request(url, headers={"Authorization": f"Bearer {self.source.token}"})  # noqa: S310
+        try:
+            with urllib.request.urlopen(req, timeout=self.source.timeout_seconds) as resp:  # noqa: S310 - http(s) only
+                return bytes(resp.read())
+        except urllib.error.HTTPError as err:
+            detail = err.read()[:300].decode("utf-8", "replace")
+            raise DatasetError(f"the device answered {err.code} for {path}: {detail}") from err
+        except (urllib.error.URLError, TimeoutError, OSError) as err:
+            reason = getattr(err, "reason", err)
+            raise DatasetError(f"cannot reach the device at {self.base}: {reason}") from err
+
+    def _get_json(self, path: str) -> Any:
+        try:
+            return json.loads(self._get(path))
+        except json.JSONDecodeError as err:
+            raise DatasetError(f"the device's answer to {path} is not JSON: {err}") from err
+
+    def pages(self, *, tagged_only: bool) -> Iterator[list[dict[str, Any]]]:
+        """The generator of pages: page 1, 2, ... of image records, until the device has no more."""
+        page = 1
+        seen = 0
+        tagged = "&tagged=true" if tagged_only else ""
+        while True:
+            body = self._get_json(f"images?page={page}&page_size={self.source.page_size}&order=oldest{tagged}")
+            items = body.get("items") if isinstance(body, dict) else None
+            if not isinstance(items, list):
+                raise DatasetError(f"page {page} of the device's images has no 'items' list")
+            if not items:
+                return
+            yield items
+            seen += len(items)
+            total = body.get("total")
+            if (isinstance(total, int) and seen >= total) or len(items) < self.source.page_size:
+                return
+            page += 1
+
+    def labels(self) -> list[LabelInfo]:
+        """The device's labels with descriptions, in its order."""
+        body = self._get_json("labels")
+        items = body.get("items", []) if isinstance(body, dict) else []
+        return [LabelInfo(str(i["name"]), str(i.get("description") or ""), i.get("color")) for i in items]
+
+    def image_file(self, image_id: int) -> bytes:
+        """One image's stored file."""
+        return self._get(f"images/{int(image_id)}/file")
+
+
+def _sample_from(item: dict[str, Any], path: Path) -> Sample:
+    try:
+        boxes = [
+            Box(str(b["label"]), float(b["x1"]), float(b["y1"]), float(b["x2"]), float(b["y2"]))
+            for b in item.get("boxes", [])
+        ]
+        split = str(item.get("split") or "auto")
+        return Sample(
+            path=path,
+            name=path.name,
+            tags=[str(t) for t in item.get("tags", [])],
+            boxes=boxes,
+            split=split if split in ("train", "val", "test") else "auto",
+            width=item.get("width"),
+            height=item.get("height"),
+        )
+    except (KeyError, TypeError, ValueError) as err:
+        raise DatasetError(f"the device's record of image {item.get('id')!r} is malformed: {err}") from err
+
+
+def pull_dataset(store: JobStore, request: PullRequest, limits: Limits) -> DatasetRecord:
+    """Pull a device's (tagged) images page by page, write them as a COCO dataset, validate and record it."""
+    from edge.datasets.formats import write_dataset
+    from edge.store.images import validate_image
+
+    client = DeviceClient(request.source)
+    dataset_id = new_id("ds")
+    download = store.data_dir / UPLOADS_DIR / f"{dataset_id}.pull"
+    dest = store.data_dir / DATASETS_DIR / dataset_id
+    total_bytes = 0
+    try:
+        download.mkdir(parents=True)
+        labels = client.labels()
+        samples: list[Sample] = []
+        for page in client.pages(tagged_only=request.tagged_only):
+            for item in page:
+                data = client.image_file(int(item["id"]))
+                total_bytes += len(data)
+                if total_bytes > limits.max_archive_bytes:
+                    raise ArchiveTooLarge(
+                        f"the device's dataset is over the limit of {limits.max_archive_bytes / MIB:g} MiB"
+                    )
+                name = f"image-{int(item['id'])}"
+                facts = validate_image(data, name, max_image_mb=limits.max_image_mb, max_pixels=limits.max_pixels)
+                path = download / f"{name}.{facts.ext}"
+                path.write_bytes(data)
+                samples.append(_sample_from(item, path))
+        if not samples:
+            raise DatasetError("the device has no tagged images to train on")
+        write_dataset(Dataset(labels=labels, samples=samples), dest, PULLED_FORMAT)
+        fmt, dataset = validate_dataset(dest, PULLED_FORMAT, limits)
+        record = DatasetRecord(
+            id=dataset_id,
+            created=now_iso(),
+            format=fmt,
+            images=len(dataset.samples),
+            labels=dataset.label_names,
+            path=dest,
+            source=client.base,
+        )
+        store.add_dataset(record)
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise
+    finally:
+        shutil.rmtree(download, ignore_errors=True)
+    log.info("dataset %s: pulled %d images from %s", dataset_id, record.images, client.base)
+    return record
