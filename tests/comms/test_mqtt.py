@@ -100,3 +100,51 @@ def test_durable_messages_arrive_in_order(tmp_path: Path, broker: Broker) -> Non
         finally:
             comms.stop()
     assert [int(m.payload) for m in sub.messages()] == list(range(n))
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def _pki(d: Path) -> None:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, all signed by the CA."""
+    d.mkdir()
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt",
+             "-days", "2", "-subj", "/CN=test-ca", cwd=d)  # fmt: skip
+    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    for name in ("server", "client"):
+        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+                 "-subj", f"/CN={name}", cwd=d)  # fmt: skip
+        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+                 "-out", f"{name}.crt", "-days", "2", "-extfile", "san.ext", cwd=d)  # fmt: skip
+    for f in d.iterdir():
+        f.chmod(0o644)
+
+
+def test_tls_with_client_certificate(tmp_path: Path) -> None:
+    pki = tmp_path / "pki"
+    _pki(pki)
+    conf = (
+        f"user root\ncafile {pki / 'ca.crt'}\ncertfile {pki / 'server.crt'}\nkeyfile {pki / 'server.key'}\n"
+        "require_certificate true\n"
+    )
+    with Broker(tmp_path / "b", extra_conf=conf) as broker:
+        tls = {
+            "ca_file": str(pki / "ca.crt"),
+            "cert_file": str(pki / "client.crt"),
+            "key_file": str(pki / "client.key"),
+        }
+        comms = _comms(tmp_path / "ok", broker.port, tls=tls).start()
+        try:
+            assert _wait(lambda: comms.connected)
+            comms.publish_durable("events", "{}", key="tls")
+            assert _wait(lambda: comms.pending() == 0)
+        finally:
+            comms.stop()
+        # Without the client certificate the broker refuses the handshake: never `connected`.
+        no_cert = _comms(tmp_path / "nocert", broker.port, tls={"ca_file": str(pki / "ca.crt")}).start()
+        try:
+            time.sleep(1.5)
+            assert not no_cert.connected
+        finally:
+            no_cert.stop(flush_timeout=0)
