@@ -203,6 +203,7 @@ def test_studio_workflow_in_chromium(served: dict[str, Any], browser: Any, shots
     page.goto(base + "/tag")
     page.wait_for_function("() => document.getElementById('pos').textContent !== ''")
     assert page.inner_text("#pos").startswith(f"1 / {CAPTURES} · 0 tagged")
+    assert "480\u00d7360" in page.inner_text("#image-info") and f"camera {CAMERA_ID}" in page.inner_text("#image-info")
     boxed_ids: list[int] = []
     for n in range(CAPTURES):
         image_id = current_image_id(page)

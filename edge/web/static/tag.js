@@ -209,6 +209,14 @@
     document.getElementById("prev").disabled = state.index <= 0;
     document.getElementById("next").disabled = state.index >= n - 1;
     document.getElementById("image-title").textContent = `Image #${state.id}`;
+    const r = state.rec;
+    if (r) {
+      const bits = [r.filename, `${r.width}×${r.height}`, `${Math.round(r.size / 1024)} KiB`,
+        r.camera ? `camera ${r.camera}` : "uploaded", (r.captured_at || r.created || "").replace("T", " ").slice(0, 19),
+        `split: ${r.split === "auto" ? "not assigned" : r.split}`];
+      if (r.duplicate_of && r.duplicate_of !== r.id) bits.push(`looks like #${r.duplicate_of}`);
+      document.getElementById("image-info").textContent = bits.filter(Boolean).join(" · ");
+    }
     const strip = document.getElementById("filmstrip");
     const from = Math.max(0, state.index - 6), to = Math.min(n, from + 14);
     strip.replaceChildren(...state.ids.slice(from, to).map((id) => SW.h("a", {
@@ -309,6 +317,19 @@
   document.getElementById("revert").addEventListener("click", () => {
     const s = JSON.parse(state.saved);
     state.tags = new Set(s.tags); state.boxes = s.boxes; state.sel = -1; render();
+  });
+  document.getElementById("delete-image").addEventListener("click", async () => {
+    if (!confirm(`Delete image #${state.id} and its tags from the dataset?`)) return;
+    try {
+      await SW.api("DELETE", `/api/v1/images/${state.id}`);
+      SW.toast(`Deleted image #${state.id}`, "ok");
+      state.ids.splice(state.index, 1);
+      state.tagged.delete(state.id);
+      state.rec = null;
+      if (!state.ids.length) { location.href = "/library"; return; }
+      state.index = Math.min(state.index, state.ids.length - 1);
+      await open(state.ids[state.index]);
+    } catch (err) { SW.toast(err.message, "error"); }
   });
   document.getElementById("mode-tags").addEventListener("click", () => setMode("tags"));
   document.getElementById("mode-boxes").addEventListener("click", () => setMode("boxes"));
