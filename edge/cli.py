@@ -32,6 +32,7 @@ COMMAND_MODULES = [
     "edge.commands.users_cmd",
     "edge.commands.run_cmd",
     "edge.commands.bench_cmd",
+    "edge.commands.edge_cmd",
 ]
 
 

@@ -3,6 +3,7 @@ the real web app over it, an API token, and tiny signed bundles (onnx.helper gra
 
 from __future__ import annotations
 
+import base64
 import functools
 import io
 from collections.abc import Iterator
@@ -22,8 +23,13 @@ from edge.cameras.sources import open_source
 from edge.cameras.synthetic import render_shelf
 from edge.config import CameraConfig, DatasetRulesConfig, EdgeConfig
 from edge.config.model import ModelConfig, MqttConfig, TrainerClientConfig
-from edge.web import Services, create_app
+from edge.trainer_client import TrainerClient
+from edge.web import Services
+from edge.web import create_app as create_web_app
+from edge.web.server import WebServer
 from tests.helpers.tiny_bundle import make_classification_bundle, make_detection_bundle
+from trainer.config import TrainerConfig
+from trainer.service.app import SCHEDULER_KEY, create_app
 
 CAMERA_ID = "aisle-1"
 ADMIN = "admin"
@@ -126,7 +132,7 @@ def start_device(config: EdgeConfig) -> Device:
         events=agent.events,
         metrics=agent.metrics,
     )
-    app = create_app(config, services)
+    app = create_web_app(config, services)
     app.config["TESTING"] = True
     assert services.users is not None
     admin = services.users.create_first_admin(ADMIN, ADMIN_PASSWORD)
@@ -160,3 +166,70 @@ def jpeg(image: np.ndarray) -> bytes:
 def upload_file(data: bytes, name: str) -> dict[str, Any]:
     """A multipart body with `file`."""
     return {"file": (io.BytesIO(data), name)}
+
+
+# ------------------------------------------------------------------------------------------------ trainer service
+
+TOKEN = "trainer-token-0123456789"
+TINY_RUNNER = "tests.trainer.service.runners:tiny_runner"
+COLOURS = {"red": (40, 40, 210), "green": (40, 190, 40), "blue": (210, 70, 40)}
+PER_LABEL = 12
+
+
+@dataclass
+class Trainer:
+    """A running trainer service."""
+
+    app: Flask
+    server: WebServer
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def public_key(self) -> str:
+        """The trainer's signing key (base64 raw), for the device's trusted keys."""
+        client = TrainerClient(self.url, TOKEN)
+        key = client._json("GET", "/v1/signing-key")["public_key"]
+        assert base64.b64decode(key)
+        return str(key)
+
+
+def start_trainer(data_dir: Path, runner: str | None) -> Trainer:
+    config = TrainerConfig.model_validate(
+        {
+            "data_dir": str(data_dir),
+            "server": {"tokens": [TOKEN], "max_archive_mb": 20, "max_image_mb": 2},
+            "training": {"weights": None, "threads": 2},
+            "workers": 1,
+        }
+    )
+    app = create_app(config, runner=runner)
+    return Trainer(app, WebServer(app).start())
+
+
+@pytest.fixture
+def tiny_trainer(tmp_path: Path) -> Iterator[Trainer]:
+    """The trainer service with the tiny runner."""
+    trainer = start_trainer(tmp_path / "trainer", TINY_RUNNER)
+    try:
+        yield trainer
+    finally:
+        trainer.server.stop()
+        trainer.app.extensions[SCHEDULER_KEY].stop(terminate=True)
+
+
+def fill_store(store: Any, per_label: int = PER_LABEL) -> None:
+    """Coloured blocks on dark noise, tagged with their colour."""
+    rng = np.random.default_rng(3)
+    for name in COLOURS:
+        store.create_label(name)
+    for name, bgr in COLOURS.items():
+        batch = []
+        for i in range(per_label):
+            image = rng.integers(0, 90, (48, 56, 3)).astype(np.uint8)
+            x, y = int(rng.integers(0, 28)), int(rng.integers(0, 24))
+            cv2.rectangle(image, (x, y), (x + 28, y + 24), bgr, -1)
+            batch.append((f"{name}-{i}.png", cv2.imencode(".png", image)[1].tobytes()))
+        for record in store.add_images(batch):
+            store.set_annotations(record.id, [name], [])

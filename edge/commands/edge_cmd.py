@@ -1,0 +1,231 @@
+"""`shelfwatch edge train|models`: the training round trip and the installed models from a shell.
+
+`edge train` ships the dataset store to the trainer (archive upload) and starts a job; with `--wait` it also
+polls the job (progress on stderr), downloads and verifies the bundle, installs it and activates it when its
+headline metric reaches `--deploy-threshold`. `edge models list|activate|rollback` change the model repository
+directly. One process owns a repository: while `shelfwatch run` serves this data_dir, use the web page or the
+REST API instead (its running pipelines only follow activations made through it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edge.errors import ConfigError
+
+if TYPE_CHECKING:
+    from edge.config import EdgeConfig
+
+log = logging.getLogger(__name__)
+
+BACKBONES = ("squeezenet1_1", "mobilenet_v3_small", "mobilenet_v3_large")
+FAILED_STATES = ("failed", "refused", "cancelled")
+
+
+def _config(args: argparse.Namespace) -> EdgeConfig:
+    """The config file's tree with command-line overrides (or one built from --data-dir and friends)."""
+    from edge.config import EdgeConfig, load_yaml_config
+
+    if args.config:
+        cfg = load_yaml_config(args.config, EdgeConfig)
+    elif args.data_dir:
+        cfg = EdgeConfig(data_dir=Path(args.data_dir))
+    else:
+        raise ConfigError("give -c edge.yaml, or --data-dir DIR")
+    updates: dict[str, Any] = {}
+    if args.data_dir:
+        updates["data_dir"] = Path(args.data_dir)
+    trainer_url = getattr(args, "trainer_url", None)
+    token = getattr(args, "token", None)
+    if trainer_url or token:
+        trainer = cfg.trainer.model_copy(update={k: v for k, v in (("url", trainer_url),) if v})
+        if token:
+            from pydantic import SecretStr
+
+            trainer = trainer.model_copy(update={"token": SecretStr(token)})
+        updates["trainer"] = trainer
+    trusted = getattr(args, "trusted_key", None)
+    if trusted:
+        updates["model"] = cfg.model.model_copy(update={"trusted_keys": list(trusted)})
+    return cfg.model_copy(update=updates) if updates else cfg
+
+
+def _print(args: argparse.Namespace, obj: dict[str, Any], text: str) -> None:
+    from edge.cli import print_json
+
+    if args.json:
+        print_json(obj)
+    else:
+        print(text)
+
+
+# ------------------------------------------------------------------------------------------------ train
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Upload the dataset and start a job; with --wait, drive it to an installed (and maybe active) model."""
+    from edge.errors import TrainerError
+    from edge.models import ModelRepository
+    from edge.store import DatasetStore
+    from edge.trainer_client import RunRequest, TrainerClient, TrainingRunner
+
+    cfg = _config(args)
+    client = TrainerClient.from_config(cfg)
+    store = DatasetStore(Path(cfg.data_dir), cfg.dataset)
+    try:
+        task = args.task
+        summary = store.summary(None if task == "auto" else task)
+        task = summary["task"]
+        if not summary["ready"]:
+            reasons = "; ".join(summary.get("problems") or [])
+            raise TrainerError(f"the dataset is not ready for {task}: {reasons}")
+        if not args.wait:
+            dataset = client.upload_store(store)
+            job = client.create_job(
+                dataset["id"], task, backbone=args.backbone, epochs=args.epochs, input_size=args.input_size
+            )
+            result = {"dataset": dataset["id"], "job": job["id"], "state": job.get("state"), "task": task}
+            _print(args, result, f"job {job['id']} {job.get('state')} on {client.url} (dataset {dataset['id']})")
+            return 0
+
+        models = ModelRepository.from_config(cfg)
+        models.load()
+        runner = TrainingRunner(lambda: client, store, models, cfg.data_dir, poll_seconds=args.poll_seconds)
+        request = RunRequest(
+            task=task,
+            backbone=args.backbone,
+            epochs=args.epochs,
+            input_size=args.input_size,
+            deploy_threshold=args.deploy_threshold,
+        )
+        run = runner.start(request)
+        last = ""
+        while True:
+            run = runner.join(run.id, timeout=args.poll_seconds)
+            line = _progress_line(run)
+            if line != last and not args.json:
+                print(line, file=sys.stderr, flush=True)
+                last = line
+            if not run.active:
+                break
+        text = f"{run.state}: {run.decision or run.error or ''}".strip()
+        _print(args, run.as_dict() | {"report": runner.report(run.id)}, text)
+        return 1 if run.state in FAILED_STATES else 0
+    finally:
+        store.close()
+
+
+def _progress_line(run: Any) -> str:
+    p = run.progress or {}
+    parts = [run.state]
+    if p.get("stage"):
+        parts.append(str(p["stage"]))
+    if p.get("epoch") is not None:
+        parts.append(f"epoch {p['epoch']}/{p.get('epochs') or '?'}")
+    if isinstance(p.get("loss"), int | float):
+        parts.append(f"loss {p['loss']:.4f}")
+    if isinstance(run.eta_seconds, int | float):
+        parts.append(f"ETA {run.eta_seconds:.0f} s")
+    return " · ".join(parts)
+
+
+# ------------------------------------------------------------------------------------------------ models
+
+
+def _repository(args: argparse.Namespace) -> Any:
+    from edge.models import ModelRepository
+
+    cfg = _config(args)
+    if not Path(cfg.data_dir).is_dir():
+        raise ConfigError(f"data directory {cfg.data_dir} does not exist")
+    repo = ModelRepository.from_config(cfg)
+    repo.load()
+    return repo
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    """Installed versions with state and metrics."""
+    repo = _repository(args)
+    rows = repo.list()
+    lines = []
+    for row in rows:
+        flag = "*" if row["active"] else ("<" if row["previous"] else " ")
+        metrics = ", ".join(f"{k} {v:.3f}" for k, v in (row.get("metrics") or {}).items() if isinstance(v, float))
+        state = row["status"] if row["status"] == "ok" else f"refused: {row['reason']}"
+        lines.append(f"{flag} {row['version']}  {row.get('task', '?')}  {state}  {metrics}".rstrip())
+    _print(
+        args,
+        {"items": rows, "active": repo.active_version(), "previous": repo.previous_version()},
+        "\n".join(lines) or "no model installed",
+    )
+    return 0
+
+
+def cmd_models_activate(args: argparse.Namespace) -> int:
+    """Make an installed version the active one."""
+    repo = _repository(args)
+    manifest = repo.activate(args.version)
+    _print(args, {"active": manifest.version, "previous": repo.previous_version()}, f"active: {manifest.version}")
+    return 0
+
+
+def cmd_models_rollback(args: argparse.Namespace) -> int:
+    """Go back to the previous version."""
+    repo = _repository(args)
+    manifest = repo.rollback()
+    _print(args, {"active": manifest.version, "previous": repo.previous_version()}, f"active: {manifest.version}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ parser
+
+
+def _common(p: argparse.ArgumentParser, trainer: bool) -> None:
+    p.add_argument("-c", "--config", help="edge.yaml (data_dir, trainer, model.trusted_keys)")
+    p.add_argument("--data-dir", help="the device's data directory (overrides the config's)")
+    p.add_argument("--trusted-key", action="append", help="public key trusted to sign bundles (repeatable)")
+    if trainer:
+        p.add_argument("--trainer-url", help="trainer service URL (overrides trainer.url)")
+        p.add_argument("--token", help="trainer bearer token (overrides trainer.token)")
+    p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+
+
+def register(sub: Any) -> None:
+    """Add `shelfwatch edge train` and `shelfwatch edge models list|activate|rollback`."""
+    edge = sub.add_parser("edge", help="Train through the trainer service and manage installed models.")
+    edge_sub = edge.add_subparsers(dest="edge_command", metavar="COMMAND")
+    edge_sub.required = True
+
+    train = edge_sub.add_parser("train", help="Ship the dataset to the trainer and start a job (--wait: install).")
+    _common(train, trainer=True)
+    train.add_argument("--task", choices=("auto", "classification", "detection"), default="auto")
+    train.add_argument("--backbone", choices=BACKBONES, default=None, help="default: the trainer's")
+    train.add_argument("--epochs", type=int, default=None, help="default: chosen by the trainer")
+    train.add_argument("--input-size", type=int, default=None, help="network input size; default: the trainer's")
+    train.add_argument("--wait", action="store_true", help="poll until done, then install the bundle")
+    train.add_argument(
+        "--deploy-threshold",
+        type=float,
+        default=0.85,
+        help="activate only when the headline metric (accuracy / mAP@0.5) reaches this (default 0.85)",
+    )
+    train.add_argument("--poll-seconds", type=float, default=3.0, help="seconds between job status checks")
+    train.set_defaults(func=cmd_train)
+
+    models = edge_sub.add_parser("models", help="Installed model versions.")
+    models_sub = models.add_subparsers(dest="models_command", metavar="COMMAND")
+    models_sub.required = True
+    listing = models_sub.add_parser("list", help="Installed versions, active marked *, previous <.")
+    _common(listing, trainer=False)
+    listing.set_defaults(func=cmd_models_list)
+    activate = models_sub.add_parser("activate", help="Activate an installed version.")
+    activate.add_argument("version")
+    _common(activate, trainer=False)
+    activate.set_defaults(func=cmd_models_activate)
+    rollback = models_sub.add_parser("rollback", help="Go back to the previous version.")
+    _common(rollback, trainer=False)
+    rollback.set_defaults(func=cmd_models_rollback)
