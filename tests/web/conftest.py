@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 from collections.abc import Iterator
@@ -70,12 +71,12 @@ class Studio:
     hub: CameraHub
 
 
-@pytest.fixture
-def studio(tmp_path: Path, shelf_folder: Path) -> Iterator[Studio]:
-    """A real app: store in tmp_path, the folder camera running at 10 frames/s."""
-    config = make_config(tmp_path / "data", shelf_folder)
+@contextlib.contextmanager
+def open_studio(data_dir: Path, shelf_folder: Path) -> Iterator[Studio]:
+    """A real app: store in data_dir, the folder camera running (slowly: most tests only need it to exist)."""
+    config = make_config(data_dir, shelf_folder)
     store = DatasetStore(config.data_dir, config.dataset)
-    hub = CameraHub(config.cameras, source_factory=functools.partial(open_source, rate=10))
+    hub = CameraHub(config.cameras, source_factory=functools.partial(open_source, rate=3))
     hub.start_all()
     services = Services(store=store, cameras=hub)
     app = create_app(config, services)
@@ -85,6 +86,13 @@ def studio(tmp_path: Path, shelf_folder: Path) -> Iterator[Studio]:
     finally:
         hub.stop_all()
         store.close()
+
+
+@pytest.fixture
+def studio(tmp_path: Path, shelf_folder: Path) -> Iterator[Studio]:
+    """A fresh studio per test."""
+    with open_studio(tmp_path / "data", shelf_folder) as fresh:
+        yield fresh
 
 
 @pytest.fixture

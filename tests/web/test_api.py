@@ -6,6 +6,8 @@ import io
 import json
 import tarfile
 import zipfile
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -13,7 +15,7 @@ import numpy as np
 import pytest
 from flask.testing import FlaskClient
 
-from tests.web.conftest import CAMERA_ID, SignedIn, Studio, jpeg_bytes
+from tests.web.conftest import CAMERA_ID, SignedIn, Studio, create_admin, jpeg_bytes, open_studio
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
@@ -29,6 +31,21 @@ def add_images(admin: SignedIn, count: int, first_seed: int = 0) -> list[int]:
     resp = upload(admin, *[(f"img{i}.jpg", jpeg_bytes(first_seed + i)) for i in range(count)])
     assert resp.status_code == 201, resp.json
     return [item["id"] for item in resp.json["items"]]
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory, shelf_folder: Path) -> Iterator[Studio]:
+    """One studio for the checks that change nothing (auth, CSRF, malformed input, paths), with a label and an image."""
+    with open_studio(tmp_path_factory.mktemp("shared") / "data", shelf_folder) as studio:
+        studio.store.create_label("low_stock")
+        studio.store.add_image(jpeg_bytes(0), filename="one.jpg")
+        yield studio
+
+
+@pytest.fixture(scope="module")
+def shared_admin(shared: Studio) -> SignedIn:
+    """The shared studio's admin, signed in."""
+    return create_admin(shared.app.test_client())
 
 
 def wait_frame(studio: Studio) -> None:
@@ -70,24 +87,24 @@ PROTECTED = [
 
 
 @pytest.mark.parametrize(("method", "url"), PROTECTED)
-def test_api_needs_auth(client: FlaskClient, method: str, url: str) -> None:
-    resp = client.open(url, method=method, json={})
+def test_api_needs_auth(shared: Studio, shared_admin: SignedIn, method: str, url: str) -> None:
+    resp = shared.app.test_client().open(url, method=method, json={})
     assert resp.status_code == 401
     assert resp.json == {"error": "sign in or send a bearer token"}
 
 
 @pytest.mark.parametrize("page", ["/live", "/library", "/tag", "/labels", "/review", "/zones"])
-def test_pages_redirect_to_sign_in(client: FlaskClient, admin: SignedIn, studio: Studio, page: str) -> None:
-    anon = studio.app.test_client()
+def test_pages_redirect_to_sign_in(shared: Studio, shared_admin: SignedIn, page: str) -> None:
+    anon = shared.app.test_client()
     resp = anon.get(page)
     assert resp.status_code == 302 and "/login" in resp.headers["Location"]
-    assert admin.get(page).status_code == 200
+    assert shared_admin.get(page).status_code == 200
 
 
 @pytest.mark.parametrize(("method", "url"), [(m, u) for m, u in PROTECTED if m != "GET"])
-def test_unsafe_calls_need_the_csrf_token(admin: SignedIn, method: str, url: str) -> None:
-    missing = admin.client.open(url, method=method, json={})
-    wrong = admin.client.open(url, method=method, json={}, headers={"X-CSRF-Token": "forged"})
+def test_unsafe_calls_need_the_csrf_token(shared_admin: SignedIn, method: str, url: str) -> None:
+    missing = shared_admin.client.open(url, method=method, json={})
+    wrong = shared_admin.client.open(url, method=method, json={}, headers={"X-CSRF-Token": "forged"})
     for resp in (missing, wrong):
         assert resp.status_code == 403 and "CSRF" in resp.json["error"]
 
@@ -115,14 +132,14 @@ def test_csrf_refusal_changes_nothing(admin: SignedIn, studio: Studio) -> None:
     ],
 )
 @pytest.mark.parametrize("body", ["{not json", "", "[1, 2]", '"text"'])
-def test_malformed_json_is_400(admin: SignedIn, studio: Studio, method: str, url: str, body: str) -> None:
-    studio.store.create_label("low_stock")
-    add_images(admin, 1)
-    resp = admin.client.open(
-        url, method=method, data=body, content_type="application/json", headers={"X-CSRF-Token": admin.csrf}
+def test_malformed_json_is_400(shared: Studio, shared_admin: SignedIn, method: str, url: str, body: str) -> None:
+    before = shared.store.dataset_fingerprint()
+    resp = shared_admin.client.open(
+        url, method=method, data=body, content_type="application/json", headers={"X-CSRF-Token": shared_admin.csrf}
     )
     assert resp.status_code == 400
     assert resp.is_json and resp.json["error"]
+    assert shared.store.dataset_fingerprint() == before
 
 
 def test_unknown_api_route_and_method_answer_json(admin: SignedIn) -> None:
@@ -147,8 +164,8 @@ def test_unknown_api_route_and_method_answer_json(admin: SignedIn) -> None:
         "/api/v1/labels/..%2F..%2Fetc",
     ],
 )
-def test_paths_with_dotdot_never_reach_files(admin: SignedIn, url: str) -> None:
-    resp = admin.get(url)
+def test_paths_with_dotdot_never_reach_files(shared_admin: SignedIn, url: str) -> None:
+    resp = shared_admin.get(url)
     assert resp.status_code in (400, 404)
     assert b"import" not in resp.data and b"SQLite" not in resp.data
 
