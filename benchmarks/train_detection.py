@@ -1,0 +1,181 @@
+"""Few-shot detection benchmark on the shared empty-shelf photos (issue 4 "Done when").
+
+Train on 15 photos (one augmented copy of each, picked by seed), export to ONNX, evaluate with ONNX Runtime through
+the device's decode (edge.runtime.postprocess) on one copy of every photo that was not trained on. Copies of a
+photo share the file-name prefix before `_jpg.rf.` and are never split between train and test.
+
+    .venv/bin/python benchmarks/train_detection.py                      # 3 seeds, defaults
+    .venv/bin/python benchmarks/train_detection.py --seeds 0 --epochs 20 --json
+
+Prints one line per seed and the medians; `--json` adds one JSON object as the last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import replace
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from edge.datasets.model import Box, Sample  # noqa: E402
+
+SHARED = REPO.parent / "shared"
+DATASET = SHARED / "datasets" / "empty_shelf"
+WEIGHTS = SHARED / "weights" / "squeezenet1_1_torchvision" / "squeezenet1_1_imagenet_norm_fp32.npz"
+
+
+def read_empty_shelf(root: Path) -> tuple[list[str], list[Sample]]:
+    """The YOLO dataset through the formats reader, or a minimal parser while that reader is not available."""
+    try:
+        from edge.datasets.formats import read_dataset
+
+        ds = read_dataset(root, "yolo")
+        return ds.label_names, ds.samples
+    except ImportError:
+        pass
+    names = ["empty_shelf"]
+    samples = []
+    for image in sorted((root / "train" / "images").glob("*.jpg")):
+        boxes = []
+        for line in (root / "train" / "labels" / f"{image.stem}.txt").read_text().splitlines():
+            parts = line.split()
+            if not parts:
+                continue
+            v = [float(x) for x in parts[1:]]
+            if len(v) == 4:
+                x1, y1, x2, y2 = v[0] - v[2] / 2, v[1] - v[3] / 2, v[0] + v[2] / 2, v[1] + v[3] / 2
+            else:
+                xs, ys = v[0::2], v[1::2]
+                x1, y1, x2, y2 = min(xs), min(ys), max(xs), max(ys)
+            clip = [min(max(c, 0.0), 1.0) for c in (x1, y1, x2, y2)]
+            boxes.append(Box(names[int(parts[0])], *clip))
+        samples.append(Sample(path=image, name=image.name, boxes=boxes))
+    return names, samples
+
+
+def split_by_photo(samples: list[Sample], train_photos: int, seed: int) -> tuple[list[Sample], list[Sample]]:
+    """One copy each of `train_photos` photos for training, one copy of every other photo for testing."""
+    groups: dict[str, list[Sample]] = defaultdict(list)
+    for s in samples:
+        groups[Path(s.name).name.split("_jpg.rf.")[0]].append(s)
+    rng = random.Random(seed)
+    keys = sorted(groups)
+    rng.shuffle(keys)
+    train = [rng.choice(sorted(groups[k], key=lambda s: s.name)) for k in keys[:train_photos]]
+    test = [rng.choice(sorted(groups[k], key=lambda s: s.name)) for k in keys[train_photos:]]
+    return train, test
+
+
+def run_seed(seed: int, labels: list[str], samples: list[Sample], args: argparse.Namespace) -> dict:
+    """Train, export and evaluate one seed; returns metrics and timings."""
+    from trainer.detection import (
+        DetectorConfig,
+        detection_metrics,
+        onnx_infer,
+        predict_detections,
+        train_detector,
+    )
+    from trainer.export import export_onnx
+
+    train, test = split_by_photo(samples, args.train_photos, seed)
+    cfg = DetectorConfig(seed=seed)
+    tunable = ("epochs", "views", "input_size", "lr", "fine_tune_blocks", "head_width", "head_depth", "batch")
+    overrides = {k: getattr(args, k) for k in tunable}
+    cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    t0 = time.perf_counter()
+    model, info = train_detector(train, [], labels, "squeezenet1_1", WEIGHTS, cfg)
+    t1 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path = Path(tmp) / "model.onnx"
+        export_onnx(model, onnx_path, cfg.input_size, ["boxes", "scores"])
+        t2 = time.perf_counter()
+        predictions = predict_detections(onnx_infer(onnx_path), [s.path for s in test], cfg.input_spec(), labels)
+    metrics = detection_metrics(predictions, [s.boxes for s in test], labels)
+    t3 = time.perf_counter()
+    return {
+        "seed": seed,
+        "train_images": len(train),
+        "test_images": len(test),
+        "test_boxes": metrics["ground_truth_boxes"],
+        "map50": metrics["map50"],
+        "map50_95": metrics["map50_95"],
+        "precision": metrics["precision"],
+        "recall": metrics["recall"],
+        "f1": metrics["f1"],
+        "score_threshold": metrics["score_threshold"],
+        "final_loss": info["final_loss"],
+        "seconds": {
+            "features": info["seconds"]["features"],
+            "train": t1 - t0,
+            "export": t2 - t1,
+            "evaluate": t3 - t2,
+            "total": t3 - t0,
+        },
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--train-photos", type=int, default=15)
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--views", type=int)
+    parser.add_argument("--input-size", type=int)
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--fine-tune-blocks", type=int)
+    parser.add_argument("--head-width", type=int)
+    parser.add_argument("--head-depth", type=int)
+    parser.add_argument("--batch", type=int)
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    args = parser.parse_args()
+    if not DATASET.is_dir() or not WEIGHTS.is_file():
+        print(f"needs {DATASET} and {WEIGHTS}", file=sys.stderr)
+        return 1
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    labels, samples = read_empty_shelf(DATASET)
+    runs = []
+    for seed in args.seeds:
+        r = run_seed(seed, labels, samples, args)
+        runs.append(r)
+        s = r["seconds"]
+        print(
+            f"seed {seed}: mAP@0.5 {r['map50']:.3f}  mAP@0.5:0.95 {r['map50_95']:.3f}  P {r['precision']:.2f} "
+            f"R {r['recall']:.2f} F1 {r['f1']:.2f} @ {r['score_threshold']:.2f}  ({r['train_images']} train, "
+            f"{r['test_images']} test photos, {r['test_boxes']} boxes)  features {s['features']:.1f} s  "
+            f"train {s['train']:.1f} s  export {s['export']:.1f} s  evaluate {s['evaluate']:.1f} s  "
+            f"total {s['total']:.1f} s",
+            flush=True,
+        )
+    summary = {
+        "seeds": args.seeds,
+        "median_map50": statistics.median(r["map50"] for r in runs),
+        "median_map50_95": statistics.median(r["map50_95"] for r in runs),
+        "median_f1": statistics.median(r["f1"] for r in runs),
+        "median_total_seconds": statistics.median(r["seconds"]["total"] for r in runs),
+        "torch_threads": torch.get_num_threads(),
+        "runs": runs,
+    }
+    print(
+        f"median over seeds {args.seeds}: mAP@0.5 {summary['median_map50']:.3f}  mAP@0.5:0.95 "
+        f"{summary['median_map50_95']:.3f}  F1 {summary['median_f1']:.3f}  run {summary['median_total_seconds']:.1f} s"
+    )
+    if args.json:
+        print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

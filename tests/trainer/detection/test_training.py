@@ -1,0 +1,124 @@
+"""A tiny detector learns to find a dark block on generated photos, and its ONNX export gives the same boxes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from edge.datasets.model import Box, Sample
+from trainer.detection import (
+    DetectorConfig,
+    build_detector,
+    detection_metrics,
+    onnx_infer,
+    predict_detections,
+    torch_infer,
+    train_detector,
+)
+from trainer.errors import TrainingCancelled, TrainingError
+from trainer.export import export_onnx
+
+LABELS = ["gap"]
+TINY = DetectorConfig(input_size=128, views=6, epochs=12, batch=8, head_width=32, lr=5e-3, warmup_steps=5)
+
+
+def _photos(root: Path, count: int, seed: int) -> list[Sample]:
+    """Light noisy photos with one dark block of random size at a random place."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    samples = []
+    for i in range(count):
+        h, w = 96, 128
+        image = rng.integers(150, 230, (h, w, 3)).astype(np.uint8)
+        bw, bh = int(rng.integers(30, 60)), int(rng.integers(25, 50))
+        x, y = int(rng.integers(0, w - bw)), int(rng.integers(0, h - bh))
+        image[y : y + bh, x : x + bw] = rng.integers(10, 50, (bh, bw, 3))
+        path = root / f"photo{i:02d}.png"
+        cv2.imwrite(str(path), image)
+        samples.append(Sample(path, path.name, boxes=[Box("gap", x / w, y / h, (x + bw) / w, (y + bh) / h)]))
+    return samples
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[torch.nn.Module, dict, list[Sample]]:
+    root = tmp_path_factory.mktemp("photos")
+    train = _photos(root / "train", 12, seed=1)
+    test = _photos(root / "test", 10, seed=2)
+    calls: list[tuple[float, int, int, float, str]] = []
+    torch.manual_seed(0)
+    model, info = train_detector(
+        train, test[:3], LABELS, "squeezenet1_1", None, TINY, progress=lambda *a: calls.append(a)
+    )
+    info["progress_calls"] = calls
+    return model, info, test
+
+
+@pytest.mark.slow
+def test_tiny_detector_learns_to_find_the_block(trained: tuple[torch.nn.Module, dict, list[Sample]]) -> None:
+    model, info, test = trained
+    assert info["loss_history"][-1] < info["loss_history"][0] * 0.7
+    predictions = predict_detections(torch_infer(model), [s.path for s in test], TINY.input_spec(), LABELS)
+    metrics = detection_metrics(predictions, [s.boxes for s in test], LABELS)
+    # chance (a box of typical size at a random place) scores far below this
+    assert metrics["map50"] > 0.5, metrics
+    calls = info["progress_calls"]
+    assert calls[-1][0] == 1.0 and calls[-1][1] == TINY.epochs and calls[-1][4] == "train"
+    assert [c[0] for c in calls] == sorted(c[0] for c in calls)
+    assert "val" in info and 0.0 < info["score_threshold"] <= 1.0
+
+
+def test_onnx_export_gives_the_same_boxes(trained: tuple[torch.nn.Module, dict, list[Sample]], tmp_path: Path) -> None:
+    model, _, test = trained
+    onnx_path = export_onnx(model, tmp_path / "model.onnx", TINY.input_size, ["boxes", "scores"])
+    images = [s.path for s in test[:5]]
+    spec = TINY.input_spec()
+    reference = predict_detections(torch_infer(model), images, spec, LABELS)
+    exported = predict_detections(onnx_infer(onnx_path), images, spec, LABELS, batch_size=3)  # batch is dynamic
+    assert sum(len(d) for d in reference) > 0
+    for ref, got in zip(reference, exported, strict=True):
+        assert len(ref) == len(got)
+        for a, b in zip(ref, got, strict=True):
+            assert a.label == b.label
+            assert np.allclose(a.bbox, b.bbox, atol=1e-4) and abs(a.score - b.score) < 1e-4
+
+
+def test_graph_outputs_follow_the_bundle_contract() -> None:
+    model = build_detector("squeezenet1_1", None, 3, DetectorConfig(input_size=96, head_width=16))
+    model.eval()
+    with torch.no_grad():
+        boxes, scores = model(torch.randn(2, 3, 96, 96))
+    k = sum(lv.height * lv.width for lv in model.levels)
+    assert boxes.shape == (2, k, 4) and scores.shape == (2, k, 3)
+    assert torch.all((scores >= 0) & (scores <= 1))
+    assert torch.all(boxes[..., 2] > boxes[..., 0]) and torch.all(boxes[..., 3] > boxes[..., 1])
+    # the whole trunk is frozen by default, the head trains
+    assert not any(p.requires_grad for p in model.features.parameters())
+    assert all(p.requires_grad for p in model.cls_out.parameters())
+
+
+def test_fine_tuning_the_last_blocks_trains_them(tmp_path: Path) -> None:
+    train = _photos(tmp_path, 3, seed=3)
+    cfg = DetectorConfig(input_size=96, views=2, epochs=1, batch=4, head_width=16, fine_tune_blocks=2)
+    model, info = train_detector(train, [], LABELS, "squeezenet1_1", None, cfg)
+    trainable = [i for i, m in enumerate(model.features) if any(p.requires_grad for p in m.parameters())]
+    assert trainable == [11, 12] and info["frozen_trunk_modules"] == 11
+
+
+def test_cancel_stops_training_and_bad_input_is_refused(tmp_path: Path) -> None:
+    train = _photos(tmp_path, 3, seed=4)
+    cfg = DetectorConfig(input_size=96, views=2, epochs=50, head_width=16)
+    with pytest.raises(TrainingCancelled):
+        train_detector(train, [], LABELS, "squeezenet1_1", None, cfg, should_cancel=lambda: True)
+    with pytest.raises(TrainingError, match="no training image has a box"):
+        train_detector([Sample(train[0].path, "x.png")], [], LABELS, "squeezenet1_1", None, cfg)
+    with pytest.raises(TrainingError, match="'shelf' is not among the labels"):
+        bad = Sample(train[0].path, "x.png", boxes=[Box("shelf", 0.1, 0.1, 0.5, 0.5)])
+        train_detector([bad], [], LABELS, "squeezenet1_1", None, cfg)
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    with pytest.raises(TrainingError, match=r"broken\.png"):
+        broken = Sample(tmp_path / "broken.png", "broken.png", boxes=[Box("gap", 0.1, 0.1, 0.5, 0.5)])
+        train_detector([broken], [], LABELS, "squeezenet1_1", None, cfg)
