@@ -191,10 +191,25 @@ def _mimetype(ext: str) -> str:
     }.get(ext, "application/octet-stream")
 
 
+def _delete(ids: list[int]) -> int:
+    """Delete images and their cached thumbnails; how many existed."""
+    store = current_services().store
+    hashes = []
+    for image_id in set(ids):
+        try:
+            hashes.append(store.get_image(image_id).sha256)
+        except NotFoundError:
+            continue
+    deleted = int(store.delete_images(ids))
+    for sha256 in hashes:
+        (Path(store.data_dir) / THUMBS_DIR / f"{sha256}.jpg").unlink(missing_ok=True)
+    return deleted
+
+
 @bp.delete("/api/v1/images/<int:image_id>")
 def delete_image(image_id: int) -> Any:
     """Delete one image with its annotations."""
-    if current_services().store.delete_images([image_id]) == 0:
+    if _delete([image_id]) == 0:
         raise NotFoundError(f"image {image_id} does not exist")
     return jsonify({"deleted": 1})
 
@@ -203,7 +218,7 @@ def delete_image(image_id: int) -> Any:
 def delete_many() -> Any:
     """Bulk delete: {"ids": [...]} -> {"deleted": n} (ids that do not exist are skipped)."""
     body = read_model(IdsBody)
-    return jsonify({"deleted": current_services().store.delete_images(body.ids)})
+    return jsonify({"deleted": _delete(body.ids)})
 
 
 @bp.post("/api/v1/images/split")

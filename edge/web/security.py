@@ -85,6 +85,9 @@ class LoginRateLimiter:
         now = time.monotonic()
         with self._lock:
             failures = self._recent(address, now)
+            if not failures:
+                del self._failures[address]  # forget quiet addresses so the table cannot grow without bound
+                return 0
             if len(failures) < self.attempts_per_minute:
                 return 0
             return max(1, int(failures[0] + self.window_seconds - now) + 1)

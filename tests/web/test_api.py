@@ -337,8 +337,11 @@ def test_image_detail_file_thumb_and_delete(admin: SignedIn, studio: Studio) -> 
         assert admin.get(url).status_code == 404
     assert admin.get("/api/v1/images/abc").status_code == 404
     assert admin.delete("/api/v1/images/999").status_code == 404
+    thumbs = list((studio.config.data_dir / "web_thumbs").iterdir())
+    assert [p.name for p in thumbs] == [f"{detail['sha256']}.jpg"]
     assert admin.delete(f"/api/v1/images/{image_id}").json == {"deleted": 1}
     assert admin.get(f"/api/v1/images/{image_id}").status_code == 404
+    assert not thumbs[0].exists()  # the cached thumbnail goes with the image
 
 
 def test_bulk_delete_and_split(admin: SignedIn, studio: Studio) -> None:

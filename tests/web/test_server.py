@@ -1,0 +1,45 @@
+"""WebServer: a real threaded HTTP server on a free loopback port; stop() ends open MJPEG streams."""
+
+from __future__ import annotations
+
+import http.client
+import json
+
+from edge.web import WebServer
+from tests.web.conftest import ADMIN, ADMIN_PASSWORD, CAMERA_ID, Studio
+
+
+def test_server_serves_streams_and_stops_with_a_stream_open(studio: Studio) -> None:
+    studio.services.users.create(ADMIN, ADMIN_PASSWORD, is_admin=True)  # type: ignore[union-attr]
+    server = WebServer(studio.app, host="127.0.0.1", port=0).start()
+    assert server.port > 0 and server.url == f"http://127.0.0.1:{server.port}"
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=20)
+    conn.request(
+        "POST",
+        "/api/v1/auth/token",
+        body=json.dumps({"username": ADMIN, "password": ADMIN_PASSWORD}),
+        headers={"Content-Type": "application/json"},
+    )
+    resp = conn.getresponse()
+    assert resp.status == 201
+    token = json.loads(resp.read())["token"]
+
+    stream = http.client.HTTPConnection("127.0.0.1", server.port, timeout=20)
+    stream.request("GET", f"/api/v1/cameras/{CAMERA_ID}/stream.mjpg", headers={"Authorization": f"Bearer {token}"})
+    answer = stream.getresponse()
+    assert answer.status == 200 and answer.getheader("Content-Type", "").startswith("multipart/x-mixed-replace")
+    assert answer.readline().startswith(b"--shelfwatchframe")
+
+    port = server.port
+    server.stop()
+    # The stream ends (the server closed it) instead of hanging on, and the port no longer answers.
+    rest = answer.read()
+    assert rest.count(b"--shelfwatchframe") < 1000
+    refused = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        refused.request("GET", "/login")
+        refused.getresponse()
+        answered = True
+    except OSError:
+        answered = False
+    assert not answered
