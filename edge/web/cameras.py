@@ -171,6 +171,11 @@ def stream(camera_id: str) -> Response:
 @bp.post("/api/v1/cameras/<camera_id>/capture")
 def capture(camera_id: str) -> Any:
     """Store the camera's current frame in the dataset: 201 {"id", "sha256", "width", "height", "duplicate_of"}."""
+    status = _capture_for(camera_id).status()
+    if status.state != "online":
+        # The slot still holds the last frame of a camera that went away: storing it would mislead.
+        reason = f": {status.last_error}" if status.last_error else ""
+        raise ApiError(503, f"camera {camera_id!r} is {status.state}{reason}; nothing captured")
     frame = _latest_frame(camera_id)
     data = frame.jpeg(CAPTURE_JPEG_QUALITY)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(getattr(frame, "ts", time.time())))

@@ -220,6 +220,15 @@ def test_capture_stores_the_current_frame(admin: SignedIn, studio: Studio) -> No
     assert record.camera == CAMERA_ID and record.sha256 == body["sha256"]
 
 
+def test_capture_from_a_stopped_camera_is_503(admin: SignedIn, studio: Studio) -> None:
+    wait_frame(studio)
+    studio.hub.stop_all()
+    resp = admin.post(f"/api/v1/cameras/{CAMERA_ID}/capture")
+    assert resp.status_code == 503 and "stopped" in resp.json["error"]
+    assert studio.store.list_images()[1] == 0
+    assert admin.get("/api/v1/cameras").json[0]["status"] == "stopped"
+
+
 def test_capture_without_running_camera_is_503(admin: SignedIn, studio: Studio) -> None:
     studio.services.cameras = None
     resp = admin.post(f"/api/v1/cameras/{CAMERA_ID}/capture")
