@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from pathlib import Path
 from typing import Any, Literal
 
 from flask import Blueprint, g, jsonify, render_template, request
 from pydantic import BaseModel, Field
 
-from edge.errors import TrainerError
+from edge.errors import ShelfwatchError, TrainerError
 from edge.web.http import ApiError, read_model
 from edge.web.runtime_common import config, require_service
 from edge.web.services import current_services
@@ -163,7 +164,21 @@ def get_run(run_id: str) -> Any:
     """One run with its report (report.json of the evaluation, once the bundle is downloaded)."""
     r = runner()
     run = r.get(run_id)
-    return jsonify(run.as_dict() | {"report": r.report(run_id)})
+    return jsonify(run.as_dict() | {"report": r.report(run_id), "files": _bundle_files(run.version)})
+
+
+def _bundle_files(version: str | None) -> list[str]:
+    """The evaluation pictures and report the installed bundle holds (served under /api/v1/models/<v>/files/)."""
+    from edge.web.models import VIEWABLE_FILES
+
+    models = current_services().models
+    if version is None or models is None:
+        return []
+    try:
+        bundle_dir = Path(models.path_of(version))
+    except ShelfwatchError:  # pruned or refused since
+        return []
+    return [name for name in VIEWABLE_FILES if (bundle_dir / name).is_file()]
 
 
 @bp.post("/api/v1/training/<run_id>/cancel")

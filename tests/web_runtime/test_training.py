@@ -98,6 +98,7 @@ def test_round_trip_with_the_real_pipeline_pull(tmp_path: Path, shelf_folder: Pa
         matrix = report["metrics"]["confusion_matrix"]
         assert len(matrix) == 3 and sum(map(sum, matrix)) == report["metrics"]["samples"] > 0
         assert set(report["metrics"]["per_label"]) == set(COLOURS)
+        assert {"confusion_matrix.png", "pr_curve.png", "report.html"} <= set(run["files"])
 
         models = client.get("/api/v1/models", headers=device.auth).get_json()
         assert models["active"] == version
@@ -150,6 +151,7 @@ def test_upload_round_trip_installs_but_keeps_inactive_without_the_metric(
     assert [m["version"] for m in models["items"]] == [run["version"]] and models["active"] is None
     # The tiny runner's report.json came through the trainer's report route.
     assert run["report"] is not None and run["has_report"] is True
+    assert run["files"] == ["report.html", "report.json"]  # the tiny bundle has no evaluation pictures
     assert run["warnings"] == ["tiny runner: not a trained model"]
     # The threshold the user chose is remembered.
     assert client.get("/api/v1/training", headers=trained_device.auth).get_json()["deploy_threshold"] == 0.9

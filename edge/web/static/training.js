@@ -80,7 +80,9 @@
     const m = report.metrics || {};
     const perLabel = m.per_label || {};
     const cols = Object.keys(Object.values(perLabel)[0] || {}).filter((k) => ["precision", "recall", "f1", "ap50", "support", "ground_truth"].includes(k));
-    document.getElementById("per-label").replaceChildren(
+    const perLabelTable = document.getElementById("per-label");
+    perLabelTable.hidden = Object.keys(perLabel).length === 0;
+    perLabelTable.replaceChildren(
       h("thead", {}, h("tr", {}, h("th", { text: "Label" }), ...cols.map((c) => h("th", { text: c })))),
       h("tbody", {}, ...Object.entries(perLabel).map(([name, v]) => h("tr", {}, h("td", { text: name }), ...cols.map((c) => h("td", { text: fmt(v[c], c === "support" || c === "ground_truth" ? 0 : 3) }))))),
     );
@@ -97,14 +99,12 @@
     document.getElementById("cm").replaceChildren(confusionTable(m.labels || report.labels, m.confusion_matrix));
     const figs = document.getElementById("figs");
     figs.replaceChildren();
-    if (run.version && ["deployed", "installed"].includes(run.state)) {
-      for (const [file, alt] of [["confusion_matrix.png", "Confusion matrix"], ["pr_curve.png", "Precision-recall curve"]]) {
-        const img = h("img", { src: `/api/v1/models/${encodeURIComponent(run.version)}/files/${file}`, alt, loading: "lazy" });
-        img.addEventListener("error", () => img.remove());
-        figs.append(img);
-      }
-      figs.append(h("a", { href: `/api/v1/models/${encodeURIComponent(run.version)}/files/report.html`, target: "_blank", text: "Full report" }));
+    const files = full.files || [];
+    const base = run.version ? `/api/v1/models/${encodeURIComponent(run.version)}/files/` : "";
+    for (const [file, alt] of [["confusion_matrix.png", "Confusion matrix"], ["pr_curve.png", "Precision-recall curve"]]) {
+      if (files.includes(file)) figs.append(h("img", { src: base + file, alt, loading: "lazy" }));
     }
+    if (files.includes("report.html")) figs.append(h("a", { href: base + "report.html", target: "_blank", text: "Full report" }));
   }
 
   function showHistory(items) {
