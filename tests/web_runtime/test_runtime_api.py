@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from flask.testing import FlaskClient
 
 from edge.events import EventDraft
 from tests.helpers.tiny_bundle import solid_image
-from tests.web_runtime.conftest import CAMERA_ID, Bundles, Device, jpeg, upload_file
+from tests.web_runtime.conftest import CAMERA_ID, Bundles, Device, jpeg, make_config, start_device, upload_file
 
 RED = (0, 0, 255)  # BGR
 GREEN = (0, 255, 0)
@@ -30,6 +31,16 @@ def install(client: FlaskClient, device: Device, tar: Path, activate: bool = Tru
 
 
 # ------------------------------------------------------------------------------------------------ auth
+
+
+@pytest.fixture(scope="module")
+def shared_device(tmp_path_factory: pytest.TempPathFactory, bundles: Bundles, shelf_folder: Path) -> Iterator[Device]:
+    """One device for the read-only auth checks (starting an agent per case would only cost time)."""
+    dev = start_device(make_config(tmp_path_factory.mktemp("auth") / "data", bundles.public_key, shelf_folder))
+    try:
+        yield dev
+    finally:
+        dev.agent.stop()
 
 
 @pytest.mark.parametrize(
@@ -52,7 +63,8 @@ def install(client: FlaskClient, device: Device, tar: Path, activate: bool = Tru
         ("POST", "/api/v1/training/run-x/cancel"),
     ],
 )
-def test_every_runtime_route_needs_auth(client: FlaskClient, method: str, url: str) -> None:
+def test_every_runtime_route_needs_auth(shared_device: Device, method: str, url: str) -> None:
+    client = shared_device.app.test_client()
     resp = client.open(url, method=method)
     assert resp.status_code == 401
     bad = client.open(url, method=method, headers={"Authorization": "Bearer sw_not-a-token"})
@@ -307,3 +319,42 @@ def test_metrics_prometheus_text(client: FlaskClient, device: Device, bundles: B
     assert any(CAMERA_ID in labels for labels, _ in samples["shelfwatch_evaluated_fps"])
     assert any(CAMERA_ID in labels for labels, _ in samples["shelfwatch_camera_dropped_frames_total"])
     assert samples["shelfwatch_models_installed"] == [("", 1.0)]
+
+
+# ------------------------------------------------------------------------------------------------ without an agent
+
+
+def test_web_without_an_agent_predicts_and_reports_from_the_repository(
+    tmp_path: Path, bundles: Bundles, shelf_folder: Path
+) -> None:
+    from edge.models import ModelRepository
+    from edge.store import DatasetStore
+    from edge.web import Services, create_app
+
+    config = make_config(tmp_path / "data", bundles.public_key, shelf_folder)
+    store = DatasetStore(config.data_dir, config.dataset)
+    models = ModelRepository.from_config(config)
+    services = Services(store=store, models=models)
+    app = create_app(config, services)
+    assert services.users is not None
+    token, _ = services.users.issue_token(services.users.create_first_admin("admin", "long enough password").id)
+    auth = {"Authorization": f"Bearer {token}"}
+    client = app.test_client()
+    try:
+        assert client.post("/api/v1/predict", data=jpeg(solid_image(RED)), headers=auth).status_code == 409
+        models.install(bundles.cls1, activate=True)
+        answer = client.post("/api/v1/predict", data=jpeg(solid_image(GREEN)), headers=auth)
+        assert answer.status_code == 200 and answer.get_json()["label"] == "green"
+        models.install(bundles.cls2, activate=True)  # the loaded model follows the active version
+        assert (
+            client.post("/api/v1/predict", data=jpeg(solid_image(RED)), headers=auth).get_json()["model"]["version"]
+            == "cls-2"
+        )
+        status = client.get("/api/v1/status", headers=auth).get_json()
+        assert status["model"]["version"] == "cls-2" and status["runtime"].startswith("not running")
+        samples = parse_prometheus(client.get("/metrics", headers=auth).get_data(as_text=True))
+        assert samples["shelfwatch_models_installed"] == [("", 2.0)]
+        assert any('version="cls-2"' in labels for labels, _ in samples["shelfwatch_model_info"])
+        assert client.get("/api/v1/events", headers=auth).status_code == 503
+    finally:
+        store.close()
