@@ -171,7 +171,7 @@ def test_cancel_stops_the_trainer_job_and_installs_nothing(trained_device: Devic
         assert time.monotonic() < deadline, "the job never started training"
         time.sleep(0.1)
     progress = client.get(f"/api/v1/training/{run_id}", headers=trained_device.auth).get_json()["progress"]
-    assert progress.get("stage") or progress  # the trainer's live progress is passed through
+    assert progress["stage"] == "training" and progress["epochs"] == 400  # the trainer's live progress
     cancelled = client.post(f"/api/v1/training/{run_id}/cancel", headers=trained_device.auth)
     assert cancelled.status_code == 202
     run = wait_run(client, trained_device, run_id, timeout=60)

@@ -53,6 +53,7 @@
       ["Epoch", p.epoch !== undefined ? `${p.epoch}${p.epochs ? " / " + p.epochs : ""}` : null],
       ["Loss", typeof p.loss === "number" ? p.loss.toFixed(4) : p.loss],
       ["ETA", typeof run.eta_seconds === "number" ? `${Math.round(run.eta_seconds)} s` : null],
+      ["Now", p.message],
       ["Trainer job", run.job_id],
       ["Warnings", (run.warnings || []).join("; ")],
     ]);
