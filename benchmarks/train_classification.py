@@ -81,9 +81,10 @@ def main() -> int:
                 threads=args.threads,
                 views=args.views,
             )
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             result = run_training(spec, dataset=ds)
             wall = time.perf_counter() - started
+            cpu = time.process_time() - cpu_started
             split = result.report["split"]
             run = {
                 "seed": seed,
@@ -91,7 +92,7 @@ def main() -> int:
                 "macro_f1": round(result.metrics["macro_f1"], 4),
                 "train_images": sum(split["train"].values()) + sum(split["val"].values()),
                 "test_images": sum(split["test"].values()),
-                "seconds": {**result.seconds, "wall": round(wall, 2)},
+                "seconds": {**result.seconds, "wall": round(wall, 2), "cpu": round(cpu, 2)},
             }
             runs.append(run)
             print(json.dumps(run), flush=True)
@@ -102,6 +103,7 @@ def main() -> int:
         "median_accuracy": statistics.median(r["accuracy"] for r in runs),
         "median_macro_f1": statistics.median(r["macro_f1"] for r in runs),
         "median_seconds": statistics.median(r["seconds"]["wall"] for r in runs),
+        "median_cpu_seconds": statistics.median(r["seconds"]["cpu"] for r in runs),
         "median_train_seconds": statistics.median(r["seconds"]["train"] for r in runs),
         "median_export_seconds": statistics.median(r["seconds"]["export"] for r in runs),
         "median_evaluate_seconds": statistics.median(r["seconds"]["evaluate"] for r in runs),

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 KEY_DIR = "keys"
 KEY_FILE = "bundle-signing.key"
 PUB_FILE = "bundle-signing.pub"
-MAX_PARITY_IMAGES = 32
+MAX_PARITY_IMAGES = 16
 
 
 @dataclass
@@ -256,6 +256,8 @@ def _run_classification(
             "training", 0.02 + 0.88 * done / total_images, f"embedded {done}/{total_images}"
         ),
         should_cancel=reporter.cancelled,
+        onnx_dir=staging / "embedder",
+        threads=spec.threads,
     )
     del images
     dim = embeddings.shape[1]
@@ -460,7 +462,6 @@ def _run_detection(
         raise TrainingError(f"alert labels {unknown} are not among the trained labels {labels}")
     if spec.threads:
         torch.set_num_threads(spec.threads)
-    torch.use_deterministic_algorithms(True, warn_only=True)
     cfg = DetectorConfig(seed=spec.seed)
     if spec.epochs:
         cfg.epochs = spec.epochs
