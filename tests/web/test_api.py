@@ -17,8 +17,6 @@ from flask.testing import FlaskClient
 
 from tests.web.conftest import CAMERA_ID, SignedIn, Studio, create_admin, jpeg_bytes, open_studio
 
-pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-
 BOX = {"label": "low_stock", "x1": 0.1, "y1": 0.2, "x2": 0.5, "y2": 0.6}
 
 
