@@ -291,6 +291,14 @@ class Agent:
             events=self.events,
             metrics=self.metrics,
         )
+        if self.config.trainer.url:
+            try:
+                from edge.web.training import build_runner
+
+                # Built now, not on the first request: training runs that a restart interrupted resume at once.
+                self.services.trainer = build_runner(self.config, self.store, self.models)
+            except Exception:
+                log.exception("the training runner could not start; the web builds one on first use")
         try:
             app = create_app(self.config, self.services)
             self.web = WebServer(app, self.config.web.host, self.config.web.port).start()

@@ -11,6 +11,7 @@ Every failure is a `TrainerError` carrying the trainer's own message (`{"error":
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -310,7 +311,7 @@ HEADLINE_METRIC = {"classification": "accuracy", "detection": "map50"}
 HISTORY_LIMIT = 50
 RUNS_DIR = "training"
 RUNS_FILE = "runs.json"
-INTERRUPTED = "the device restarted while this run was in progress"
+INTERRUPTED = "the device restarted while this run was in progress"  # when there is no trainer job to follow
 
 
 @dataclass
@@ -382,7 +383,9 @@ class TrainingRunner:
 
     `client_factory()` makes the TrainerClient (so a changed config or a test server is picked up per run);
     `store` is the DatasetStore; `models` the ModelRepository the bundle is installed into. The history lives in
-    <data_dir>/training/runs.json (newest HISTORY_LIMIT runs) with each run's report.json beside it.
+    <data_dir>/<history_dir>/runs.json (newest HISTORY_LIMIT runs) with each run's report.json beside it; one
+    process owns a history. After a restart, `resume_interrupted()` follows again the trainer jobs of the runs that
+    were in progress (the trainer keeps its jobs), so a device restart does not lose a training.
     """
 
     def __init__(
@@ -392,13 +395,14 @@ class TrainingRunner:
         models: Any,
         data_dir: str | Path,
         *,
+        history_dir: str = RUNS_DIR,
         poll_seconds: float = 3.0,
         on_finish: Callable[[TrainingRun], None] | None = None,
     ) -> None:
         self.client_factory = client_factory
         self.store = store
         self.models = models
-        self.dir = Path(data_dir) / RUNS_DIR
+        self.dir = Path(data_dir) / history_dir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.poll_seconds = poll_seconds
         self.on_finish = on_finish
@@ -424,10 +428,33 @@ class TrainingRunner:
             if not isinstance(row, dict) or "id" not in row:
                 continue
             run = TrainingRun(**{k: v for k, v in row.items() if k in known})
-            if run.active:  # its thread died with the previous process
+            if run.active and run.job_id is None:
+                # Its thread died with the previous process before the trainer had a job: nothing to follow.
+                # A run with a job is followed again by resume_interrupted() (installing twice is harmless).
                 run.state, run.error, run.finished = "failed", _interrupted(run), _now_iso()
             runs.append(run)
         return runs
+
+    def resume_interrupted(self) -> list[TrainingRun]:
+        """Follow again the trainer jobs of runs the previous process left in progress (the trainer keeps them)."""
+        resumed = []
+        with self._lock:
+            pending = [r for r in self._runs if r.active and r.id not in self._threads]
+        for run in pending:
+            try:
+                client = self.client_factory()
+            except TrainerError as err:
+                self._update(run, state="failed", error=f"{_interrupted(run)}; cannot resume: {err}")
+                continue
+            assert run.job_id is not None
+            log.info("training run %s: following trainer job %s again after a restart", run.id, run.job_id)
+            self._cancel[run.id] = threading.Event()
+            work = functools.partial(self._follow_job, run, client, run.job_id)
+            thread = threading.Thread(target=self._drive, args=(run, work), name=f"train-{run.id}", daemon=True)
+            self._threads[run.id] = thread
+            thread.start()
+            resumed.append(run)
+        return resumed
 
     def _save(self) -> None:
         path = self.dir / RUNS_FILE
@@ -505,7 +532,8 @@ class TrainingRunner:
             del self._runs[HISTORY_LIMIT:]
             self._cancel[run.id] = threading.Event()
             self._save()
-        thread = threading.Thread(target=self._drive, args=(run, request, client), name=f"train-{run.id}", daemon=True)
+        work = functools.partial(self._round_trip, run, request, client)
+        thread = threading.Thread(target=self._drive, args=(run, work), name=f"train-{run.id}", daemon=True)
         self._threads[run.id] = thread
         thread.start()
         log.info("training run %s started (%s, %s)", run.id, run.task, run.backbone or "default backbone")
@@ -538,9 +566,9 @@ class TrainingRunner:
         event = self._cancel.get(run.id)
         return event is not None and event.is_set()
 
-    def _drive(self, run: TrainingRun, request: RunRequest, client: TrainerClient) -> None:
+    def _drive(self, run: TrainingRun, work: Callable[[], None]) -> None:
         try:
-            self._round_trip(run, request, client)
+            work()
         except _Cancelled:
             self._update(run, state="cancelled", decision="cancelled by the user; the running model is unchanged")
         except TrainerError as err:
@@ -585,6 +613,10 @@ class TrainingRunner:
         self._update(run, job_id=job["id"], state="queued", job_state=job.get("state"))
         if self._cancelled(run):
             client.cancel(job["id"])
+        self._follow_job(run, client, job["id"])
+
+    def _follow_job(self, run: TrainingRun, client: TrainerClient, job_id: str) -> None:
+        """Poll the trainer job to its end, then download, keep the report, install and decide."""
 
         def on_status(status: dict[str, Any]) -> None:
             state = str(status.get("state", "queued"))
@@ -598,21 +630,19 @@ class TrainingRunner:
                 warnings=list(status.get("warnings") or []),
             )
 
-        final = client.wait(job["id"], poll_seconds=self.poll_seconds, on_status=on_status)
+        final = client.wait(job_id, poll_seconds=self.poll_seconds, on_status=on_status)
         if final.get("state") == "cancelled":
             raise _Cancelled
         if final.get("state") != "succeeded":
-            raise TrainerError(
-                f"training job {job['id']} {final.get('state')}: {final.get('error') or 'no reason given'}"
-            )
+            raise TrainerError(f"training job {job_id} {final.get('state')}: {final.get('error') or 'no reason given'}")
         self._check_cancel(run)
 
         self._update(run, state="downloading")
         run_dir = self.dir / run.id
         run_dir.mkdir(parents=True, exist_ok=True)
-        bundle = client.download_bundle(job["id"], run_dir / "bundle.tar.gz")
+        bundle = client.download_bundle(job_id, run_dir / "bundle.tar.gz")
         try:
-            self._save_report(run, client, job["id"], bundle)
+            self._save_report(run, client, job_id, bundle)
             self._check_cancel(run)
             self._update(run, state="installing")
             self._install(run, bundle)

@@ -94,7 +94,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         models = ModelRepository.from_config(cfg)
         models.load()
-        runner = TrainingRunner(lambda: client, store, models, cfg.data_dir, poll_seconds=args.poll_seconds)
+        # Its own history: the agent's web may be keeping the default one in another process.
+        runner = TrainingRunner(
+            lambda: client, store, models, cfg.data_dir, history_dir="training-cli", poll_seconds=args.poll_seconds
+        )
         request = RunRequest(
             task=task,
             backbone=args.backbone,

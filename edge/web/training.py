@@ -55,18 +55,25 @@ def runner() -> Any:
         return services.trainer
     with _RUNNER_LOCK:
         if services.trainer is None:
-            from edge.trainer_client import TrainerClient, TrainingRunner
-
-            cfg = config()
-            models = require_service("models")
-
-            def client_factory() -> TrainerClient:
-                if not cfg.trainer.url:
-                    raise TrainerUnavailable("no trainer service configured on this device (trainer.url in edge.yaml)")
-                return TrainerClient.from_config(cfg)
-
-            services.trainer = TrainingRunner(client_factory, services.store, models, cfg.data_dir)
+            services.trainer = build_runner(config(), services.store, require_service("models"))
     return services.trainer
+
+
+def build_runner(cfg: Any, store: Any, models: Any) -> Any:
+    """The device's TrainingRunner for an EdgeConfig (the agent builds it at start; else the first request does).
+
+    Runs that a previous process left in progress are followed again at once.
+    """
+    from edge.trainer_client import TrainerClient, TrainingRunner
+
+    def client_factory() -> TrainerClient:
+        if not cfg.trainer.url:
+            raise TrainerUnavailable("no trainer service configured on this device (trainer.url in edge.yaml)")
+        return TrainerClient.from_config(cfg)
+
+    runner = TrainingRunner(client_factory, store, models, cfg.data_dir)
+    runner.resume_interrupted()
+    return runner
 
 
 def _deploy_threshold() -> float:

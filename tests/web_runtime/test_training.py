@@ -8,6 +8,7 @@ fraction of a second) for the upload path, the deploy decision, cancel and error
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -221,3 +222,46 @@ def test_trainer_client_errors_carry_the_trainers_message(tiny_trainer: Trainer,
         TrainerClient("http://127.0.0.1:9", TOKEN, timeout=2).job("job-x")
     with pytest.raises(TrainerError, match="http"):
         TrainerClient("ftp://trainer", TOKEN)
+
+
+def test_a_device_restart_follows_the_trainer_job_again(
+    tmp_path: Path, tiny_trainer: Trainer, shelf_folder: Path
+) -> None:
+    from edge.store import DatasetStore
+    from edge.trainer_client import TrainingRun
+
+    config = make_config(
+        tmp_path / "device", tiny_trainer.public_key(), shelf_folder, url=tiny_trainer.url, token=TOKEN
+    )
+    # What the previous process left: a job the trainer is running, and a run that died before it had a job.
+    store = DatasetStore(config.data_dir, config.dataset)
+    fill_store(store)
+    client = TrainerClient(tiny_trainer.url, TOKEN)
+    dataset = client.upload_store(store)
+    store.close()
+    job = client.create_job(dataset["id"], "classification", epochs=20)
+    common: dict[str, Any] = {"task": "classification", "backbone": None, "epochs": 20, "deploy_threshold": 0.85}
+    following = TrainingRun(
+        id="run-a", **common, metric="accuracy", source="upload", state="training", created="2026-11-21T10:00:00Z",
+        dataset_id=dataset["id"], job_id=job["id"],
+    )  # fmt: skip
+    orphan = TrainingRun(
+        id="run-b", **common, metric="accuracy", source="upload", state="uploading", created="2026-11-21T09:00:00Z"
+    )
+    history = config.data_dir / "training" / "runs.json"
+    history.parent.mkdir(parents=True)
+    history.write_text(json.dumps([following.as_dict(), orphan.as_dict()]))
+
+    device = start_device(config)
+    try:
+        web = device.app.test_client()
+        overview = web.get("/api/v1/training", headers=device.auth).get_json()
+        assert overview["current"]["id"] == "run-a"
+        failed = next(r for r in overview["items"] if r["id"] == "run-b")
+        assert failed["state"] == "failed" and "restarted" in failed["error"]
+        run = wait_run(web, device, "run-a", timeout=60)
+        assert run["state"] == "installed" and run["version"], run
+        installed = web.get("/api/v1/models", headers=device.auth).get_json()["items"]
+        assert [m["version"] for m in installed] == [run["version"]]
+    finally:
+        device.agent.stop()
