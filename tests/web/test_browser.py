@@ -197,6 +197,7 @@ def test_studio_workflow_in_chromium(served: dict[str, Any], browser: Any, shots
         page.wait_for_timeout(130)  # let the camera move on to its next picture
     assert captured == CAPTURES
     assert store.list_images(camera=CAMERA_ID)[1] == CAPTURES
+    assert card.locator('[data-role="recent"] img').count() == 12  # the newest captures, linking to tagging
     page.screenshot(path=str(shots / "live-1280x800.png"))
 
     # -- tagging: keyboard tags on some images, mouse-drawn boxes on others ------------------------------------

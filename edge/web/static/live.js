@@ -38,6 +38,11 @@
           count.textContent = `${captured} captured in this session · last #${rec.id} (${rec.width}×${rec.height})`;
           total.textContent = `${capturedTotal} captured`;
           if (rec.duplicate_of) SW.toast(`Captured #${rec.id}; it looks almost the same as #${rec.duplicate_of}`);
+          const recent = card.querySelector('[data-role="recent"]');
+          recent.hidden = false;
+          recent.prepend(SW.h("a", { href: `/tag/${rec.id}`, title: `Tag image #${rec.id}` },
+            SW.h("img", { src: `/api/v1/images/${rec.id}/thumb.jpg`, alt: `#${rec.id}` })));
+          while (recent.children.length > 12) recent.lastElementChild.remove();
         }
       } catch (err) {
         SW.toast(`Capture failed: ${err.message}`, "error");

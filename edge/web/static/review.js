@@ -33,6 +33,8 @@
       return SW.h("div", { class: "bar", "data-label": name, title: `${n} ${s.unit}; ${s.min_per_label} needed` },
         SW.h("span", { class: "name", text: name }), SW.h("div", { class: "track" }, fill, need), SW.h("span", { class: "n", text: n }));
     }));
+    document.getElementById("untagged-hint").hidden = !s.untagged;
+    document.getElementById("untagged-link").textContent = `Tag the ${s.untagged} untagged image${s.untagged === 1 ? "" : "s"} →`;
     const sp = s.splits;
     document.getElementById("splits").textContent = `train ${sp.train} · val ${sp.val} · test ${sp.test} · not assigned ${sp.auto}`;
 
