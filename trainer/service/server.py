@@ -14,6 +14,20 @@ from trainer.service.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
+HEALTH_TIMEOUT_S = 5.0
+
+
+def _api_answers(base_url: str) -> bool:
+    """Whether GET /v1/health answers 200 within HEALTH_TIMEOUT_S."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{base_url}/v1/health", timeout=HEALTH_TIMEOUT_S) as resp:  # noqa: S310
+            return bool(resp.status == 200)
+    except OSError as err:
+        log.warning("the API does not answer its health check (%s); not feeding the watchdog", err)
+        return False
+
 
 def serve(
     config: TrainerConfig,
@@ -48,7 +62,8 @@ def serve(
     interval = watchdog_interval()
     try:
         while not stop.wait(interval or 3600):
-            if interval:
+            # Feed systemd's watchdog only while the API really answers, so a wedged server gets restarted.
+            if interval and _api_answers(server.url):
                 notify("WATCHDOG=1")
     finally:
         notify("STOPPING=1")

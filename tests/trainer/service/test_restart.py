@@ -5,7 +5,9 @@ runs the job that was still queued. Nothing is lost."""
 from __future__ import annotations
 
 import json
+import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,7 +26,7 @@ REPO = Path(__file__).resolve().parents[3]
 class Service:
     """`python -m edge trainer serve` as a child process, and a tiny JSON client for it."""
 
-    def __init__(self, config: Path) -> None:
+    def __init__(self, config: Path, env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -40,6 +42,7 @@ class Service:
                 TINY_RUNNER,
             ],
             cwd=REPO,
+            env={**os.environ, **(env or {})},
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -84,8 +87,7 @@ def _gone(pid: int, timeout: float = 30.0) -> bool:
     return False
 
 
-@pytest.mark.slow
-def test_killed_mid_job_then_restarted(tmp_path: Path, colour_zip: bytes) -> None:
+def _write_config(tmp_path: Path) -> Path:
     data_dir = tmp_path / "trainer"
     config = tmp_path / "trainer.yaml"
     config.write_text(
@@ -98,6 +100,31 @@ def test_killed_mid_job_then_restarted(tmp_path: Path, colour_zip: bytes) -> Non
         "  weights: null\n"
         "workers: 1\n"
     )
+    return config
+
+
+def test_tells_systemd_ready_and_feeds_the_watchdog_while_the_api_answers(tmp_path: Path) -> None:
+    config = _write_config(tmp_path)
+    address = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(address)
+        sock.settimeout(30)
+        service = Service(config, env={"NOTIFY_SOCKET": address, "WATCHDOG_USEC": "1000000"})
+        try:
+            received = [sock.recv(256).decode() for _ in range(2)]
+            assert received == ["READY=1", "WATCHDOG=1"]
+        finally:
+            service.proc.send_signal(signal.SIGTERM)
+            assert service.proc.wait(timeout=30) == 0
+        while received[-1] != "STOPPING=1":  # more watchdog pings may come first; a timeout fails the test
+            received.append(sock.recv(256).decode())
+        assert set(received[1:-1]) == {"WATCHDOG=1"}
+
+
+@pytest.mark.slow
+def test_killed_mid_job_then_restarted(tmp_path: Path, colour_zip: bytes) -> None:
+    config = _write_config(tmp_path)
+    data_dir = tmp_path / "trainer"
     first = Service(config)
     try:
         dataset = first.call("POST", "/v1/datasets", colour_zip, "application/zip")["id"]
