@@ -173,6 +173,14 @@ def run_training(
     out = Path(spec.out)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "manifest.json").is_file())):
         raise TrainingError(f"{out} exists and is not a bundle directory; choose a new or empty --out")
+    if spec.int8:
+        from trainer.export import nncf_available
+
+        if not nncf_available():
+            raise TrainingError(
+                "INT8 export needs NNCF, which is not installed: pip install 'shelfwatch[int8]' (or nncf), "
+                "or train without --int8"
+            )
     if dataset is None:
         from trainer.data import read_any
 
