@@ -110,6 +110,24 @@ def me() -> Any:
     return jsonify({"user": g.user.as_dict(), "auth": g.auth_method})
 
 
+class NewTokenBody(BaseModel):
+    name: str = Field(min_length=1, max_length=100, description="What the token is for.")
+
+
+@bp.get("/account")
+def account() -> str:
+    """The signed-in user's page: API tokens (create, revoke)."""
+    return render_template("account.html")
+
+
+@bp.post("/api/v1/auth/tokens")
+def create_token() -> Any:
+    """Issue a token for the signed-in user: {"name"} -> 201 {"token", "id"} (the token is shown only here)."""
+    body = read_model(NewTokenBody)
+    token, meta = users().issue_token(g.user.id, body.name)
+    return jsonify({"token": token, "id": meta.id, "name": meta.name}), 201
+
+
 @bp.get("/api/v1/auth/tokens")
 def list_tokens() -> Any:
     """The caller's API tokens (metadata only)."""

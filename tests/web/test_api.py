@@ -81,6 +81,9 @@ PROTECTED = [
     ("POST", "/api/v1/dataset/import"),
     ("GET", "/api/v1/auth/me"),
     ("GET", "/api/v1/auth/tokens"),
+    ("POST", "/api/v1/auth/tokens"),
+    ("DELETE", "/api/v1/auth/tokens/1"),
+    ("DELETE", "/api/v1/auth/token"),
 ]
 
 
@@ -91,7 +94,7 @@ def test_api_needs_auth(shared: Studio, shared_admin: SignedIn, method: str, url
     assert resp.json == {"error": "sign in or send a bearer token"}
 
 
-@pytest.mark.parametrize("page", ["/live", "/library", "/tag", "/labels", "/review", "/zones"])
+@pytest.mark.parametrize("page", ["/live", "/library", "/tag", "/labels", "/review", "/zones", "/account"])
 def test_pages_redirect_to_sign_in(shared: Studio, shared_admin: SignedIn, page: str) -> None:
     anon = shared.app.test_client()
     resp = anon.get(page)
@@ -127,6 +130,7 @@ def test_csrf_refusal_changes_nothing(admin: SignedIn, studio: Studio) -> None:
         ("POST", "/api/v1/dataset/split"),
         ("POST", "/api/v1/images/delete"),
         ("POST", "/api/v1/images/split"),
+        ("POST", "/api/v1/auth/tokens"),
     ],
 )
 @pytest.mark.parametrize("body", ["{not json", "", "[1, 2]", '"text"'])

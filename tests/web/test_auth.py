@@ -186,3 +186,18 @@ def test_user_store_rules(tmp_path: Path) -> None:
     assert users.authenticate("alice", "x" * 8) is None and users.authenticate("alice", "z" * 8) is not None
     with pytest.raises(NotFoundError):
         users.set_password("nobody", "z" * 8)
+
+
+def test_account_page_creates_and_revokes_tokens(studio: Studio, admin: SignedIn) -> None:
+    assert "API tokens" in admin.get("/account").text
+    resp = admin.post("/api/v1/auth/tokens", json={"name": "dashboard"})
+    assert resp.status_code == 201 and resp.json["token"].startswith("sw_")
+    api = studio.app.test_client()
+    auth = {"Authorization": f"Bearer {resp.json['token']}"}
+    assert api.get("/api/v1/auth/me", headers=auth).status_code == 200
+    assert admin.post("/api/v1/auth/tokens", json={"name": ""}).status_code == 400
+    assert admin.client.post("/api/v1/auth/tokens", json={"name": "x"}).status_code == 403  # no CSRF header
+    assert admin.delete(f"/api/v1/auth/tokens/{resp.json['id']}").status_code == 200
+    assert api.get("/api/v1/auth/me", headers=auth).status_code == 401
+    listed = admin.get("/api/v1/auth/tokens").json["items"]
+    assert [(t["name"], t["revoked"] is not None) for t in listed] == [("dashboard", True)]

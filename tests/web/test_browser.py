@@ -455,6 +455,20 @@ def test_library_labels_and_zones_in_chromium(
     page.screenshot(path=str(shots / "zones-1280x800.png"))
     assert page_errors == []
 
+    # -- account: a token created on the page works once copied, and revoking it from the page ends it ---------
+    page.click(".who")
+    page.wait_for_url(base + "/account")
+    page.fill('#new-token input[name="name"]', "dashboard")
+    page.click('#new-token button[type="submit"]')
+    page.wait_for_selector("#new-token-value code")
+    token = page.inner_text("#new-token-value code")
+    me = context.request.get(base + "/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.status == 200 and me.json()["auth"] == "token"
+    page.click('#token-rows tr:has-text("dashboard") button:has-text("Revoke")')
+    page.wait_for_selector('#token-rows tr:has-text("dashboard") .pill:has-text("revoked")')
+    me = context.request.get(base + "/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.status == 401
+
     # -- the same pages on a phone -----------------------------------------------------------------------------
     phone = browser.new_context(viewport=PHONE, storage_state=context.storage_state(), is_mobile=True, has_touch=True)
     mobile = phone.new_page()
