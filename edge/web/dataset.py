@@ -9,7 +9,7 @@ import zipfile
 from pathlib import Path, PurePath
 from typing import Any, Literal
 
-from flask import Blueprint, Response, current_app, jsonify, render_template, request, send_file
+from flask import Blueprint, Response, current_app, jsonify, render_template, request, send_file, url_for
 from pydantic import BaseModel, Field
 
 from edge.errors import DatasetError
@@ -40,6 +40,7 @@ class AutoSplitBody(BaseModel):
 
 
 def _task() -> str | None:
+    """The task the summary is judged for: ?task=, else the review page's choice; None lets the store decide."""
     chosen = request.args.get("task") or current_services().store.get_setting(TASK_SETTING, "auto")
     if chosen not in ("auto", "classification", "detection"):
         raise ApiError(400, "task must be auto, classification or detection")
@@ -67,8 +68,6 @@ def dataset_summary() -> dict[str, Any]:
 @bp.get("/review")
 def review() -> str:
     """The review page: per-label bar chart, verdict with reasons, splits, import/export, Train."""
-    from flask import url_for
-
     views = current_app.view_functions
     training_url = url_for(TRAINING_START_ENDPOINT) if TRAINING_START_ENDPOINT in views else None
     progress_url = url_for(TRAINING_PAGE_ENDPOINT) if TRAINING_PAGE_ENDPOINT in views else None
