@@ -239,6 +239,7 @@ def _run_classification(
     assert weights_info is not None
     if weights_info.warning:
         warnings.insert(0, weights_info.warning)
+        reporter("loading", 0.9, f"WARNING: {weights_info.warning}")  # the job status shows it while training
     input_spec = input_spec_for(spec.backbone, spec.input_size)
     embedder = Embedder(backbone).eval()
     rng = np.random.default_rng(spec.seed)
@@ -497,6 +498,7 @@ def _run_detection(
     weights_info = getattr(detector, "weights_info", None)
     if weights_info is not None and weights_info.warning:
         warnings.insert(0, weights_info.warning)
+        reporter("training", 0.0, f"WARNING: {weights_info.warning}")
     train_seconds = time.monotonic() - train_started
 
     export_started = time.monotonic()

@@ -65,6 +65,7 @@ def test_tiny_run_learns_and_writes_a_verified_bundle(trained: tuple[TrainResult
     assert stages[0] == "loading" and stages[-1] == "done" and "training" in stages and "exporting" in stages
     assert all(b.fraction >= a.fraction - 1e-9 for a, b in itertools.pairwise(seen))
     assert any(p.epoch is not None and p.loss is not None for p in seen)
+    assert any("RANDOM INITIALISATION" in p.message for p in seen)  # what a job status shows while training
     assert set(result.seconds) == {"total", "train", "export", "evaluate"}
 
 
