@@ -132,6 +132,12 @@ def start_device(config: EdgeConfig) -> Device:
         events=agent.events,
         metrics=agent.metrics,
     )
+    if config.trainer.url:
+        # As the agent does when it serves the web itself; polling the trainer faster keeps the tests short.
+        from edge.web.training import build_runner
+
+        services.trainer = build_runner(config, agent.store, agent.models)
+        services.trainer.poll_seconds = 0.3
     app = create_web_app(config, services)
     app.config["TESTING"] = True
     assert services.users is not None
