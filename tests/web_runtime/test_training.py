@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import pytest
 from flask.testing import FlaskClient
@@ -267,3 +268,32 @@ def test_a_device_restart_follows_the_trainer_job_again(
         assert [m["version"] for m in installed] == [run["version"]]
     finally:
         device.agent.stop()
+
+
+def test_upload_carries_tags_boxes_and_splits_to_the_trainer(tmp_path: Path, tiny_trainer: Trainer) -> None:
+    from edge.config import DatasetRulesConfig
+    from edge.datasets.formats import read_dataset
+    from edge.datasets.model import Box
+    from edge.store import DatasetStore
+    from trainer.service.store import JobStore
+
+    store = DatasetStore(tmp_path / "device", DatasetRulesConfig())
+    fill_store(store, per_label=4)
+    store.create_label("empty")
+    first = store.list_images(page=1, page_size=1, newest_first=False)[0][0]
+    store.set_annotations(first.id, ["red"], [Box("empty", 0.1, 0.2, 0.5, 0.6)])
+    store.set_split([first.id], "test")
+    untagged = store.add_images([("untagged.png", cv2.imencode(".png", np.zeros((20, 20, 3), np.uint8))[1].tobytes())])
+    try:
+        record = TrainerClient(tiny_trainer.url, TOKEN).upload_store(store)
+    finally:
+        store.close()
+    assert record["images"] == 12 and set(record["labels"]) >= {"red", "green", "blue", "empty"}
+    held = read_dataset(JobStore(tmp_path / "trainer").get_dataset(record["id"]).path, "coco")
+    assert len(held.samples) == 12  # tagged images only: the untagged one stayed home
+    assert untagged[0].filename == "untagged.png"
+    assert not any("untagged" in s.name for s in held.samples)
+    boxed = [s for s in held.samples if s.boxes]
+    assert len(boxed) == 1 and boxed[0].tags == ["red"] and boxed[0].split == "test"
+    box = boxed[0].boxes[0]
+    assert box.label == "empty" and abs(box.x1 - 0.1) < 1e-3 and abs(box.y2 - 0.6) < 1e-3
