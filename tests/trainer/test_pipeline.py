@@ -238,3 +238,14 @@ def test_int8_without_nncf_is_refused_before_training(tmp_path: Path, monkeypatc
         run_training(_spec(tmp_path / "data", tmp_path / "b", int8=True), progress=seen.append, dataset=ds)
     assert not (tmp_path / "b").exists()
     assert "training" not in {p.stage for p in seen}
+
+
+def test_train_without_torch_says_what_to_install(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # what a device without the trainer extras looks like
+    rc = main(["train", "--data", str(tmp_path), "--task", "classification", "--out", str(tmp_path / "b")])
+    assert rc == 1
+    assert "pip install 'shelfwatch[trainer]'" in capsys.readouterr().err
