@@ -408,6 +408,8 @@ class TrainingRunner:
         self.on_finish = on_finish
         self._lock = threading.Lock()
         self._runs: list[TrainingRun] = self._load()
+        if any(run.error and run.error.startswith(INTERRUPTED) and run.finished for run in self._runs):
+            self._save()  # record the runs _load() found dead
         self._cancel: dict[str, threading.Event] = {}
         self._threads: dict[str, threading.Thread] = {}
 
