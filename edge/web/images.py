@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from edge.datasets.model import SPLITS, Box
 from edge.errors import NotFoundError
+from edge.store.images import write_atomic
 from edge.web.http import ApiError, int_arg, read_model
 from edge.web.services import current_services
 
@@ -158,7 +159,10 @@ def image_thumb(image_id: int) -> Response:
     record = store.get_image(image_id)
     cache = Path(store.data_dir) / THUMBS_DIR / f"{record.sha256}.jpg"
     if not cache.is_file():
-        _make_thumb(store.image_path(image_id), cache)
+        source = store.image_path(image_id)
+        if not source.is_file():
+            raise NotFoundError(f"the file of image {image_id} is missing")
+        _make_thumb(source, cache)
     return send_file(cache, mimetype="image/jpeg", etag=record.sha256, max_age=86400, conditional=True)
 
 
@@ -175,10 +179,8 @@ def _make_thumb(source: Path, target: Path) -> None:
     ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 82])
     if not ok:
         raise ApiError(500, f"cannot make a thumbnail of {source.name}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temp = target.with_suffix(".tmp")
-    temp.write_bytes(encoded.tobytes())
-    temp.replace(target)
+    # A unique temp file per writer: the grid may ask for the same thumbnail on several threads at once.
+    write_atomic(target, encoded.tobytes())
 
 
 def _mimetype(ext: str) -> str:

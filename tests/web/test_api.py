@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -353,6 +354,38 @@ def test_image_detail_file_thumb_and_delete(admin: SignedIn, studio: Studio) -> 
     assert admin.delete(f"/api/v1/images/{image_id}").json == {"deleted": 1}
     assert admin.get(f"/api/v1/images/{image_id}").status_code == 404
     assert not thumbs[0].exists()  # the cached thumbnail goes with the image
+
+
+def test_thumbnails_made_on_several_threads_at_once_all_succeed(tmp_path: Path) -> None:
+    from edge.web.images import _make_thumb
+
+    source = tmp_path / "photo.jpg"
+    source.write_bytes(jpeg_bytes(3))
+    target = tmp_path / "thumbs" / "photo.jpg"
+    errors: list[BaseException] = []
+
+    def make() -> None:
+        try:
+            _make_thumb(source, target)
+        except BaseException as err:  # collected and asserted below
+            errors.append(err)
+
+    for _ in range(10):  # each round races four writers of the same thumbnail
+        threads = [threading.Thread(target=make) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert errors == []
+    assert [p.name for p in target.parent.iterdir()] == ["photo.jpg"]  # no temp file left behind
+    assert cv2.imdecode(np.fromfile(target, np.uint8), 1).shape[1] == 320
+
+
+def test_thumbnail_of_an_image_whose_file_is_gone_is_404(admin: SignedIn, studio: Studio) -> None:
+    (image_id,) = add_images(admin, 1)
+    studio.store.image_path(image_id).unlink()
+    resp = admin.get(f"/api/v1/images/{image_id}/thumb.jpg")
+    assert resp.status_code == 404 and "missing" in resp.json["error"]
 
 
 def test_bulk_delete_and_split(admin: SignedIn, studio: Studio) -> None:
