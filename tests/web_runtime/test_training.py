@@ -26,6 +26,7 @@ from tests.web_runtime.conftest import (
     COLOURS,
     SCHEDULER_KEY,
     TOKEN,
+    Bundles,
     Device,
     Trainer,
     fill_store,
@@ -297,3 +298,27 @@ def test_upload_carries_tags_boxes_and_splits_to_the_trainer(tmp_path: Path, tin
     assert len(boxed) == 1 and boxed[0].tags == ["red"] and boxed[0].split == "test"
     box = boxed[0].boxes[0]
     assert box.label == "empty" and abs(box.x1 - 0.1) < 1e-3 and abs(box.y2 - 0.6) < 1e-3
+
+
+def test_a_bundle_the_device_does_not_trust_is_refused_and_the_running_model_stays(
+    tmp_path: Path, tiny_trainer: Trainer, shelf_folder: Path, bundles: Bundles
+) -> None:
+    # The device trusts only the test key, not the trainer's: the trained bundle must be refused.
+    config = make_config(tmp_path / "device", bundles.public_key, shelf_folder, url=tiny_trainer.url, token=TOKEN)
+    device = start_device(config)
+    try:
+        fill_store(device.agent.store)
+        device.agent.models.install(bundles.cls1, activate=True)
+        web = device.app.test_client()
+        resp = web.post(
+            "/api/v1/training", json={"task": "classification", "deploy_threshold": 0.0}, headers=device.auth
+        )
+        assert resp.status_code == 202
+        run = wait_run(web, device, resp.get_json()["id"], timeout=60)
+        assert run["state"] == "refused" and "signature" in run["error"]
+        assert "still running cls-1" in run["decision"]
+        listing = web.get("/api/v1/models", headers=device.auth).get_json()
+        assert [m["version"] for m in listing["items"]] == ["cls-1"] and listing["active"] == "cls-1"
+        assert device.agent.slot.current is not None and device.agent.slot.current.version == "cls-1"
+    finally:
+        device.agent.stop()
