@@ -322,3 +322,35 @@ def test_a_bundle_the_device_does_not_trust_is_refused_and_the_running_model_sta
         assert device.agent.slot.current is not None and device.agent.slot.current.version == "cls-1"
     finally:
         device.agent.stop()
+
+
+def test_deploy_threshold_decides_activation(tmp_path: Path, shelf_folder: Path) -> None:
+    trainer = start_trainer(tmp_path / "trainer", "tests.web_runtime.runners:half_accuracy_runner")
+    device = None
+    try:
+        config = make_config(tmp_path / "device", trainer.public_key(), shelf_folder, url=trainer.url, token=TOKEN)
+        device = start_device(config)
+        fill_store(device.agent.store)
+        web = device.app.test_client()
+
+        strict = web.post("/api/v1/training", json={"task": "classification"}, headers=device.auth)  # 0.85
+        low = wait_run(web, device, strict.get_json()["id"], timeout=60)
+        assert low["state"] == "installed" and low["headline"] == 0.5 and low["activated"] is False
+        assert "accuracy 0.500 is below the deploy threshold 0.85" in low["decision"]
+        assert web.get("/api/v1/models", headers=device.auth).get_json()["active"] is None
+
+        lenient = web.post(
+            "/api/v1/training", json={"task": "classification", "deploy_threshold": 0.5}, headers=device.auth
+        )
+        high = wait_run(web, device, lenient.get_json()["id"], timeout=60)
+        assert high["state"] == "deployed" and high["activated"] is True
+        assert web.get("/api/v1/models", headers=device.auth).get_json()["active"] == high["version"]
+        answer = web.post(
+            "/api/v1/predict", data=jpeg(np.full((32, 32, 3), (0, 0, 230), np.uint8)), headers=device.auth
+        )
+        assert answer.get_json()["model"]["version"] == high["version"]
+    finally:
+        if device is not None:
+            device.agent.stop()
+        trainer.server.stop()
+        trainer.app.extensions[SCHEDULER_KEY].stop(terminate=True)
