@@ -10,7 +10,40 @@ from edge.errors import DatasetError
 
 log = logging.getLogger(__name__)
 
-_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+def sniff_format(data: bytes) -> str | None:
+    """The file extension of a supported image format, from its magic bytes; None when not an image we accept."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "jpg"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if data.startswith(b"BM"):
+        return "bmp"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return "tif"
+    return None
+
+
+def header_size(data: bytes, ext: str) -> tuple[int, int] | None:
+    """Width and height from the file header without decoding; None when the header does not say (TIFF, damage)."""
+    try:
+        if ext == "png":
+            if data[12:16] != b"IHDR":
+                return None
+            w, h = struct.unpack(">II", data[16:24])
+            return int(w), int(h)
+        if ext == "jpg":
+            return _jpeg_size(data)
+        if ext == "bmp":
+            w, h = struct.unpack("<ii", data[18:26])
+            return int(w), abs(int(h))  # a negative height means top-down rows
+        if ext == "webp":
+            return _webp_size(data)
+    except (struct.error, IndexError):
+        return None
+    return None
 
 
 def image_size(path: Path) -> tuple[int, int]:
@@ -18,21 +51,18 @@ def image_size(path: Path) -> tuple[int, int]:
     try:
         with path.open("rb") as f:
             head = f.read(32)
-            f.seek(0)
-            if head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR":
-                width, height = struct.unpack(">II", head[16:24])
-                return _checked(path, width, height)
-            if head.startswith(b"\xff\xd8"):
-                return _checked(path, *_jpeg_size(path, f.read()))
-            if head.startswith(b"BM") and len(head) >= 26:
-                width, height = struct.unpack("<ii", head[18:26])
-                return _checked(path, width, abs(height))
-            if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
-                return _checked(path, *_webp_size(f.read(64)))
+            ext = sniff_format(head)
+            # A JPEG's frame header may sit after large metadata segments: read on for it.
+            size = header_size(head + f.read() if ext == "jpg" else head, ext) if ext else None
     except OSError as err:
         raise DatasetError(f"cannot read image {path}: {err}") from err
-    except (struct.error, IndexError, ValueError) as err:
-        raise DatasetError(f"image {path} has a corrupt header: {err}") from err
+    if size is not None:
+        width, height = size
+        if width <= 0 or height <= 0:
+            raise DatasetError(f"image {path} has an invalid size {width}x{height} in its header")
+        return width, height
+    if ext == "jpg":
+        raise DatasetError(f"image {path} is a JPEG without a frame header (truncated or corrupt)")
     return _decoded_size(path)
 
 
@@ -54,16 +84,15 @@ def image_suffix(path: Path) -> str:
     return ".jpg"
 
 
-def _checked(path: Path, width: int, height: int) -> tuple[int, int]:
-    if width <= 0 or height <= 0:
-        raise DatasetError(f"image {path} has an invalid size {width}x{height} in its header")
-    return width, height
+# SOF0..SOF15 carry the frame size; C4 (DHT), C8 (JPG) and CC (DAC) share the range but do not.
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 
-def _jpeg_size(path: Path, data: bytes) -> tuple[int, int]:
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
     pos = 2
-    while pos + 4 <= len(data):
-        if data[pos] != 0xFF:
+    n = len(data)
+    while pos + 4 <= n:
+        if data[pos] != 0xFF:  # stray bytes before a marker: libjpeg skips them with a warning, so do we
             pos += 1
             continue
         marker = data[pos + 1]
@@ -75,13 +104,15 @@ def _jpeg_size(path: Path, data: bytes) -> tuple[int, int]:
             continue
         (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
         if marker in _JPEG_SOF:
+            if pos + 9 > n:
+                return None
             height, width = struct.unpack(">HH", data[pos + 5 : pos + 9])
-            return width, height
+            return int(width), int(height)
         pos += 2 + length
-    raise DatasetError(f"image {path} is a JPEG without a frame header (truncated or corrupt)")
+    return None
 
 
-def _webp_size(data: bytes) -> tuple[int, int]:
+def _webp_size(data: bytes) -> tuple[int, int] | None:
     chunk = data[12:16]
     if chunk == b"VP8 ":
         width, height = struct.unpack("<HH", data[26:30])
@@ -95,7 +126,7 @@ def _webp_size(data: bytes) -> tuple[int, int]:
         width = 1 + int.from_bytes(data[24:27], "little")
         height = 1 + int.from_bytes(data[27:30], "little")
         return width, height
-    raise ValueError(f"unknown WebP chunk {chunk!r}")
+    return None
 
 
 def _decoded_size(path: Path) -> tuple[int, int]:

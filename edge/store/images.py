@@ -11,7 +11,6 @@ import contextlib
 import hashlib
 import logging
 import os
-import struct
 import tempfile
 import time
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.datasets.imagesize import header_size, sniff_format
 from edge.errors import ImageError, ImageTooLargeError
 
 log = logging.getLogger(__name__)
@@ -37,75 +37,6 @@ class ImageFacts:
     height: int
     size: int
     phash: int
-
-
-def sniff_format(data: bytes) -> str | None:
-    """The file extension of a supported image format, from its magic bytes; None when not an image we accept."""
-    if data.startswith(b"\xff\xd8\xff"):
-        return "jpg"
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if data.startswith(b"BM"):
-        return "bmp"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
-    if data[:4] in (b"II*\x00", b"MM\x00*"):
-        return "tif"
-    return None
-
-
-def _jpeg_size(data: bytes) -> tuple[int, int] | None:
-    pos = 2
-    n = len(data)
-    while pos + 4 <= n:
-        if data[pos] != 0xFF:
-            return None
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # markers without a length
-            pos += 2
-            continue
-        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
-        # SOF0..SOF15 carry the frame size; C4 (DHT), C8 (JPG) and CC (DAC) share the range but do not.
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            if pos + 9 > n:
-                return None
-            height, width = struct.unpack(">HH", data[pos + 5 : pos + 9])
-            return width, height
-        pos += 2 + length
-    return None
-
-
-def header_size(data: bytes, ext: str) -> tuple[int, int] | None:
-    """Width and height from the file header without decoding; None when the header does not say (TIFF)."""
-    try:
-        if ext == "png":
-            if data[12:16] != b"IHDR":
-                return None
-            w, h = struct.unpack(">II", data[16:24])
-            return int(w), int(h)
-        if ext == "jpg":
-            return _jpeg_size(data)
-        if ext == "bmp":
-            w, h = struct.unpack("<ii", data[18:26])
-            return abs(int(w)), abs(int(h))
-        if ext == "webp":
-            chunk = data[12:16]
-            if chunk == b"VP8X":
-                w = int.from_bytes(data[24:27], "little") + 1
-                h = int.from_bytes(data[27:30], "little") + 1
-                return w, h
-            if chunk == b"VP8L":
-                bits = int.from_bytes(data[21:25], "little")
-                return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
-            if chunk == b"VP8 ":
-                w, h = struct.unpack("<HH", data[26:30])
-                return int(w) & 0x3FFF, int(h) & 0x3FFF
-    except struct.error:
-        return None
-    return None
 
 
 def _looks_truncated(data: bytes, ext: str) -> bool:

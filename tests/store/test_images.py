@@ -8,15 +8,9 @@ from pathlib import Path
 import cv2
 import pytest
 
+from edge.datasets.imagesize import header_size, sniff_format
 from edge.errors import ImageError, ImageTooLargeError
-from edge.store.images import (
-    TEMP_PREFIX,
-    header_size,
-    remove_stale_temp_files,
-    sniff_format,
-    validate_image,
-    write_atomic,
-)
+from edge.store.images import TEMP_PREFIX, remove_stale_temp_files, validate_image, write_atomic
 from tests.store.helpers import encode, image_array, image_bytes
 
 LIMITS = {"max_image_mb": 1.0, "max_pixels": 200_000}
