@@ -46,10 +46,11 @@ __all__ = ["BLUEPRINTS", "Services", "WebServer", "create_app"]
 def create_app(config: EdgeConfig, services: Services) -> Flask:
     """The studio app for this config, calling these services."""
     from edge.store.users import UserStore
-    from edge.web.http import register_error_handlers
+    from edge.web.http import RowIdConverter, register_error_handlers
     from edge.web.security import init_security
 
     app = Flask(__name__, static_folder="static", template_folder="templates")
+    app.url_map.converters["int"] = RowIdConverter  # before any blueprint adds an <int:...> rule
     if services.users is None:
         services.users = UserStore(config.data_dir)
     app.extensions[EXTENSION_KEY] = services

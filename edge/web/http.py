@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from flask import Flask, Response, jsonify, render_template, request
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from edge.errors import ConflictError, NotFoundError, ShelfwatchError
 
@@ -16,6 +17,19 @@ log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/"
 M = TypeVar("M", bound=BaseModel)
+# Row ids live in SQLite INTEGER columns; a larger number cannot name a row (and sqlite3 raises OverflowError on it).
+ROW_ID_MIN = -(2**63)
+ROW_ID_MAX = 2**63 - 1
+
+
+class RowIdConverter(IntegerConverter):
+    """`<int:...>` in routes, at most 18 digits (within SQLite's INTEGER range): a longer id matches no route (404).
+
+    A regex rather than `max=`: werkzeug answers a converter's refusal with 405 when the path also matches a route
+    of another method.
+    """
+
+    regex = r"\d{1,18}"
 
 
 class ApiError(Exception):

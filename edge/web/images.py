@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path, PurePath
-from typing import Any
+from typing import Annotated, Any
 
 from flask import Blueprint, Response, jsonify, render_template, request, send_file
 from pydantic import BaseModel, Field, field_validator, model_validator
@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from edge.datasets.model import SPLITS, Box
 from edge.errors import NotFoundError
 from edge.store.images import write_atomic
-from edge.web.http import ApiError, int_arg, read_model
+from edge.web.http import ROW_ID_MAX, ROW_ID_MIN, ApiError, int_arg, read_model
 from edge.web.services import current_services
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class AnnotationsBody(BaseModel):
 
 
 class IdsBody(BaseModel):
-    ids: list[int] = Field(min_length=1, max_length=10_000)
+    ids: list[Annotated[int, Field(ge=ROW_ID_MIN, le=ROW_ID_MAX)]] = Field(min_length=1, max_length=10_000)
 
 
 class SplitBody(IdsBody):

@@ -356,6 +356,29 @@ def test_image_detail_file_thumb_and_delete(admin: SignedIn, studio: Studio) -> 
     assert not thumbs[0].exists()  # the cached thumbnail goes with the image
 
 
+HUGE_ID = 2**70  # past SQLite's INTEGER range
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "body", "status"),
+    [
+        ("GET", f"/api/v1/images/{HUGE_ID}", None, 404),
+        ("GET", f"/api/v1/images/{HUGE_ID}/thumb.jpg", None, 404),
+        ("PUT", f"/api/v1/images/{HUGE_ID}/annotations", {"tags": []}, 404),
+        ("DELETE", f"/api/v1/images/{HUGE_ID}", None, 404),
+        ("DELETE", f"/api/v1/auth/tokens/{HUGE_ID}", None, 404),
+        ("POST", "/api/v1/images/delete", {"ids": [HUGE_ID]}, 400),
+        ("POST", "/api/v1/images/split", {"ids": [HUGE_ID], "split": "train"}, 400),
+    ],
+)
+def test_ids_past_the_database_range_are_a_clear_4xx(
+    shared_admin: SignedIn, method: str, url: str, body: Any, status: int
+) -> None:
+    resp = shared_admin.client.open(url, method=method, json=body, headers={"X-CSRF-Token": shared_admin.csrf})
+    assert resp.status_code == status, resp.get_data(as_text=True)
+    assert "error" in resp.json
+
+
 def test_thumbnails_made_on_several_threads_at_once_all_succeed(tmp_path: Path) -> None:
     from edge.web.images import _make_thumb
 
