@@ -329,10 +329,45 @@ class RunRequest:
     device_url: str | None = None  # pull: the URL the trainer reaches this device at
     device_token: str | None = None  # pull: an API token of this device for the trainer
     after_dataset: Callable[[], None] | None = None  # called once the trainer holds the dataset (revoke the token)
+    zones: list[dict[str, Any]] | None = None  # classification: train on these zone crops (what the pipeline crops)
 
     def headline_metric(self) -> str:
         """The metric compared with deploy_threshold."""
         return self.metric or HEADLINE_METRIC.get(self.task, "accuracy")
+
+
+def training_zones(config: Any, store: Any, task: str, camera: str | None = None) -> list[dict[str, Any]] | None:
+    """The zones a classifier should be trained on, so training crops exactly what the pipeline will classify.
+
+    Detection trains on whole photos (None). For classification: the zones of `camera` (the web page's zones override
+    edge.yaml's), or, when no camera is named, the one zone layout the enabled cameras have; several cameras with
+    different layouts must be told apart with `camera`. No zones anywhere: whole images (None).
+    """
+    if task != "classification":
+        return None
+
+    def zones_of(cam: Any) -> list[dict[str, Any]]:
+        edited = store.get_zones(cam.id)
+        zones = edited if edited is not None else cam.zones
+        return [z.model_dump(mode="json") for z in zones]
+
+    cameras = [c for c in config.cameras if c.enabled]
+    if camera is not None:
+        chosen = next((c for c in config.cameras if c.id == camera), None)
+        if chosen is None:
+            raise NotFoundError(f"no camera {camera!r} on this device")
+        return zones_of(chosen) or None
+    layouts: dict[str, list[dict[str, Any]]] = {}
+    for cam in cameras:
+        zones = zones_of(cam)
+        if zones:
+            layouts.setdefault(json.dumps(zones, sort_keys=True), zones)
+    if len(layouts) > 1:
+        raise ConflictError(
+            "the cameras have different zones: name the camera whose zones the classifier is trained on "
+            f"({', '.join(c.id for c in cameras)})"
+        )
+    return next(iter(layouts.values()), None)
 
 
 @dataclass
@@ -610,6 +645,7 @@ class TrainingRunner:
             "epochs": request.epochs,
             "seed": request.seed,
             "input_size": request.input_size,
+            "zones": request.zones,
         }
         job = client.create_job(dataset["id"], request.task, **params)
         self._update(run, job_id=job["id"], state="queued", job_state=job.get("state"))

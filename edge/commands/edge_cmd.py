@@ -71,7 +71,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from edge.errors import TrainerError
     from edge.models import ModelRepository
     from edge.store import DatasetStore
-    from edge.trainer_client import RunRequest, TrainerClient, TrainingRunner
+    from edge.trainer_client import RunRequest, TrainerClient, TrainingRunner, training_zones
 
     cfg = _config(args)
     client = TrainerClient.from_config(cfg)
@@ -83,10 +83,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not summary["ready"]:
             reasons = "; ".join(summary.get("problems") or [])
             raise TrainerError(f"the dataset is not ready for {task}: {reasons}")
+        zones = None if args.no_zones else training_zones(cfg, store, task, args.camera)
         if not args.wait:
             dataset = client.upload_store(store)
             job = client.create_job(
-                dataset["id"], task, backbone=args.backbone, epochs=args.epochs, input_size=args.input_size
+                dataset["id"],
+                task,
+                backbone=args.backbone,
+                epochs=args.epochs,
+                input_size=args.input_size,
+                zones=zones,
             )
             result = {"dataset": dataset["id"], "job": job["id"], "state": job.get("state"), "task": task}
             _print(args, result, f"job {job['id']} {job.get('state')} on {client.url} (dataset {dataset['id']})")
@@ -99,6 +105,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             lambda: client, store, models, cfg.data_dir, history_dir="training-cli", poll_seconds=args.poll_seconds
         )
         request = RunRequest(
+            zones=zones,
             task=task,
             backbone=args.backbone,
             epochs=args.epochs,
@@ -208,6 +215,12 @@ def register(sub: Any) -> None:
     train.add_argument("--task", choices=("auto", "classification", "detection"), default="auto")
     train.add_argument("--backbone", choices=BACKBONES, default=None, help="default: the trainer's")
     train.add_argument("--epochs", type=int, default=None, help="default: chosen by the trainer")
+    train.add_argument(
+        "--camera", default=None, help="classification: train on this camera's zones (when cameras differ)"
+    )
+    train.add_argument(
+        "--no-zones", action="store_true", help="classification: train on whole images, not the zones' crops"
+    )
     train.add_argument("--input-size", type=int, default=None, help="network input size; default: the trainer's")
     train.add_argument("--wait", action="store_true", help="poll until done, then install the bundle")
     train.add_argument(

@@ -40,6 +40,8 @@ class StartBody(BaseModel):
     metric: Literal["accuracy", "macro_f1", "map50", "map50_95", "precision", "recall", "f1"] | None = None
     source: Literal["upload", "pull"] = "upload"
     device_url: str | None = Field(None, max_length=2000, description="pull: this device's URL as the trainer sees it.")
+    use_zones: bool = Field(True, description="classification: train on the cameras' zone crops (what is classified).")
+    camera: str | None = Field(None, max_length=64, description="classification: whose zones, when cameras differ.")
 
 
 class TrainerUnavailable(TrainerError):
@@ -118,7 +120,7 @@ def overview() -> Any:
 @bp.post("/api/v1/training")
 def start() -> Any:
     """Start a round trip: 409 when the dataset is not ready (with the reasons) or a run is in progress."""
-    from edge.trainer_client import RunRequest
+    from edge.trainer_client import RunRequest, training_zones
 
     body = read_model(StartBody)
     r = runner()
@@ -130,7 +132,9 @@ def start() -> Any:
         raise ApiError(409, f"the dataset is not ready for {task}: {problems}")
     threshold = body.deploy_threshold if body.deploy_threshold is not None else _deploy_threshold()
     current_services().store.set_setting(THRESHOLD_SETTING, threshold)
+    zones = training_zones(config(), current_services().store, task, body.camera) if body.use_zones else None
     run_request = RunRequest(
+        zones=zones,
         task=task,
         backbone=body.backbone,
         epochs=body.epochs,
