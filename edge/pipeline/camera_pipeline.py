@@ -162,6 +162,14 @@ class CameraPipeline:
         self._last_seq = -1
         self._thread: threading.Thread | None = None
         self._labels = {"camera": camera_id}
+        # Counters exist from the start (at 0) so dashboards and rate() see every camera before anything happens.
+        for name, help_text in (
+            ("shelfwatch_frames_evaluated_total", "Frames evaluated by the model."),
+            ("shelfwatch_frames_skipped_total", "Captured frames not evaluated."),
+            ("shelfwatch_pipeline_errors_total", "Frames whose evaluation failed."),
+            ("shelfwatch_watchdog_trips_total", "Engine calls that exceeded watchdog_seconds."),
+        ):
+            self.metrics.inc(name, help_text, self._labels, 0)
         self._last_error_log = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------------------------

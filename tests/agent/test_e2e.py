@@ -53,6 +53,24 @@ def test_agent_publishes_availability_states_and_events(
             shelf_camera.show(left_empty=False)
             assert sub.wait_for(lambda _: any(e["phase"] == "end" for e in _events(sub)))
             assert sub.wait_for(lambda _: sub.latest(f"{BASE}/stats") is not None)
+            stats = sub.latest(f"{BASE}/stats").json()
+            assert stats["model"] == {"name": "tiny-darkness", "version": "det-1"} and stats["uptime"] > 0
+            assert set(stats["cameras"]["cam1"]) >= {"fps", "skipped_fps", "inference_ms", "capture_fps"}
+            metrics = agent.metrics.render()
+            for family in (
+                "shelfwatch_capture_fps",
+                "shelfwatch_evaluated_fps",
+                "shelfwatch_frames_skipped_total",
+                "shelfwatch_inference_ms_bucket",
+                "shelfwatch_outbox_depth",
+                "shelfwatch_events_total",
+                "shelfwatch_model_info",
+            ):
+                assert family in metrics, family
+            assert 'shelfwatch_events_total{camera="cam1",phase="start"} 1' in metrics
+            status = agent.status()
+            assert status["mqtt"]["connected"] and status["healthy"]
+            assert status["cameras"][0]["zones"]["left"]["state"] == "ok"
         finally:
             agent.stop()
         assert sub.wait_for(lambda _: sub.latest(f"{BASE}/availability").payload == "offline", timeout=5)

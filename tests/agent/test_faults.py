@@ -13,6 +13,7 @@ import pytest
 
 from edge.agent import Agent, AgentOptions
 from edge.bundle import pack_bundle
+from edge.comms.outbox import Outbox
 from edge.errors import BundleError
 from edge.events import EventLog
 from tests.agent.conftest import ShelfCamera, Toggler, edge_config
@@ -36,8 +37,10 @@ def persistent_broker(workdir: Path) -> Broker:
     """A broker that keeps sessions (and queued QoS 1 messages) across its own restart."""
     store = workdir / "persist"
     store.mkdir(parents=True)
-    store.chmod(0o777)  # mosquitto may drop root for its own user
-    return Broker(workdir, extra_conf=f"persistence true\npersistence_location {store}/\nautosave_interval 1\n")
+    # `user root`: started as root, mosquitto would otherwise switch to its own user, which cannot write into the
+    # test's private temporary directory (no effect when the tests do not run as root).
+    conf = f"user root\npersistence true\npersistence_location {store}/\nautosave_interval 1\n"
+    return Broker(workdir, extra_conf=conf)
 
 
 @pytest.mark.slow
@@ -58,7 +61,7 @@ def test_broker_outage_loses_nothing_and_keeps_order(
                 assert wait(lambda: not agent.comms.connected, timeout=5)
                 before = agent.events.count()
                 assert wait(lambda: agent.events.count() >= before + 3, timeout=9)  # made while it is away
-                assert agent.comms.pending() >= 3
+                assert wait(lambda: agent.comms.pending() >= 3, timeout=3)  # the outbox holds them
                 time.sleep(max(0.0, 10.0 - (time.monotonic() - outage_started)))
                 broker.start()
                 sub.start()
@@ -69,7 +72,13 @@ def test_broker_outage_loses_nothing_and_keeps_order(
         log = EventLog(tmp_path / "data" / "events.db", "dev1")
         logged = [e.payload for e in reversed(log.list(limit=1000))]
         log.close()
-        assert wait(lambda: len({m.json()["id"] for m in sub.messages()}) >= len(logged))
+        ok = wait(lambda: len({m.json()["id"] for m in sub.messages()}) >= len(logged))
+        left = Outbox(tmp_path / "data" / "outbox.db")
+        assert ok, (
+            f"logged {[(e['seq'], e['phase']) for e in logged]}, received {[m.json()['seq'] for m in sub.messages()]}, "
+            f"outbox {left.depth()}"
+        )
+        left.close()
     finally:
         sub.stop()
         broker.stop()
