@@ -83,6 +83,17 @@ def extract_archive(archive: Path, dest: Path, *, max_bytes: int, max_files: int
     return dest
 
 
+def uploader_message(message: str, *, archive: Path, extracted: Path, name: str, format_hint: str) -> str:
+    """An extraction or reading error as the uploader should see it: their archive's name, no server paths."""
+    message = (
+        message.replace(str(archive), name)
+        .replace(str(extracted) + "/", "")
+        .replace(str(extracted), "the archive")
+        .replace("pass --format", format_hint)
+    )
+    return message if name in message else f"{name}: {message}"
+
+
 def _safe_parts(archive: Path, name: str) -> tuple[str, ...] | None:
     """The path parts a member may be written to; None for archiver junk; DatasetError for a dangerous name."""
     if "\x00" in name:

@@ -126,7 +126,7 @@ def export() -> Response:
 @bp.post("/api/v1/dataset/import")
 def import_archive() -> Any:
     """Import a dataset archive (multipart `file`: .zip or .tar.gz) in `format` (or auto); all or nothing."""
-    from edge.datasets.archive import extract_archive
+    from edge.datasets.archive import extract_archive, uploader_message
     from edge.datasets.formats import FORMATS, detect_format, read_dataset
 
     upload = request.files.get("file")
@@ -151,14 +151,10 @@ def import_archive() -> Any:
             dataset = read_dataset(root, fmt)
         except DatasetError as err:
             # Name the uploaded file, not the temporary folder it was saved in.
-            message = (
-                str(err)
-                .replace(str(archive), filename)
-                .replace(str(work / "extracted") + "/", "")
-                .replace(str(work / "extracted"), "the archive")
-                .replace("pass --format", "choose the format")
+            message = uploader_message(
+                str(err), archive=archive, extracted=work / "extracted", name=filename, format_hint="choose the format"
             )
-            raise DatasetError(message if filename in message else f"{filename}: {message}") from err
+            raise DatasetError(message) from err
         stats = current_services().store.import_dataset(dataset)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -109,13 +109,20 @@ def validate_dataset(root: Path, fmt: str | None, limits: Limits) -> tuple[str, 
 
 def ingest_archive(store: JobStore, archive: Path, fmt: str | None, limits: Limits) -> DatasetRecord:
     """Extract an uploaded archive safely, validate it, and record it; nothing is kept when it is refused."""
-    from edge.datasets.archive import extract_archive
+    from edge.datasets.archive import extract_archive, uploader_message
 
     dataset_id = new_id("ds")
     dest = store.data_dir / DATASETS_DIR / dataset_id
     try:
-        root = extract_archive(archive, dest, max_bytes=limits.max_archive_bytes * INFLATION_FACTOR)
-        fmt, dataset = validate_dataset(root, fmt, limits)
+        try:
+            root = extract_archive(archive, dest, max_bytes=limits.max_archive_bytes * INFLATION_FACTOR)
+            fmt, dataset = validate_dataset(root, fmt, limits)
+        except DatasetError as err:
+            # The client knows its archive, not this server's folders.
+            message = uploader_message(
+                str(err), archive=archive, extracted=dest, name="the archive", format_hint="pass ?format="
+            )
+            raise type(err)(message) from err
         record = DatasetRecord(
             id=dataset_id,
             created=now_iso(),

@@ -89,7 +89,9 @@ def test_zip_slip_member_is_refused(app: Flask, client: FlaskClient) -> None:
     members["../../outside.png"] = _png(99)
     resp = upload(client, _zip(members))
     assert resp.status_code == 400
-    assert "../../outside.png" in resp.get_json()["error"]
+    error = resp.get_json()["error"]
+    assert "../../outside.png" in error
+    assert error.startswith("the archive: ") and "/uploads/" not in error  # no server paths in answers
     _nothing_kept(app)
     assert not (Path(app.extensions["shelfwatch.trainer.store"].data_dir).parent / "outside.png").exists()
 
@@ -137,7 +139,9 @@ def test_not_an_image_is_named(app: Flask, client: FlaskClient) -> None:
 def test_unknown_format_is_refused(app: Flask, client: FlaskClient) -> None:
     resp = upload(client, _zip({"readme.txt": b"hello", "data/values.bin": b"\x00\x01"}))
     assert resp.status_code == 400
-    assert "cannot tell the dataset format" in resp.get_json()["error"]
+    error = resp.get_json()["error"]
+    assert "cannot tell the dataset format of the archive" in error and "pass ?format=" in error
+    assert str(app.extensions["shelfwatch.trainer.store"].data_dir) not in error
     _nothing_kept(app)
 
 
