@@ -37,15 +37,15 @@ WEIGHTS = SHARED / "weights" / "squeezenet1_1_torchvision" / "squeezenet1_1_imag
 PER_CLASS = 15
 
 
-def pick(seed: int) -> Dataset:
-    """grocery5 with 15 random train/ images per class marked train and every other image marked test."""
+def pick(seed: int, per_class: int = PER_CLASS) -> Dataset:
+    """grocery5 with `per_class` random train/ images per class marked train and every other image marked test."""
     from edge.datasets.formats import read_dataset
 
     ds = read_dataset(GROCERY, "folders")
     rng = np.random.default_rng(seed)
     for label in ds.label_names:
         pool = sorted((s for s in ds.samples if s.tags == [label] and s.split == "train"), key=lambda s: s.name)
-        chosen = {id(pool[i]) for i in rng.choice(len(pool), PER_CLASS, replace=False)}
+        chosen = {id(pool[i]) for i in rng.choice(len(pool), per_class, replace=False)}
         for s in ds.samples:
             if s.tags == [label]:
                 s.split = "train" if id(s) in chosen else "test"
@@ -59,6 +59,8 @@ def main() -> int:
     parser.add_argument("--backbone", default="squeezenet1_1")
     parser.add_argument("--weights", default=str(WEIGHTS))
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--per-class", type=int, default=PER_CLASS, help="training images per class (default 15)")
+    parser.add_argument("--fine-tune", choices=["auto", "on", "off"], default="auto")
     parser.add_argument("--views", type=int, default=None, help="views per training image (default: pipeline's)")
     args = parser.parse_args()
     if not GROCERY.is_dir():
@@ -69,7 +71,7 @@ def main() -> int:
     runs = []
     with tempfile.TemporaryDirectory(prefix="bench-cls-") as tmp:
         for seed in args.seeds:
-            ds = pick(seed)
+            ds = pick(seed, args.per_class)
             spec = TrainSpec(
                 data=GROCERY,
                 fmt="folders",
@@ -80,6 +82,7 @@ def main() -> int:
                 seed=seed,
                 threads=args.threads,
                 views=args.views,
+                fine_tune={"auto": None, "on": True, "off": False}[args.fine_tune],
             )
             started, cpu_started = time.perf_counter(), time.process_time()
             result = run_training(spec, dataset=ds)
@@ -90,6 +93,7 @@ def main() -> int:
                 "seed": seed,
                 "accuracy": round(result.metrics["accuracy"], 4),
                 "macro_f1": round(result.metrics["macro_f1"], 4),
+                "fine_tune": result.report["training"]["fine_tune"],
                 "train_images": sum(split["train"].values()) + sum(split["val"].values()),
                 "test_images": sum(split["test"].values()),
                 "seconds": {**result.seconds, "wall": round(wall, 2), "cpu": round(cpu, 2)},
@@ -97,7 +101,7 @@ def main() -> int:
             runs.append(run)
             print(json.dumps(run), flush=True)
     summary = {
-        "benchmark": "grocery5 classification, 15 images per class",
+        "benchmark": f"grocery5 classification, {args.per_class} images per class",
         "backbone": args.backbone,
         "seeds": args.seeds,
         "median_accuracy": statistics.median(r["accuracy"] for r in runs),

@@ -56,6 +56,33 @@ class Embedder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pre_logits(torch.flatten(self.pool(self.features(x)), 1))
 
+    def split(self, tail_modules: int) -> tuple[nn.Module, EmbedTail]:
+        """(trunk, tail): the trunk is `features` without its last `tail_modules` modules; the tail is the rest
+        plus pooling (sharing the same module objects, so training the tail trains this embedder)."""
+        cut = len(self.features) - tail_modules
+        trunk = nn.Sequential(*list(self.features)[:cut])
+        return trunk, EmbedTail(nn.Sequential(*list(self.features)[cut:]), self.pool, self.pre_logits, self.dim)
+
+
+class EmbedTail(nn.Module):
+    """The last trunk modules + pooling (+ pre-logits): cached trunk activations -> embedding."""
+
+    def __init__(self, blocks: nn.Sequential, pool: nn.Module, pre_logits: nn.Module, dim: int) -> None:
+        super().__init__()
+        self.blocks = blocks
+        self.pool = pool
+        self.pre_logits = pre_logits
+        self.dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pre_logits(torch.flatten(self.pool(self.blocks(x)), 1))
+
+
+# How many of the trunk's last modules fine-tuning trains: the last two Fire modules of SqueezeNet (13x13 at 224);
+# MobileNetV3's last two inverted-residual blocks and its final 1x1 convolution.
+FINE_TUNE_MODULES = {"squeezenet1_1": 2, "mobilenet_v3_small": 3, "mobilenet_v3_large": 3}
+FINE_TUNE_MIN_PER_LABEL = 100  # auto mode: fine-tune only when every label has this many training images
+
 
 class Classifier(nn.Module):
     """What gets exported: image tensor -> logits [N, C] (softmax is applied by the device)."""
@@ -103,7 +130,7 @@ def seed_everything(seed: int, threads: int | None = None) -> torch.Generator:
 
 @torch.no_grad()
 def embed_images(
-    embedder: Embedder,
+    embedder: Embedder | nn.Module,
     images_bgr: Sequence[np.ndarray],
     spec: InputSpec,
     *,
@@ -147,7 +174,7 @@ def embed_images(
         out.append(run(tensor))
         if on_batch:
             on_batch(min(len(images_bgr), start + batch_size))
-    return np.concatenate(out, 0) if out else np.zeros((0, embedder.dim), np.float32)
+    return np.concatenate(out, 0) if out else np.zeros((0, int(getattr(embedder, "dim", 0))), np.float32)
 
 
 def _fit(
@@ -281,3 +308,109 @@ def train_head(
         val_row.get("val_accuracy") if has_val else None,
         history,
     )
+
+
+@dataclass
+class FineTuneResult:
+    """Whether fine-tuning the last modules beat the frozen-trunk head on validation, and by how much."""
+
+    head: nn.Linear
+    kept: bool
+    best_epoch: int
+    epochs_run: int
+    val_loss_before: float | None
+    val_loss_after: float | None
+
+
+def _embed_cached(tail: EmbedTail, cached: np.ndarray, batch: int = 64) -> torch.Tensor:
+    return torch.cat([tail(torch.from_numpy(cached[i : i + batch]).float()) for i in range(0, len(cached), batch)])
+
+
+@torch.no_grad()
+def tail_embeddings(tail: EmbedTail, cached: np.ndarray) -> np.ndarray:
+    """Embeddings [N, D] from cached trunk activations [N, C, H, W] (float16 or float32)."""
+    tail.eval()
+    return _embed_cached(tail, cached).numpy()
+
+
+def fine_tune_tail(
+    tail: EmbedTail,
+    head: nn.Linear,
+    train_in: np.ndarray,
+    train_y: np.ndarray,
+    val_in: np.ndarray,
+    val_y: np.ndarray,
+    *,
+    seed: int,
+    epochs: int = 12,
+    batch_size: int = 32,
+    lr: float = 1e-4,
+    patience: int = 3,
+    on_step: StepCallback | None = None,
+    should_cancel: CancelCheck | None = None,
+) -> FineTuneResult:
+    """Train the tail modules and the head together on cached trunk activations (BatchNorm statistics frozen),
+    early-stopped on validation loss; keeps the result only when it beats the starting point's validation loss,
+    otherwise the tail and head are restored exactly."""
+    generator = torch.Generator().manual_seed(seed + 7)
+    start_tail = {k: v.clone() for k, v in tail.state_dict().items()}
+    start_head = {k: v.clone() for k, v in head.state_dict().items()}
+    n_classes = head.out_features
+    y = torch.from_numpy(train_y.astype(np.int64))
+    vy = torch.from_numpy(val_y.astype(np.int64))
+    counts = torch.bincount(y, minlength=n_classes).float().clamp(min=1)
+    loss_fn = nn.CrossEntropyLoss(weight=counts.sum() / (n_classes * counts), label_smoothing=0.1)
+    optimiser = torch.optim.AdamW(
+        [{"params": list(tail.parameters()), "lr": lr}, {"params": list(head.parameters()), "lr": lr}],
+        weight_decay=1e-4,
+    )
+    steps_per_epoch = max(1, (len(train_in) + batch_size - 1) // batch_size)
+    total = epochs * steps_per_epoch
+    # Both sides are judged with the training criterion (label-smoothed): plain cross-entropy would favour the
+    # frozen head, whose logits were never pulled towards smoothed targets by these steps.
+    val_criterion = nn.CrossEntropyLoss(label_smoothing=0.1)
+    tail.eval()
+    with torch.no_grad():
+        baseline = float(val_criterion(head(_embed_cached(tail, val_in)), vy))
+    best: tuple[float, int, dict[str, torch.Tensor], dict[str, torch.Tensor]] | None = None
+    epochs_run = 0
+    for epoch in range(1, epochs + 1):
+        tail.train()
+        for m in tail.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.eval()  # a few images must not rewrite ImageNet's normalisation statistics
+        order = torch.randperm(len(train_in), generator=generator)
+        for step in range(steps_per_epoch):
+            if should_cancel and should_cancel():
+                tail.load_state_dict(start_tail)
+                head.load_state_dict(start_head)
+                raise TrainingCancelled("training cancelled")
+            idx = order[step * batch_size : (step + 1) * batch_size].numpy()
+            x = torch.from_numpy(train_in[idx]).float()
+            loss = loss_fn(head(tail(x)), y[idx])
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            if on_step:
+                on_step((epoch - 1) * steps_per_epoch + step + 1, total, float(loss.detach()))
+        epochs_run = epoch
+        tail.eval()
+        with torch.no_grad():
+            val_loss = float(val_criterion(head(_embed_cached(tail, val_in)), vy))
+        if best is None or val_loss < best[0] - 1e-5:
+            best = (
+                val_loss,
+                epoch,
+                {k: v.clone() for k, v in tail.state_dict().items()},
+                {k: v.clone() for k, v in head.state_dict().items()},
+            )
+        elif epoch - best[1] >= patience:
+            break
+    tail.eval()
+    if best is not None and best[0] < baseline - 1e-4:
+        tail.load_state_dict(best[2])
+        head.load_state_dict(best[3])
+        return FineTuneResult(head, True, best[1], epochs_run, baseline, best[0])
+    tail.load_state_dict(start_tail)
+    head.load_state_dict(start_head)
+    return FineTuneResult(head, False, 0, epochs_run, baseline, best[0] if best else None)

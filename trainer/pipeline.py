@@ -62,6 +62,7 @@ class TrainSpec:
     views: int | None = None  # augmented views per training image (classification); default from the data size
     weights_cache: Path | None = None
     target_precision: float = 0.9
+    fine_tune: bool | None = None  # train the trunk's last modules too; None: when every label has 100+ images
 
 
 @dataclass
@@ -220,7 +221,18 @@ def _run_classification(
 
     from edge.bundle import ClassificationOutputs, DatasetInfo, Manifest, Thresholds, file_entry
     from trainer.backbones import build_backbone
-    from trainer.classify import Classifier, Embedder, embed_images, input_spec_for, seed_everything, train_head
+    from trainer.classify import (
+        FINE_TUNE_MIN_PER_LABEL,
+        FINE_TUNE_MODULES,
+        Classifier,
+        Embedder,
+        embed_images,
+        fine_tune_tail,
+        input_spec_for,
+        seed_everything,
+        tail_embeddings,
+        train_head,
+    )
     from trainer.data import augment, classification_samples, dataset_sha256, sample_image, split_classification
     from trainer.evaluate import classification_metrics, predict_probabilities
     from trainer.export import classification_parity, export_onnx, export_openvino, export_openvino_int8
@@ -255,19 +267,33 @@ def _run_classification(
         base = sample_image(s, cache)
         images.append(base)
         images.extend(augment(base, rng) for _ in range(views - 1))
+    min_train = min(data.counts("train").values())
+    fine_tune = (
+        spec.fine_tune
+        if spec.fine_tune is not None
+        else (not weights_info.random and min_train >= FINE_TUNE_MIN_PER_LABEL)
+    )
+    fine_tune = bool(fine_tune and data.val)
     reporter("training", 0.02, f"embedding {len(images)} views of {len(fit_samples)} images")
     total_images = len(images)
-    embeddings = embed_images(
-        embedder,
-        images,
-        input_spec,
-        on_batch=lambda done: reporter(
-            "training", 0.02 + 0.88 * done / total_images, f"embedded {done}/{total_images}"
+    trunk_out: np.ndarray | None = None
+    tail = None
+    embed_kwargs: dict[str, Any] = {
+        "on_batch": lambda done: reporter(
+            "training", 0.02 + 0.8 * done / total_images, f"embedded {done}/{total_images}"
         ),
-        should_cancel=reporter.cancelled,
-        onnx_dir=staging / "embedder",
-        threads=spec.threads,
-    )
+        "should_cancel": reporter.cancelled,
+        "threads": spec.threads,
+    }
+    if fine_tune:
+        # Cache what the frozen part of the trunk makes of every view; the tail and head then train on it.
+        trunk, tail = embedder.split(FINE_TUNE_MODULES[spec.backbone])
+        trunk_out = embed_images(trunk, images, input_spec, onnx_dir=staging / "trunk", **embed_kwargs).astype(
+            np.float16
+        )
+        embeddings = tail_embeddings(tail, trunk_out)
+    else:
+        embeddings = embed_images(embedder, images, input_spec, onnx_dir=staging / "embedder", **embed_kwargs)
     del images
     dim = embeddings.shape[1]
     per_sample = embeddings.reshape(len(fit_samples), views, dim)
@@ -279,24 +305,64 @@ def _run_classification(
     val_y = fit_labels[n_train:]
 
     def on_step(done: int, total: int, loss: float) -> None:
-        reporter("training", 0.9 + 0.1 * done / max(1, total), "fitting head", epoch=done, epochs=total, loss=loss)
+        reporter("training", 0.82 + 0.08 * done / max(1, total), "fitting head", epoch=done, epochs=total, loss=loss)
 
-    fit = train_head(
-        train_x,
-        train_y,
-        val_x,
-        val_y,
-        len(labels),
-        seed=spec.seed,
-        epochs=spec.epochs,
-        refit_x=per_sample.reshape(-1, dim),
-        refit_y=np.repeat(fit_labels, views),
-        on_step=on_step,
-        should_cancel=reporter.cancelled,
-    )
-    model = Classifier(embedder, fit.head).eval()
+    def fit_head(refit: bool) -> Any:
+        return train_head(
+            train_x,
+            train_y,
+            val_x,
+            val_y,
+            len(labels),
+            seed=spec.seed,
+            epochs=spec.epochs,
+            refit_x=per_sample.reshape(-1, dim) if refit else None,
+            refit_y=np.repeat(fit_labels, views) if refit else None,
+            on_step=on_step,
+            should_cancel=reporter.cancelled,
+        )
+
+    # Fine-tuning is judged on validation, so its starting head must not have seen validation (no refit).
+    fit = fit_head(refit=not fine_tune)
+    head = fit.head
+    fine_tune_info: dict[str, Any] = {"used": False}
+    if fine_tune and trunk_out is not None and tail is not None:
+        shaped = trunk_out.reshape(len(fit_samples), views, *trunk_out.shape[1:])
+
+        def on_ft_step(done: int, total: int, loss: float) -> None:
+            reporter("training", 0.9 + 0.1 * done / max(1, total), "fine-tuning", epoch=done, epochs=total, loss=loss)
+
+        ft = fine_tune_tail(
+            tail,
+            head,
+            shaped[:n_train].reshape(-1, *trunk_out.shape[1:]),
+            train_y,
+            shaped[n_train:, 0],
+            val_y,
+            seed=spec.seed,
+            on_step=on_ft_step,
+            should_cancel=reporter.cancelled,
+        )
+        fine_tune_info = {
+            "used": True,
+            "modules": FINE_TUNE_MODULES[spec.backbone],
+            "kept": ft.kept,
+            "best_epoch": ft.best_epoch,
+            "epochs_run": ft.epochs_run,
+            "val_loss_frozen": ft.val_loss_before,
+            "val_loss_fine_tuned": ft.val_loss_after,
+        }
+        if ft.kept:
+            train_plain = tail_embeddings(tail, shaped[:n_train, 0])
+        else:
+            fit = fit_head(refit=True)  # the frozen-trunk path with its usual refit on train + validation
+            head = fit.head
+            train_plain = per_sample[:n_train, 0]
+    else:
+        train_plain = per_sample[:n_train, 0]
+    model = Classifier(embedder, head).eval()
     with torch.no_grad():
-        train_logits = fit.head(torch.from_numpy(per_sample[:n_train, 0])).numpy()
+        train_logits = head(torch.from_numpy(np.ascontiguousarray(train_plain))).numpy()
     train_accuracy = float((train_logits.argmax(1) == fit_labels[:n_train]).mean())
     if train_accuracy >= 0.999:
         warnings.append(
@@ -407,6 +473,7 @@ def _run_classification(
             "val_accuracy": fit.val_accuracy,
             "seed": spec.seed,
             "zones": [z.id for z in spec.zones] if spec.zones else None,
+            "fine_tune": fine_tune_info,
         },
         "split": {
             "source": data.split_source,

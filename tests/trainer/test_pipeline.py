@@ -249,3 +249,18 @@ def test_train_without_torch_says_what_to_install(
     rc = main(["train", "--data", str(tmp_path), "--task", "classification", "--out", str(tmp_path / "b")])
     assert rc == 1
     assert "pip install 'shelfwatch[trainer]'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_fine_tuning_the_last_modules(tmp_path: Path) -> None:
+    ds = coloured_dataset(tmp_path / "data", per_label=12)
+    seen: list[Progress] = []
+    result = run_training(
+        _spec(tmp_path / "data", tmp_path / "b", fine_tune=True, epochs=20), progress=seen.append, dataset=ds
+    )
+    info = result.report["training"]["fine_tune"]
+    assert info["used"] and info["modules"] == 2 and info["epochs_run"] >= 1
+    assert isinstance(info["kept"], bool) and info["val_loss_frozen"] is not None
+    assert any(p.message == "fine-tuning" and p.loss is not None for p in seen)
+    assert result.report["parity"]["passed"]  # what was exported is what was fine-tuned
+    assert result.metrics["accuracy"] >= 0.6

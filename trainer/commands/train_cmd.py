@@ -33,6 +33,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         int8=args.int8,
         alert_labels=args.alert_label or None,
         min_per_label=args.min_per_label,
+        fine_tune={"auto": None, "on": True, "off": False}[args.fine_tune],
     )
     result = run_training(spec, progress=None if args.no_progress else ProgressBar())
     for warning in result.warnings:
@@ -83,6 +84,12 @@ def register(sub: Any) -> None:
     p.add_argument("--zones", default=None, help="YAML/JSON list of zones (id, polygon): train on zone crops")
     p.add_argument("--alert-label", action="append", default=[], help="a label meaning low stock (repeatable)")
     p.add_argument("--min-per-label", type=int, default=10, help="refuse labels with fewer images (default 10)")
+    p.add_argument(
+        "--fine-tune",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="also train the backbone's last modules (auto: when every label has 100+ training images)",
+    )
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
     p.add_argument("--int8", action="store_true", help="also export an INT8 OpenVINO model (needs NNCF)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
