@@ -173,6 +173,7 @@ class ModelRepository:
         """An installed, verified version's manifest."""
         with self._lock:
             self._ensure_loaded()
+            _check_version_name(version)
             if version in self._refused:
                 raise BundleError(f"model {version} is refused: {self._refused[version]}")
             if version not in self._verified:
@@ -274,7 +275,8 @@ class ModelRepository:
         """Make an installed version the running one (re-verified first); the old one becomes `previous`."""
         with self._lock:
             self._ensure_loaded()
-            if not (self.models_dir / version).is_dir() or version.startswith("."):
+            _check_version_name(version)
+            if not (self.models_dir / version).is_dir():
                 raise NotFoundError(f"model version {version!r} is not installed")
             manifest = self._verify_installed(version)
             if manifest is None:
@@ -318,7 +320,8 @@ class ModelRepository:
             self._ensure_loaded()
             if version in (self._read_pointer(ACTIVE_POINTER), self._read_pointer(PREVIOUS_POINTER)):
                 raise ConflictError(f"model {version} is active or the rollback target; activate another first")
-            if version.startswith(".") or not (self.models_dir / version).is_dir():
+            _check_version_name(version)
+            if not (self.models_dir / version).is_dir():
                 raise NotFoundError(f"model version {version!r} is not installed")
             self._delete(version)
 
@@ -410,6 +413,12 @@ class ModelRepository:
             Path(tmp).unlink(missing_ok=True)
             raise
         _fsync_dir(self.models_dir)
+
+
+def _check_version_name(version: str) -> None:
+    """NotFoundError unless `version` could be an installed version's directory name (no '/', '..', dot files)."""
+    if not _SAFE_VERSION.match(version):
+        raise NotFoundError(f"model version {version!r} is not installed")
 
 
 def _fsync_dir(path: Path) -> None:

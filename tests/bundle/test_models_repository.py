@@ -139,6 +139,20 @@ def test_remove_refuses_active_and_previous(repo: ModelRepository, versions: lis
     assert [row["version"] for row in repo.list()] == ["v3", "v2"]
 
 
+@pytest.mark.parametrize("name", ["v1/../../outside", "../outside", ".trash-v1", "", "v1/"])
+def test_names_that_are_not_version_directories_are_not_found(
+    repo: ModelRepository, versions: list[TinyBundle], tmp_path: Path, name: str
+) -> None:
+    repo.install(versions[0].bundle_dir)
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "models" / ".trash-v1").mkdir()  # what _delete's trash path would have needed to exist
+    for call in (repo.remove, repo.activate, repo.get):
+        with pytest.raises(NotFoundError):
+            call(name)
+    assert (tmp_path / "outside").is_dir()  # nothing outside the repository was touched
+    assert [row["version"] for row in repo.list()] == ["v1"]
+
+
 def test_restart_reverifies_and_falls_back(tmp_path: Path, versions: list[TinyBundle]) -> None:
     keys = [str(versions[0].public_key)]
     repo = ModelRepository(tmp_path / "models", keys, keep_versions=3)
