@@ -49,7 +49,12 @@ def cmd_passwd(args: argparse.Namespace) -> int:
     """Replace an account's password."""
     store = _store(args)
     store.set_password(args.name, _read_password(args))
-    print(f"password of {args.name} changed")
+    if args.json:
+        from edge.cli import print_json
+
+        print_json({"password_changed": args.name})
+    else:
+        print(f"password of {args.name} changed")
     return 0
 
 

@@ -86,7 +86,21 @@ def test_users_errors_list_and_token(
     )
     assert rc == 1 and "wrong user name or password" in err
 
-    rc, _, _ = run_cli(
-        monkeypatch, capsys, "users", "passwd", "bob", "--password-stdin", "--data-dir", data, stdin="new-bob-pass\n"
+    rc, out, _ = run_cli(
+        monkeypatch,
+        capsys,
+        "users",
+        "passwd",
+        "bob",
+        "--password-stdin",
+        "--data-dir",
+        data,
+        "--json",
+        stdin="new-bob-pass\n",
     )
     assert rc == 0 and UserStore(data).authenticate("bob", "new-bob-pass") is not None
+    assert json.loads(out.splitlines()[-1]) == {"password_changed": "bob"}
+    rc, _, err = run_cli(
+        monkeypatch, capsys, "users", "passwd", "nobody", "--password-stdin", "--data-dir", data, stdin="pass-pass-1\n"
+    )
+    assert rc == 1 and "no user 'nobody'" in err
