@@ -264,3 +264,45 @@ def test_fine_tuning_the_last_modules(tmp_path: Path) -> None:
     assert any(p.message == "fine-tuning" and p.loss is not None for p in seen)
     assert result.report["parity"]["passed"]  # what was exported is what was fine-tuned
     assert result.metrics["accuracy"] >= 0.6
+
+
+@pytest.mark.slow
+def test_zone_crops_train_a_low_stock_classifier(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import cv2
+
+    from edge.datasets.model import Box, Dataset, LabelInfo, Sample
+    from trainer.commands._common import read_zones
+
+    (tmp_path / "zones.yaml").write_text(
+        "zones:\n"
+        "  - {id: top, polygon: [[0, 0], [1, 0], [1, 0.5], [0, 0.5]]}\n"
+        "  - {id: bottom, polygon: [[0, 0.5], [1, 0.5], [1, 1], [0, 1]]}\n"
+    )
+    zones = read_zones(str(tmp_path / "zones.yaml"))
+    assert zones is not None and [z.id for z in zones] == ["top", "bottom"]
+    rng = np.random.default_rng(0)
+    ds = Dataset(labels=[LabelInfo("empty")])
+    for i in range(12):  # 12 shelf photos; a dark (empty) half where a box says so, stocked colour elsewhere
+        image = np.zeros((64, 64, 3), np.uint8)
+        boxes = []
+        for half, (y1, y2) in enumerate(((0, 32), (32, 64))):
+            if (i + half) % 2:
+                image[y1:y2] = rng.integers(0, 40, (y2 - y1, 64, 3))
+                boxes.append(Box("empty", 0.05, y1 / 64 + 0.05, 0.95, y2 / 64 - 0.05))
+            else:
+                image[y1:y2] = rng.integers(0, 40, (y2 - y1, 64, 3)) + np.array([30, 150, 200], np.uint8)
+        path = tmp_path / f"shelf{i}.png"
+        cv2.imwrite(str(path), image)
+        ds.samples.append(Sample(path, path.name, boxes=boxes))
+    result = run_training(
+        _spec(tmp_path, tmp_path / "b", zones=zones, alert_labels=["empty"], input_size=32), dataset=ds
+    )
+    manifest = verify_bundle(result.bundle_dir, [str(tmp_path / "keys" / "bundle-signing.pub")])
+    assert manifest.labels == ["empty", "NONE"] and manifest.alert_labels == ["empty"]
+    assert manifest.dataset.counts == {"empty": 12, "NONE": 12}  # 12 photos x 2 zones
+    assert result.report["training"]["zones"] == ["top", "bottom"]
+    assert result.metrics["accuracy"] >= 0.75
+    assert "alert labels" in result.report["metrics"]["score_threshold_basis"]
+    (tmp_path / "bad.yaml").write_text("zones: [{id: x, polygon: [[0, 0], [1, 1]]}]\n")
+    with pytest.raises(TrainingError, match="zones file"):
+        read_zones(str(tmp_path / "bad.yaml"))
