@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, render_template
@@ -178,8 +179,13 @@ def capture(camera_id: str) -> Any:
         raise ApiError(503, f"camera {camera_id!r} is {status.state}{reason}; nothing captured")
     frame = _latest_frame(camera_id)
     data = frame.jpeg(CAPTURE_JPEG_QUALITY)
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(getattr(frame, "ts", time.time())))
-    record = current_services().store.add_image(data, filename=f"{camera_id}-{stamp}-{frame.seq}.jpg", camera=camera_id)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(frame.ts))
+    record = current_services().store.add_image(
+        data,
+        filename=f"{camera_id}-{stamp}-{frame.seq}.jpg",
+        camera=camera_id,
+        captured_at=datetime.fromtimestamp(frame.ts, UTC),
+    )
     log.info("captured frame %s of camera %s as image %s", frame.seq, camera_id, record.id)
     body = {
         "id": record.id,

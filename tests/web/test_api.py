@@ -8,6 +8,7 @@ import tarfile
 import threading
 import zipfile
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -221,6 +222,11 @@ def test_capture_stores_the_current_frame(admin: SignedIn, studio: Studio) -> No
     assert (body["width"], body["height"]) == (480, 360) and body["duplicate_of"] is None
     record = studio.store.get_image(body["id"])
     assert record.camera == CAMERA_ID and record.sha256 == body["sha256"]
+    # The frame's own capture time is kept (what a reviewer sorts and filters by), not left empty.
+    frame = studio.hub.require(CAMERA_ID).latest()
+    assert frame is not None and record.captured_at is not None
+    captured = datetime.fromisoformat(record.captured_at.replace("Z", "+00:00")).timestamp()
+    assert abs(captured - frame.ts) < 60
 
 
 def test_capture_from_a_stopped_camera_is_503(admin: SignedIn, studio: Studio) -> None:
