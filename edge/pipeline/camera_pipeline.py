@@ -152,6 +152,8 @@ class CameraPipeline:
         self.status = "starting"
         self._states: dict[str, ZoneState] = {}
         self._zone_configs: list[ZoneConfig] = []
+        self._zones: list[Zone] = []
+        self._zones_key: tuple[int, str, int] | None = None
         self._zones_loaded_at = -1e9
         self._state_published_at: dict[str, float] = {}
         self._lock = threading.RLock()  # zone states: the worker and camera status callbacks both change them
@@ -243,6 +245,14 @@ class CameraPipeline:
                     self._publish_state(z.id, self._states[z.id], self.slot.current)
         log.info("camera %s: evaluating %d zone(s): %s", self.camera_id, len(configs), ", ".join(sorted(ids)))
 
+    def _zones_for(self, active: ActiveModel) -> list[Zone]:
+        # Recomputed only when the zones or the model change (and so warned about once, not every frame).
+        key = (id(self._zone_configs), active.version, id(active))
+        if key != self._zones_key:
+            self._zones_key = key
+            self._zones = zones_for_model(self._zone_configs, active)
+        return self._zones
+
     def zone_states(self) -> dict[str, ZoneState]:
         """A copy of the current zone states (for status pages)."""
         with self._lock:
@@ -294,7 +304,7 @@ class CameraPipeline:
         active = self.slot.current
         if active is None:
             return
-        zones = zones_for_model(self._zone_configs, active)
+        zones = self._zones_for(active)
         started = time.monotonic()
         self._busy_generation = generation
         self._busy_since = started

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from edge.config.model import ZoneConfig
 from edge.pipeline.zones import DetectedBox, Zone, box_overlap, crop_zone, score_classification, score_detections
 
 RECT = Zone("left", ((0.0, 0.0), (0.5, 0.0), (0.5, 1.0), (0.0, 1.0)), ("empty",))
@@ -62,3 +65,27 @@ def test_detection_score_takes_best_overlapping_alert_box() -> None:
     assert score.bbox == (0.1, 0.1, 0.4, 0.9)
     (none,) = score_detections([], [RECT], min_overlap=0.5)
     assert none.score == 0.0 and none.bbox is None
+
+
+def test_evaluate_zones_with_a_real_classifier(tmp_path: Path) -> None:
+    from edge.pipeline.camera_pipeline import evaluate_zones, zones_for_model
+    from edge.pipeline.model_slot import build_active
+    from edge.runtime.models import load_model
+    from tests.helpers.tiny_bundle import make_classification_bundle
+
+    bundle = make_classification_bundle(tmp_path, labels=("red", "green"), alert_labels=("red",), openvino=False)
+    active = build_active(bundle.bundle_dir, lambda p: load_model(p, "onnxruntime", 1))
+    image = np.zeros((40, 80, 3), dtype=np.uint8)
+    image[:, :40] = (0, 0, 255)  # left half red (BGR)
+    image[:, 40:] = (0, 255, 0)  # right half green
+    configs = [
+        ZoneConfig(id="left", polygon=[(0, 0), (0.5, 0), (0.5, 1), (0, 1)]),
+        ZoneConfig(id="right", polygon=[(0.5, 0), (1, 0), (1, 1), (0.5, 1)]),
+        ZoneConfig(id="green", polygon=[(0.5, 0), (1, 0), (1, 1), (0.5, 1)], label="green"),
+    ]
+    zones = zones_for_model(configs, active)
+    assert [z.alert_labels for z in zones] == [("red",), ("red",), ("green",)]
+    left, right, green = evaluate_zones(active, image, zones, min_overlap=0.5)
+    assert left.label == "red" and left.score > 0.9
+    assert right.score < 0.1
+    assert green.label == "green" and green.score > 0.9
