@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import stat
 import tarfile
-import tempfile
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -22,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-from edge.datasets.paths import IGNORED_NAMES
+from edge.datasets.paths import IGNORED_NAMES, staged_output
 from edge.errors import DatasetError
 
 log = logging.getLogger(__name__)
@@ -62,21 +60,12 @@ def extract_archive(archive: Path, dest: Path, *, max_bytes: int, max_files: int
     dest = Path(dest)
     if not archive.is_file():
         raise DatasetError(f"archive {archive} does not exist")
-    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-        raise DatasetError(f"extraction folder {dest} must be new or empty")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}.extracting-", dir=dest.parent))
-    try:
+    # The trainer clears `.<id>.extracting-*` folders a killed process left behind: keep that stage name.
+    with staged_output(dest, stage="extracting") as staging:
         if zipfile.is_zipfile(archive):
             _extract_zip(archive, staging, max_bytes, max_files)
         else:
             _extract_tar(archive, staging, max_bytes, max_files)
-        if dest.exists():
-            dest.rmdir()
-        staging.rename(dest)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     entries = [p for p in dest.iterdir() if p.name not in IGNORED_NAMES]
     if len(entries) == 1 and entries[0].is_dir():
         return entries[0]

@@ -150,8 +150,8 @@ def copy_image(sample: Sample, target: Path) -> None:
 
 
 @contextlib.contextmanager
-def staged_output(out: Path) -> Iterator[Path]:
-    """Yield a temporary folder beside out; on success it becomes out, on failure it is removed.
+def staged_output(out: Path, *, stage: str = "partial") -> Iterator[Path]:
+    """Yield a temporary folder `.<out name>.<stage>-*` beside out; on success it becomes out, on failure it goes.
 
     out may not exist yet or be an empty folder; a non-empty out is refused so an export never mixes with old files.
     """
@@ -159,9 +159,9 @@ def staged_output(out: Path) -> Iterator[Path]:
         if not out.is_dir():
             raise DatasetError(f"output {out} exists and is not a folder")
         if any(out.iterdir()):
-            raise DatasetError(f"output folder {out} is not empty; choose a new or empty folder")
+            raise DatasetError(f"output folder {out} is not empty: it must be new or empty")
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.{stage}-", dir=out.parent))
     try:
         yield staging
         if out.exists():
