@@ -30,12 +30,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    agent.start()
     try:
+        agent.start()
         while not stop.wait(1.0):
             pass
     finally:
-        agent.stop()
+        agent.stop()  # also after a failed start: release cameras, say offline, keep the outbox
     return 0
 
 
