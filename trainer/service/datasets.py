@@ -107,6 +107,21 @@ def validate_dataset(root: Path, fmt: str | None, limits: Limits) -> tuple[str, 
     return fmt, dataset
 
 
+def _record(store: JobStore, dataset_id: str, fmt: str, dataset: Dataset, root: Path, *, source: str) -> DatasetRecord:
+    """Record a validated dataset folder in the job store."""
+    record = DatasetRecord(
+        id=dataset_id,
+        created=now_iso(),
+        format=fmt,
+        images=len(dataset.samples),
+        labels=dataset.label_names,
+        path=root,
+        source=source,
+    )
+    store.add_dataset(record)
+    return record
+
+
 def ingest_archive(store: JobStore, archive: Path, fmt: str | None, limits: Limits) -> DatasetRecord:
     """Extract an uploaded archive safely, validate it, and record it; nothing is kept when it is refused."""
     from edge.datasets.archive import extract_archive, uploader_message
@@ -123,16 +138,7 @@ def ingest_archive(store: JobStore, archive: Path, fmt: str | None, limits: Limi
                 str(err), archive=archive, extracted=dest, name="the archive", format_hint="pass ?format="
             )
             raise type(err)(message) from err
-        record = DatasetRecord(
-            id=dataset_id,
-            created=now_iso(),
-            format=fmt,
-            images=len(dataset.samples),
-            labels=dataset.label_names,
-            path=root,
-            source="upload",
-        )
-        store.add_dataset(record)
+        record = _record(store, dataset_id, fmt, dataset, root, source="upload")
     except BaseException:
         shutil.rmtree(dest, ignore_errors=True)
         raise
@@ -253,16 +259,7 @@ def pull_dataset(store: JobStore, request: PullRequest, limits: Limits) -> Datas
             raise DatasetError("the device has no tagged images to train on")
         write_dataset(Dataset(labels=labels, samples=samples), dest, PULLED_FORMAT)
         fmt, dataset = validate_dataset(dest, PULLED_FORMAT, limits)
-        record = DatasetRecord(
-            id=dataset_id,
-            created=now_iso(),
-            format=fmt,
-            images=len(dataset.samples),
-            labels=dataset.label_names,
-            path=dest,
-            source=client.base,
-        )
-        store.add_dataset(record)
+        record = _record(store, dataset_id, fmt, dataset, dest, source=client.base)
     except BaseException:
         shutil.rmtree(dest, ignore_errors=True)
         raise
