@@ -27,6 +27,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from trainer.weights import WeightsInfo
+
 log = logging.getLogger(__name__)
 
 BACKBONES: tuple[str, ...] = ("squeezenet1_1", "mobilenet_v3_small", "mobilenet_v3_large")
@@ -39,6 +41,15 @@ class Stage:
     index: int
     stride: int
     channels: int
+
+
+class BackboneNet(nn.Module):
+    """What every backbone offers: the trunk, its channels, its tap points and where its weights came from."""
+
+    features: nn.Sequential
+    out_channels: int
+    stages: tuple[Stage, ...]
+    weights_info: WeightsInfo | None = None
 
 
 # ---------------------------------------------------------------------------------------------------- SqueezeNet
@@ -64,7 +75,7 @@ class Fire(nn.Module):
         )
 
 
-class SqueezeNet11(nn.Module):
+class SqueezeNet11(BackboneNet):
     """torchvision.models.squeezenet1_1 (version 1.1)."""
 
     stages: tuple[Stage, ...] = (Stage(4, 4, 128), Stage(7, 8, 256), Stage(12, 16, 512))
@@ -259,7 +270,7 @@ _SMALL = [
 ]
 
 
-class MobileNetV3(nn.Module):
+class MobileNetV3(BackboneNet):
     """torchvision.models.MobileNetV3 (width 1.0, no dilation)."""
 
     def __init__(
@@ -326,14 +337,14 @@ def mobilenet_v3_large(num_classes: int = 1000) -> MobileNetV3:
     return MobileNetV3(_LARGE, 1280, stages, num_classes)
 
 
-_BUILDERS: dict[str, Callable[[], nn.Module]] = {
+_BUILDERS: dict[str, Callable[[], BackboneNet]] = {
     "squeezenet1_1": squeezenet1_1,
     "mobilenet_v3_small": mobilenet_v3_small,
     "mobilenet_v3_large": mobilenet_v3_large,
 }
 
 
-def build_backbone(name: str, weights: str | Path | None, *, cache_dir: Path | None = None) -> nn.Module:
+def build_backbone(name: str, weights: str | Path | None, *, cache_dir: Path | None = None) -> BackboneNet:
     """The ImageNet classification network `name` with `weights` (a .pth/.npz file, 'imagenet', or None = random).
 
     The result has `.features`, `.out_channels` and `.stages` (see the module docstring) and a `weights_info`
@@ -346,5 +357,5 @@ def build_backbone(name: str, weights: str | Path | None, *, cache_dir: Path | N
         raise WeightsError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
     torch_model = _BUILDERS[name]()
     info = load_weights_into(torch_model, name, weights, cache_dir=cache_dir)
-    torch_model.weights_info = info  # type: ignore[assignment]
+    torch_model.weights_info = info
     return torch_model
