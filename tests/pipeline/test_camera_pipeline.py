@@ -146,7 +146,7 @@ class SlowFor:
 
 
 def test_a_slow_camera_does_not_stall_another(tmp_path: Path, bundles: dict[str, TinyBundle]) -> None:
-    slot = ModelSlot(lambda p: SlowFor(real_loader(p), width=80, seconds=1.0))
+    slot = ModelSlot(lambda p: SlowFor(real_loader(p), width=80, seconds=2.0))
     slot.load(bundles["det-a"].bundle_dir)
     slow_cap, fast_cap = camera(tmp_path, "slow", size=(80, 60)), camera(tmp_path, "fast")
     sinks = RecordingSink(), RecordingSink()
@@ -159,9 +159,8 @@ def test_a_slow_camera_does_not_stall_another(tmp_path: Path, bundles: dict[str,
     for p in pipes:
         p.start()
     try:
-        assert wait(lambda: pipes[1].stats.evaluated >= 8)
-        assert pipes[0].stats.evaluated <= 2
-        assert pipes[1].stats.skipped == 0 or pipes[1].stats.evaluated > pipes[0].stats.evaluated
+        assert wait(lambda: pipes[1].stats.evaluated >= 10)
+        assert pipes[0].stats.evaluated * 2 <= pipes[1].stats.evaluated  # the slow one did not hold it back
     finally:
         for p in pipes:
             p.stop()
@@ -175,14 +174,15 @@ def test_hot_swap_loads_in_background_and_drops_no_frame(tmp_path: Path, bundles
     def slow_loader(path: Path) -> Any:
         if path.name == "det-b":
             loading.set()
-            time.sleep(1.0)  # a big model takes a while to compile
+            time.sleep(2.0)  # a big model takes a while to compile
         return real_loader(path)
 
     slot = ModelSlot(slow_loader)
     slot.load(bundles["det-a"].bundle_dir)
-    cap = camera(tmp_path, "cam", rate_fps=5)
+    cap = camera(tmp_path, "cam", rate_fps=4)
     sink = RecordingSink()
-    pipeline = CameraPipeline("cam", cap, slot, lambda: ZONES, EVENTS, sink, fps=10, state_refresh_seconds=0.1)
+    # The pipeline polls 5x faster than the camera delivers, so a frame is only skipped if evaluation stalls.
+    pipeline = CameraPipeline("cam", cap, slot, lambda: ZONES, EVENTS, sink, fps=20, state_refresh_seconds=0.1)
     cap.start()
     pipeline.start()
     try:
@@ -191,7 +191,7 @@ def test_hot_swap_loads_in_background_and_drops_no_frame(tmp_path: Path, bundles
         loader_thread = slot.load_async(bundles["det-b"].bundle_dir)
         assert loading.wait(5)
         during = pipeline.stats.evaluated
-        assert wait(lambda: pipeline.stats.evaluated >= during + 3, timeout=0.95)  # still serving while it loads
+        assert wait(lambda: pipeline.stats.evaluated >= during + 3, timeout=1.9)  # still serving while it loads
         loader_thread.join(10)
         assert slot.current is not None and slot.current.version == "det-b"
         assert wait(lambda: any(v == "det-b" for *_, v in sink.states))
