@@ -126,6 +126,13 @@ class _CvCaptureSource:
             raise CameraError(f"{self.description}: read before open")
         return self._cap
 
+    def _read_frame(self, failure: str) -> np.ndarray:
+        """The next decoded frame as BGR; CameraError `<description>: <failure>` when none came."""
+        ok, frame = self._require().read()
+        if not ok or frame is None:
+            raise CameraError(f"{self.description}: {failure}")
+        return _as_bgr(frame)
+
     def close(self) -> None:
         """Release the capture."""
         cap, self._cap = self._cap, None
@@ -155,10 +162,7 @@ class V4L2Source(_CvCaptureSource):
 
     def read(self) -> np.ndarray:
         """Block until the device delivers the next frame."""
-        ok, frame = self._require().read()
-        if not ok or frame is None:
-            raise CameraError(f"{self.description}: the device returned no frame")
-        return _as_bgr(frame)
+        return self._read_frame("the device returned no frame")
 
 
 class StreamSource(_CvCaptureSource):
@@ -189,10 +193,7 @@ class StreamSource(_CvCaptureSource):
 
     def read(self) -> np.ndarray:
         """The next frame of the stream."""
-        ok, frame = self._require().read()
-        if not ok or frame is None:
-            raise CameraError(f"{self.description}: the stream ended or timed out")
-        return _as_bgr(frame)
+        return self._read_frame("the stream ended or timed out")
 
 
 class VideoFileSource(_CvCaptureSource):

@@ -132,6 +132,8 @@ def test_mjpeg_over_http_stream(tmp_path: Path) -> None:
         assert isinstance(src, StreamSource)
         src.open()
         got = read_values(src, 5)
+        with pytest.raises(CameraError, match="stream ended or timed out"):
+            src.read()  # the server closed the connection after its five frames
         src.close()
     assert np.allclose(got, [10, 60, 110, 160, 210], atol=4)
 
