@@ -107,3 +107,31 @@ def test_agent_publishes_availability_states_and_events(
     # The device kept a snapshot for each event and its log lists them.
     snap_dir = tmp_path / "data" / "snapshots"
     assert (snap_dir / f"{start['id']}.jpg").is_file() and (snap_dir / f"{end['id']}.jpg").is_file()
+
+
+def test_zones_edited_on_the_web_replace_the_config_ones_without_restart(
+    tmp_path: Path, broker: Broker, shelf_camera: ShelfCamera, det_bundle: TinyBundle
+) -> None:
+    from edge.config.model import ZoneConfig
+
+    cfg = edge_config(tmp_path / "data", shelf_camera.folder, det_bundle, broker.port)
+    with MqttSubscriber(broker.port, ["shelfwatch/#", "homeassistant/#"]) as sub:
+        agent = Agent(cfg, AgentOptions(web=False, stats_interval=0.5)).start()
+        try:
+            assert sub.wait_for(lambda _: sub.latest(f"{BASE}/cam1/left/state") is not None)
+            shelf_camera.show(left_empty=True)
+            agent.store.set_zones("cam1", [ZoneConfig(id="shelf-a", polygon=[(0, 0), (0.5, 0), (0.5, 1), (0, 1)])])
+            assert sub.wait_for(
+                lambda _: (
+                    (m := sub.latest(f"{BASE}/cam1/shelf-a/state")) is not None and m.json()["state"] == "low_stock"
+                )
+            )
+            assert sub.wait_for(
+                lambda _: (
+                    (m := sub.latest("homeassistant/binary_sensor/dev1_cam1_left/config")) is not None
+                    and m.payload == ""
+                )  # the old zone's entity is removed
+            )
+            assert [z.id for z in agent.pipelines["cam1"].zone_configs()] == ["shelf-a"]
+        finally:
+            agent.stop()
