@@ -153,6 +153,8 @@ def stream(camera_id: str) -> Response:
         while not stopping.is_set():
             frame = capture.wait_frame(seq, timeout=1.0)
             if frame is None:
+                if not capture.running:
+                    return  # a stopped camera answers wait_frame at once: end the stream instead of spinning
                 continue
             seq = frame.seq
             data = frame.jpeg(STREAM_JPEG_QUALITY)

@@ -197,6 +197,25 @@ def test_cameras_list_status_and_frame(admin: SignedIn, studio: Studio) -> None:
     assert admin.post("/api/v1/cameras/nope/capture").status_code == 404
 
 
+def test_mjpeg_stream_of_a_camera_that_stops_ends(admin: SignedIn, studio: Studio) -> None:
+    wait_frame(studio)
+    capture = studio.hub.get(CAMERA_ID)
+    assert capture is not None
+    capture.stop()
+    resp = admin.get(f"/api/v1/cameras/{CAMERA_ID}/stream.mjpg", buffered=False)
+    parts: list[bytes] = []
+    # The last frame, then the end: a stopped camera answers wait_frame at once, which used to spin forever.
+    reader = threading.Thread(target=lambda: parts.extend(resp.response), daemon=True)
+    reader.start()
+    reader.join(timeout=30)
+    ended = not reader.is_alive()
+    studio.app.extensions["shelfwatch.stopping"].set()  # ends the stream if it did not end on its own
+    reader.join(timeout=5)
+    resp.close()
+    assert ended, "the stream of a stopped camera did not end"
+    assert len(parts) == 1 and parts[0].startswith(b"--shelfwatchframe")
+
+
 def test_mjpeg_stream_sends_jpeg_parts(admin: SignedIn, studio: Studio) -> None:
     wait_frame(studio)
     resp = admin.get(f"/api/v1/cameras/{CAMERA_ID}/stream.mjpg", buffered=False)
