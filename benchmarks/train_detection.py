@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import sys
@@ -92,6 +93,7 @@ def run_seed(seed: int, labels: list[str], samples: list[Sample], args: argparse
     overrides = {k: getattr(args, k) for k in tunable}
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     t0 = time.perf_counter()
+    cpu0 = time.process_time()
     model, info = train_detector(train, [], labels, "squeezenet1_1", WEIGHTS, cfg)
     t1 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -101,6 +103,7 @@ def run_seed(seed: int, labels: list[str], samples: list[Sample], args: argparse
         predictions = predict_detections(onnx_infer(onnx_path), [s.path for s in test], cfg.input_spec(), labels)
     metrics = detection_metrics(predictions, [s.boxes for s in test], labels)
     t3 = time.perf_counter()
+    cpu = time.process_time() - cpu0
     return {
         "seed": seed,
         "train_images": len(train),
@@ -119,6 +122,8 @@ def run_seed(seed: int, labels: list[str], samples: list[Sample], args: argparse
             "export": t2 - t1,
             "evaluate": t3 - t2,
             "total": t3 - t0,
+            # CPU seconds of this process (all threads): what the run costs, whatever else shares the machine
+            "cpu": cpu,
         },
     }
 
@@ -156,7 +161,7 @@ def main() -> int:
             f"R {r['recall']:.2f} F1 {r['f1']:.2f} @ {r['score_threshold']:.2f}  ({r['train_images']} train, "
             f"{r['test_images']} test photos, {r['test_boxes']} boxes)  features {s['features']:.1f} s  "
             f"train {s['train']:.1f} s  export {s['export']:.1f} s  evaluate {s['evaluate']:.1f} s  "
-            f"total {s['total']:.1f} s",
+            f"total {s['total']:.1f} s (cpu {s['cpu']:.1f} s)",
             flush=True,
         )
     summary = {
@@ -165,12 +170,15 @@ def main() -> int:
         "median_map50_95": statistics.median(r["map50_95"] for r in runs),
         "median_f1": statistics.median(r["f1"] for r in runs),
         "median_total_seconds": statistics.median(r["seconds"]["total"] for r in runs),
+        "median_cpu_seconds": statistics.median(r["seconds"]["cpu"] for r in runs),
+        "load_average": list(os.getloadavg()),
         "torch_threads": torch.get_num_threads(),
         "runs": runs,
     }
     print(
         f"median over seeds {args.seeds}: mAP@0.5 {summary['median_map50']:.3f}  mAP@0.5:0.95 "
-        f"{summary['median_map50_95']:.3f}  F1 {summary['median_f1']:.3f}  run {summary['median_total_seconds']:.1f} s"
+        f"{summary['median_map50_95']:.3f}  F1 {summary['median_f1']:.3f}  run {summary['median_total_seconds']:.1f} s "
+        f"(cpu {summary['median_cpu_seconds']:.1f} s; load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} cores)"
     )
     if args.json:
         print(json.dumps(summary))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -23,7 +25,16 @@ from trainer.errors import TrainingCancelled, TrainingError
 from trainer.export import export_onnx
 
 LABELS = ["gap"]
-TINY = DetectorConfig(input_size=128, views=6, epochs=12, batch=8, head_width=32, lr=5e-3, warmup_steps=5)
+TINY = DetectorConfig(input_size=128, views=4, epochs=12, batch=8, head_width=32, lr=5e-3, warmup_steps=5)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread() -> Iterator[None]:
+    # On a CPU shared with other test processes, two spinning torch threads are slower than one.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def _photos(root: Path, count: int, seed: int) -> list[Sample]:
@@ -44,12 +55,11 @@ def _photos(root: Path, count: int, seed: int) -> list[Sample]:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[torch.nn.Module, dict, list[Sample]]:
+def trained(tmp_path_factory: pytest.TempPathFactory, _one_thread: None) -> tuple[torch.nn.Module, dict, list[Sample]]:
     root = tmp_path_factory.mktemp("photos")
-    train = _photos(root / "train", 12, seed=1)
+    train = _photos(root / "train", 10, seed=1)
     test = _photos(root / "test", 10, seed=2)
     calls: list[tuple[float, int, int, float, str]] = []
-    torch.manual_seed(0)
     model, info = train_detector(
         train, test[:3], LABELS, "squeezenet1_1", None, TINY, progress=lambda *a: calls.append(a)
     )
@@ -122,3 +132,14 @@ def test_cancel_stops_training_and_bad_input_is_refused(tmp_path: Path) -> None:
     with pytest.raises(TrainingError, match=r"broken\.png"):
         broken = Sample(tmp_path / "broken.png", "broken.png", boxes=[Box("gap", 0.1, 0.1, 0.5, 0.5)])
         train_detector([broken], [], LABELS, "squeezenet1_1", None, cfg)
+
+
+def test_training_is_deterministic_for_a_seed(tmp_path: Path) -> None:
+    train = _photos(tmp_path, 3, seed=5)
+    cfg = DetectorConfig(input_size=96, views=3, epochs=2, batch=4, head_width=16, seed=7)
+    first, info_a = train_detector(train, [], LABELS, "squeezenet1_1", None, cfg)
+    second, info_b = train_detector(train, [], LABELS, "squeezenet1_1", None, cfg)
+    assert info_a["loss_history"] == info_b["loss_history"]
+    assert torch.equal(first.cls_out.weight, second.cls_out.weight)
+    other, _ = train_detector(train, [], LABELS, "squeezenet1_1", None, replace(cfg, seed=8))
+    assert not torch.equal(first.cls_out.weight, other.cls_out.weight)
