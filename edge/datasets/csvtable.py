@@ -147,13 +147,17 @@ def read_csv(
 
 def write_csv(ds: Dataset, out: Path) -> None:
     """Write ds as dataset.csv (path,label,split) with images/ and labels.txt into the staged folder out."""
+    names = ds.label_names + sorted({t for s in ds.samples for t in s.tags} - set(ds.label_names))
+    # A label named like a number ("1") would read back as the id 1: then every cell holds ids, named by labels.txt.
+    label_ids = {name: str(i) for i, name in enumerate(names)} if any(_ID.match(n) for n in names) else {}
     with (out / TABLE_FILE).open("w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["path", "label", "split"])
         for sample, file_name in zip(ds.samples, output_file_names(ds.samples), strict=True):
             copy_image(sample, out / "images" / file_name)
-            writer.writerow([f"images/{file_name}", ";".join(sample.tags), sample.split])
-    write_label_order(ds, out)
+            cell = ";".join(label_ids.get(tag, tag) for tag in sample.tags)
+            writer.writerow([f"images/{file_name}", cell, sample.split])
+    write_label_order(Dataset(labels=[LabelInfo(n) for n in names]), out)
 
 
 def _read_rows(table: Path) -> tuple[str, list[tuple[int, list[str]]]]:

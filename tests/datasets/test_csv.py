@@ -103,3 +103,23 @@ def test_folder_with_several_tables_is_ambiguous(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="several tables"):
         read_dataset(tmp_path, "csv")
     assert len(read_dataset(tmp_path / "data.csv", "csv").samples) == 1
+
+
+def test_labels_named_like_numbers_round_trip(tmp_path: Path) -> None:
+    from edge.datasets.formats import write_dataset
+    from edge.datasets.model import Dataset, LabelInfo, Sample
+
+    images = [write_image(tmp_path / f"i{i}.jpg") for i in range(3)]
+    # Label "1" is the first label (id 0): written as a name it read back as id 1, which is label "0".
+    original = Dataset(
+        labels=[LabelInfo("1"), LabelInfo("0")],
+        samples=[
+            Sample(path=images[0], name="i0.jpg", tags=["1"]),
+            Sample(path=images[1], name="i1.jpg", tags=["0"]),
+            Sample(path=images[2], name="i2.jpg", tags=["1", "0"]),
+        ],
+    )
+    write_dataset(original, tmp_path / "out", "csv")
+    back = read_dataset(tmp_path / "out", "csv")
+    assert back.label_names == ["1", "0"]
+    assert {Path(s.name).name: s.tags for s in back.samples} == {"i0.jpg": ["1"], "i1.jpg": ["0"], "i2.jpg": ["1", "0"]}
