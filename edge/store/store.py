@@ -698,7 +698,19 @@ class DatasetStore:
                 ).fetchone()[0]
             )
             total_boxes = int(conn.execute("SELECT COUNT(*) FROM boxes").fetchone()[0])
-            per_label = {lab.name: {"images": lab.images, "boxes": lab.boxes} for lab in self._label_records(conn)}
+            # An image counts for a label when it carries it as a tag or on a box: a classifier trained on zone
+            # crops learns from the boxes drawn around low-stock shelf areas, as the seeds' tagging flow does.
+            carrying = {
+                int(r[0]): int(r[1])
+                for r in conn.execute(
+                    "SELECT label_id, COUNT(DISTINCT image_id) FROM "
+                    "(SELECT label_id, image_id FROM image_tags UNION SELECT label_id, image_id FROM boxes) "
+                    "GROUP BY label_id"
+                )
+            }
+            per_label = {
+                lab.name: {"images": carrying.get(lab.id, 0), "boxes": lab.boxes} for lab in self._label_records(conn)
+            }
             near = [
                 [int(r[0]), int(r[1])]
                 for r in conn.execute(

@@ -48,7 +48,8 @@ def populated(tmp_path: Path) -> Path:
 def test_stats_reports_the_summary(populated: Path, capsys: pytest.CaptureFixture[str]) -> None:
     stats = run_json(capsys, "dataset", "stats", "--data-dir", str(populated))
     assert (stats["images"], stats["tagged"], stats["untagged"], stats["boxes"]) == (18, 16, 2, 12)
-    assert stats["per_label"] == {"low": {"images": 5, "boxes": 6}, "none": {"images": 5, "boxes": 6}}
+    # An image counts for a label it carries as a tag (5 each) or on a box (6 more images each).
+    assert stats["per_label"] == {"low": {"images": 11, "boxes": 6}, "none": {"images": 11, "boxes": 6}}
     assert stats["task"] == "detection" and stats["ready"] is False
     classification = run_json(capsys, "dataset", "stats", "--data-dir", str(populated), "--task", "classification")
     assert classification["ready"] is True

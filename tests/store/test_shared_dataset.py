@@ -33,7 +33,7 @@ def test_empty_shelf_yolo_import_stats_and_coco_round_trip(
         for p in (src / "train" / "labels").glob("*.txt")
     )
     assert (stats["images"], stats["boxes"]) == (252, shapes) == (252, 743)
-    assert stats["per_label"] == {"empty_shelf": {"images": 0, "boxes": 743}}
+    assert stats["per_label"] == {"empty_shelf": {"images": 252, "boxes": 743}}
     assert stats["task"] == "detection" and stats["ready"] is True
 
     run_json(capsys, "dataset", "export", "--format", "coco", "--out", str(coco), "--data-dir", str(first))
