@@ -11,7 +11,7 @@ from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
-from edge.errors import ConflictError, NotFoundError, ShelfwatchError
+from edge.errors import ConflictError, ImageTooLargeError, NotFoundError, ShelfwatchError
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def status_for(err: ShelfwatchError) -> int:
     explicit = getattr(err, "http_status", None)
     if isinstance(explicit, int):
         return explicit
-    if type(err).__name__ == "ImageTooLargeError":
+    if isinstance(err, ImageTooLargeError):
         return 413
     if isinstance(err, NotFoundError):
         return 404
