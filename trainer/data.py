@@ -56,6 +56,7 @@ class ClassSample:
     group: str
     crop: tuple[float, float, float, float] | None = None  # normalised x1, y1, x2, y2
     name: str = ""
+    polygon: tuple[tuple[float, float], ...] | None = None  # the zone's polygon: pixels outside it are blacked out
 
 
 @dataclass
@@ -104,7 +105,20 @@ def _zone_box(zone: ZoneConfig) -> tuple[float, float, float, float]:
     return (min(xs), min(ys), max(xs), max(ys))
 
 
-def _zone_label(sample: Sample, zone_box: tuple[float, float, float, float]) -> str | None:
+def _polygon(zone: ZoneConfig) -> tuple[tuple[float, float], ...]:
+    return tuple((float(x), float(y)) for x, y in zone.polygon)
+
+
+def _none_label(ds: Dataset) -> str:
+    """The dataset's own NONE/other class (any case, e.g. the studio's `none`), else NONE_LABEL."""
+    from edge.store.readiness import OTHER_CLASS_NAMES
+
+    return next((n for n in ds.label_names if n.lower() in OTHER_CLASS_NAMES), NONE_LABEL)
+
+
+def _zone_label(
+    sample: Sample, zone_box: tuple[float, float, float, float], none_label: str = NONE_LABEL
+) -> str | None:
     zx1, zy1, zx2, zy2 = zone_box
     zone_area = max(1e-12, (zx2 - zx1) * (zy2 - zy1))
     if sample.boxes:
@@ -116,7 +130,7 @@ def _zone_label(sample: Sample, zone_box: tuple[float, float, float, float]) -> 
         best = max(cover.items(), key=lambda kv: kv[1]) if cover else None
         if best and best[1] >= ZONE_BOX_COVERAGE:
             return best[0]
-        return NONE_LABEL
+        return none_label
     tags = sorted(set(sample.tags))
     return tags[0] if len(tags) == 1 else None
 
@@ -125,17 +139,22 @@ def classification_samples(
     ds: Dataset, zones: Sequence[ZoneConfig] | None = None
 ) -> tuple[list[str], list[tuple[ClassSample, str]], list[str]]:
     """(labels, [(sample, dataset split)], warnings) for classification, from tags or zone crops."""
-    raw: list[tuple[Path, str, str, tuple[float, float, float, float] | None, str, str]] = []
+    raw: list[
+        tuple[
+            Path, str, str, tuple[float, float, float, float] | None, str, str, tuple[tuple[float, float], ...] | None
+        ]
+    ] = []
     untagged = ambiguous = 0
+    none_label = _none_label(ds)
     for s in ds.samples:
         if zones:
             for z in zones:
                 box = _zone_box(z)
-                label = _zone_label(s, box)
+                label = _zone_label(s, box, none_label)
                 if label is None:
                     untagged += 1
                     continue
-                raw.append((s.path, label, group_key(s.name), box, f"{s.name}#{z.id}", s.split))
+                raw.append((s.path, label, group_key(s.name), box, f"{s.name}#{z.id}", s.split, _polygon(z)))
             continue
         tags = sorted(set(s.tags))
         if not tags:
@@ -143,7 +162,7 @@ def classification_samples(
         elif len(tags) > 1:
             ambiguous += 1
         else:
-            raw.append((s.path, tags[0], group_key(s.name), None, s.name, s.split))
+            raw.append((s.path, tags[0], group_key(s.name), None, s.name, s.split, None))
     warnings = []
     if untagged:
         what = "zone crops" if zones else "images"
@@ -152,11 +171,11 @@ def classification_samples(
         warnings.append(f"{ambiguous} images carry several tags and were skipped (classification is one label each)")
     used = {r[1] for r in raw}
     labels = [n for n in ds.label_names if n in used]
-    labels += sorted(used - set(labels) - {NONE_LABEL})
-    if NONE_LABEL in used:
-        labels.append(NONE_LABEL)
+    labels += sorted(used - set(labels) - {none_label})
+    if none_label in used and none_label not in labels:
+        labels.append(none_label)
     index = {n: i for i, n in enumerate(labels)}
-    out = [(ClassSample(p, index[lab], g, crop, name), split) for p, lab, g, crop, name, split in raw]
+    out = [(ClassSample(p, index[lab], g, crop, name, poly), split) for p, lab, g, crop, name, split, poly in raw]
     return labels, out, warnings
 
 
@@ -273,6 +292,11 @@ def sample_image(sample: ClassSample, cache: dict[Path, np.ndarray] | None = Non
         image = load_image(sample.path)
         if cache is not None:
             cache[sample.path] = image
+    if sample.polygon is not None:
+        # Cut exactly what the device's pipeline classifies: the zone's box with the outside of its polygon black.
+        from edge.pipeline.zones import Zone, crop_zone
+
+        return crop_zone(image, Zone(sample.name, sample.polygon, ()))
     return crop_image(image, sample.crop)
 
 

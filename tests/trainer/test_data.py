@@ -133,3 +133,44 @@ def test_unreadable_image_names_the_file(tmp_path: Path) -> None:
     _, samples, _ = classification_samples(ds)
     crop = sample_image(samples[0][0].__class__(samples[0][0].path, 0, "g", (0.0, 0.0, 0.5, 0.5)))
     assert crop.shape[:2] == (24, 28)
+
+
+def test_zone_crops_use_the_datasets_own_none_class(tmp_path: Path) -> None:
+    """The studio's `none` label (any case) is the class of uncovered zones, not a second NONE class."""
+    zones = [
+        ZoneConfig(id="top", polygon=[(0.0, 0.0), (1.0, 0.0), (1.0, 0.5), (0.0, 0.5)]),
+        ZoneConfig(id="bottom", polygon=[(0.0, 0.5), (1.0, 0.5), (1.0, 1.0), (0.0, 1.0)]),
+    ]
+    ds = Dataset(labels=[LabelInfo("low_stock"), LabelInfo("none")])
+    ds.samples = [
+        Sample(tmp_path / "a.jpg", "a.jpg", boxes=[Box("low_stock", 0.0, 0.0, 1.0, 0.5)]),
+        Sample(tmp_path / "b.jpg", "b.jpg", tags=["none"]),
+    ]
+    labels, samples, _ = classification_samples(ds, zones)
+    assert labels == ["low_stock", "none"]
+    got = {(s.name, labels[s.label]) for s, _ in samples}
+    assert got == {
+        ("a.jpg#top", "low_stock"),
+        ("a.jpg#bottom", "none"),
+        ("b.jpg#top", "none"),
+        ("b.jpg#bottom", "none"),
+    }
+
+
+def test_polygon_zone_crops_match_what_the_device_classifies(tmp_path: Path) -> None:
+    """Training crops are cut exactly as the pipeline cuts them: box of the polygon, outside blacked out."""
+    import cv2
+
+    from edge.pipeline.zones import Zone, crop_zone
+
+    image = np.full((60, 80, 3), 200, dtype=np.uint8)
+    image[:, :40] = (10, 120, 240)
+    path = tmp_path / "tri.png"
+    cv2.imwrite(str(path), image)
+    triangle = [(0.1, 0.1), (0.9, 0.1), (0.5, 0.9)]
+    ds = Dataset(labels=[LabelInfo("ok")], samples=[Sample(path, "tri.png", tags=["ok"])])
+    _, samples, _ = classification_samples(ds, [ZoneConfig(id="tri", polygon=triangle)])
+    crop = sample_image(samples[0][0])
+    expected = crop_zone(load_image(path), Zone("tri", tuple(triangle), ()))
+    assert crop.shape == expected.shape and np.array_equal(crop, expected)
+    assert (crop[-1, 0] == 0).all() and (crop[crop.shape[0] // 2, crop.shape[1] // 2] != 0).any()
