@@ -386,10 +386,15 @@ def test_library_labels_and_zones_in_chromium(
     page.wait_for_function(
         "([n]) => document.getElementById('lib-total').textContent.startsWith(n + ' ')", arg=[before + 2]
     )
+    untagged = store.list_images(tagged=False)[1]
+    assert untagged >= 2
     page.click('.seg button[data-tagged="false"]')
-    page.wait_for_function("() => document.querySelectorAll('#grid .tile').length > 0")
-    untagged = page.locator("#grid .tile").count()
-    assert untagged == store.list_images(tagged=False)[1] >= 2
+    # The grid already shows every image before the click: wait for the filtered page, not just for any tile.
+    page.wait_for_function(
+        "([n]) => document.querySelectorAll('#grid .tile').length === n"
+        " && document.getElementById('lib-total').textContent.startsWith(n + ' ')",
+        arg=[untagged],
+    )
     page.screenshot(path=str(shots / "library-1280x800.png"))
     # Bulk delete the two uploads (the newest two), confirming the dialog.
     page.locator("#grid .tile .pick").nth(0).check()
