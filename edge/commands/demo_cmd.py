@@ -3,16 +3,25 @@
 A synthetic shelf camera whose stock runs down and gets restocked, the dataset store under a local folder, the web
 studio, and MQTT: an embedded broker (amqtt, MQTT 3.1.1) is started only when nothing answers at the broker address.
 The demo trusts a signing key it keeps in its data folder, so bundles signed with that key install.
+
+Training: with `--trainer-url` the demo uses that trainer service; otherwise, when the trainer's parts (torch) are
+installed in the same environment, it starts a local `shelfwatch trainer serve` as a separate process (the edge
+package never imports the trainer) that signs with the demo key, so the Train button works end to end.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
+import os
+import secrets
 import signal
 import socket
+import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -54,6 +63,62 @@ def _demo_keys(data_dir: Path) -> Path:
     return pub
 
 
+class LocalTrainer:
+    """`shelfwatch trainer serve` in a child process, for the demo only."""
+
+    def __init__(self, data_dir: Path, signing_key: Path, weights: str | None) -> None:
+        import yaml
+
+        self.token = secrets.token_urlsafe(24)
+        self.port = _free_port("127.0.0.1")
+        self.url = f"http://127.0.0.1:{self.port}"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        cfg = {
+            "data_dir": str(data_dir),
+            "server": {"host": "127.0.0.1", "port": self.port, "tokens": ["${SHELFWATCH_DEMO_TRAINER_TOKEN}"]},
+            "signing_key": str(signing_key),
+            "training": {"weights": weights},
+        }
+        self.config_path = data_dir / "trainer.yaml"
+        self.config_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+        self.log_path = data_dir / "trainer.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60.0) -> LocalTrainer:
+        env = {**os.environ, "SHELFWATCH_DEMO_TRAINER_TOKEN": self.token}
+        with self.log_path.open("ab") as logf:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "edge", "trainer", "serve", "-c", str(self.config_path)],
+                stdout=logf,
+                stderr=logf,
+                env=env,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the local trainer exited with {self.proc.returncode}; see {self.log_path}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return self
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"the local trainer did not answer within {timeout}s; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _trainer_installed() -> bool:
+    return importlib.util.find_spec("torch") is not None and importlib.util.find_spec("trainer.service") is not None
+
+
 def build_demo_config(args: argparse.Namespace) -> Any:
     """The EdgeConfig of the demo: one synthetic camera with a zone per shelf row."""
     from edge.cameras.synthetic import default_zones
@@ -78,6 +143,7 @@ def build_demo_config(args: argparse.Namespace) -> Any:
                 }
             ],
             "model": {"bundle": args.bundle, "trusted_keys": [str(pub)]},
+            "trainer": {"url": args.trainer_url, "token": args.trainer_token},
         }
     )
 
@@ -98,6 +164,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
         broker = EmbeddedBroker("127.0.0.1", args.mqtt_port).start()
         args.mqtt_host = "127.0.0.1"
         mqtt_note = f"an embedded MQTT broker (amqtt) on 127.0.0.1:{args.mqtt_port}"
+
+    local_trainer: LocalTrainer | None = None
+    if args.trainer_url:
+        trainer_note = f"the trainer service at {args.trainer_url}"
+    elif args.no_trainer or not _trainer_installed():
+        trainer_note = "none (install shelfwatch[trainer] here, or pass --trainer-url, to train from the page)"
+    else:
+        data_dir = Path(args.data_dir).resolve()
+        local_trainer = LocalTrainer(
+            data_dir / "trainer",
+            _demo_keys(data_dir).with_name("signing.key"),
+            None if args.weights == "none" else args.weights,
+        )
+        local_trainer.start()
+        args.trainer_url, args.trainer_token = local_trainer.url, local_trainer.token
+        trainer_note = f"a local trainer service at {local_trainer.url} (log: {local_trainer.log_path})"
 
     config = build_demo_config(args)
     agent = Agent(config)
@@ -127,6 +209,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 "Shelfwatch demo is running.",
                 f"  Web studio:  http://{shown_host}:{web_port}/   (first visit: create the admin account)",
                 f"  MQTT:        {mqtt_note}",
+                f"  Training:    {trainer_note}",
                 "  Topics:",
                 *(f"    {topic:<58} {what}" for topic, what in topics),
                 f"  Watch them:  mosquitto_sub -h {args.mqtt_host} -p {args.mqtt_port} -t '{prefix}/#' -v",
@@ -140,6 +223,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         stop.wait(args.seconds if args.seconds else None)
     finally:
         agent.stop()
+        if local_trainer is not None:
+            local_trainer.stop()
         if broker is not None:
             broker.stop()
     return 0
@@ -154,5 +239,14 @@ def register(sub: Any) -> None:
     p.add_argument("--mqtt-port", type=int, default=1883, help="broker port (the embedded broker listens here)")
     p.add_argument("--period", type=float, default=120.0, help="seconds of one deplete/restock cycle of the shelf")
     p.add_argument("--bundle", default=None, help="a model bundle to install at start")
+    p.add_argument("--trainer-url", default=None, help="use this trainer service instead of a local one")
+    p.add_argument("--trainer-token", default=None, help="bearer token of --trainer-url")
+    p.add_argument("--no-trainer", action="store_true", help="do not start a local trainer even if torch is installed")
+    p.add_argument(
+        "--weights",
+        default="imagenet",
+        help="initial weights of the local trainer: imagenet (published, cached; needs the network once), a "
+        ".pth/.npz file, or none",
+    )
     p.add_argument("--seconds", type=float, default=0.0, help="stop after this many seconds (0: run until Ctrl-C)")
     p.set_defaults(func=cmd_demo)

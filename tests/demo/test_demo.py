@@ -54,3 +54,7 @@ def test_demo_runs_with_embedded_broker(tmp_path: Path) -> None:
     assert proc.returncode == 0, err[-2000:]
     assert f"http://127.0.0.1:{web_port}/" in out
     assert "shelfwatch/demo/events" in out
+    # torch is installed where the tests run, so the demo started its own trainer and the Train button can work.
+    assert "a local trainer service at http://127.0.0.1:" in out
+    trainer_cfg = (tmp_path / "demo" / "trainer" / "trainer.yaml").read_text()
+    assert "${SHELFWATCH_DEMO_TRAINER_TOKEN}" in trainer_cfg  # the token never lands on disk
