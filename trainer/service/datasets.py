@@ -201,11 +201,22 @@ class DeviceClient:
         """The device's labels with descriptions, in its order."""
         body = self._get_json("labels")
         items = body.get("items", []) if isinstance(body, dict) else []
-        return [LabelInfo(str(i["name"]), str(i.get("description") or ""), i.get("color")) for i in items]
+        try:
+            return [LabelInfo(str(i["name"]), str(i.get("description") or ""), i.get("color")) for i in items]
+        except (KeyError, TypeError, AttributeError) as err:
+            raise DatasetError(f"the device's label list is malformed: {err!r}") from err
 
     def image_file(self, image_id: int) -> bytes:
         """One image's stored file."""
         return self._get(f"images/{int(image_id)}/file")
+
+
+def _image_id(item: Any) -> int:
+    """The numeric id of one image record of the device; DatasetError when the record has none."""
+    try:
+        return int(item["id"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise DatasetError(f"the device's image record {str(item)[:80]} has no numeric id") from err
 
 
 def _sample_from(item: dict[str, Any], path: Path) -> Sample:
@@ -244,13 +255,14 @@ def pull_dataset(store: JobStore, request: PullRequest, limits: Limits) -> Datas
         samples: list[Sample] = []
         for page in client.pages(tagged_only=request.tagged_only):
             for item in page:
-                data = client.image_file(int(item["id"]))
+                image_id = _image_id(item)
+                data = client.image_file(image_id)
                 total_bytes += len(data)
                 if total_bytes > limits.max_archive_bytes:
                     raise ArchiveTooLarge(
                         f"the device's dataset is over the limit of {limits.max_archive_bytes / MIB:g} MiB"
                     )
-                name = f"image-{int(item['id'])}"
+                name = f"image-{image_id}"
                 facts = validate_image(data, name, max_image_mb=limits.max_image_mb, max_pixels=limits.max_pixels)
                 path = download / f"{name}.{facts.ext}"
                 path.write_bytes(data)

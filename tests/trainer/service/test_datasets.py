@@ -4,10 +4,14 @@ And a device's dataset pulled page by page from its real web API."""
 from __future__ import annotations
 
 import io
+import json
 import stat
 import tarfile
+import threading
 import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -255,3 +259,41 @@ def test_pull_request_is_validated(client: FlaskClient) -> None:
     assert resp.status_code == 400 and "http" in resp.get_json()["error"]
     resp = client.post("/v1/datasets", headers=AUTH, json={"source": {"url": "http://x/api/v1"}})
     assert resp.status_code == 400 and "token" in resp.get_json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("labels", "images", "message"),
+    [
+        ({"items": [{"title": "empty"}]}, {"items": [], "total": 0}, "label list is malformed"),
+        ({"items": [{"name": "empty"}]}, {"items": [{"name": "img0.png"}], "total": 1}, "has no numeric id"),
+        ({"items": []}, {"items": ["img0.png"], "total": 1}, "has no numeric id"),
+    ],
+)
+def test_pull_from_a_device_answering_malformed_records_is_400(
+    app: Flask, client: FlaskClient, labels: dict[str, Any], images: dict[str, Any], message: str
+) -> None:
+    answers = {"labels": labels, "images": images}
+
+    class FakeDevice(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps(answers["labels" if "/labels" in self.path else "images"]).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeDevice)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/api/v1"
+        resp = client.post("/v1/datasets", headers=AUTH, json={"source": {"url": url, "token": "t"}})
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert resp.status_code == 400 and message in resp.get_json()["error"]
+    _nothing_kept(app)
