@@ -1,11 +1,13 @@
 """Few-shot detection benchmark on the shared empty-shelf photos (issue 4 "Done when").
 
-Train on 15 photos (one augmented copy of each, picked by seed), export to ONNX, evaluate with ONNX Runtime through
-the device's decode (edge.runtime.postprocess) on one copy of every photo that was not trained on. Copies of a
-photo share the file-name prefix before `_jpg.rf.` and are never split between train and test.
+Train on 15 photos (one augmented copy of each, picked by seed; a second copy of the same photos is the validation
+set, which only picks the score threshold) with the full product path, trainer.pipeline.run_training: train, ONNX +
+OpenVINO export, parity check, evaluation with ONNX Runtime through the device's decode (edge.runtime.postprocess)
+on one copy of every photo that was not trained on, report, signed bundle. Copies of a photo share the file-name
+prefix before `_jpg.rf.` and are never split between train and test.
 
-    .venv/bin/python benchmarks/train_detection.py                      # 3 seeds, defaults
-    .venv/bin/python benchmarks/train_detection.py --seeds 0 --epochs 20 --json
+    .venv/bin/python benchmarks/train_detection.py --threads 1           # 3 seeds, defaults
+    .venv/bin/python benchmarks/train_detection.py --seeds 0 --epochs 20 --direct --json
 
 Prints one line per seed and the medians; `--json` adds one JSON object as the last line.
 """
@@ -63,17 +65,71 @@ def read_empty_shelf(root: Path) -> tuple[list[str], list[Sample]]:
     return names, samples
 
 
-def split_by_photo(samples: list[Sample], train_photos: int, seed: int) -> tuple[list[Sample], list[Sample]]:
-    """One copy each of `train_photos` photos for training, one copy of every other photo for testing."""
+def split_by_photo(
+    samples: list[Sample], train_photos: int, seed: int
+) -> tuple[list[Sample], list[Sample], list[Sample]]:
+    """(train, val, test): one copy each of `train_photos` photos for training, another copy of those same photos
+    for validation (it only picks the score threshold), one copy of every other photo for testing."""
     groups: dict[str, list[Sample]] = defaultdict(list)
     for s in samples:
         groups[Path(s.name).name.split("_jpg.rf.")[0]].append(s)
     rng = random.Random(seed)
     keys = sorted(groups)
     rng.shuffle(keys)
-    train = [rng.choice(sorted(groups[k], key=lambda s: s.name)) for k in keys[:train_photos]]
+    train, val = [], []
+    for k in keys[:train_photos]:
+        copies = sorted(groups[k], key=lambda s: s.name)
+        rng.shuffle(copies)
+        train.append(copies[0])
+        val.append(copies[1 % len(copies)])
     test = [rng.choice(sorted(groups[k], key=lambda s: s.name)) for k in keys[train_photos:]]
-    return train, test
+    return train, val, test
+
+
+def run_pipeline(seed: int, labels: list[str], splits: tuple[list[Sample], ...], args: argparse.Namespace) -> dict:
+    """The whole product path: trainer.pipeline.run_training (train, ONNX + OpenVINO export, parity, ONNX Runtime
+    evaluation on the test photos, report, signed bundle)."""
+    from edge.datasets.model import Dataset, LabelInfo
+    from trainer.pipeline import TrainSpec, run_training
+
+    dataset = Dataset(labels=[LabelInfo(n) for n in labels])
+    for split, part in zip(("train", "val", "test"), splits, strict=True):
+        dataset.samples.extend(replace(s, split=split) for s in part)
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = TrainSpec(
+            data=DATASET,
+            fmt="yolo",
+            task="detection",
+            out=Path(tmp) / "bundle",
+            weights=str(WEIGHTS),
+            seed=seed,
+            epochs=args.epochs,
+            views=args.views,
+            input_size=args.input_size,
+            threads=args.threads,
+            signing_key=None,
+        )
+        cpu0 = time.process_time()
+        result = run_training(spec, dataset=dataset)
+        cpu = time.process_time() - cpu0
+    m = result.report["metrics"]
+    split = result.report["split"]
+    return {
+        "seed": seed,
+        "mode": "pipeline",
+        "train_images": split["train_images"],
+        "val_images": split["val_images"],
+        "test_images": split["test_images"],
+        "test_boxes": m["ground_truth_boxes"],
+        "map50": m["map50"],
+        "map50_95": m["map50_95"],
+        "precision": m["precision"],
+        "recall": m["recall"],
+        "f1": m["f1"],
+        "score_threshold": m["score_threshold"],
+        "final_loss": result.report["training"].get("final_loss"),
+        "seconds": {**result.seconds, "cpu": cpu},
+    }
 
 
 def run_seed(seed: int, labels: list[str], samples: list[Sample], args: argparse.Namespace) -> dict:
@@ -87,7 +143,9 @@ def run_seed(seed: int, labels: list[str], samples: list[Sample], args: argparse
     )
     from trainer.export import export_onnx
 
-    train, test = split_by_photo(samples, args.train_photos, seed)
+    train, val, test = split_by_photo(samples, args.train_photos, seed)
+    if not args.direct:
+        return run_pipeline(seed, labels, (train, val, test), args)
     cfg = DetectorConfig(seed=seed)
     tunable = ("epochs", "views", "input_size", "lr", "fine_tune_blocks", "head_width", "head_depth", "batch")
     overrides = {k: getattr(args, k) for k in tunable}
@@ -106,6 +164,7 @@ def run_seed(seed: int, labels: list[str], samples: list[Sample], args: argparse
     cpu = time.process_time() - cpu0
     return {
         "seed": seed,
+        "mode": "direct",
         "train_images": len(train),
         "test_images": len(test),
         "test_boxes": metrics["ground_truth_boxes"],
@@ -117,7 +176,6 @@ def run_seed(seed: int, labels: list[str], samples: list[Sample], args: argparse
         "score_threshold": metrics["score_threshold"],
         "final_loss": info["final_loss"],
         "seconds": {
-            "features": info["seconds"]["features"],
             "train": t1 - t0,
             "export": t2 - t1,
             "evaluate": t3 - t2,
@@ -141,6 +199,12 @@ def main() -> int:
     parser.add_argument("--head-depth", type=int)
     parser.add_argument("--batch", type=int)
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
+    parser.add_argument(
+        "--direct",
+        action="store_true",
+        help="train_detector + ONNX export + ONNX Runtime evaluation only (no OpenVINO, parity, report or signing; "
+        "the F1 threshold is then picked on the test photos)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     args = parser.parse_args()
     if not DATASET.is_dir() or not WEIGHTS.is_file():
@@ -159,7 +223,7 @@ def main() -> int:
         print(
             f"seed {seed}: mAP@0.5 {r['map50']:.3f}  mAP@0.5:0.95 {r['map50_95']:.3f}  P {r['precision']:.2f} "
             f"R {r['recall']:.2f} F1 {r['f1']:.2f} @ {r['score_threshold']:.2f}  ({r['train_images']} train, "
-            f"{r['test_images']} test photos, {r['test_boxes']} boxes)  features {s['features']:.1f} s  "
+            f"{r['test_images']} test photos, {r['test_boxes']} boxes)  "
             f"train {s['train']:.1f} s  export {s['export']:.1f} s  evaluate {s['evaluate']:.1f} s  "
             f"total {s['total']:.1f} s (cpu {s['cpu']:.1f} s)",
             flush=True,
