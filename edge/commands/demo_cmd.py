@@ -12,6 +12,7 @@ package never imports the trainer) that signs with the demo key, so the Train bu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import logging
 import os
@@ -121,31 +122,38 @@ def _trainer_installed() -> bool:
 
 def build_demo_config(args: argparse.Namespace) -> Any:
     """The EdgeConfig of the demo: one synthetic camera with a zone per shelf row."""
+    from pydantic import ValidationError
+
     from edge.cameras.synthetic import default_zones
     from edge.config import EdgeConfig
+    from edge.errors import ConfigError
 
     data_dir = Path(args.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     pub = _demo_keys(data_dir)
-    return EdgeConfig.model_validate(
-        {
-            "device_id": "demo",
-            "data_dir": str(data_dir),
-            "web": {"host": args.host, "port": args.port},
-            "mqtt": {"host": args.mqtt_host, "port": args.mqtt_port, "topic_prefix": "shelfwatch"},
-            "cameras": [
-                {
-                    "id": DEMO_CAMERA,
-                    "name": "Demo shelf (synthetic)",
-                    "source": f"synthetic:?width=1280&height=720&period={args.period}&seed=0",
-                    "fps": 2,
-                    "zones": [z.model_dump() for z in default_zones(4)],
-                }
-            ],
-            "model": {"bundle": args.bundle, "trusted_keys": [str(pub)]},
-            "trainer": {"url": args.trainer_url, "token": args.trainer_token},
-        }
-    )
+    try:
+        return EdgeConfig.model_validate(
+            {
+                "device_id": "demo",
+                "data_dir": str(data_dir),
+                "web": {"host": args.host, "port": args.port},
+                "mqtt": {"host": args.mqtt_host, "port": args.mqtt_port, "topic_prefix": "shelfwatch"},
+                "cameras": [
+                    {
+                        "id": DEMO_CAMERA,
+                        "name": "Demo shelf (synthetic)",
+                        "source": f"synthetic:?width=1280&height=720&period={args.period}&seed=0",
+                        "fps": 2,
+                        "zones": [z.model_dump() for z in default_zones(4)],
+                    }
+                ],
+                "model": {"bundle": args.bundle, "trusted_keys": [str(pub)]},
+                "trainer": {"url": args.trainer_url, "token": args.trainer_token},
+            }
+        )
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in err.errors())
+        raise ConfigError(f"the demo's options make an invalid config: {problems}") from err
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -156,41 +164,51 @@ def cmd_demo(args: argparse.Namespace) -> int:
         new_port = _free_port(args.host)
         sys.stderr.write(f"port {args.port} is taken on {args.host}; the demo uses {new_port} instead\n")
         args.port = new_port
-    broker: EmbeddedBroker | None = None
-    if broker_answers(args.mqtt_host, args.mqtt_port):
-        mqtt_note = f"the MQTT broker already running at {args.mqtt_host}:{args.mqtt_port}"
-    else:
-        logging.getLogger("amqtt").setLevel(logging.ERROR)
-        broker = EmbeddedBroker("127.0.0.1", args.mqtt_port).start()
-        args.mqtt_host = "127.0.0.1"
-        mqtt_note = f"an embedded MQTT broker (amqtt) on 127.0.0.1:{args.mqtt_port}"
+    # Everything started is stopped again on the way out, also when a later step fails (the local trainer is a
+    # child process that would otherwise outlive the demo).
+    with contextlib.ExitStack() as started:
+        if broker_answers(args.mqtt_host, args.mqtt_port):
+            mqtt_note = f"the MQTT broker already running at {args.mqtt_host}:{args.mqtt_port}"
+        else:
+            logging.getLogger("amqtt").setLevel(logging.ERROR)
+            broker = EmbeddedBroker("127.0.0.1", args.mqtt_port).start()
+            started.callback(broker.stop)
+            args.mqtt_host = "127.0.0.1"
+            mqtt_note = f"an embedded MQTT broker (amqtt) on 127.0.0.1:{args.mqtt_port}"
 
-    local_trainer: LocalTrainer | None = None
-    if args.trainer_url:
-        trainer_note = f"the trainer service at {args.trainer_url}"
-    elif args.no_trainer or not _trainer_installed():
-        trainer_note = "none (install shelfwatch[trainer] here, or pass --trainer-url, to train from the page)"
-    else:
-        data_dir = Path(args.data_dir).resolve()
-        local_trainer = LocalTrainer(
-            data_dir / "trainer",
-            _demo_keys(data_dir).with_name("signing.key"),
-            None if args.weights == "none" else args.weights,
-        )
-        local_trainer.start()
-        args.trainer_url, args.trainer_token = local_trainer.url, local_trainer.token
-        trainer_note = f"a local trainer service at {local_trainer.url} (log: {local_trainer.log_path})"
+        if args.trainer_url:
+            trainer_note = f"the trainer service at {args.trainer_url}"
+        elif args.no_trainer or not _trainer_installed():
+            trainer_note = "none (install shelfwatch[trainer] here, or pass --trainer-url, to train from the page)"
+        else:
+            data_dir = Path(args.data_dir).resolve()
+            local_trainer = LocalTrainer(
+                data_dir / "trainer",
+                _demo_keys(data_dir).with_name("signing.key"),
+                None if args.weights == "none" else args.weights,
+            )
+            started.callback(local_trainer.stop)
+            local_trainer.start()
+            args.trainer_url, args.trainer_token = local_trainer.url, local_trainer.token
+            trainer_note = f"a local trainer service at {local_trainer.url} (log: {local_trainer.log_path})"
 
-    config = build_demo_config(args)
-    agent = Agent(config)
-    stop = threading.Event()
+        config = build_demo_config(args)
+        agent = Agent(config)
+        stop = threading.Event()
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            stop.set()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    agent.start()
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        agent.start()
+        started.callback(agent.stop)
+        _print_banner(config, agent, args, mqtt_note, trainer_note)
+        stop.wait(args.seconds if args.seconds else None)
+    return 0
+
+
+def _print_banner(config: Any, agent: Any, args: argparse.Namespace, mqtt_note: str, trainer_note: str) -> None:
     shown_host = "127.0.0.1" if config.web.host in ("0.0.0.0", "::") else config.web.host  # noqa: S104
     web_port = agent.web.port if agent.web is not None else config.web.port
     prefix = f"{config.mqtt.topic_prefix}/{config.device_id}"
@@ -219,15 +237,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
         ),
         flush=True,
     )
-    try:
-        stop.wait(args.seconds if args.seconds else None)
-    finally:
-        agent.stop()
-        if local_trainer is not None:
-            local_trainer.stop()
-        if broker is not None:
-            broker.stop()
-    return 0
 
 
 def register(sub: Any) -> None:
