@@ -38,6 +38,8 @@ from edge.pipeline.zones import (
 
 log = logging.getLogger(__name__)
 
+STOPPED_SOURCE_POLL_SECONDS = 0.5  # how often a pipeline looks whether its stopped camera runs again
+
 
 class FrameLike(Protocol):
     """What the pipeline reads from a captured frame (edge.cameras.capture.Frame)."""
@@ -47,7 +49,11 @@ class FrameLike(Protocol):
 
 
 class FrameSource(Protocol):
-    """What the pipeline needs from a camera capture (edge.cameras.capture.CameraCapture)."""
+    """What the pipeline needs from a camera capture (edge.cameras.capture.CameraCapture).
+
+    A source may also have a boolean `running` (the capture has one): while it is False the pipeline polls
+    every STOPPED_SOURCE_POLL_SECONDS instead of calling wait_frame, which a stopped capture answers at once.
+    """
 
     def wait_frame(self, after_seq: int, timeout: float) -> Any:
         """The latest frame newer than after_seq, waiting up to timeout; None when there is none."""
@@ -280,6 +286,10 @@ class CameraPipeline:
             except Exception as err:
                 self._report_error(f"reading a frame failed: {err}")
                 self._stop.wait(0.5)
+                continue
+            if frame is None and not getattr(self.source, "running", True):
+                # A stopped capture answers wait_frame at once: poll for its restart instead of spinning a CPU.
+                self._stop.wait(STOPPED_SOURCE_POLL_SECONDS)
                 continue
             if frame is None or generation != self._generation:
                 continue

@@ -211,3 +211,46 @@ def test_a_model_that_cannot_load_keeps_the_running_one(tmp_path: Path, bundles:
         slot.load(broken)
     assert slot.current is not None and slot.current.version == "det-a"
     assert slot.last_error is not None and "broken" in slot.last_error
+
+
+class CountingCapture:
+    """A real capture whose wait_frame calls are counted."""
+
+    def __init__(self, capture: CameraCapture) -> None:
+        self.capture = capture
+        self.calls = 0
+
+    @property
+    def running(self) -> bool:
+        return self.capture.running
+
+    def wait_frame(self, after_seq: int, timeout: float) -> Any:
+        self.calls += 1
+        return self.capture.wait_frame(after_seq, timeout)
+
+
+def test_a_pipeline_whose_camera_stopped_waits_instead_of_spinning(
+    tmp_path: Path, bundles: dict[str, TinyBundle]
+) -> None:
+    slot = ModelSlot(real_loader)
+    slot.load(bundles["det-a"].bundle_dir)
+    cap = camera(tmp_path, "cam")
+    source = CountingCapture(cap)
+    # fps=None (as fast as frames come) is where a stopped capture, answering wait_frame at once, spun a CPU.
+    pipeline = CameraPipeline("cam", source, slot, lambda: ZONES, EVENTS, RecordingSink(), fps=None)
+    cap.start()
+    pipeline.start()
+    try:
+        assert wait(lambda: pipeline.stats.evaluated >= 1)
+        cap.stop()
+        time.sleep(0.3)
+        calls_before = source.calls
+        time.sleep(1.0)
+        # Polling every STOPPED_SOURCE_POLL_SECONDS makes ~2 calls a second; the spinning loop made ~10^6.
+        assert source.calls - calls_before <= 10
+        cap.start()  # the camera comes back: the same pipeline carries on
+        evaluated = pipeline.stats.evaluated
+        assert wait(lambda: pipeline.stats.evaluated > evaluated)
+    finally:
+        pipeline.stop()
+        cap.stop()
