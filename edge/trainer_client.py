@@ -400,13 +400,18 @@ class TrainingRun:
     has_report: bool = False
 
     @property
-    def active(self) -> bool:
+    def in_progress(self) -> bool:
         """Whether the run is still going."""
         return self.state in RUN_STATES_ACTIVE
 
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-friendly form (what the training API returns)."""
-        return asdict(self) | {"active": self.active}
+    def as_dict(self, active_version: str | None = None) -> dict[str, Any]:
+        """JSON-friendly form (what the training API returns).
+
+        `active` says whether this run's model is the device's active model now (`activated` only records the
+        deploy decision, which a later activation or rollback overrides); `in_progress` whether the run still goes.
+        """
+        active = self.version is not None and self.version == active_version
+        return asdict(self) | {"in_progress": self.in_progress, "active": active}
 
 
 def _now_iso() -> str:
@@ -465,7 +470,7 @@ class TrainingRunner:
             if not isinstance(row, dict) or "id" not in row:
                 continue
             run = TrainingRun(**{k: v for k, v in row.items() if k in known})
-            if run.active and run.job_id is None:
+            if run.in_progress and run.job_id is None:
                 # Its thread died with the previous process before the trainer had a job: nothing to follow.
                 # A run with a job is followed again by resume_interrupted() (installing twice is harmless).
                 run.state, run.error, run.finished = "failed", _interrupted(run), _now_iso()
@@ -476,7 +481,7 @@ class TrainingRunner:
         """Follow again the trainer jobs of runs the previous process left in progress (the trainer keeps them)."""
         resumed = []
         with self._lock:
-            pending = [r for r in self._runs if r.active and r.id not in self._threads]
+            pending = [r for r in self._runs if r.in_progress and r.id not in self._threads]
         for run in pending:
             try:
                 client = self.client_factory()
@@ -496,7 +501,7 @@ class TrainingRunner:
     def _save(self) -> None:
         path = self.dir / RUNS_FILE
         tmp = path.with_suffix(".tmp")
-        rows = [r.as_dict() for r in self._runs[:HISTORY_LIMIT]]
+        rows = [asdict(r) for r in self._runs[:HISTORY_LIMIT]]
         tmp.write_text(json.dumps(rows, indent=1), encoding="utf-8")
         os.replace(tmp, path)
 
@@ -505,7 +510,7 @@ class TrainingRunner:
             for key, value in changes.items():
                 setattr(run, key, value)
             run.updated = _now_iso()
-            if not run.active and run.finished is None:
+            if not run.in_progress and run.finished is None:
                 run.finished = run.updated
             self._save()
 
@@ -519,7 +524,16 @@ class TrainingRunner:
     def current(self) -> TrainingRun | None:
         """The run in progress, if any."""
         with self._lock:
-            return next((r for r in self._runs if r.active), None)
+            return next((r for r in self._runs if r.in_progress), None)
+
+    def describe(self, run: TrainingRun) -> dict[str, Any]:
+        """The run's JSON form, `active` computed against the model repository's active version now."""
+        try:
+            active_version = self.models.active_version()
+        except Exception as err:  # an unreadable repository must not break the training page
+            log.warning("cannot read the active model version: %s", err)
+            active_version = None
+        return run.as_dict(active_version)
 
     def get(self, run_id: str) -> TrainingRun:
         """One run by id; NotFoundError when unknown."""
@@ -551,7 +565,7 @@ class TrainingRunner:
             raise TrainerError("source pull needs the device URL and an API token for the trainer")
         client = self.client_factory()  # fails early (no trainer configured) before anything is recorded
         with self._lock:
-            if any(r.active for r in self._runs):
+            if any(r.in_progress for r in self._runs):
                 raise ConflictError("a training run is already in progress; cancel it or wait for it to finish")
             created = _now_iso()
             run = TrainingRun(
@@ -579,7 +593,7 @@ class TrainingRunner:
     def cancel(self, run_id: str) -> TrainingRun:
         """Ask a running round trip to stop (the trainer job is cancelled too); ConflictError when it ended."""
         run = self.get(run_id)
-        if not run.active:
+        if not run.in_progress:
             raise ConflictError(f"training run {run_id} already ended ({run.state})")
         self._cancel.setdefault(run_id, threading.Event()).set()
         if run.job_id is not None:

@@ -120,10 +120,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             if line != last and not args.json:
                 print(line, file=sys.stderr, flush=True)
                 last = line
-            if not run.active:
+            if not run.in_progress:
                 break
         text = f"{run.state}: {run.decision or run.error or ''}".strip()
-        _print(args, run.as_dict() | {"report": runner.report(run.id)}, text)
+        _print(args, runner.describe(run) | {"report": runner.report(run.id)}, text)
         return 1 if run.state in FAILED_STATES else 0
     finally:
         store.close()

@@ -27,7 +27,7 @@ def device_status() -> dict[str, Any]:
         status = _web_only_status()
     trainer = services.trainer
     current = trainer.current() if trainer is not None and hasattr(trainer, "current") else None
-    status["training"] = current.as_dict() if current is not None else None
+    status["training"] = trainer.describe(current) if trainer is not None and current is not None else None
     return status
 
 

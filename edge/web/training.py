@@ -109,8 +109,8 @@ def overview() -> Any:
     current = r.current()
     return jsonify(
         {
-            "current": current.as_dict() if current is not None else None,
-            "items": [run.as_dict() for run in r.list()],
+            "current": r.describe(current) if current is not None else None,
+            "items": [r.describe(run) for run in r.list()],
             "deploy_threshold": _deploy_threshold(),
             "trainer_configured": bool(config().trainer.url),
         }
@@ -147,7 +147,7 @@ def start() -> Any:
     if body.source == "pull":
         _grant_pull_token(run_request, body.device_url)
     run = r.start(run_request)
-    return jsonify(run.as_dict()), 202
+    return jsonify(r.describe(run)), 202
 
 
 def _grant_pull_token(run_request: Any, device_url: str | None) -> None:
@@ -175,7 +175,7 @@ def get_run(run_id: str) -> Any:
     """One run with its report (report.json of the evaluation, once the bundle is downloaded)."""
     r = runner()
     run = r.get(run_id)
-    return jsonify(run.as_dict() | {"report": r.report(run_id), "files": _bundle_files(run.version)})
+    return jsonify(r.describe(run) | {"report": r.report(run_id), "files": _bundle_files(run.version)})
 
 
 def _bundle_files(version: str | None) -> list[str]:
@@ -195,7 +195,8 @@ def _bundle_files(version: str | None) -> list[str]:
 @bp.post("/api/v1/training/<run_id>/cancel")
 def cancel(run_id: str) -> Any:
     """Cancel a run in progress (the trainer job too); the running model is unchanged."""
-    return jsonify(runner().cancel(run_id).as_dict()), 202
+    r = runner()
+    return jsonify(r.describe(r.cancel(run_id))), 202
 
 
 @bp.get("/api/v1/training/settings")

@@ -56,7 +56,7 @@ def wait_run(client: FlaskClient, device: Device, run_id: str, timeout: float = 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         run = client.get(f"/api/v1/training/{run_id}", headers=device.auth).get_json()
-        if not run["active"]:
+        if not run["in_progress"]:
             return dict(run)
         time.sleep(0.2)
     raise AssertionError(f"training run {run_id} did not end within {timeout} s")
@@ -349,6 +349,22 @@ def test_deploy_threshold_decides_activation(tmp_path: Path, shelf_folder: Path)
             "/api/v1/predict", data=jpeg(np.full((32, 32, 3), (0, 0, 230), np.uint8)), headers=device.auth
         )
         assert answer.get_json()["model"]["version"] == high["version"]
+
+        def active_flags() -> dict[str, bool]:
+            runs = {
+                r: web.get(f"/api/v1/training/{r}", headers=device.auth).get_json() for r in (low["id"], high["id"])
+            }
+            assert all(run["in_progress"] is False for run in runs.values())
+            return {run["version"]: run["active"] for run in runs.values()}
+
+        # `active` follows the device's active model, not the deploy decision recorded when the run ended.
+        assert active_flags() == {low["version"]: False, high["version"]: True}
+        status = web.get("/api/v1/status", headers=device.auth).get_json()
+        assert status["model"]["version"] == high["version"]
+        assert web.post(f"/api/v1/models/{low['version']}/activate", headers=device.auth).status_code == 200
+        assert active_flags() == {low["version"]: True, high["version"]: False}
+        items = web.get("/api/v1/training", headers=device.auth).get_json()["items"]
+        assert {r["version"]: r["active"] for r in items} == {low["version"]: True, high["version"]: False}
     finally:
         if device is not None:
             device.agent.stop()
