@@ -165,7 +165,7 @@ def create_engine(
     threads: int | None = None,
     precision: Precision = "fp32",
 ) -> OnnxRuntimeEngine | OpenVinoEngine:
-    """The engine for a bundle: `auto` takes OpenVINO when its IR is present and loads, else ONNX Runtime."""
+    """The engine for a bundle: `auto` tries ONNX Runtime first, OpenVINO first for a non-fp32 precision."""
     bundle_dir = Path(bundle_dir)
     has_ov, has_onnx = OPENVINO_XML in manifest.files, ONNX_FILE in manifest.files
     if kind == "openvino":
@@ -178,16 +178,27 @@ def create_engine(
         return OnnxRuntimeEngine(bundle_dir / ONNX_FILE, threads)
     if kind != "auto":
         raise EngineError(f"unknown engine {kind!r}; use auto, onnxruntime or openvino")
-    reason = f"the bundle has no {OPENVINO_XML}"
-    if has_ov:
+    # ONNX Runtime measured faster than OpenVINO fp32 for every bundle we measured (docs/BUNDLE.md, "Engine
+    # notes"); a precision other than fp32 only OpenVINO computes, so asking for one puts OpenVINO first.
+    order = ("onnxruntime", "openvino") if precision == "fp32" else ("openvino", "onnxruntime")
+    reasons: list[str] = []
+    for candidate in order:
+        if candidate == "openvino" and not has_ov:
+            reasons.append(f"the bundle has no {OPENVINO_XML}")
+            continue
+        if candidate == "onnxruntime" and not has_onnx:
+            reasons.append(f"the bundle has no {ONNX_FILE}")
+            continue
         try:
-            engine: OnnxRuntimeEngine | OpenVinoEngine = OpenVinoEngine(bundle_dir / OPENVINO_XML, threads, precision)
+            engine: OnnxRuntimeEngine | OpenVinoEngine = (
+                OpenVinoEngine(bundle_dir / OPENVINO_XML, threads, precision)
+                if candidate == "openvino"
+                else OnnxRuntimeEngine(bundle_dir / ONNX_FILE, threads)
+            )
         except (EngineError, ImportError) as err:
-            reason = str(err)
-        else:
-            log.info("engine auto: OpenVINO (%s) for %s", engine.precision, manifest.version)
-            return engine
-    if not has_onnx:
-        raise EngineError(f"no engine can run bundle {manifest.version}: {reason}")
-    log.info("engine auto: ONNX Runtime for %s (OpenVINO not used: %s)", manifest.version, reason)
-    return OnnxRuntimeEngine(bundle_dir / ONNX_FILE, threads)
+            reasons.append(str(err))
+            continue
+        why = f" (not {order[0]}: {'; '.join(reasons)})" if reasons else ""
+        log.info("engine auto: %s (%s) for %s%s", engine.name, engine.precision, manifest.version, why)
+        return engine
+    raise EngineError(f"no engine can run bundle {manifest.version}: {'; '.join(reasons)}")

@@ -83,7 +83,9 @@ def test_unknown_precision_refused(cls_bundle: TinyBundle) -> None:
 
 def test_create_engine_choices(cls_bundle: TinyBundle, tmp_path: Path) -> None:
     manifest = read_manifest(cls_bundle.bundle_dir)
-    assert create_engine(cls_bundle.bundle_dir, manifest).name == "openvino"
+    # auto: ONNX Runtime (measured faster here, docs/BUNDLE.md); OpenVINO when a precision only it computes is asked.
+    assert create_engine(cls_bundle.bundle_dir, manifest).name == "onnxruntime"
+    assert create_engine(cls_bundle.bundle_dir, manifest, "auto", precision="bf16").name == "openvino"
     assert create_engine(cls_bundle.bundle_dir, manifest, "onnxruntime").name == "onnxruntime"
     onnx_only = make_classification_bundle(tmp_path, openvino=False, version="onnx-only")
     onnx_manifest = read_manifest(onnx_only.bundle_dir)
@@ -96,10 +98,21 @@ def test_auto_falls_back_when_openvino_cannot_load(cls_bundle: TinyBundle, tmp_p
     broken = Path(shutil.copytree(cls_bundle.bundle_dir, tmp_path / "broken"))
     (broken / OPENVINO_XML).write_text("<not-an-ir/>")
     manifest = read_manifest(broken)
-    engine = create_engine(broken, manifest, "auto")
+    engine = create_engine(broken, manifest, "auto", precision="fp16")  # OpenVINO first, then the fallback
     assert engine.name == "onnxruntime"
     with pytest.raises(EngineError, match=r"OpenVINO cannot load model.xml"):
         create_engine(broken, manifest, "openvino")
+
+
+def test_auto_falls_back_when_onnxruntime_cannot_load(cls_bundle: TinyBundle, tmp_path: Path) -> None:
+    broken = Path(shutil.copytree(cls_bundle.bundle_dir, tmp_path / "broken"))
+    (broken / ONNX_FILE).write_bytes(b"not a model")
+    manifest = read_manifest(broken)
+    engine = create_engine(broken, manifest, "auto")
+    assert engine.name == "openvino" and engine.precision == "fp32"
+    (broken / OPENVINO_XML).write_text("<not-an-ir/>")
+    with pytest.raises(EngineError, match=r"no engine can run bundle .*ONNX Runtime cannot load.*OpenVINO cannot load"):
+        create_engine(broken, manifest, "auto")
 
 
 def test_bad_model_file_is_an_engine_error(tmp_path: Path) -> None:
