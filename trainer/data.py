@@ -211,6 +211,28 @@ def _stratified_groups(
     return parts
 
 
+def _split(
+    samples: list[tuple[ClassSample, str]], seed: int
+) -> tuple[list[ClassSample], list[ClassSample], list[ClassSample], str]:
+    """(train, val, test, source): the samples' own split when any names one, else stratified grouped 80/10/10.
+
+    With the dataset's own split, a missing test split takes the validation images, and a missing validation split
+    is an eighth of train (by group, stratified).
+    """
+    rng = np.random.default_rng(seed)
+    if any(split not in ("auto", "") for _, split in samples):
+        train = [s for s, sp in samples if sp in ("train", "auto", "")]
+        val = [s for s, sp in samples if sp == "val"]
+        test = [s for s, sp in samples if sp == "test"]
+        if not test:
+            test, val = val, []
+        if not val:
+            train, val = _stratified_groups(train, [0.125], rng)
+        return train, val, test, "dataset"
+    train, val, test = _stratified_groups([s for s, _ in samples], [0.1, 0.1], rng)
+    return train, val, test, "stratified"
+
+
 def split_classification(
     labels: list[str],
     samples: list[tuple[ClassSample, str]],
@@ -233,20 +255,7 @@ def split_classification(
             "one lands in validation and one in test (8 train / 1 val / 1 test). Add images, merge rare labels, "
             "or lower --min-per-label for a tiny test run."
         )
-    rng = np.random.default_rng(seed)
-    explicit = any(split not in ("auto", "") for _, split in samples)
-    if explicit:
-        train = [s for s, sp in samples if sp in ("train", "auto", "")]
-        val = [s for s, sp in samples if sp == "val"]
-        test = [s for s, sp in samples if sp == "test"]
-        if not test:
-            test, val = val, []
-        if not val:
-            train, val = _stratified_groups(train, [0.125], rng)
-        source = "dataset"
-    else:
-        train, val, test = _stratified_groups([s for s, _ in samples], [0.1, 0.1], rng)
-        source = "stratified"
+    train, val, test, source = _split(samples, seed)
     leaked = {s.group for s in train} & {s.group for s in test}
     if leaked and source == "dataset":
         warnings.append(
@@ -402,20 +411,7 @@ def split_detection(ds: Dataset, *, seed: int = 0, min_images: int = 10) -> Dete
         )
         for i, s in enumerate(with_boxes)
     ]
-    rng = np.random.default_rng(seed)
-    explicit = any(sp not in ("auto", "") for _, sp in stand_ins)
-    if explicit:
-        train_i = [c for c, sp in stand_ins if sp in ("train", "auto", "")]
-        val_i = [c for c, sp in stand_ins if sp == "val"]
-        test_i = [c for c, sp in stand_ins if sp == "test"]
-        if not test_i:
-            test_i, val_i = val_i, []
-        if not val_i:
-            train_i, val_i = _stratified_groups(train_i, [0.125], rng)
-        source = "dataset"
-    else:
-        train_i, val_i, test_i = _stratified_groups([c for c, _ in stand_ins], [0.1, 0.1], rng)
-        source = "stratified"
+    train_i, val_i, test_i, source = _split(stand_ins, seed)
     if not train_i or not test_i:
         raise TrainingError("detection needs photos with boxes in both train and test; fix the dataset's split")
 
