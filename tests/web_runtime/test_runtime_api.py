@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 import shutil
+import struct
 import tarfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -227,6 +229,22 @@ def test_predict_bad_input(client: FlaskClient, device: Device, bundles: Bundles
     assert no_field.status_code == 400 and "'file'" in no_field.get_json()["error"]
     bad_threshold = client.post("/api/v1/predict?threshold=2", data=jpeg(solid_image(RED)), headers=device.auth)
     assert bad_threshold.status_code == 400
+    # A 160 KB PNG declaring 56 million pixels (the limit is 50 million) is refused from its header, not decoded.
+    bomb = client.post("/api/v1/predict", data=png_declaring(8000, 7000), headers=device.auth)
+    assert bomb.status_code == 413 and "8000x7000 pixels" in bomb.get_json()["error"]
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A valid black RGB PNG of width x height, compressed row by row (never held decoded in memory)."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+    packer = zlib.compressobj(9)
+    row = bytes(1 + width * 3)  # filter byte + black pixels
+    data = b"".join(packer.compress(row) for _ in range(height)) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
 
 
 # ------------------------------------------------------------------------------------------------ events
