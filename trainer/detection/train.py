@@ -1,9 +1,9 @@
 """Few-shot detector training: cache the frozen trunk's features of many augmented views, train the rest.
 
-With a handful of photos the quality comes from the pretrained backbone, so its trunk stays frozen (all of it by
-default) and runs once per augmented view; the pyramid and head (and the last `fine_tune_blocks` trunk modules,
-when asked) then train for many epochs on those cached features, which is what makes a CPU run take seconds to
-minutes instead of hours.
+With a handful of photos the quality comes from the pretrained backbone, so its trunk stays frozen up to its last
+`fine_tune_blocks` modules (one by default: SqueezeNet's last Fire) and the frozen part runs once per augmented view;
+those last modules, the pyramid and the head then train for many epochs on the cached features, which is what makes
+a CPU run take a minute or two instead of hours.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class DetectorConfig:
     weight_decay: float = 1e-4
     warmup_steps: int = 30
     seed: int = 0
-    fine_tune_blocks: int = 0  # trunk modules before the last tap that train too (0: whole trunk frozen)
+    fine_tune_blocks: int = 1  # last trunk modules that train too (0: whole trunk frozen)
     head_width: int = 64
     head_depth: int = 2
     box_weight: float = 2.0
