@@ -144,3 +144,18 @@ def test_training_is_deterministic_for_a_seed(tmp_path: Path) -> None:
     assert torch.equal(first.cls_out.weight, second.cls_out.weight)
     other, _ = train_detector(train, [], LABELS, "squeezenet1_1", None, replace(cfg, seed=8))
     assert not torch.equal(first.cls_out.weight, other.cls_out.weight)
+
+
+@pytest.mark.parametrize("backbone", ["squeezenet1_1", "mobilenet_v3_small"])
+@pytest.mark.parametrize("fine_tune_blocks", [0, 1, 3])
+def test_cached_features_resume_to_the_same_outputs(backbone: str, fine_tune_blocks: int) -> None:
+    cfg = DetectorConfig(input_size=128, head_width=16, fine_tune_blocks=fine_tune_blocks)
+    model = build_detector(backbone, None, 2, cfg)
+    model.eval()
+    x = torch.randn(2, 3, 128, 128)
+    with torch.no_grad():
+        cached, tap16 = model.frozen_features(x)
+        resumed = model.decode(model.raw_from_cache(cached, tap16))
+        full = model(x)
+    assert torch.allclose(resumed[0], full[0], atol=1e-5) and torch.allclose(resumed[1], full[1], atol=1e-5)
+    assert model.cut == model.trunk_end - fine_tune_blocks
