@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -148,3 +149,41 @@ def test_tls_with_client_certificate(tmp_path: Path) -> None:
             assert not no_cert.connected
         finally:
             no_cert.stop(flush_timeout=0)
+
+
+_CRASHING_AGENT = """
+import sys, time
+from pathlib import Path
+from edge.comms.mqtt import MqttCommunicator
+from edge.comms.outbox import Outbox
+from edge.config.model import MqttConfig
+cfg = MqttConfig.model_validate({"host": "127.0.0.1", "port": int(sys.argv[1]), "keepalive": 5})
+comms = MqttCommunicator(cfg, "dev1", Outbox(Path(sys.argv[2])), reconnect_max_seconds=1).start()
+while not comms.connected:
+    time.sleep(0.05)
+print("connected", flush=True)
+time.sleep(60)
+"""
+
+
+def test_last_will_marks_a_killed_device_offline(tmp_path: Path, broker: Broker) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _CRASHING_AGENT, str(broker.port), str(tmp_path / "outbox.db")],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "connected"
+        with MqttSubscriber(broker.port, ["shelfwatch/dev1/availability"]) as sub:
+            assert sub.wait_for(lambda m: any(x.payload == "online" for x in m), timeout=5)
+            proc.kill()  # no DISCONNECT: only the broker's last will can say offline
+            proc.wait(timeout=10)
+            assert sub.wait_for(lambda m: any(x.payload == "offline" for x in m), timeout=15)
+        with MqttSubscriber(broker.port, ["shelfwatch/dev1/availability"]) as late:
+            assert late.wait_for(lambda m: len(m) >= 1, timeout=5)
+            assert [(m.retained, m.payload) for m in late.messages()] == [(True, "offline")]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
