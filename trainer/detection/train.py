@@ -39,6 +39,9 @@ class DetectorConfig:
 
     input_size: int = 384  # square network input (stretched, as the manifest's `input.resize` says)
     views: int = 16  # augmented views per training image (the first is the photo as it is)
+    # Cap on cached views over all images (about 0.5 MB each at 384 px with SqueezeNet): larger datasets get fewer
+    # views per image, so memory and epoch time stop growing with the dataset.
+    max_cached_views: int = 2400
     epochs: int = 20  # passes over all cached views
     batch: int = 16
     lr: float = 3e-3
@@ -108,6 +111,7 @@ def _cache_views(
     cfg: DetectorConfig,
     rng: np.random.Generator,
     tick: Callable[[int], None],
+    views_per_image: int,
 ) -> _Views:
     spec = cfg.input_spec()
     feats: list[torch.Tensor] = []
@@ -121,7 +125,7 @@ def _cache_views(
             raise TrainingError(str(err)) from err
         boxes, labels = _sample_arrays(sample, label_index)
         resized = []
-        for v in range(cfg.views):
+        for v in range(views_per_image):
             if v == 0:
                 view, vboxes, vlabels = image, boxes, labels
             else:
@@ -185,7 +189,10 @@ def train_detector(
         check_cancel()
         report(cache_share * done / len(train), 0, float("nan"), "features")
 
-    views = _cache_views(detector, train, label_index, cfg, rng, tick)
+    views_per_image = max(1, min(cfg.views, cfg.max_cached_views // len(train)))
+    if views_per_image < cfg.views:
+        log.info("%d training images: %d views each instead of %d", len(train), views_per_image, cfg.views)
+    views = _cache_views(detector, train, label_index, cfg, rng, tick, views_per_image)
     cached_at = time.perf_counter()
     log.info("cached %d views of %d images in %.1f s", len(views.targets), len(train), cached_at - started)
 
@@ -236,7 +243,7 @@ def train_detector(
 
     info: dict[str, Any] = {
         "epochs": cfg.epochs,
-        "views_per_image": cfg.views,
+        "views_per_image": views_per_image,
         "views": count,
         "steps": total_steps,
         "loss_history": [round(x, 5) for x in history],

@@ -119,6 +119,13 @@ def test_fine_tuning_the_last_blocks_trains_them(tmp_path: Path) -> None:
     assert trainable == [11, 12] and info["frozen_trunk_modules"] == 11
 
 
+def test_views_per_image_shrink_when_the_cache_would_grow_too_large(tmp_path: Path) -> None:
+    train = _photos(tmp_path, 4, seed=6)
+    cfg = DetectorConfig(input_size=96, views=5, epochs=1, head_width=16, max_cached_views=10)
+    _, info = train_detector(train, [], LABELS, "squeezenet1_1", None, cfg)
+    assert info["views_per_image"] == 2 and info["views"] == 8
+
+
 def test_cancel_stops_training_and_bad_input_is_refused(tmp_path: Path) -> None:
     train = _photos(tmp_path, 3, seed=4)
     cfg = DetectorConfig(input_size=96, views=2, epochs=50, head_width=16)
