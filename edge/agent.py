@@ -215,6 +215,12 @@ class Agent:
                 self.web.stop()
             except Exception:
                 log.exception("stopping the web server failed")
+        trainer = getattr(self.services, "trainer", None)
+        if trainer is not None:
+            try:
+                trainer.stop()  # before the store closes: a run in progress stays so, resumed at the next start
+            except Exception:
+                log.exception("stopping the training runner failed")
         self.watchdog.stop()
         for pipeline in self.pipelines.values():
             pipeline.stop()

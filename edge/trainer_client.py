@@ -48,6 +48,10 @@ class TrainerHttpError(TrainerError):
         self.status = status
 
 
+class WaitStopped(TrainerError):
+    """Waiting for a job was given up because this process is stopping (the job itself goes on)."""
+
+
 class _ChainedReader:
     """Byte strings and one open file read back to back: a multipart body streamed without copying the file.
 
@@ -264,9 +268,15 @@ class TrainerClient:
                     on_status(status)
                 if status.get("state") in TERMINAL_STATES:
                     return status
-            if should_stop is not None and should_stop():
-                raise TrainerError(f"stopped waiting for job {job_id}")
-            time.sleep(poll_seconds)
+            # Sleep in slices so that a stopping device does not wait out a whole poll interval.
+            deadline = time.monotonic() + poll_seconds
+            while True:
+                if should_stop is not None and should_stop():
+                    raise WaitStopped(f"stopped waiting for job {job_id}")
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                time.sleep(min(remaining, 0.2))
 
 
 def _quote(part: str) -> str:
@@ -452,6 +462,7 @@ class TrainingRunner:
             self._save()  # record the runs _load() found dead
         self._cancel: dict[str, threading.Event] = {}
         self._threads: dict[str, threading.Thread] = {}
+        self._stopping = threading.Event()
 
     # -- persistence -------------------------------------------------------------------------------------------
 
@@ -604,6 +615,15 @@ class TrainingRunner:
         log.info("training run %s: cancel requested", run_id)
         return run
 
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop following trainer jobs (the device is stopping); runs in progress stay so, resumed at the next start."""
+        self._stopping.set()
+        deadline = time.monotonic() + timeout
+        for run_id, thread in list(self._threads.items()):
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                log.warning("training run %s: its thread did not stop within %.0f s", run_id, timeout)
+
     def join(self, run_id: str, timeout: float | None = None) -> TrainingRun:
         """Wait for a run's thread to end (the CLI and tests); the run."""
         thread = self._threads.get(run_id)
@@ -622,6 +642,13 @@ class TrainingRunner:
             work()
         except _Cancelled:
             self._update(run, state="cancelled", decision="cancelled by the user; the running model is unchanged")
+        except WaitStopped:
+            # Not a failure: the trainer keeps the job and resume_interrupted() follows it at the next start.
+            log.info(
+                "training run %s: the device is stopping; job %s is followed again at the next start",
+                run.id,
+                run.job_id,
+            )
         except TrainerError as err:
             log.error("training run %s failed: %s", run.id, err)
             self._update(run, state="failed", error=str(err))
@@ -682,12 +709,16 @@ class TrainingRunner:
                 warnings=list(status.get("warnings") or []),
             )
 
-        final = client.wait(job_id, poll_seconds=self.poll_seconds, on_status=on_status)
+        final = client.wait(
+            job_id, poll_seconds=self.poll_seconds, on_status=on_status, should_stop=self._stopping.is_set
+        )
         if final.get("state") == "cancelled":
             raise _Cancelled
         if final.get("state") != "succeeded":
             raise TrainerError(f"training job {job_id} {final.get('state')}: {final.get('error') or 'no reason given'}")
         self._check_cancel(run)
+        if self._stopping.is_set():
+            raise WaitStopped(f"job {job_id} succeeded while the device was stopping; installed at the next start")
 
         self._update(run, state="downloading")
         run_dir = self.dir / run.id

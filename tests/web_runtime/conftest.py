@@ -138,6 +138,7 @@ def start_device(config: EdgeConfig) -> Device:
 
         services.trainer = build_runner(config, agent.store, agent.models)
         services.trainer.poll_seconds = 0.3
+    agent.services = services  # as when the agent serves the web itself: its stop() stops the training runner
     app = create_web_app(config, services)
     app.config["TESTING"] = True
     assert services.users is not None

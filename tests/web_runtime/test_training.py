@@ -187,6 +187,39 @@ def test_cancel_stops_the_trainer_job_and_installs_nothing(trained_device: Devic
     assert client.post(f"/api/v1/training/{run_id}/cancel", headers=trained_device.auth).status_code == 409
 
 
+def test_stopping_the_device_stops_following_the_job_and_leaves_the_run_to_resume(
+    tmp_path: Path, tiny_trainer: Trainer, shelf_folder: Path
+) -> None:
+    config = make_config(
+        tmp_path / "device", tiny_trainer.public_key(), shelf_folder, url=tiny_trainer.url, token=TOKEN
+    )
+    device = start_device(config)
+    stopped = False
+    try:
+        fill_store(device.agent.store)
+        client = device.app.test_client()
+        resp = client.post("/api/v1/training", json={"task": "classification", "epochs": 400}, headers=device.auth)
+        assert resp.status_code == 202
+        run_id = resp.get_json()["id"]
+        deadline = time.monotonic() + 30
+        while client.get(f"/api/v1/training/{run_id}", headers=device.auth).get_json()["job_id"] is None:
+            assert time.monotonic() < deadline, "the run never got a trainer job"
+            time.sleep(0.1)
+        runner = device.services.trainer
+        assert runner is not None
+        thread = runner._threads[run_id]
+        device.agent.stop()
+        stopped = True
+        # The run's thread used to poll the trainer (and later install into a stopped device) until the job ended.
+        assert not thread.is_alive()
+        saved = {r["id"]: r for r in json.loads((tmp_path / "device" / "training" / "runs.json").read_text())}
+        assert saved[run_id]["state"] in ("queued", "training") and saved[run_id]["error"] is None
+        TrainerClient(tiny_trainer.url, TOKEN).cancel(saved[run_id]["job_id"])
+    finally:
+        if not stopped:
+            device.agent.stop()
+
+
 def test_training_refuses_bad_requests(trained_device: Device, tmp_path: Path, shelf_folder: Path) -> None:
     client = trained_device.app.test_client()
     auth = trained_device.auth
