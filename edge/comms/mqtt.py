@@ -54,6 +54,10 @@ class MqttCommunicator:
         self._connected = False
         self._stopping = False
         self._lock = threading.Lock()  # guards the caches below, never held while calling paho
+        # Makes "this connection is still the one the pump reset for" and the publish on it one step, against
+        # _on_connect's reset: else a row read before a reconnect could overtake older rows that must be re-sent.
+        # Held around paho's publish (QoS 1 takes only paho's message locks, which on_connect does not hold).
+        self._send_lock = threading.Lock()
         self._retained: dict[str, tuple[str, int]] = {}
         self._subscriptions: dict[str, Receiver] = {}
         self._zones: list[ZoneRef] = []
@@ -191,10 +195,11 @@ class MqttCommunicator:
             log.error("MQTT: broker refused the connection: %s", reason_code)
             return
         # The outbox, not paho's memory, decides what is re-sent and in which order.
-        dropped = client.drop_out_messages()
-        self._generation += 1
-        self._reset_requested = True
-        self._connected = True
+        with self._send_lock:
+            dropped = client.drop_out_messages()
+            self._generation += 1
+            self._reset_requested = True
+            self._connected = True
         self.connects += 1
         log.info("MQTT: connected to %s:%s (%s queued message(s) left to the outbox)", *self._hp(), len(dropped))
         client.publish(self.availability_topic, "online", qos=1, retain=True)
@@ -267,7 +272,10 @@ class MqttCommunicator:
                 if not self._connected or len(inflight) >= self.window:
                     continue
                 for msg in self.outbox.peek(after_pos=cursor, limit=self.window - len(inflight)):
-                    info = self.client.publish(msg.topic, msg.payload, qos=1, retain=False)
+                    with self._send_lock:
+                        if generation != self._generation or not self._connected:
+                            break  # reconnected since the reset: start again from the oldest row
+                        info = self.client.publish(msg.topic, msg.payload, qos=1, retain=False)
                     if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                         # Not sent; the next CONNACK resets the cursor and sends it again from the outbox.
                         break

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
+
+from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.comms.base import ZoneRef
 from edge.comms.mqtt import MqttCommunicator
@@ -187,3 +193,50 @@ def test_last_will_marks_a_killed_device_offline(tmp_path: Path, broker: Broker)
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
+
+
+class _LostInFlight:
+    """What paho.publish returns for a message the test pretends the dropped connection swallowed."""
+
+    def __init__(self, mid: int) -> None:
+        self.mid = mid
+        self.rc = MQTTErrorCode.MQTT_ERR_SUCCESS
+
+
+def test_a_reconnect_between_peek_and_publish_resends_from_the_oldest(tmp_path: Path, broker: Broker) -> None:
+    comms = _comms(tmp_path, broker.port).start()
+    sent: list[str] = []
+    lose = threading.Event()
+    lose.set()
+    real_publish, real_peek = comms.client.publish, comms.outbox.peek
+    reconnected = threading.Event()
+
+    def publish(topic: str, payload: Any = None, qos: int = 0, retain: bool = False) -> Any:
+        if topic.endswith("/events"):
+            sent.append(payload.decode() if isinstance(payload, bytes) else str(payload))
+            if lose.is_set():  # in flight when the connection drops: never acknowledged
+                return _LostInFlight(60000 + len(sent))
+        return real_publish(topic, payload, qos=qos, retain=retain)
+
+    def peek(after_pos: int = 0, limit: int = 10) -> Any:
+        rows = real_peek(after_pos, limit)
+        if rows and rows[0].payload == b"m3" and not reconnected.is_set():
+            # The connection drops and comes back right after the pump read m3 and before it publishes it.
+            reconnected.set()
+            lose.clear()
+            comms._on_connect(comms.client, None, None, ReasonCode(PacketTypes.CONNACK, "Success"), None)
+        return rows
+
+    try:
+        assert _wait(lambda: comms.connected)
+        comms.client.publish = publish  # type: ignore[method-assign]
+        comms.outbox.peek = peek  # type: ignore[method-assign]
+        for name in ("m1", "m2"):
+            comms.publish_durable("events", name, key=name)
+        assert _wait(lambda: sent == ["m1", "m2"])
+        comms.publish_durable("events", "m3", key="m3")
+        assert _wait(lambda: comms.pending() == 0)
+    finally:
+        comms.stop()
+    # After the reconnect the outbox is sent again from its oldest row: m3 must not overtake m1 and m2.
+    assert sent == ["m1", "m2", "m1", "m2", "m3"]
