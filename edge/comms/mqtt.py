@@ -56,7 +56,9 @@ class MqttCommunicator:
         self._lock = threading.Lock()  # guards the caches below, never held while calling paho
         # Makes "this connection is still the one the pump reset for" and the publish on it one step, against
         # _on_connect's reset: else a row read before a reconnect could overtake older rows that must be re-sent.
-        # Held around paho's publish (QoS 1 takes only paho's message locks, which on_connect does not hold).
+        # Also makes a retained publish and _on_connect's re-send of the retained cache one step each (no stale
+        # state re-sent after a newer one). Held around paho's publish: paho calls on_connect holding none of the
+        # locks its publish blocks on, so this cannot deadlock with the network thread.
         self._send_lock = threading.Lock()
         self._retained: dict[str, tuple[str, int]] = {}
         self._subscriptions: dict[str, Receiver] = {}
@@ -138,11 +140,17 @@ class MqttCommunicator:
     def publish(self, topic: str, payload: str, retain: bool = False, qos: int = 1) -> None:
         """Publish to `<prefix>/<device>/<topic>`; retained payloads are remembered and re-sent on reconnect."""
         full = f"{self.base}/{topic}"
-        if retain:
+        if not retain:
+            if self._connected:
+                self.client.publish(full, payload, qos=qos, retain=False)
+            return
+        # One step against _on_connect's re-send of the cache: else it could send an older payload after this one
+        # and leave the broker retaining a stale state.
+        with self._send_lock:
             with self._lock:
                 self._retained[full] = (payload, qos)
-        if self._connected:
-            self.client.publish(full, payload, qos=qos, retain=retain)
+            if self._connected:
+                self.client.publish(full, payload, qos=qos, retain=True)
 
     def publish_durable(self, topic: str, payload: str, key: str) -> None:
         """Write to the outbox first, then let the pump send it (QoS 1, in order); a key already queued is kept once."""
@@ -204,15 +212,17 @@ class MqttCommunicator:
         log.info("MQTT: connected to %s:%s (%s queued message(s) left to the outbox)", *self._hp(), len(dropped))
         client.publish(self.availability_topic, "online", qos=1, retain=True)
         with self._lock:
-            retained = list(self._retained.items())
             subs = list(self._subscriptions)
         for topic in subs:
             client.subscribe(topic, qos=1)
         if self.config.discovery:
             client.subscribe(self.ha_status_topic, qos=1)
         self._publish_discovery()
-        for topic, (payload, qos) in retained:
-            client.publish(topic, payload, qos=qos, retain=True)
+        with self._send_lock:
+            with self._lock:
+                retained = list(self._retained.items())
+            for topic, (payload, qos) in retained:
+                client.publish(topic, payload, qos=qos, retain=True)
         self._wake.set()
 
     def _hp(self) -> tuple[str, int]:

@@ -240,3 +240,33 @@ def test_a_reconnect_between_peek_and_publish_resends_from_the_oldest(tmp_path: 
         comms.stop()
     # After the reconnect the outbox is sent again from its oldest row: m3 must not overtake m1 and m2.
     assert sent == ["m1", "m2", "m1", "m2", "m3"]
+
+
+def test_a_state_published_during_the_reconnect_resend_is_the_one_retained(tmp_path: Path, broker: Broker) -> None:
+    comms = _comms(tmp_path, broker.port).start()
+    topic = "shelfwatch/dev1/cam1/z1/state"
+    real_publish = comms.client.publish
+    racing: list[threading.Thread] = []
+
+    def publish(full: str, payload: Any = None, qos: int = 0, retain: bool = False) -> Any:
+        if full == topic and payload == "old" and not racing:
+            # The pipeline publishes a newer state while on_connect re-sends the cached one.
+            racer = threading.Thread(target=comms.publish, args=("cam1/z1/state", "new"), kwargs={"retain": True})
+            racing.append(racer)
+            racer.start()
+            racer.join(0.5)  # done at once when nothing orders the two; blocked until on_connect ends when fixed
+        return real_publish(full, payload, qos=qos, retain=retain)
+
+    try:
+        assert _wait(lambda: comms.connected)
+        comms.publish("cam1/z1/state", "old", retain=True)
+        comms.client.publish = publish  # type: ignore[method-assign]
+        comms._on_connect(comms.client, None, None, ReasonCode(PacketTypes.CONNACK, "Success"), None)
+        racing[0].join(5)
+        with MqttSubscriber(broker.port, [topic]) as late:
+            assert late.wait_for(lambda m: len(m) >= 1, timeout=5)
+            # The broker keeps the last retained payload it got: the newer state, not the re-sent older one.
+            first = late.messages()[0]
+            assert (first.retained, first.payload) == (True, "new")
+    finally:
+        comms.stop()
