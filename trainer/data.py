@@ -38,12 +38,11 @@ import numpy as np
 
 from edge.config.model import ZoneConfig
 from edge.datasets.model import Dataset, Sample
+from edge.datasets.zones import none_label, zone_box, zone_crop_label
 from trainer.errors import TrainingError
 
 log = logging.getLogger(__name__)
 
-NONE_LABEL = "NONE"
-ZONE_BOX_COVERAGE = 0.10
 _COPY_SUFFIX = re.compile(r"_(?:jpe?g|png|bmp|webp|tiff?)\.rf\.", re.IGNORECASE)
 
 
@@ -100,39 +99,11 @@ def group_key(name: str) -> str:
 
 
 def _zone_box(zone: ZoneConfig) -> tuple[float, float, float, float]:
-    xs = [p[0] for p in zone.polygon]
-    ys = [p[1] for p in zone.polygon]
-    return (min(xs), min(ys), max(xs), max(ys))
+    return zone_box(zone)
 
 
 def _polygon(zone: ZoneConfig) -> tuple[tuple[float, float], ...]:
     return tuple((float(x), float(y)) for x, y in zone.polygon)
-
-
-def _none_label(ds: Dataset) -> str:
-    """The dataset's own NONE/other class (any case, e.g. the studio's `none`), else NONE_LABEL."""
-    from edge.store.readiness import OTHER_CLASS_NAMES
-
-    return next((n for n in ds.label_names if n.lower() in OTHER_CLASS_NAMES), NONE_LABEL)
-
-
-def _zone_label(
-    sample: Sample, zone_box: tuple[float, float, float, float], none_label: str = NONE_LABEL
-) -> str | None:
-    zx1, zy1, zx2, zy2 = zone_box
-    zone_area = max(1e-12, (zx2 - zx1) * (zy2 - zy1))
-    if sample.boxes:
-        cover: dict[str, float] = defaultdict(float)
-        for b in sample.boxes:
-            iw = max(0.0, min(zx2, b.x2) - max(zx1, b.x1))
-            ih = max(0.0, min(zy2, b.y2) - max(zy1, b.y1))
-            cover[b.label] += iw * ih / zone_area
-        best = max(cover.items(), key=lambda kv: kv[1]) if cover else None
-        if best and best[1] >= ZONE_BOX_COVERAGE:
-            return best[0]
-        return none_label
-    tags = sorted(set(sample.tags))
-    return tags[0] if len(tags) == 1 else None
 
 
 def classification_samples(
@@ -145,12 +116,12 @@ def classification_samples(
         ]
     ] = []
     untagged = ambiguous = 0
-    none_label = _none_label(ds)
+    none = none_label(ds.label_names)
     for s in ds.samples:
         if zones:
             for z in zones:
                 box = _zone_box(z)
-                label = _zone_label(s, box, none_label)
+                label = zone_crop_label(s.tags, s.boxes, box, none)
                 if label is None:
                     untagged += 1
                     continue
@@ -171,9 +142,9 @@ def classification_samples(
         warnings.append(f"{ambiguous} images carry several tags and were skipped (classification is one label each)")
     used = {r[1] for r in raw}
     labels = [n for n in ds.label_names if n in used]
-    labels += sorted(used - set(labels) - {none_label})
-    if none_label in used and none_label not in labels:
-        labels.append(none_label)
+    labels += sorted(used - set(labels) - {none})
+    if none in used and none not in labels:
+        labels.append(none)
     index = {n: i for i, n in enumerate(labels)}
     out = [(ClassSample(p, index[lab], g, crop, name, poly), split) for p, lab, g, crop, name, split, poly in raw]
     return labels, out, warnings

@@ -68,6 +68,7 @@ def _print(args: argparse.Namespace, obj: dict[str, Any], text: str) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Upload the dataset and start a job; with --wait, drive it to an installed (and maybe active) model."""
+    from edge.config import ZoneConfig
     from edge.errors import TrainerError
     from edge.models import ModelRepository
     from edge.store import DatasetStore
@@ -77,13 +78,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     client = TrainerClient.from_config(cfg)
     store = DatasetStore(Path(cfg.data_dir), cfg.dataset)
     try:
-        task = args.task
-        summary = store.summary(None if task == "auto" else task)
-        task = summary["task"]
+        task = store.summary(None if args.task == "auto" else args.task)["task"]
+        zones = None if args.no_zones else training_zones(cfg, store, task, args.camera)
+        summary = store.summary(task, [ZoneConfig.model_validate(z) for z in zones] if zones else None)
         if not summary["ready"]:
             reasons = "; ".join(summary.get("problems") or [])
             raise TrainerError(f"the dataset is not ready for {task}: {reasons}")
-        zones = None if args.no_zones else training_zones(cfg, store, task, args.camera)
         if not args.wait:
             dataset = client.upload_store(store)
             job = client.create_job(

@@ -13,11 +13,9 @@ from collections.abc import Mapping
 from typing import Literal
 
 from edge.config import DatasetRulesConfig
+from edge.datasets.zones import OTHER_CLASS_NAMES
 
 Task = Literal["classification", "detection"]
-
-# Names people give the "anything else" class; matched case-insensitively.
-OTHER_CLASS_NAMES = frozenset({"none", "other", "others", "background", "nothing", "no_label", "negative"})
 
 
 def readiness(
@@ -27,12 +25,15 @@ def readiness(
     *,
     tagged_images: int | None = None,
     near_duplicates: int = 0,
+    unit: str | None = None,
 ) -> tuple[bool, list[str], list[str]]:
     """Verdict for per-label counts ({label: {"images": n, "boxes": n}}): (ready, problems, warnings)."""
     rules = rules or DatasetRulesConfig()
     problems: list[str] = []
     warnings: list[str] = []
-    unit = "boxes" if task == "detection" else "images"
+    # unit: what one example is: boxes (detection), images (classification), or zone "crops" (a classifier trained
+    # on the zones' crops, where one image gives one example per zone).
+    unit = unit or ("boxes" if task == "detection" else "images")
     minimum = rules.min_boxes_per_label_detection if task == "detection" else rules.min_per_label_classification
     counts = {name: int(c.get(unit, 0)) for name, c in per_label_counts.items()}
     if tagged_images is None:

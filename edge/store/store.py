@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from edge.config import DatasetRulesConfig, ZoneConfig
 from edge.datasets.model import SPLITS, Box, Dataset, LabelInfo, Sample
+from edge.datasets.zones import zone_crop_counts
 from edge.errors import (
     AnnotationError,
     ConflictError,
@@ -688,8 +689,14 @@ class DatasetStore:
 
     # -- dataset --------------------------------------------------------------------------------------------------
 
-    def summary(self, task: Literal["classification", "detection"] | None = None) -> dict[str, Any]:
-        """Counts per label and split, near-duplicates, and the readiness verdict with its reasons."""
+    def summary(
+        self, task: Literal["classification", "detection"] | None = None, zones: Sequence[ZoneConfig] | None = None
+    ) -> dict[str, Any]:
+        """Counts per label and split, near-duplicates, and the readiness verdict with its reasons.
+
+        With `zones`, a classifier is judged by the zone crops it will train on (`per_label[name]["crops"]`, see
+        edge.datasets.zones): one image gives one example per zone.
+        """
         with self._tx() as conn:
             images = int(conn.execute("SELECT COUNT(*) FROM images").fetchone()[0])
             tagged = int(
@@ -721,8 +728,17 @@ class DatasetStore:
             for r in conn.execute("SELECT split, COUNT(*) FROM images GROUP BY split"):
                 splits[r[0]] = int(r[1])
         resolved: Task = task or ("detection" if total_boxes else "classification")
+        unit = None
+        judged: dict[str, dict[str, int]] = per_label
+        if resolved == "classification" and zones:
+            crops = zone_crop_counts(self._all_annotations(), zones, list(per_label))
+            for name, entry in per_label.items():
+                entry["crops"] = crops.get(name, 0)
+            # The trainer's own NONE class when the dataset has no none/other label of its own.
+            judged = {**per_label, **{n: {"crops": c} for n, c in crops.items() if n not in per_label}}
+            unit = "crops"
         ready, problems, warnings = readiness(
-            per_label, resolved, self.rules, tagged_images=tagged, near_duplicates=len(near)
+            judged, resolved, self.rules, tagged_images=tagged, near_duplicates=len(near), unit=unit
         )
         return {
             "images": images,
@@ -731,12 +747,27 @@ class DatasetStore:
             "boxes": total_boxes,
             "per_label": per_label,
             "task": resolved,
+            "unit": unit or ("boxes" if resolved == "detection" else "images"),
+            "zones": len(zones) if resolved == "classification" and zones else 0,
             "ready": ready,
             "problems": problems,
             "warnings": warnings,
             "near_duplicates": near,
             "splits": splits,
         }
+
+    def _all_annotations(self) -> list[tuple[list[str], list[Box]]]:
+        """(tags, boxes) of every tagged image."""
+        tags: dict[int, list[str]] = {}
+        boxes: dict[int, list[Box]] = {}
+        with self._tx() as conn:
+            for r in conn.execute("SELECT t.image_id, l.name FROM image_tags t JOIN labels l ON l.id = t.label_id"):
+                tags.setdefault(int(r[0]), []).append(r[1])
+            for r in conn.execute(
+                "SELECT b.image_id, l.name, b.x1, b.y1, b.x2, b.y2 FROM boxes b JOIN labels l ON l.id = b.label_id"
+            ):
+                boxes.setdefault(int(r[0]), []).append(Box(r[1], r[2], r[3], r[4], r[5]))
+        return [(tags.get(i, []), boxes.get(i, [])) for i in sorted(set(tags) | set(boxes))]
 
     def _validate_sample(self, sample: Sample, label_names: dict[str, str]) -> _PendingImport:
         try:

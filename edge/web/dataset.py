@@ -12,6 +12,7 @@ from typing import Any, Literal
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, send_file, url_for
 from pydantic import BaseModel, Field
 
+from edge.config import ZoneConfig
 from edge.errors import DatasetError
 from edge.web.http import ApiError, read_model
 from edge.web.services import current_services
@@ -47,18 +48,31 @@ def _task() -> str | None:
     return None if chosen == "auto" else chosen
 
 
-def dataset_summary() -> dict[str, Any]:
-    """The store's summary plus what the review page needs: minimums per label and the chosen task mode."""
+def dataset_summary(task: str | None = None) -> dict[str, Any]:
+    """The store's summary plus what the review page needs: minimums per label and the chosen task mode.
+
+    A classifier is judged by the zone crops it will be trained on when the cameras have zones (the same zones the
+    Train button sends to the trainer); several cameras with different zone layouts: judged by whole images.
+    """
+    from edge.errors import ConflictError
+    from edge.trainer_client import training_zones
+
     store = current_services().store
-    summary: dict[str, Any] = store.summary(_task())
+    config = current_app.config["SHELFWATCH_CONFIG"]
+    chosen = task or _task()
+    resolved = chosen or store.summary(None)["task"]
+    try:
+        zone_dicts = training_zones(config, store, resolved)
+    except ConflictError:
+        zone_dicts = None
+    zones = [ZoneConfig.model_validate(z) for z in zone_dicts] if zone_dicts else None
+    summary: dict[str, Any] = store.summary(chosen, zones)  # type: ignore[arg-type]
     rules = store.rules
     summary["task_setting"] = store.get_setting(TASK_SETTING, "auto")
     summary["min_images"] = rules.min_images
     summary["min_per_label"] = (
         rules.min_boxes_per_label_detection if summary["task"] == "detection" else rules.min_per_label_classification
     )
-    summary["unit"] = "boxes" if summary["task"] == "detection" else "images"
-    config = current_app.config["SHELFWATCH_CONFIG"]
     summary["training_available"] = TRAINING_START_ENDPOINT in current_app.view_functions and bool(
         config.trainer.url or current_services().trainer is not None
     )

@@ -89,11 +89,8 @@ def _resolve_task(requested: str) -> tuple[str, dict[str, Any]]:
     """The task to train and the store's readiness summary for it."""
     from edge.web.dataset import dataset_summary
 
-    summary = dataset_summary()
-    task = summary["task"] if requested == "auto" else requested
-    if task != summary["task"]:
-        summary = current_services().store.summary(task)
-    return str(task), summary
+    summary = dataset_summary(None if requested == "auto" else requested)
+    return str(summary["task"]), summary
 
 
 @bp.get("/training")

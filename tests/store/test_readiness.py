@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from edge.config import DatasetRulesConfig
 from edge.store import readiness
 
@@ -81,3 +83,41 @@ def test_near_duplicates_are_a_warning_not_a_problem() -> None:
     ready, problems, warnings = readiness(counts(low=8, none=8), "classification", near_duplicates=3)
     assert ready and problems == []
     assert any(w.startswith("3 images are near-duplicates") for w in warnings)
+
+
+def test_zone_classifier_is_judged_by_its_crops(tmp_path: Path) -> None:
+    """With zones, one image gives one example per zone: boxes make low-stock crops, the rest are the none class."""
+    from edge.config import ZoneConfig
+    from edge.datasets.model import Box
+    from edge.store import DatasetStore
+    from tests.store.helpers import image_bytes
+
+    store = DatasetStore(tmp_path)
+    store.create_label("low_stock")
+    store.create_label("none")
+    rows = [
+        ZoneConfig(id=f"row-{i}", polygon=[(0, i / 4), (1, i / 4), (1, (i + 1) / 4), (0, (i + 1) / 4)])
+        for i in range(4)
+    ]
+    for n in range(15):
+        record = store.add_image(image_bytes(n))
+        if n < 2:  # a whole stocked photo: every zone is `none`
+            store.set_annotations(record.id, ["none"], [])
+        else:  # one empty row per photo, boxed
+            row = n % 4
+            store.set_annotations(record.id, [], [Box("low_stock", 0.0, row / 4, 1.0, (row + 1) / 4)])
+    # By whole images, `none` has 2 images: not ready.
+    plain = store.summary("classification")
+    assert plain["ready"] is False and plain["unit"] == "images"
+    assert any("'none' has 2 images" in p for p in plain["problems"])
+    # By the crops the trainer will get: 13 low-stock crops, 2 * 4 + 13 * 3 = 47 none crops.
+    zoned = store.summary("classification", rows)
+    assert zoned["unit"] == "crops" and zoned["zones"] == 4
+    assert zoned["per_label"]["low_stock"]["crops"] == 13 and zoned["per_label"]["none"]["crops"] == 47
+    assert zoned["ready"] is True, zoned["problems"]
+    # Without a none label of its own, the crops go to the trainer's NONE class, which is judged too.
+    store.delete_label("none", force=True)
+    no_none = store.summary("classification", rows)
+    assert no_none["per_label"]["low_stock"]["crops"] == 13 and "NONE" not in no_none["per_label"]
+    # (deleting `none` untagged its 2 photos, so only the image count falls short, no label does)
+    assert not any("label" in p for p in no_none["problems"]), no_none["problems"]

@@ -10,9 +10,9 @@ import pytest
 
 from edge.config.model import ZoneConfig
 from edge.datasets.model import Box, Dataset, LabelInfo, Sample
+from edge.datasets.zones import NONE_LABEL
 from tests.trainer.helpers import coloured_dataset
 from trainer.data import (
-    NONE_LABEL,
     augment,
     classification_samples,
     group_key,

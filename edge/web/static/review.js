@@ -11,7 +11,7 @@
     document.getElementById("n-images").textContent = s.images;
     document.getElementById("n-tagged").textContent = s.tagged;
     document.getElementById("n-boxes").textContent = s.boxes;
-    document.getElementById("chart-title").textContent = `${s.unit === "boxes" ? "Boxes" : "Tagged images"} per label (${s.task})`;
+    document.getElementById("chart-title").textContent = `${{ boxes: "Boxes", crops: `Zone crops (${s.zones} zones)`, images: "Tagged images" }[s.unit] || "Tagged images"} per label (${s.task})`;
     const verdict = document.getElementById("verdict");
     verdict.className = "verdict " + (s.ready ? "ready" : "notready");
     document.getElementById("verdict-title").textContent = s.ready
