@@ -10,11 +10,11 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from edge.bundle import write_bundle
-from tests.helpers.tiny_bundle import _export, _manifest, classification_graph
-from trainer.pipeline import Progress, TrainResult, TrainSpec, new_version
+from tests.helpers.tiny_bundle import _export, classification_graph
+from tests.trainer.service.runners import tiny_colour_manifest
+from trainer.pipeline import Progress, TrainResult, TrainSpec
 
 ACCURACY = 0.5
 
@@ -27,24 +27,7 @@ def half_accuracy_runner(
 
     labels = read_any(Path(spec.data), spec.fmt).label_names
     progress(Progress("training", 0.5, 1, 1, 0.1, None, "one step"))
-    manifest: dict[str, Any] = _manifest(
-        name=spec.name,
-        version=new_version(),
-        task="classification",
-        labels=labels,
-        alert_labels=None,
-        input_spec={
-            "width": 32,
-            "height": 32,
-            "color": "RGB",
-            "scale": 1.0 / 255.0,
-            "mean": [0.0, 0.0, 0.0],
-            "std": [1.0, 1.0, 1.0],
-            "resize": "stretch",
-        },
-        outputs={"type": "classification", "logits": "logits", "activation": "softmax"},
-        score_threshold=0.5,
-    )
+    manifest = tiny_colour_manifest(spec, labels)
     manifest["metrics"] = {"accuracy": ACCURACY, "macro_f1": ACCURACY}
     assert spec.signing_key is not None
     with tempfile.TemporaryDirectory() as tmp:

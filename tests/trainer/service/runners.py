@@ -23,25 +23,11 @@ from trainer.pipeline import Progress, TrainResult, TrainSpec, new_version
 STEP_S = 0.05
 
 
-def tiny_runner(
-    spec: TrainSpec, progress: Callable[[Progress], None], should_cancel: Callable[[], bool]
-) -> TrainResult:
-    """Read the data, 'train' for spec.epochs steps, write a real signed tiny bundle to spec.out."""
-    from trainer.data import read_any
-
-    labels = read_any(Path(spec.data), spec.fmt).label_names
-    steps = spec.epochs or 3
-    progress(Progress("loading", 0.01, message="reading"))
-    for step in range(1, steps + 1):
-        if should_cancel():
-            raise TrainingCancelled("training cancelled")
-        time.sleep(STEP_S)
-        progress(Progress("training", 0.05 + 0.7 * step / steps, step, steps, 1.0 / step, None, f"step {step}"))
-    progress(Progress("exporting", 0.8, message="onnx"))
-    version = new_version()
-    manifest: dict[str, Any] = _manifest(
+def tiny_colour_manifest(spec: TrainSpec, labels: list[str]) -> dict[str, Any]:
+    """The manifest of the tiny colour classifier (32x32 RGB, softmax logits) the test runners write."""
+    return _manifest(
         name=spec.name,
-        version=version,
+        version=new_version(),
         task="classification",
         labels=labels,
         alert_labels=None,
@@ -57,6 +43,24 @@ def tiny_runner(
         outputs={"type": "classification", "logits": "logits", "activation": "softmax"},
         score_threshold=0.5,
     )
+
+
+def tiny_runner(
+    spec: TrainSpec, progress: Callable[[Progress], None], should_cancel: Callable[[], bool]
+) -> TrainResult:
+    """Read the data, 'train' for spec.epochs steps, write a real signed tiny bundle to spec.out."""
+    from trainer.data import read_any
+
+    labels = read_any(Path(spec.data), spec.fmt).label_names
+    steps = spec.epochs or 3
+    progress(Progress("loading", 0.01, message="reading"))
+    for step in range(1, steps + 1):
+        if should_cancel():
+            raise TrainingCancelled("training cancelled")
+        time.sleep(STEP_S)
+        progress(Progress("training", 0.05 + 0.7 * step / steps, step, steps, 1.0 / step, None, f"step {step}"))
+    progress(Progress("exporting", 0.8, message="onnx"))
+    manifest = tiny_colour_manifest(spec, labels)
     progress(Progress("evaluating", 0.9, message="signing"))
     if should_cancel():
         raise TrainingCancelled("training cancelled")
