@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from edge.bundle import sha256_file
 from trainer.errors import WeightsError
 
 log = logging.getLogger(__name__)
@@ -60,15 +61,6 @@ class WeightsInfo:
     @property
     def random(self) -> bool:
         return self.source == "random"
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def default_cache_dir() -> Path:
