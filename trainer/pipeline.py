@@ -456,13 +456,7 @@ def _run_classification(
         "export": round(export_seconds, 3),
         "evaluate": round(evaluate_seconds, 3),
     }
-    report: dict[str, Any] = {
-        "name": spec.name,
-        "version": version,
-        "task": "classification",
-        "engine": "onnxruntime",
-        "labels": labels,
-        "metrics": metrics,
+    task_report: dict[str, Any] = {
         "train_accuracy": train_accuracy,
         "training": {
             "views_per_image": views,
@@ -481,20 +475,56 @@ def _run_classification(
             "val": data.counts("val"),
             "test": data.counts("test"),
         },
+    }
+    report = _report(spec, version, "classification", labels, metrics, task_report, parity, manifest_data, warnings)
+    report["seconds"] = seconds  # the same dict: the returned report gets the total too, report.json does not
+    bundle, public = _finish(spec, staging, report, manifest_data, files, reporter)
+    seconds["total"] = round(time.monotonic() - started, 3)
+    return TrainResult(
+        bundle, seconds, headline | {"per_label": metrics["per_label"]}, report, warnings, public, version
+    )
+
+
+def _report(
+    spec: TrainSpec,
+    version: str,
+    task: str,
+    labels: list[str],
+    metrics: dict[str, Any],
+    task_report: dict[str, Any],
+    parity: Any,
+    manifest_data: dict[str, Any],
+    warnings: list[str],
+) -> dict[str, Any]:
+    """report.json: what every task reports around the task's own `task_report` (training, split, ...)."""
+    return {
+        "name": spec.name,
+        "version": version,
+        "task": task,
+        "engine": "onnxruntime",
+        "labels": labels,
+        "metrics": metrics,
+        **task_report,
         "parity": parity,
         "base": manifest_data["base"],
         "dataset": manifest_data["dataset"],
         "warnings": warnings,
-        "seconds": seconds,
     }
+
+
+def _finish(
+    spec: TrainSpec,
+    staging: Path,
+    report: dict[str, Any],
+    manifest_data: dict[str, Any],
+    files: dict[str, Path],
+    reporter: _Reporter,
+) -> tuple[Path, Path | None]:
+    """Write the report (JSON, pictures, HTML) into the bundle's files, then sign and write the bundle."""
     from trainer.evaluate import write_report
 
     files.update(write_report(staging / "report", report))
-    result = _sign_and_write(spec, manifest_data, files, reporter)
-    seconds["total"] = round(time.monotonic() - started, 3)
-    return TrainResult(
-        result[0], seconds, headline | {"per_label": metrics["per_label"]}, report, warnings, result[1], version
-    )
+    return _sign_and_write(spec, manifest_data, files, reporter)
 
 
 def _sign_and_write(
@@ -524,7 +554,7 @@ def _run_detection(
     from trainer.detection.metrics import compare_detections, detection_metrics
     from trainer.detection.predict import predict_detections, torch_infer
     from trainer.detection.train import DetectorConfig, train_detector
-    from trainer.evaluate import detection_predictions, write_report
+    from trainer.evaluate import detection_predictions
     from trainer.export import export_onnx, export_openvino, export_openvino_int8, run_onnxruntime, run_openvino
 
     if spec.zones:
@@ -668,13 +698,7 @@ def _run_detection(
         "export": round(export_seconds, 3),
         "evaluate": round(evaluate_seconds, 3),
     }
-    report: dict[str, Any] = {
-        "name": spec.name,
-        "version": version,
-        "task": "detection",
-        "engine": "onnxruntime",
-        "labels": labels,
-        "metrics": metrics,
+    task_report: dict[str, Any] = {
         "training": {k: v for k, v in info.items() if k != "seconds"} | {"seed": spec.seed},
         "split": {
             "source": data.split_source,
@@ -684,13 +708,9 @@ def _run_detection(
             "train_boxes": data.box_counts("train"),
             "test_boxes": data.box_counts("test"),
         },
-        "parity": parity,
-        "base": manifest_data["base"],
-        "dataset": manifest_data["dataset"],
-        "warnings": warnings,
-        "seconds": seconds,
     }
-    files.update(write_report(staging / "report", report))
-    bundle, public = _sign_and_write(spec, manifest_data, files, reporter)
+    report = _report(spec, version, "detection", labels, metrics, task_report, parity, manifest_data, warnings)
+    report["seconds"] = seconds  # the same dict: the returned report gets the total too, report.json does not
+    bundle, public = _finish(spec, staging, report, manifest_data, files, reporter)
     seconds["total"] = round(time.monotonic() - started, 3)
     return TrainResult(bundle, seconds, headline, report, warnings, public, version)
