@@ -406,7 +406,14 @@ class Agent:
             "healthy": self.healthy(),
             "model": None
             if model is None
-            else {"name": model.name, "version": model.version, "task": model.task, "engine": model.engine},
+            else {
+                "name": model.name,
+                "version": model.version,
+                "task": model.task,
+                "engine": model.engine,
+                # What the engine computes in (OpenVINO may differ from what was asked; bf16 changes numbers).
+                "precision": getattr(getattr(model.model, "engine", None), "precision", None),
+            },
             "model_error": self.slot.last_error,
             "last_refusal": refusal.as_dict() if refusal is not None else None,
             "mqtt": {

@@ -294,6 +294,7 @@ def test_status_reports_device_cameras_model_and_mqtt(client: FlaskClient, devic
     status = client.get("/api/v1/status", headers=device.auth).get_json()
     assert status["runtime"] == "running"
     assert status["model"]["version"] == "det-1" and status["model"]["engine"] == "onnxruntime"
+    assert status["model"]["precision"] == "fp32"
     assert status["mqtt"] == {"enabled": False, "connected": False, "outbox": 0}
     cams = {c["id"]: c for c in status["cameras"]}
     assert CAMERA_ID in cams and "fps" in cams[CAMERA_ID]["capture"] and "dropped" in cams[CAMERA_ID]["capture"]
