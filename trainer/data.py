@@ -185,13 +185,15 @@ def _stratified_groups(
 def _split(
     samples: list[tuple[ClassSample, str]], seed: int
 ) -> tuple[list[ClassSample], list[ClassSample], list[ClassSample], str]:
-    """(train, val, test, source): the samples' own split when any names one, else stratified grouped 80/10/10.
+    """(train, val, test, source): the samples' own split when it holds out any val/test images, else stratified
+    grouped 80/10/10.
 
     With the dataset's own split, a missing test split takes the validation images, and a missing validation split
     is an eighth of train (by group, stratified).
     """
     rng = np.random.default_rng(seed)
-    if any(split not in ("auto", "") for _, split in samples):
+    # A split that names only training images (a YOLO root with just train/, say) holds nothing out: split it here.
+    if any(split in ("val", "test") for _, split in samples):
         train = [s for s, sp in samples if sp in ("train", "auto", "")]
         val = [s for s, sp in samples if sp == "val"]
         test = [s for s, sp in samples if sp == "test"]

@@ -101,6 +101,18 @@ def test_dataset_split_is_used(tmp_path: Path) -> None:
     assert {s.path for s in data.test}.isdisjoint({s.path for s in data.train + data.val})
 
 
+def test_a_split_of_only_training_images_is_split_here(tmp_path: Path) -> None:
+    """A YOLO root with just train/ holds nothing out: the trainer makes its own held-out test set."""
+    ds = coloured_dataset(tmp_path, per_label=10)
+    for s in ds.samples:
+        s.split = "train"
+    labels, samples, _ = classification_samples(ds)
+    data = split_classification(labels, samples, seed=0)
+    assert data.split_source == "stratified"
+    assert all(v >= 1 for v in data.counts("test").values())
+    assert {s.path for s in data.test}.isdisjoint({s.path for s in data.train + data.val})
+
+
 def test_too_few_images_refused_with_counts(tmp_path: Path) -> None:
     ds = coloured_dataset(tmp_path, per_label=4)
     labels, samples, _ = classification_samples(ds)
