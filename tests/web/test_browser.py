@@ -25,19 +25,11 @@ from edge.cameras.capture import CameraHub
 from edge.cameras.sources import open_source
 from edge.store import DatasetStore
 from edge.web import Services, WebServer, create_app
+from tests.helpers.browser import chromium_browser
 from tests.web.conftest import ADMIN, ADMIN_PASSWORD, CAMERA_ID, make_config
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 CAPTURES = 15
@@ -67,15 +59,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, shelf_folder: Path) -> Iter
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Debian's Chromium, headless; never a downloaded browser."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is absent (Debian package 'chromium'; `make test` installs it as root)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (the dev extra)")
-    with sync_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    yield from chromium_browser()
 
 
 @pytest.fixture(scope="module")

@@ -16,29 +16,20 @@ import pytest
 
 from edge.events import EventDraft
 from edge.web.server import WebServer
+from tests.helpers.browser import chromium_browser
 from tests.helpers.tiny_bundle import solid_image
 from tests.web_runtime.conftest import ADMIN, ADMIN_PASSWORD, CAMERA_ID, TOKEN, Trainer, fill_store, make_config
 from tests.web_runtime.conftest import start_device as start_device_
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 TIMEOUT_MS = 20_000
 
 
 @pytest.fixture
 def browser() -> Iterator[Any]:
-    """Debian's Chromium, headless."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is absent (Debian package 'chromium')")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (the dev extra)")
-    with sync_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    """Debian's Chromium, headless; never a downloaded browser."""
+    yield from chromium_browser()
 
 
 def test_runtime_pages_in_chromium(tmp_path: Path, tiny_trainer: Trainer, shelf_folder: Path, browser: Any) -> None:
