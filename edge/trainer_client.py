@@ -380,6 +380,33 @@ def training_zones(config: Any, store: Any, task: str, camera: str | None = None
     return next(iter(layouts.values()), None)
 
 
+def training_plan(
+    config: Any,
+    store: Any,
+    task: str | None,
+    *,
+    camera: str | None = None,
+    use_zones: bool = True,
+    strict: bool = True,
+) -> tuple[str, list[dict[str, Any]] | None, dict[str, Any]]:
+    """(task, zones, readiness summary): what a training run would train on, and the verdict judged for exactly that.
+
+    `task` None: the store's default. With `strict` False (the review page), cameras with different zone layouts are
+    judged by whole images instead of raising ConflictError.
+    """
+    from edge.config import ZoneConfig
+
+    resolved = task or store.default_task()
+    try:
+        zones = training_zones(config, store, resolved, camera) if use_zones else None
+    except ConflictError:
+        if strict:
+            raise
+        zones = None
+    summary = store.summary(resolved, [ZoneConfig.model_validate(z) for z in zones] if zones else None)
+    return resolved, zones, summary
+
+
 @dataclass
 class TrainingRun:
     """One round trip: dataset -> job -> report -> bundle -> install (+ activate when good enough)."""

@@ -68,19 +68,18 @@ def _print(args: argparse.Namespace, obj: dict[str, Any], text: str) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Upload the dataset and start a job; with --wait, drive it to an installed (and maybe active) model."""
-    from edge.config import ZoneConfig
     from edge.errors import TrainerError
     from edge.models import ModelRepository
     from edge.store import DatasetStore
-    from edge.trainer_client import RunRequest, TrainerClient, TrainingRunner, training_zones
+    from edge.trainer_client import RunRequest, TrainerClient, TrainingRunner, training_plan
 
     cfg = _config(args)
     client = TrainerClient.from_config(cfg)
     store = DatasetStore(Path(cfg.data_dir), cfg.dataset)
     try:
-        task = store.summary(None if args.task == "auto" else args.task)["task"]
-        zones = None if args.no_zones else training_zones(cfg, store, task, args.camera)
-        summary = store.summary(task, [ZoneConfig.model_validate(z) for z in zones] if zones else None)
+        task, zones, summary = training_plan(
+            cfg, store, None if args.task == "auto" else args.task, camera=args.camera, use_zones=not args.no_zones
+        )
         if not summary["ready"]:
             reasons = "; ".join(summary.get("problems") or [])
             raise TrainerError(f"the dataset is not ready for {task}: {reasons}")

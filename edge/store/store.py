@@ -689,6 +689,11 @@ class DatasetStore:
 
     # -- dataset --------------------------------------------------------------------------------------------------
 
+    def default_task(self) -> Task:
+        """The task a dataset trains when none is chosen: detection once any box exists, else classification."""
+        with self._tx() as conn:
+            return _default_task(int(conn.execute("SELECT COUNT(*) FROM boxes").fetchone()[0]))
+
     def summary(
         self, task: Literal["classification", "detection"] | None = None, zones: Sequence[ZoneConfig] | None = None
     ) -> dict[str, Any]:
@@ -727,7 +732,7 @@ class DatasetStore:
             splits = {s: 0 for s in SPLITS}
             for r in conn.execute("SELECT split, COUNT(*) FROM images GROUP BY split"):
                 splits[r[0]] = int(r[1])
-        resolved: Task = task or ("detection" if total_boxes else "classification")
+        resolved: Task = task or _default_task(total_boxes)
         unit = None
         judged: dict[str, dict[str, int]] = per_label
         if resolved == "classification" and zones:
@@ -954,3 +959,7 @@ class DatasetStore:
                 "ON CONFLICT(camera_id) DO UPDATE SET zones = excluded.zones, updated = excluded.updated",
                 (camera_id, text, _now()),
             )
+
+
+def _default_task(total_boxes: int) -> Task:
+    return "detection" if total_boxes else "classification"

@@ -12,7 +12,6 @@ from typing import Any, Literal
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, send_file, url_for
 from pydantic import BaseModel, Field
 
-from edge.config import ZoneConfig
 from edge.errors import DatasetError
 from edge.web.http import ApiError, read_model
 from edge.web.services import current_services
@@ -40,7 +39,7 @@ class AutoSplitBody(BaseModel):
     seed: int = 0
 
 
-def _task() -> str | None:
+def chosen_task() -> str | None:
     """The task the summary is judged for: ?task=, else the review page's choice; None lets the store decide."""
     chosen = request.args.get("task") or current_services().store.get_setting(TASK_SETTING, "auto")
     if chosen not in ("auto", "classification", "detection"):
@@ -54,19 +53,11 @@ def dataset_summary(task: str | None = None) -> dict[str, Any]:
     A classifier is judged by the zone crops it will be trained on when the cameras have zones (the same zones the
     Train button sends to the trainer); several cameras with different zone layouts: judged by whole images.
     """
-    from edge.errors import ConflictError
-    from edge.trainer_client import training_zones
+    from edge.trainer_client import training_plan
 
     store = current_services().store
     config = current_app.config["SHELFWATCH_CONFIG"]
-    chosen = task or _task()
-    resolved = chosen or store.summary(None)["task"]
-    try:
-        zone_dicts = training_zones(config, store, resolved)
-    except ConflictError:
-        zone_dicts = None
-    zones = [ZoneConfig.model_validate(z) for z in zone_dicts] if zone_dicts else None
-    summary: dict[str, Any] = store.summary(chosen, zones)  # type: ignore[arg-type]
+    _, _, summary = training_plan(config, store, task or chosen_task(), strict=False)
     rules = store.rules
     summary["task_setting"] = store.get_setting(TASK_SETTING, "auto")
     summary["min_images"] = rules.min_images

@@ -85,14 +85,6 @@ def _deploy_threshold() -> float:
     return float(value) if isinstance(value, int | float) else DEFAULT_DEPLOY_THRESHOLD
 
 
-def _resolve_task(requested: str) -> tuple[str, dict[str, Any]]:
-    """The task to train and the store's readiness summary for it."""
-    from edge.web.dataset import dataset_summary
-
-    summary = dataset_summary(None if requested == "auto" else requested)
-    return str(summary["task"]), summary
-
-
 @bp.get("/training")
 def page() -> str:
     """The training page: readiness, Train with task/backbone/threshold, live progress, report, history."""
@@ -117,19 +109,22 @@ def overview() -> Any:
 @bp.post("/api/v1/training")
 def start() -> Any:
     """Start a round trip: 409 when the dataset is not ready (with the reasons) or a run is in progress."""
-    from edge.trainer_client import RunRequest, training_zones
+    from edge.trainer_client import RunRequest, training_plan
+    from edge.web.dataset import chosen_task
 
     body = read_model(StartBody)
     r = runner()
     if not config().trainer.url:
         raise ApiError(503, "no trainer service configured on this device (trainer.url in edge.yaml)")
-    task, summary = _resolve_task(body.task)
+    requested = chosen_task() if body.task == "auto" else body.task
+    task, zones, summary = training_plan(
+        config(), current_services().store, requested, camera=body.camera, use_zones=body.use_zones
+    )
     if not summary.get("ready"):
         problems = "; ".join(summary.get("problems") or []) or "the dataset is not ready"
         raise ApiError(409, f"the dataset is not ready for {task}: {problems}")
     threshold = body.deploy_threshold if body.deploy_threshold is not None else _deploy_threshold()
     current_services().store.set_setting(THRESHOLD_SETTING, threshold)
-    zones = training_zones(config(), current_services().store, task, body.camera) if body.use_zones else None
     run_request = RunRequest(
         zones=zones,
         task=task,

@@ -106,6 +106,8 @@ def test_zone_classifier_is_judged_by_its_crops(tmp_path: Path) -> None:
         else:  # one empty row per photo, boxed
             row = n % 4
             store.set_annotations(record.id, [], [Box("low_stock", 0.0, row / 4, 1.0, (row + 1) / 4)])
+    # Boxes exist, so with no task chosen the store would train a detector; the summary agrees.
+    assert store.default_task() == "detection" == store.summary()["task"]
     # By whole images, `none` has 2 images: not ready.
     plain = store.summary("classification")
     assert plain["ready"] is False and plain["unit"] == "images"
