@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from edge.runtime.engines import EngineKind
-from edge.runtime.models import load_model
+from edge.runtime.wrappers import load_model
 
 ENGINES: tuple[EngineKind, ...] = ("onnxruntime", "openvino")
 

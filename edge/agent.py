@@ -51,7 +51,7 @@ class Agent:
 
     def __init__(self, config: EdgeConfig, options: AgentOptions | None = None) -> None:
         from edge.cameras.capture import CameraHub
-        from edge.models import ModelRepository
+        from edge.model_repository import ModelRepository
         from edge.store import DatasetStore
 
         self.config = config
@@ -113,7 +113,7 @@ class Agent:
     # -- wiring helpers --------------------------------------------------------------------------------------
 
     def _load_engine(self, bundle_dir: Path) -> Any:
-        from edge.runtime.models import load_model
+        from edge.runtime.wrappers import load_model
 
         m = self.config.model
         return load_model(bundle_dir, m.engine, m.threads, m.precision)
@@ -254,7 +254,7 @@ class Agent:
             from edge.bundle import inspect_bundle
 
             offered = inspect_bundle(bundle)
-            installed = {row["version"] for row in self.models.list()}
+            installed = {row["version"] for row in self.models.list_versions()}
             if offered.version in installed:
                 if self.models.active_version() is None:
                     self.models.activate(offered.version)

@@ -38,7 +38,7 @@ import numpy as np
 
 from edge.config.model import ZoneConfig
 from edge.datasets.model import Dataset, Sample
-from edge.datasets.zones import none_label, zone_box, zone_crop_label
+from edge.datasets.zone_crops import none_label, zone_box, zone_crop_label
 from trainer.errors import TrainingError
 
 log = logging.getLogger(__name__)
@@ -261,7 +261,7 @@ def load_image(path: Path) -> np.ndarray:
 
 def crop_image(image: np.ndarray, crop: tuple[float, float, float, float] | None) -> np.ndarray:
     """The normalised crop of an image, cut exactly as the device cuts zone crops, or the image itself."""
-    from edge.runtime.models import crop as device_crop
+    from edge.runtime.wrappers import crop as device_crop
 
     return image if crop is None else device_crop(image, crop)
 
@@ -276,7 +276,7 @@ def sample_image(sample: ClassSample, cache: dict[Path, np.ndarray] | None = Non
             cache[sample.path] = image
     if sample.polygon is not None:
         # Cut exactly what the device's pipeline classifies: the zone's box with the outside of its polygon black.
-        from edge.pipeline.zones import Zone, crop_zone
+        from edge.pipeline.zone_scoring import Zone, crop_zone
 
         return crop_zone(image, Zone(sample.name, sample.polygon, ()))
     return crop_image(image, sample.crop)

@@ -143,7 +143,7 @@ def predict_probabilities(
     batch_size: int = 32,
 ) -> np.ndarray:
     """Probabilities [N, C] of the bundle's model (device wrapper, chosen engine) on BGR images or crops."""
-    from edge.runtime.models import ClassificationModel, load_model
+    from edge.runtime.wrappers import ClassificationModel, load_model
 
     model = load_model(bundle_dir, engine=engine, threads=threads, manifest=manifest)  # type: ignore[arg-type]
     if not isinstance(model, ClassificationModel):
@@ -394,7 +394,7 @@ def detection_predictions(
     score_threshold: float = 0.01,
 ) -> list[Any]:
     """Detections of the bundle's exported model per image (low threshold: what mAP needs)."""
-    from edge.runtime.models import DetectionModel, load_model
+    from edge.runtime.wrappers import DetectionModel, load_model
     from trainer.data import load_image
 
     model = load_model(bundle_dir, engine=engine, threads=threads, manifest=manifest)  # type: ignore[arg-type]

@@ -464,7 +464,7 @@ def parse_synthetic_spec(spec: str) -> dict[str, float | int]:
 
 
 class SyntheticShelfSource:
-    """A FrameSource showing the synthetic shelf.
+    """A camera FrameSource (edge.cameras.sources) showing the synthetic shelf.
 
     Realtime: frames at `fps`, time t = wall-clock seconds (time.time()), so anyone holding a frame's `ts` can ask
     `shelf.ground_truth(ts)`. Not realtime: unpaced, t = start_t + frame_index / fps (fully reproducible).

@@ -129,7 +129,7 @@ class EngineRig:
     """The model wrapper's predict() on decoded frames: preprocess + inference + postprocess, per call."""
 
     def __init__(self, bundle: Path, engine: str, threads: int | None, frames: Sequence[Any]) -> None:
-        from edge.runtime.models import load_model
+        from edge.runtime.wrappers import load_model
 
         self.model = load_model(bundle, engine, threads)  # type: ignore[arg-type]
         self.frames = frames
@@ -272,7 +272,7 @@ class PipelineRig:
         from edge.pipeline.metrics import MetricsRegistry
         from edge.pipeline.model_slot import ModelSlot
         from edge.pipeline.reporter import Reporter
-        from edge.runtime.models import load_model
+        from edge.runtime.wrappers import load_model
 
         self.paused = threading.Event()
         self.paused.set()

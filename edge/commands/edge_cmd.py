@@ -19,6 +19,7 @@ from edge.errors import ConfigError
 
 if TYPE_CHECKING:
     from edge.config import EdgeConfig
+    from edge.training.runs import TrainingRun
 
 log = logging.getLogger(__name__)
 
@@ -68,32 +69,31 @@ def _print(args: argparse.Namespace, obj: dict[str, Any], text: str) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Upload the dataset and start a job; with --wait, drive it to an installed (and maybe active) model."""
-    from edge.errors import TrainerError
-    from edge.models import ModelRepository
+    from edge.model_repository import ModelRepository
     from edge.store import DatasetStore
-    from edge.trainer_client import RunRequest, TrainerClient, TrainingRunner, training_plan
+    from edge.training.client import TrainerClient
+    from edge.training.plan import training_plan
+    from edge.training.runner import TrainingRunner, submit_job
+    from edge.training.runs import RunRequest
 
     cfg = _config(args)
     client = TrainerClient.from_config(cfg)
     store = DatasetStore(Path(cfg.data_dir), cfg.dataset)
     try:
-        task, zones, summary = training_plan(
+        plan = training_plan(
             cfg, store, None if args.task == "auto" else args.task, camera=args.camera, use_zones=not args.no_zones
+        ).require_ready()
+        request = RunRequest(
+            zones=plan.zones,
+            task=plan.task,
+            backbone=args.backbone,
+            epochs=args.epochs,
+            input_size=args.input_size,
+            deploy_threshold=args.deploy_threshold,
         )
-        if not summary["ready"]:
-            reasons = "; ".join(summary.get("problems") or [])
-            raise TrainerError(f"the dataset is not ready for {task}: {reasons}")
         if not args.wait:
-            dataset = client.upload_store(store)
-            job = client.create_job(
-                dataset["id"],
-                task,
-                backbone=args.backbone,
-                epochs=args.epochs,
-                input_size=args.input_size,
-                zones=zones,
-            )
-            result = {"dataset": dataset["id"], "job": job["id"], "state": job.get("state"), "task": task}
+            dataset, job = submit_job(client, store, request)
+            result = {"dataset": dataset["id"], "job": job["id"], "state": job.get("state"), "task": plan.task}
             _print(args, result, f"job {job['id']} {job.get('state')} on {client.url} (dataset {dataset['id']})")
             return 0
 
@@ -102,14 +102,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         # Its own history: the agent's web may be keeping the default one in another process.
         runner = TrainingRunner(
             lambda: client, store, models, cfg.data_dir, history_dir="training-cli", poll_seconds=args.poll_seconds
-        )
-        request = RunRequest(
-            zones=zones,
-            task=task,
-            backbone=args.backbone,
-            epochs=args.epochs,
-            input_size=args.input_size,
-            deploy_threshold=args.deploy_threshold,
         )
         run = runner.start(request)
         last = ""
@@ -128,7 +120,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         store.close()
 
 
-def _progress_line(run: Any) -> str:
+def _progress_line(run: TrainingRun) -> str:
     p = run.progress or {}
     parts = [run.state]
     if p.get("stage"):
@@ -146,7 +138,7 @@ def _progress_line(run: Any) -> str:
 
 
 def _repository(args: argparse.Namespace) -> Any:
-    from edge.models import ModelRepository
+    from edge.model_repository import ModelRepository
 
     cfg = _config(args)
     if not Path(cfg.data_dir).is_dir():
@@ -159,7 +151,7 @@ def _repository(args: argparse.Namespace) -> Any:
 def cmd_models_list(args: argparse.Namespace) -> int:
     """Installed versions with state and metrics."""
     repo = _repository(args)
-    rows = repo.list()
+    rows = repo.list_versions()
     lines = []
     for row in rows:
         flag = "*" if row["active"] else ("<" if row["previous"] else " ")

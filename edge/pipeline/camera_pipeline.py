@@ -25,16 +25,8 @@ import numpy as np
 from edge.config.model import EventsConfig, ZoneConfig
 from edge.pipeline.metrics import MetricsRegistry, RateMeter
 from edge.pipeline.model_slot import ActiveModel, ModelSlot
-from edge.pipeline.zones import (
-    DetectedBox,
-    Transition,
-    Zone,
-    ZoneScore,
-    ZoneState,
-    crop_zone,
-    score_classification,
-    score_detections,
-)
+from edge.pipeline.zone_scoring import DetectedBox, Zone, ZoneScore, crop_zone, score_classification, score_detections
+from edge.pipeline.zone_state import Transition, ZoneState
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +40,7 @@ class FrameLike(Protocol):
     image: np.ndarray
 
 
-class FrameSource(Protocol):
+class FrameFeed(Protocol):
     """What the pipeline needs from a camera capture (edge.cameras.capture.CameraCapture).
 
     A source may also have a boolean `running` (the capture has one): while it is False the pipeline polls
@@ -97,7 +89,7 @@ def zones_for_model(configs: Sequence[ZoneConfig], model: ActiveModel | None) ->
 def evaluate_zones(
     active: ActiveModel, image: np.ndarray, zones: Sequence[Zone], min_overlap: float
 ) -> list[ZoneScore]:
-    """Run the model on one frame and score every zone (see edge.pipeline.zones for the rules)."""
+    """Run the model on one frame and score every zone (see edge.pipeline.zone_scoring for the rules)."""
     if not zones:
         return []
     model = active.model
@@ -128,7 +120,7 @@ class CameraPipeline:
     def __init__(
         self,
         camera_id: str,
-        source: FrameSource,
+        source: FrameFeed,
         slot: ModelSlot,
         zones: Callable[[], Sequence[ZoneConfig]],
         events: EventsConfig,

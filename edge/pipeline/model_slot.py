@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 class ActiveModel:
     """A loaded model and what the pipeline needs to know about it."""
 
-    model: Any  # edge.runtime.models.ClassificationModel | DetectionModel
+    model: Any  # edge.runtime.wrappers.ClassificationModel | DetectionModel
     bundle_dir: Path
     name: str
     version: str
@@ -35,7 +35,7 @@ class ActiveModel:
 
 
 ModelLoader = Callable[[Path], Any]
-"""bundle dir -> model object (with a `.manifest` or not); edge.runtime.models.load_model with settings bound."""
+"""bundle dir -> model object (with a `.manifest` or not); edge.runtime.wrappers.load_model with settings bound."""
 
 
 def read_manifest(bundle_dir: Path) -> Manifest:

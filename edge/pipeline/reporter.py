@@ -16,7 +16,8 @@ from edge.comms.base import Communicator, to_json
 from edge.events import Event, EventDraft, EventLog, SnapshotStore
 from edge.pipeline.metrics import MetricsRegistry
 from edge.pipeline.model_slot import ActiveModel
-from edge.pipeline.zones import Transition, ZoneScore, ZoneState, utc_now_iso
+from edge.pipeline.zone_scoring import ZoneScore
+from edge.pipeline.zone_state import Transition, ZoneState, utc_now_iso
 
 log = logging.getLogger(__name__)
 

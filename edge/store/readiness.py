@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Literal
 
 from edge.config import DatasetRulesConfig
-from edge.datasets.zones import OTHER_CLASS_NAMES
+from edge.datasets.zone_crops import OTHER_CLASS_NAMES
 
 Task = Literal["classification", "detection"]
 

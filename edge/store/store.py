@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from edge.config import DatasetRulesConfig, ZoneConfig
 from edge.datasets.model import SPLITS, Box, Dataset, LabelInfo, Sample
-from edge.datasets.zones import zone_crop_counts
+from edge.datasets.zone_crops import zone_crop_counts
 from edge.errors import (
     AnnotationError,
     ConflictError,
@@ -700,7 +700,7 @@ class DatasetStore:
         """Counts per label and split, near-duplicates, and the readiness verdict with its reasons.
 
         With `zones`, a classifier is judged by the zone crops it will train on (`per_label[name]["crops"]`, see
-        edge.datasets.zones): one image gives one example per zone.
+        edge.datasets.zone_crops): one image gives one example per zone.
         """
         with self._tx() as conn:
             images = int(conn.execute("SELECT COUNT(*) FROM images").fetchone()[0])

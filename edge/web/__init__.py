@@ -30,7 +30,7 @@ BLUEPRINTS: list[str] = [
     "edge.web.labels",
     "edge.web.dataset",
     "edge.web.training",
-    "edge.web.models",
+    "edge.web.model_versions",
     "edge.web.predict",
     "edge.web.events",
     "edge.web.status",

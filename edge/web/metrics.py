@@ -57,7 +57,7 @@ def _model_lines() -> list[str]:
     lines = [
         "# HELP shelfwatch_models_installed Verified model versions installed on the device.",
         "# TYPE shelfwatch_models_installed gauge",
-        f"shelfwatch_models_installed {sum(1 for row in services.models.list() if row['status'] == 'ok')}",
+        f"shelfwatch_models_installed {sum(1 for row in services.models.list_versions() if row['status'] == 'ok')}",
     ]
     if services.metrics is None:
         manifest = services.models.active()

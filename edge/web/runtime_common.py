@@ -55,7 +55,7 @@ def active_model() -> Any:
     cache: _PredictCache = current_app.extensions.setdefault(PREDICT_CACHE_KEY, _PredictCache())
     with cache.lock:
         if cache.version != version:
-            from edge.runtime.models import load_model
+            from edge.runtime.wrappers import load_model
 
             m = config().model
             cache.model = load_model(Path(models.path_of(version)), m.engine, m.threads, m.precision)

@@ -1,6 +1,6 @@
 """The training round trip from the device: start (Train), live progress, the evaluation report, deploy decision.
 
-A TrainingRunner (edge.trainer_client) does the work on a background thread; the agent may inject one as
+A TrainingRunner (edge.training.runner) does the work on a background thread; the agent may inject one as
 `Services.trainer`, else the first request builds one from the config (trainer.url / trainer.token) with the app's
 store and model repository. The deploy threshold the user sets is remembered in the store's settings.
 """
@@ -10,15 +10,24 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from flask import Blueprint, g, jsonify, render_template, request
 from pydantic import BaseModel, Field
 
-from edge.errors import ShelfwatchError, TrainerError
-from edge.web.http import ApiError, read_model
+from edge.errors import ShelfwatchError
+from edge.training.client import TrainerClient, TrainerUnavailable
+from edge.training.plan import training_plan
+from edge.training.runner import TrainingRunner
+from edge.training.runs import DEFAULT_DEPLOY_THRESHOLD, RunRequest
+from edge.web.http import read_model
 from edge.web.runtime_common import config, require_service
 from edge.web.services import current_services
+
+if TYPE_CHECKING:
+    from edge.config import EdgeConfig
+    from edge.model_repository import ModelRepository
+    from edge.store import DatasetStore
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +53,7 @@ class StartBody(BaseModel):
     camera: str | None = Field(None, max_length=64, description="classification: whose zones, when cameras differ.")
 
 
-class TrainerUnavailable(TrainerError):
-    """No trainer service is configured on this device."""
-
-    http_status = 503
-
-
-def runner() -> Any:
+def runner() -> TrainingRunner:
     """The app's TrainingRunner (built on first use from the config when the agent did not inject one)."""
     services = current_services()
     if services.trainer is not None:
@@ -61,26 +64,17 @@ def runner() -> Any:
     return services.trainer
 
 
-def build_runner(cfg: Any, store: Any, models: Any) -> Any:
+def build_runner(cfg: EdgeConfig, store: DatasetStore, models: ModelRepository) -> TrainingRunner:
     """The device's TrainingRunner for an EdgeConfig (the agent builds it at start; else the first request does).
 
     Runs that a previous process left in progress are followed again at once.
     """
-    from edge.trainer_client import TrainerClient, TrainingRunner
-
-    def client_factory() -> TrainerClient:
-        if not cfg.trainer.url:
-            raise TrainerUnavailable("no trainer service configured on this device (trainer.url in edge.yaml)")
-        return TrainerClient.from_config(cfg)
-
-    runner = TrainingRunner(client_factory, store, models, cfg.data_dir)
+    runner = TrainingRunner(lambda: TrainerClient.from_config(cfg), store, models, cfg.data_dir)
     runner.resume_interrupted()
     return runner
 
 
 def _deploy_threshold() -> float:
-    from edge.trainer_client import DEFAULT_DEPLOY_THRESHOLD
-
     value = current_services().store.get_setting(THRESHOLD_SETTING, DEFAULT_DEPLOY_THRESHOLD)
     return float(value) if isinstance(value, int | float) else DEFAULT_DEPLOY_THRESHOLD
 
@@ -109,25 +103,21 @@ def overview() -> Any:
 @bp.post("/api/v1/training")
 def start() -> Any:
     """Start a round trip: 409 when the dataset is not ready (with the reasons) or a run is in progress."""
-    from edge.trainer_client import RunRequest, training_plan
     from edge.web.dataset import chosen_task
 
     body = read_model(StartBody)
     r = runner()
     if not config().trainer.url:
-        raise ApiError(503, "no trainer service configured on this device (trainer.url in edge.yaml)")
+        raise TrainerUnavailable("no trainer service configured on this device (trainer.url in edge.yaml)")
     requested = chosen_task() if body.task == "auto" else body.task
-    task, zones, summary = training_plan(
+    plan = training_plan(
         config(), current_services().store, requested, camera=body.camera, use_zones=body.use_zones
-    )
-    if not summary.get("ready"):
-        problems = "; ".join(summary.get("problems") or []) or "the dataset is not ready"
-        raise ApiError(409, f"the dataset is not ready for {task}: {problems}")
+    ).require_ready()
     threshold = body.deploy_threshold if body.deploy_threshold is not None else _deploy_threshold()
     current_services().store.set_setting(THRESHOLD_SETTING, threshold)
     run_request = RunRequest(
-        zones=zones,
-        task=task,
+        zones=plan.zones,
+        task=plan.task,
         backbone=body.backbone,
         epochs=body.epochs,
         seed=body.seed,
@@ -142,15 +132,14 @@ def start() -> Any:
     return jsonify(r.describe(run)), 202
 
 
-def _grant_pull_token(run_request: Any, device_url: str | None) -> None:
+def _grant_pull_token(run_request: RunRequest, device_url: str | None) -> None:
     """Give the trainer a device API token for the pull, revoked as soon as the trainer holds the dataset."""
     users = current_services().users
     assert users is not None
     user_id = g.user.id
     token, meta = users.issue_token(user_id, "trainer dataset pull (revoked after the pull)")
-    run_request.device_url = (device_url or request.host_url).rstrip("/")
-    if not run_request.device_url.endswith("/api/v1"):
-        run_request.device_url += "/api/v1"
+    url = (device_url or request.host_url).rstrip("/")
+    run_request.device_url = url if url.endswith("/api/v1") else url + "/api/v1"
     run_request.device_token = token
 
     def revoke() -> None:
@@ -172,7 +161,7 @@ def get_run(run_id: str) -> Any:
 
 def _bundle_files(version: str | None) -> list[str]:
     """The evaluation pictures and report the installed bundle holds (served under /api/v1/models/<v>/files/)."""
-    from edge.web.models import VIEWABLE_FILES
+    from edge.web.model_versions import VIEWABLE_FILES
 
     models = current_services().models
     if version is None or models is None:

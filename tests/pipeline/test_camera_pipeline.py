@@ -17,8 +17,9 @@ from edge.config.model import CameraConfig, EventsConfig, ZoneConfig
 from edge.pipeline.camera_pipeline import CameraPipeline, Watchdog
 from edge.pipeline.metrics import MetricsRegistry
 from edge.pipeline.model_slot import ActiveModel, ModelSlot
-from edge.pipeline.zones import Transition, ZoneScore, ZoneState
-from edge.runtime.models import load_model
+from edge.pipeline.zone_scoring import ZoneScore
+from edge.pipeline.zone_state import Transition, ZoneState
+from edge.runtime.wrappers import load_model
 from tests.helpers.tiny_bundle import TinyBundle, make_detection_bundle
 
 ZONES = [ZoneConfig(id="left", polygon=[(0, 0), (0.5, 0), (0.5, 1), (0, 1)])]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edge.config.model import ZoneConfig
-from edge.pipeline.zones import DetectedBox, Zone, box_overlap, crop_zone, score_classification, score_detections
+from edge.pipeline.zone_scoring import DetectedBox, Zone, box_overlap, crop_zone, score_classification, score_detections
 
 RECT = Zone("left", ((0.0, 0.0), (0.5, 0.0), (0.5, 1.0), (0.0, 1.0)), ("empty",))
 TRIANGLE = Zone("tri", ((0.0, 0.0), (1.0, 0.0), (0.0, 1.0)), ("empty",))
@@ -70,7 +70,7 @@ def test_detection_score_takes_best_overlapping_alert_box() -> None:
 def test_evaluate_zones_with_a_real_classifier(tmp_path: Path) -> None:
     from edge.pipeline.camera_pipeline import evaluate_zones, zones_for_model
     from edge.pipeline.model_slot import build_active
-    from edge.runtime.models import load_model
+    from edge.runtime.wrappers import load_model
     from tests.helpers.tiny_bundle import make_classification_bundle
 
     bundle = make_classification_bundle(tmp_path, labels=("red", "green"), alert_labels=("red",), openvino=False)

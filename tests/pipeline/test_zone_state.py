@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from edge.pipeline.zones import ZoneScore, ZoneState
+from edge.pipeline.zone_scoring import ZoneScore
+from edge.pipeline.zone_state import ZoneState
 
 ON, OFF = 0.6, 0.4
 

@@ -10,7 +10,7 @@ import pytest
 
 from edge.config.model import ZoneConfig
 from edge.datasets.model import Box, Dataset, LabelInfo, Sample
-from edge.datasets.zones import NONE_LABEL
+from edge.datasets.zone_crops import NONE_LABEL
 from tests.trainer.helpers import coloured_dataset
 from trainer.data import (
     augment,
@@ -173,7 +173,7 @@ def test_polygon_zone_crops_match_what_the_device_classifies(tmp_path: Path) -> 
     """Training crops are cut exactly as the pipeline cuts them: box of the polygon, outside blacked out."""
     import cv2
 
-    from edge.pipeline.zones import Zone, crop_zone
+    from edge.pipeline.zone_scoring import Zone, crop_zone
 
     image = np.full((60, 80, 3), 200, dtype=np.uint8)
     image[:, :40] = (10, 120, 240)

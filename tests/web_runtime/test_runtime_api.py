@@ -346,7 +346,7 @@ def test_metrics_prometheus_text(client: FlaskClient, device: Device, bundles: B
 def test_web_without_an_agent_predicts_and_reports_from_the_repository(
     tmp_path: Path, bundles: Bundles, shelf_folder: Path
 ) -> None:
-    from edge.models import ModelRepository
+    from edge.model_repository import ModelRepository
     from edge.store import DatasetStore
     from edge.web import Services, create_app
 

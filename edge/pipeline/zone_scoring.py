@@ -1,0 +1,141 @@
+"""Zone scoring: how a frame's model output becomes one score per zone (their state over time is
+edge.pipeline.zone_state).
+
+- classifier: each zone's polygon bounding box is cropped from the frame, pixels outside the polygon are painted
+  black (so a neighbouring shelf does not leak into the crop), the crops go to the model as one batch, and the
+  zone's score is the highest probability among the zone's alert labels.
+- detector: the zone's score is the highest score of an alert-label box whose overlap with the zone is at least
+  `min_overlap`, where overlap = intersection area / box area (the share of the detected box that lies inside the
+  zone). Dividing by the box area, not the zone area, lets a small "empty slot" box in a wide zone count fully,
+  while a box that merely touches the zone's edge does not. The best box's bbox goes into the event.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+BBox = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class Zone:
+    """A zone as the pipeline evaluates it: normalised polygon and the labels that mean low stock in it."""
+
+    id: str
+    polygon: tuple[tuple[float, float], ...]
+    alert_labels: tuple[str, ...]
+
+    def bbox(self) -> BBox:
+        """Normalised bounding box x1, y1, x2, y2 of the polygon."""
+        xs = [p[0] for p in self.polygon]
+        ys = [p[1] for p in self.polygon]
+        return min(xs), min(ys), max(xs), max(ys)
+
+
+@dataclass(frozen=True)
+class ZoneScore:
+    """One evaluation of one zone: the score, the alert label that produced it and (detector) its box."""
+
+    score: float
+    label: str | None
+    bbox: BBox | None = None
+
+
+def zone_pixel_rect(zone: Zone, width: int, height: int) -> tuple[int, int, int, int]:
+    """The zone's bounding box in pixels (x1, y1, x2, y2), at least one pixel each way."""
+    x1, y1, x2, y2 = zone.bbox()
+    px1 = min(max(int(np.floor(x1 * width)), 0), width - 1)
+    py1 = min(max(int(np.floor(y1 * height)), 0), height - 1)
+    px2 = max(min(int(np.ceil(x2 * width)), width), px1 + 1)
+    py2 = max(min(int(np.ceil(y2 * height)), height), py1 + 1)
+    return px1, py1, px2, py2
+
+
+def crop_zone(image_bgr: np.ndarray, zone: Zone) -> np.ndarray:
+    """The zone's bounding-box crop with pixels outside its polygon set to black."""
+    h, w = image_bgr.shape[:2]
+    x1, y1, x2, y2 = zone_pixel_rect(zone, w, h)
+    crop = image_bgr[y1:y2, x1:x2].copy()
+    pts = np.array([[px * w - x1, py * h - y1] for px, py in zone.polygon], dtype=np.float32)
+    mask = np.zeros(crop.shape[:2], dtype=np.uint8)
+    cv2.fillPoly(mask, [np.round(pts).astype(np.int32)], 255)
+    if not mask.all():
+        crop[mask == 0] = 0
+    return crop
+
+
+def score_classification(label_scores: Sequence[dict[str, float]], zones: Sequence[Zone]) -> list[ZoneScore]:
+    """Per-zone probability dicts (same order as zones) -> the highest alert-label probability per zone."""
+    out: list[ZoneScore] = []
+    for probs, zone in zip(label_scores, zones, strict=True):
+        best_label, best = None, 0.0
+        for label in zone.alert_labels:
+            p = float(probs.get(label, 0.0))
+            if best_label is None or p > best:
+                best_label, best = label, p
+        out.append(ZoneScore(best, best_label))
+    return out
+
+
+def box_overlap(box: BBox, zone_box: BBox, polygon: Sequence[tuple[float, float]] | None = None) -> float:
+    """Share of `box` inside the zone: intersection area / box area (polygon rasterised when not a rectangle)."""
+    bx1, by1, bx2, by2 = box
+    area = max(bx2 - bx1, 0.0) * max(by2 - by1, 0.0)
+    if area <= 0:
+        return 0.0
+    zx1, zy1, zx2, zy2 = zone_box
+    ix1, iy1, ix2, iy2 = max(bx1, zx1), max(by1, zy1), min(bx2, zx2), min(by2, zy2)
+    if ix2 <= ix1 or iy2 <= iy1:
+        return 0.0
+    rect_share = (ix2 - ix1) * (iy2 - iy1) / area
+    if polygon is None or _is_axis_rectangle(polygon):
+        return rect_share
+    # A non-rectangular zone: measure the polygon's share of the box on a small grid (cheap and exact enough).
+    grid = 64
+    pts = np.array([[(x - bx1) / (bx2 - bx1) * grid, (y - by1) / (by2 - by1) * grid] for x, y in polygon])
+    mask = np.zeros((grid, grid), dtype=np.uint8)
+    cv2.fillPoly(mask, [np.round(pts).astype(np.int32)], 1)
+    return float(mask.mean())
+
+
+def _is_axis_rectangle(polygon: Sequence[tuple[float, float]]) -> bool:
+    xs = {round(p[0], 6) for p in polygon}
+    ys = {round(p[1], 6) for p in polygon}
+    return len(polygon) == 4 and len(xs) == 2 and len(ys) == 2
+
+
+@dataclass(frozen=True)
+class DetectedBox:
+    """The part of a detection the zone logic needs (any object with label, score and bbox fits)."""
+
+    label: str
+    score: float
+    bbox: BBox
+
+
+def score_detections(detections: Sequence[DetectedBox], zones: Sequence[Zone], min_overlap: float) -> list[ZoneScore]:
+    """Detections of one frame -> per zone the best alert-label box overlapping it by at least `min_overlap`."""
+    out: list[ZoneScore] = []
+    for zone in zones:
+        zbox = zone.bbox()
+        best: DetectedBox | None = None
+        for det in detections:
+            if det.label not in zone.alert_labels:
+                continue
+            if best is not None and det.score <= best.score:
+                continue
+            if box_overlap(tuple(det.bbox), zbox, zone.polygon) >= min_overlap:  # type: ignore[arg-type]
+                best = det
+        if best is None:
+            out.append(ZoneScore(0.0, zone.alert_labels[0] if zone.alert_labels else None, None))
+        else:
+            bbox = tuple(round(float(v), 4) for v in best.bbox)
+            out.append(ZoneScore(float(best.score), best.label, bbox))  # type: ignore[arg-type]
+    return out
