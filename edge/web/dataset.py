@@ -53,11 +53,11 @@ def dataset_summary(task: str | None = None) -> dict[str, Any]:
     A classifier is judged by the zone crops it will be trained on when the cameras have zones (the same zones the
     Train button sends to the trainer); several cameras with different zone layouts: judged by whole images.
     """
-    from edge.trainer_client import training_plan
+    from edge.training.plan import training_plan
 
     store = current_services().store
     config = current_app.config["SHELFWATCH_CONFIG"]
-    _, _, summary = training_plan(config, store, task or chosen_task(), strict=False)
+    summary = training_plan(config, store, task or chosen_task(), strict=False).summary
     rules = store.rules
     summary["task_setting"] = store.get_setting(TASK_SETTING, "auto")
     summary["min_images"] = rules.min_images

@@ -93,7 +93,7 @@ def overview() -> Any:
     return jsonify(
         {
             "current": r.describe(current) if current is not None else None,
-            "items": [r.describe(run) for run in r.list()],
+            "items": [r.describe(run) for run in r.runs()],
             "deploy_threshold": _deploy_threshold(),
             "trainer_configured": bool(config().trainer.url),
         }

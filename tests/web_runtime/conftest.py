@@ -23,7 +23,7 @@ from edge.cameras.sources import open_source
 from edge.cameras.synthetic import render_shelf
 from edge.config import CameraConfig, DatasetRulesConfig, EdgeConfig
 from edge.config.model import ModelConfig, MqttConfig, TrainerClientConfig
-from edge.trainer_client import TrainerClient
+from edge.training.client import TrainerClient
 from edge.web import Services
 from edge.web import create_app as create_web_app
 from edge.web.server import WebServer

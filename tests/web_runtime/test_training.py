@@ -20,7 +20,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from edge.errors import TrainerError
-from edge.trainer_client import TrainerClient, TrainerHttpError
+from edge.training.client import TrainerClient, TrainerHttpError
 from edge.web.server import WebServer
 from tests.web_runtime.conftest import (
     COLOURS,
@@ -265,7 +265,7 @@ def test_a_device_restart_follows_the_trainer_job_again(
     tmp_path: Path, tiny_trainer: Trainer, shelf_folder: Path
 ) -> None:
     from edge.store import DatasetStore
-    from edge.trainer_client import TrainingRun
+    from edge.training.runs import TrainingRun
 
     config = make_config(
         tmp_path / "device", tiny_trainer.public_key(), shelf_folder, url=tiny_trainer.url, token=TOKEN

@@ -9,7 +9,7 @@ import pytest
 from edge.config import EdgeConfig, ZoneConfig
 from edge.errors import ConflictError, NotFoundError
 from edge.store import DatasetStore
-from edge.trainer_client import training_zones
+from edge.training.plan import training_zones
 
 RECT = [[0, 0], [1, 0], [1, 0.5], [0, 0.5]]
 LOWER = [[0, 0.5], [1, 0.5], [1, 1], [0, 1]]

@@ -1,0 +1,103 @@
+"""The records of a training round trip: what the user asked for (RunRequest) and what happened (TrainingRun)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+RUN_STATES_ACTIVE = (
+    "starting",
+    "uploading",
+    "queued",
+    "training",
+    "evaluating",
+    "exporting",
+    "downloading",
+    "installing",
+)
+RUN_STATES_DONE = ("deployed", "installed", "refused", "failed", "cancelled")
+DEFAULT_DEPLOY_THRESHOLD = 0.85
+HEADLINE_METRIC = {"classification": "accuracy", "detection": "map50"}
+
+
+@dataclass
+class RunRequest:
+    """What the user asked for: task, backbone, epochs, deploy threshold and how the dataset travels."""
+
+    task: str
+    backbone: str | None = None
+    epochs: int | None = None
+    seed: int | None = None
+    input_size: int | None = None
+    deploy_threshold: float = DEFAULT_DEPLOY_THRESHOLD
+    metric: str | None = None  # headline metric compared with the threshold; default per task
+    source: str = "upload"  # upload | pull
+    device_url: str | None = None  # pull: the URL the trainer reaches this device at
+    device_token: str | None = None  # pull: an API token of this device for the trainer
+    after_dataset: Callable[[], None] | None = None  # called once the trainer holds the dataset (revoke the token)
+    zones: list[dict[str, Any]] | None = None  # classification: train on these zone crops (what the pipeline crops)
+
+    def headline_metric(self) -> str:
+        """The metric compared with deploy_threshold."""
+        return self.metric or HEADLINE_METRIC.get(self.task, "accuracy")
+
+    def job_params(self) -> dict[str, Any]:
+        """The trainer job's parameters besides dataset and task (None: the trainer's default)."""
+        return {
+            "backbone": self.backbone,
+            "epochs": self.epochs,
+            "seed": self.seed,
+            "input_size": self.input_size,
+            "zones": self.zones,
+        }
+
+
+@dataclass
+class TrainingRun:
+    """One round trip: dataset -> job -> report -> bundle -> install (+ activate when good enough)."""
+
+    id: str
+    task: str
+    backbone: str | None
+    epochs: int | None
+    deploy_threshold: float
+    metric: str
+    source: str
+    state: str = "starting"
+    created: str = ""
+    updated: str = ""
+    finished: str | None = None
+    dataset_id: str | None = None
+    job_id: str | None = None
+    job_state: str | None = None
+    progress: dict[str, Any] = field(default_factory=dict)
+    eta_seconds: float | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    headline: float | None = None
+    version: str | None = None
+    activated: bool = False
+    decision: str | None = None
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    has_report: bool = False
+
+    @property
+    def in_progress(self) -> bool:
+        """Whether the run is still going."""
+        return self.state in RUN_STATES_ACTIVE
+
+    def as_dict(self, active_version: str | None = None) -> dict[str, Any]:
+        """JSON-friendly form (what the training API returns).
+
+        `active` says whether this run's model is the device's active model now (`activated` only records the
+        deploy decision, which a later activation or rollback overrides); `in_progress` whether the run still goes.
+        """
+        active = self.version is not None and self.version == active_version
+        return asdict(self) | {"in_progress": self.in_progress, "active": active}
+
+
+def now_iso() -> str:
+    """The current UTC time as the run records write it (2026-01-31T12:00:00Z)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
