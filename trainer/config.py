@@ -42,6 +42,15 @@ class TrainingDefaults(_Strict):
     int8: bool = Field(False, description="Also export an INT8 OpenVINO model calibrated with NNCF.")
 
 
+class RetentionConfig(_Strict):
+    datasets_days: float | None = Field(
+        None,
+        gt=0,
+        description="Delete a dataset this many days after it was uploaded or last trained on (never while a job "
+        "uses it); null keeps datasets until DELETE /v1/datasets/<id>.",
+    )
+
+
 class TrainerConfig(_Strict):
     """Everything the training service needs; `shelfwatch config validate trainer.yaml` checks a file."""
 
@@ -52,5 +61,6 @@ class TrainerConfig(_Strict):
         None,
         description="Path of the ed25519 private key (PEM) that signs bundles; ${ENV} or a systemd credential.",
     )
+    retention: RetentionConfig = Field(default_factory=RetentionConfig, description="How long datasets are kept.")
     workers: int = Field(1, ge=1, le=16, description="Training jobs run at the same time (each in its own process).")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Logging verbosity.")

@@ -57,6 +57,14 @@ class Scheduler:
         """Look at the queue now (a job was added or cancelled)."""
         self._wake.set()
 
+    def submit(self, job_id: str) -> None:
+        """A job was queued in the store: start it when a worker slot is free."""
+        self._wake.set()
+
+    def cancel(self, job_id: str) -> None:
+        """A cancel was requested in the store: the job's worker sees it; a silent one is killed after the grace."""
+        self._wake.set()
+
     def stop(self, *, terminate: bool = True) -> None:
         """Stop scheduling; terminate running workers (their jobs end as failed: the server stopped)."""
         self._stop.set()

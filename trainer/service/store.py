@@ -20,12 +20,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from edge.errors import NotFoundError
+from edge.errors import ConflictError, NotFoundError
 
 log = logging.getLogger(__name__)
 
 DB_NAME = "trainer.db"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 RUNNING_STATES = ("training", "evaluating", "exporting")
 TERMINAL_STATES = ("succeeded", "failed", "cancelled")
 JOB_STATES = ("queued", *RUNNING_STATES, *TERMINAL_STATES)
@@ -39,7 +39,8 @@ CREATE TABLE IF NOT EXISTS datasets (
     images INTEGER NOT NULL,
     labels TEXT NOT NULL,
     path TEXT NOT NULL,
-    source TEXT NOT NULL
+    source TEXT NOT NULL,
+    deleted TEXT
 );
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY,
@@ -154,6 +155,9 @@ class JobStore:
 
                 raise StoreError(f"{self.db_path} was written by a newer Shelfwatch (schema {version})")
             db.executescript(_SCHEMA)
+            if version == 1:
+                # Schema 2: a deleted dataset keeps its row (jobs still name it) with a deletion time, no files.
+                db.execute("ALTER TABLE datasets ADD COLUMN deleted TEXT")
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @contextmanager
@@ -190,18 +194,45 @@ class JobStore:
         return record
 
     def get_dataset(self, dataset_id: str) -> DatasetRecord:
-        """One dataset; NotFoundError when unknown."""
+        """One dataset; NotFoundError when unknown or deleted."""
         with self._connect() as db:
-            row = db.execute("SELECT * FROM datasets WHERE id = ?", (dataset_id,)).fetchone()
+            row = db.execute("SELECT * FROM datasets WHERE id = ? AND deleted IS NULL", (dataset_id,)).fetchone()
         if row is None:
             raise NotFoundError(f"dataset {dataset_id!r} does not exist")
         return _dataset(row)
 
     def list_datasets(self) -> list[DatasetRecord]:
-        """Every dataset, newest first."""
+        """Every dataset that is not deleted, newest first."""
         with self._connect() as db:
-            rows = db.execute("SELECT * FROM datasets ORDER BY created DESC").fetchall()
+            rows = db.execute("SELECT * FROM datasets WHERE deleted IS NULL ORDER BY created DESC").fetchall()
         return [_dataset(r) for r in rows]
+
+    def mark_dataset_deleted(self, dataset_id: str) -> DatasetRecord:
+        """Mark a dataset deleted (its files are the caller's to remove); ConflictError while an unfinished job uses
+        it, NotFoundError when unknown. One statement, so a job cannot be queued on it in between."""
+        record = self.get_dataset(dataset_id)
+        with self._connect() as db:
+            cur = db.execute(
+                "UPDATE datasets SET deleted = ?, labels = '[]' WHERE id = ? AND deleted IS NULL AND NOT EXISTS "
+                "(SELECT 1 FROM jobs WHERE jobs.dataset = datasets.id "
+                "AND state NOT IN ('succeeded', 'failed', 'cancelled'))",
+                (now_iso(), dataset_id),
+            )
+        if cur.rowcount != 1:
+            self.get_dataset(dataset_id)  # deleted by someone else meanwhile: 404
+            raise ConflictError(f"dataset {dataset_id!r} is used by a queued or running job; cancel it first")
+        return record
+
+    def datasets_unused_since(self, cutoff: str) -> list[str]:
+        """Ids of datasets created before `cutoff` with no job since then and no unfinished job (retention)."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT id FROM datasets WHERE deleted IS NULL AND created < ? AND NOT EXISTS "
+                "(SELECT 1 FROM jobs WHERE jobs.dataset = datasets.id "
+                "AND (jobs.created >= ? OR state NOT IN ('succeeded', 'failed', 'cancelled'))) ORDER BY created",
+                (cutoff, cutoff),
+            ).fetchall()
+        return [r[0] for r in rows]
 
     # ---------------------------------------------------------------------------------------------------- jobs
 
@@ -211,10 +242,14 @@ class JobStore:
         job_id = job_id or new_id("job")
         stamp = now_iso()
         with self._connect() as db:
-            db.execute(
-                "INSERT INTO jobs (id, dataset, spec, state, created, updated) VALUES (?,?,?,?,?,?)",
-                (job_id, dataset_id, json.dumps(spec), "queued", stamp, stamp),
+            # Only while the dataset is not deleted: a concurrent DELETE and this insert cannot both win.
+            cur = db.execute(
+                "INSERT INTO jobs (id, dataset, spec, state, created, updated) SELECT ?,?,?,?,?,? "
+                "WHERE EXISTS (SELECT 1 FROM datasets WHERE id = ? AND deleted IS NULL)",
+                (job_id, dataset_id, json.dumps(spec), "queued", stamp, stamp, dataset_id),
             )
+        if cur.rowcount != 1:
+            raise NotFoundError(f"dataset {dataset_id!r} does not exist")
         return self.get_job(job_id)
 
     def get_job(self, job_id: str) -> JobRecord:

@@ -9,7 +9,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from tests.trainer.service.conftest import AUTH, TOKEN, make_app
-from trainer.service import app as app_module
+from trainer.service import http as app_module
 from trainer.service.app import SCHEDULER_KEY
 
 

@@ -1,0 +1,1 @@
+"""The trainer API's blueprints, one per area: health and keys, datasets, jobs."""
