@@ -22,8 +22,9 @@ from edge.errors import (
     ShelfwatchError,
     StoreError,
 )
-from edge.store import DatasetStore
+from edge.store import DatasetStore, image_rows
 from edge.store.images import TEMP_PREFIX
+from tests.helpers.store import dataset_fingerprint, stored_bytes
 from tests.store.helpers import encode, image_array, image_bytes
 
 
@@ -50,8 +51,8 @@ def test_new_store_uses_wal_foreign_keys_and_records_its_schema(store: DatasetSt
     with sqlite3.connect(store.db_path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == 1
-    assert store._conn is not None
-    assert store._conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert store._db._conn is not None
+    assert store._db._conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
 
 
 def test_a_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
@@ -81,17 +82,17 @@ def test_reopening_finds_everything(tmp_path: Path) -> None:
         first.set_annotations(rec.id, ["low"], [Box("low", 0.1, 0.2, 0.3, 0.4)])
         first.set_setting("web.theme", {"dark": True})
         first.set_zones("aisle3", [ZoneConfig(id="a", polygon=[(0, 0), (1, 0), (1, 1)])])
-        fingerprint = first.dataset_fingerprint()
+        fingerprint = dataset_fingerprint(first)
     with DatasetStore(tmp_path) as again:
         got = again.get_image(rec.id)
         assert (got.filename, got.camera, got.split, got.tags) == ("one.jpg", "aisle3", "train", ["low"])
         assert got.boxes == [Box("low", 0.1, 0.2, 0.3, 0.4)]
-        assert again.image_bytes(rec.id) == image_bytes(1)
+        assert stored_bytes(again, rec.id) == image_bytes(1)
         assert again.list_labels()[0].description == "little stock left"
         assert again.get_setting("web.theme") == {"dark": True}
         zones = again.get_zones("aisle3")
         assert zones is not None and zones[0].id == "a"
-        assert again.dataset_fingerprint() == fingerprint
+        assert dataset_fingerprint(again) == fingerprint
 
 
 # -- images -------------------------------------------------------------------------------------------------------
@@ -104,7 +105,7 @@ def test_add_image_stores_the_file_by_content_hash(store: DatasetStore) -> None:
     assert (rec.width, rec.height, rec.split, rec.duplicate_of) == (40, 30, "auto", None)
     assert rec.captured_at == "2026-05-01T10:00:00.000Z"
     assert store.image_path(rec.id) == store.images_dir / rec.sha256[:2] / f"{rec.sha256}.png"
-    assert store.image_bytes(rec.id) == data
+    assert stored_bytes(store, rec.id) == data
     assert len(rec.phash) == 16
     as_dict = rec.as_dict()
     assert as_dict["id"] == rec.id and as_dict["boxes"] == [] and as_dict["tagged"] is False
@@ -175,12 +176,14 @@ def test_add_images_is_all_or_nothing(store: DatasetStore) -> None:
     assert {r.camera for r in records} == {"c1"} and {r.split for r in records} == {"train"}
 
 
-def test_a_failure_while_storing_rolls_back_rows_and_files(store: DatasetStore) -> None:
+def test_a_failure_while_storing_rolls_back_rows_and_files(
+    store: DatasetStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
     store.add_image(image_bytes(1))
     with pytest.raises(AnnotationError):
         store.add_images([("a.jpg", image_bytes(2))], split="nonsense")
     # Fail inside the transaction, after the first file was written: a NOT NULL violation on the second insert.
-    real_insert = store._insert_image
+    real_insert = image_rows.insert
     calls = {"n": 0}
 
     def failing_insert(*args: object, **kwargs: object) -> int:
@@ -189,10 +192,10 @@ def test_a_failure_while_storing_rolls_back_rows_and_files(store: DatasetStore) 
             raise sqlite3.IntegrityError("simulated failure")
         return real_insert(*args, **kwargs)  # type: ignore[arg-type]
 
-    store._insert_image = failing_insert  # type: ignore[method-assign]
+    monkeypatch.setattr(image_rows, "insert", failing_insert)
     with pytest.raises(sqlite3.IntegrityError):
         store.add_images([("b.jpg", image_bytes(3)), ("c.jpg", image_bytes(4))])
-    store._insert_image = real_insert  # type: ignore[method-assign]
+    monkeypatch.setattr(image_rows, "insert", real_insert)
     assert store.list_images()[1] == 1
     assert len(stored_files(store)) == 1
 
@@ -205,7 +208,7 @@ def test_no_temp_files_remain_after_adding(store: DatasetStore) -> None:
 
 
 def test_unknown_images_raise_not_found(store: DatasetStore) -> None:
-    for call in (store.get_image, store.image_path, store.image_bytes, store.get_annotations):
+    for call in (store.get_image, store.image_path, lambda i: stored_bytes(store, i), store.get_annotations):
         with pytest.raises(NotFoundError, match="image 42"):
             call(42)
     with pytest.raises(NotFoundError, match="image 42"):
@@ -487,7 +490,7 @@ def test_import_and_export_keep_every_image_label_box_and_split(store: DatasetSt
     # Round trip into a second store: same fingerprint.
     with DatasetStore(tmp_path / "second") as second:
         second.import_dataset(out)
-        assert second.dataset_fingerprint() == store.dataset_fingerprint()
+        assert dataset_fingerprint(second) == dataset_fingerprint(store)
         assert second.summary()["per_label"] == store.summary()["per_label"]
 
 
@@ -535,13 +538,13 @@ def test_a_bad_sample_imports_nothing(store: DatasetStore, tmp_path: Path, damag
 def test_fingerprint_changes_with_annotations_and_splits(store: DatasetStore) -> None:
     store.create_label("low")
     image_id = store.add_image(image_bytes(1)).id
-    empty = store.dataset_fingerprint()
+    empty = dataset_fingerprint(store)
     store.set_annotations(image_id, ["low"], [])
-    tagged = store.dataset_fingerprint()
+    tagged = dataset_fingerprint(store)
     store.set_split([image_id], "test")
-    assert len({empty, tagged, store.dataset_fingerprint()}) == 3
+    assert len({empty, tagged, dataset_fingerprint(store)}) == 3
     store.set_split([image_id], "auto")
-    assert store.dataset_fingerprint() == tagged
+    assert dataset_fingerprint(store) == tagged
 
 
 # -- settings and zones -------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from flask.testing import FlaskClient
 
+from tests.helpers.store import dataset_fingerprint
 from tests.web.conftest import CAMERA_ID, SignedIn, Studio, create_admin, jpeg_bytes, open_studio
 
 BOX = {"label": "low_stock", "x1": 0.1, "y1": 0.2, "x2": 0.5, "y2": 0.6}
@@ -137,13 +138,13 @@ def test_csrf_refusal_changes_nothing(admin: SignedIn, studio: Studio) -> None:
 )
 @pytest.mark.parametrize("body", ["{not json", "", "[1, 2]", '"text"'])
 def test_malformed_json_is_400(shared: Studio, shared_admin: SignedIn, method: str, url: str, body: str) -> None:
-    before = shared.store.dataset_fingerprint()
+    before = dataset_fingerprint(shared.store)
     resp = shared_admin.client.open(
         url, method=method, data=body, content_type="application/json", headers={"X-CSRF-Token": shared_admin.csrf}
     )
     assert resp.status_code == 400
     assert resp.is_json and resp.json["error"]
-    assert shared.store.dataset_fingerprint() == before
+    assert dataset_fingerprint(shared.store) == before
 
 
 def test_unknown_api_route_and_method_answer_json(admin: SignedIn) -> None:

@@ -1,0 +1,234 @@
+"""The images table and the content-addressed files beside it: insert, read with annotations, page, delete, split.
+
+Files live at `images/<first 2 hex>/<sha256>.<ext>`. Every function here runs inside the caller's transaction;
+a file is written (atomically) or moved aside while that transaction holds the SQLite write lock, so no other
+process sharing the data_dir sees a row without its file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from edge.datasets.model import Box
+from edge.errors import NotFoundError
+from edge.store.connection import in_chunks, now
+from edge.store.images import TEMP_PREFIX, ImageFacts, hamming, write_atomic
+from edge.store.records import ImageRecord
+from edge.store.validation import check_split
+
+MAX_PAGE_SIZE = 500
+
+
+def path_for(images_dir: Path, sha256: str, ext: str) -> Path:
+    """Where the file of this content lives."""
+    return images_dir / sha256[:2] / f"{sha256}.{ext}"
+
+
+def all_hashes(conn: sqlite3.Connection) -> list[tuple[int, int]]:
+    """(id, perceptual hash) of every stored image."""
+    return [(int(r[0]), int(r[1], 16)) for r in conn.execute("SELECT id, phash FROM images")]
+
+
+def closest(phash: int, candidates: Iterable[tuple[int, int]], max_distance: int) -> int | None:
+    """Id of the candidate nearest to `phash` within `max_distance` bits (lowest id on a tie), else None."""
+    best: tuple[int, int] | None = None
+    for other_id, other_hash in candidates:
+        distance = hamming(phash, other_hash)
+        if distance <= max_distance and (best is None or (distance, other_id) < best):
+            best = (distance, other_id)
+    return None if best is None else best[1]
+
+
+def id_by_sha256(conn: sqlite3.Connection, sha256: str) -> int | None:
+    """The id of the stored image with this content, else None."""
+    row = conn.execute("SELECT id FROM images WHERE sha256 = ?", (sha256,)).fetchone()
+    return None if row is None else int(row[0])
+
+
+def insert(
+    conn: sqlite3.Connection,
+    images_dir: Path,
+    data: bytes,
+    facts: ImageFacts,
+    *,
+    filename: str | None,
+    camera: str | None,
+    captured_at: str | None,
+    split: str,
+    near_duplicate_of: int | None,
+    written: list[Path],
+) -> int:
+    """Write the file (unless present; new paths are appended to `written`) and its row; returns the row id."""
+    path = path_for(images_dir, facts.sha256, facts.ext)
+    if not path.exists():
+        write_atomic(path, data)
+        written.append(path)
+    cur = conn.execute(
+        "INSERT INTO images (sha256, ext, size, filename, camera, captured_at, created, width, height, split, "
+        "phash, near_duplicate_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            facts.sha256,
+            facts.ext,
+            facts.size,
+            filename,
+            camera,
+            captured_at,
+            now(),
+            facts.width,
+            facts.height,
+            split,
+            f"{facts.phash:016x}",
+            near_duplicate_of,
+        ),
+    )
+    return int(cur.lastrowid or 0)
+
+
+def discard(paths: Iterable[Path]) -> None:
+    """Remove files (written by a transaction that failed, or set aside by one that committed)."""
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def records(conn: sqlite3.Connection, rows: Sequence[sqlite3.Row]) -> list[ImageRecord]:
+    """ImageRecords for `images` rows, with their tags and boxes."""
+    ids = [int(r["id"]) for r in rows]
+    tags: dict[int, list[str]] = {i: [] for i in ids}
+    boxes: dict[int, list[Box]] = {i: [] for i in ids}
+    for chunk, marks in in_chunks(ids):
+        for r in conn.execute(
+            f"SELECT t.image_id, l.name FROM image_tags t JOIN labels l ON l.id = t.label_id "  # noqa: S608 (placeholders only)
+            f"WHERE t.image_id IN ({marks}) ORDER BY l.id",
+            chunk,
+        ):
+            tags[int(r[0])].append(str(r[1]))
+        for r in conn.execute(
+            f"SELECT b.image_id, l.name, b.x1, b.y1, b.x2, b.y2 FROM boxes b JOIN labels l ON l.id = b.label_id "  # noqa: S608 (placeholders only)
+            f"WHERE b.image_id IN ({marks}) ORDER BY b.id",
+            chunk,
+        ):
+            boxes[int(r[0])].append(Box(str(r[1]), float(r[2]), float(r[3]), float(r[4]), float(r[5])))
+    return [
+        ImageRecord(
+            id=int(r["id"]),
+            sha256=r["sha256"],
+            filename=r["filename"],
+            camera=r["camera"],
+            captured_at=r["captured_at"],
+            created=r["created"],
+            width=int(r["width"]),
+            height=int(r["height"]),
+            split=r["split"],
+            phash=r["phash"],
+            tags=tags[int(r["id"])],
+            boxes=boxes[int(r["id"])],
+            duplicate_of=r["near_duplicate_of"],
+            size=int(r["size"]),
+            ext=r["ext"],
+        )
+        for r in rows
+    ]
+
+
+def get(conn: sqlite3.Connection, image_id: int) -> ImageRecord:
+    """One image with its annotations; NotFoundError when unknown."""
+    row = conn.execute("SELECT * FROM images WHERE id = ?", (int(image_id),)).fetchone()
+    if row is None:
+        raise NotFoundError(f"image {image_id} does not exist")
+    return records(conn, [row])[0]
+
+
+def all_records(conn: sqlite3.Connection) -> list[ImageRecord]:
+    """Every image in id order, with its annotations."""
+    return records(conn, conn.execute("SELECT * FROM images ORDER BY id").fetchall())
+
+
+def file_of(conn: sqlite3.Connection, images_dir: Path, image_id: int) -> Path:
+    """Where the image's file lives; NotFoundError when the image is unknown."""
+    row = conn.execute("SELECT sha256, ext FROM images WHERE id = ?", (int(image_id),)).fetchone()
+    if row is None:
+        raise NotFoundError(f"image {image_id} does not exist")
+    return path_for(images_dir, row[0], row[1])
+
+
+def page(
+    conn: sqlite3.Connection,
+    *,
+    page: int,
+    page_size: int,
+    tagged: bool | None,
+    label: str | None,
+    split: str | None,
+    camera: str | None,
+    newest_first: bool,
+) -> tuple[list[ImageRecord], int]:
+    """One page of images matching the filters, and the total number that match."""
+    page = max(1, int(page))
+    page_size = min(MAX_PAGE_SIZE, max(1, int(page_size)))
+    where: list[str] = []
+    params: list[Any] = []
+    has_annotation = (
+        "(EXISTS (SELECT 1 FROM image_tags t WHERE t.image_id = images.id) "
+        "OR EXISTS (SELECT 1 FROM boxes b WHERE b.image_id = images.id))"
+    )
+    if tagged is True:
+        where.append(has_annotation)
+    elif tagged is False:
+        where.append(f"NOT {has_annotation}")
+    if split is not None:
+        where.append("split = ?")
+        params.append(check_split(split))
+    if camera is not None:
+        where.append("camera = ?")
+        params.append(camera)
+    if label is not None:
+        row = conn.execute("SELECT id FROM labels WHERE name = ?", (label,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"label {label!r} does not exist")
+        # One uncorrelated set, not per-row EXISTS: SQLite would search boxes by label for every image.
+        where.append(
+            "id IN (SELECT image_id FROM image_tags WHERE label_id = ? "
+            "UNION SELECT image_id FROM boxes WHERE label_id = ?)"
+        )
+        params += [row[0], row[0]]
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    total = int(conn.execute(f"SELECT COUNT(*) FROM images {clause}", params).fetchone()[0])  # noqa: S608
+    order = "DESC" if newest_first else "ASC"
+    rows = conn.execute(
+        f"SELECT * FROM images {clause} ORDER BY id {order} LIMIT ? OFFSET ?",  # noqa: S608
+        [*params, page_size, (page - 1) * page_size],
+    ).fetchall()
+    return records(conn, rows), total
+
+
+def delete(conn: sqlite3.Connection, images_dir: Path, ids: Sequence[int], moved: list[tuple[Path, Path]]) -> int:
+    """Delete the rows and set their files aside (appended to `moved` as (path, aside)); returns rows deleted.
+
+    The caller restores `moved` when the transaction fails and discards the asides once it commits: the files
+    are moved before the commit, under the write lock, so no other process can re-add the same content between.
+    """
+    rows = []
+    for chunk, marks in in_chunks(ids):
+        rows += conn.execute(f"SELECT id, sha256, ext FROM images WHERE id IN ({marks})", chunk).fetchall()  # noqa: S608
+        conn.execute(f"DELETE FROM images WHERE id IN ({marks})", chunk)  # noqa: S608
+    for row in rows:
+        path = path_for(images_dir, row["sha256"], row["ext"])
+        aside = path.with_name(f"{TEMP_PREFIX}deleted-{path.name}")
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(path, aside)
+            moved.append((path, aside))
+    return len(rows)
+
+
+def set_split(conn: sqlite3.Connection, ids: Sequence[int], split: str) -> None:
+    """Put existing images into a split; NotFoundError naming the ids that do not exist."""
+    missing = [i for i in ids if conn.execute("SELECT 1 FROM images WHERE id = ?", (i,)).fetchone() is None]
+    if missing:
+        raise NotFoundError(f"images do not exist: {', '.join(map(str, missing[:20]))}")
+    conn.executemany("UPDATE images SET split = ? WHERE id = ?", [(split, i) for i in ids])
