@@ -32,7 +32,8 @@ import numpy as np
 
 from edge.cameras.pacing import Pacer
 from edge.cameras.synthetic import SyntheticShelfSource
-from edge.errors import CameraError
+from edge.datasets.imaging import MAX_FRAME_PIXELS, decode_image
+from edge.errors import CameraError, ImageError
 
 log = logging.getLogger(__name__)
 
@@ -320,9 +321,9 @@ class ImageFolderSource:
 
     def _decode(self, path: Path) -> np.ndarray | None:
         try:
-            data = np.fromfile(path, dtype=np.uint8)
-            image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-        except (OSError, cv2.error) as err:
+            # The one decode path: a huge or foreign file in the folder is skipped by its header, never decoded.
+            _, image = decode_image(path.read_bytes(), path.name, max_pixels=MAX_FRAME_PIXELS)
+        except (OSError, cv2.error, ImageError) as err:
             log.debug("reading %s failed: %s", path, err)
             image = None
         if image is None:

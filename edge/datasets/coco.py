@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge.datasets.imagesize import image_size
+from edge.datasets.imaging import image_size
 from edge.datasets.model import Box, Dataset, LabelInfo, Sample
 from edge.datasets.paths import copy_image, output_file_names, relative_name, resolve_inside, split_from_name
 from edge.datasets.sidecars import read_text

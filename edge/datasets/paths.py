@@ -124,7 +124,7 @@ def output_file_names(samples: list[Sample]) -> list[str]:
             suffix = sample.path.suffix.lower()
         else:
             # Content-addressed store files may have no suffix; readers only pick up files with an image suffix.
-            from edge.datasets.imagesize import image_suffix
+            from edge.datasets.imaging import image_suffix
 
             stem, suffix = base, image_suffix(sample.path)
         candidate, n = stem, 1

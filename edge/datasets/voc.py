@@ -14,7 +14,7 @@ import math
 import xml.etree.ElementTree as ET  # DTDs and entities are refused before parsing (see _parse)
 from pathlib import Path
 
-from edge.datasets.imagesize import image_size
+from edge.datasets.imaging import image_size
 from edge.datasets.model import Box, Dataset, Sample
 from edge.datasets.paths import (
     IMAGE_SUFFIXES,

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.datasets.imagesize import header_size, sniff_format
-from edge.errors import ImageError, ImageTooLargeError
+from edge.datasets.imaging import decode_image
+from edge.errors import ImageTooLargeError
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +37,6 @@ class ImageFacts:
     height: int
     size: int
     phash: int
-
-
-def _looks_truncated(data: bytes, ext: str) -> bool:
-    # libjpeg and libpng happily return a half-grey picture for a cut-off file; the end markers tell us.
-    if ext == "jpg":
-        return not data.rstrip(b"\x00\r\n\t ").endswith(b"\xff\xd9")
-    if ext == "png":
-        return b"IEND" not in data[-64:]
-    return False
 
 
 def dhash(gray: np.ndarray) -> int:
@@ -67,33 +58,13 @@ def hamming(a: int, b: int) -> int:
 
 def validate_image(data: bytes, name: str, *, max_image_mb: float, max_pixels: int) -> ImageFacts:
     """Check that `data` is one decodable image within the limits; raise ImageError naming `name` otherwise."""
-    import cv2
-
     size = len(data)
     if size > max_image_mb * MIB:
         raise ImageTooLargeError(f"{name}: {size / MIB:.1f} MiB is over the {max_image_mb:g} MiB image limit")
-    if size == 0:
-        raise ImageError(f"{name}: the file is empty")
-    ext = sniff_format(data)
-    if ext is None:
-        raise ImageError(f"{name}: not a supported image (JPEG, PNG, BMP, WebP or TIFF expected)")
-    declared = header_size(data, ext)
-    if declared is not None:
-        w, h = declared
-        if w <= 0 or h <= 0:
-            raise ImageError(f"{name}: the {ext.upper()} header declares an empty image ({w}x{h})")
-        if w * h > max_pixels:
-            raise ImageTooLargeError(f"{name}: {w}x{h} pixels is over the limit of {max_pixels} pixels")
-    elif ext != "tif":
-        raise ImageError(f"{name}: the {ext.upper()} header is damaged (no image size found)")
-    if _looks_truncated(data, ext):
-        raise ImageError(f"{name}: the {ext.upper()} file is truncated (no end marker)")
-    decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_GRAYSCALE)
-    if decoded is None or decoded.size == 0:
-        raise ImageError(f"{name}: the image could not be decoded (corrupt or unsupported {ext.upper()} data)")
+    # One decode path for every intake: header by Pillow (allow-list, pixel limit) before any pixel is allocated.
+    header, decoded = decode_image(data, name, max_pixels=max_pixels, gray=True)
+    ext = header.ext
     height, width = int(decoded.shape[0]), int(decoded.shape[1])
-    if width * height > max_pixels:
-        raise ImageTooLargeError(f"{name}: {width}x{height} pixels is over the limit of {max_pixels} pixels")
     return ImageFacts(
         sha256=hashlib.sha256(data).hexdigest(),
         ext=ext,

@@ -6,11 +6,13 @@ import logging
 from pathlib import Path, PurePath
 from typing import Annotated, Any
 
-from flask import Blueprint, Response, jsonify, render_template, request, send_file
+from flask import Blueprint, Response, current_app, jsonify, render_template, request, send_file
 from pydantic import BaseModel, Field, field_validator, model_validator
+from werkzeug.exceptions import RequestEntityTooLarge
 
+from edge.datasets.imaging import MAX_FRAME_PIXELS, decode_image
 from edge.datasets.model import SPLITS, Box
-from edge.errors import NotFoundError
+from edge.errors import ImageError, NotFoundError
 from edge.store.images import write_atomic
 from edge.web.http import ROW_ID_MAX, ROW_ID_MIN, ApiError, int_arg, read_model
 from edge.web.services import current_services
@@ -120,7 +122,15 @@ def list_images() -> Any:
 @bp.post("/api/v1/images")
 def upload_images() -> Any:
     """Upload one or many images (multipart field `file`); all are validated before any is stored."""
-    files = request.files.getlist("file")
+    try:
+        files = request.files.getlist("file")
+    except RequestEntityTooLarge as err:
+        # Werkzeug answers 413 both for a body over MAX_CONTENT_LENGTH and for too many multipart parts.
+        limit = current_app.config.get("MAX_CONTENT_LENGTH")
+        if request.content_length is not None and (limit is None or request.content_length <= limit):
+            parts = request.max_form_parts
+            raise ApiError(413, f"the upload has more than {parts} files: send at most {parts} per request") from err
+        raise
     if not files:
         raise ApiError(400, "no image in the multipart field 'file'")
     batch: list[tuple[str, bytes]] = []
@@ -168,11 +178,11 @@ def image_thumb(image_id: int) -> Response:
 
 def _make_thumb(source: Path, target: Path) -> None:
     import cv2
-    import numpy as np
 
-    image = cv2.imdecode(np.fromfile(source, dtype=np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ApiError(500, f"the stored image {source.name} cannot be decoded")
+    try:
+        _, image = decode_image(source.read_bytes(), source.name, max_pixels=MAX_FRAME_PIXELS)
+    except ImageError as err:
+        raise ApiError(500, f"the stored image {source.name} cannot be decoded: {err}") from err
     h, w = image.shape[:2]
     if w > THUMB_WIDTH:
         image = cv2.resize(image, (THUMB_WIDTH, max(1, round(h * THUMB_WIDTH / w))), interpolation=cv2.INTER_AREA)
