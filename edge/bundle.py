@@ -55,6 +55,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edge.errors import BundleError
+from edge.vocabulary import Task, default_alert_labels
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +131,7 @@ class Manifest(_Open):
     name: str
     version: str = Field(description="Unique per training run, e.g. 20261121T143000Z-3f2a.")
     created: str = Field(description="ISO 8601 UTC.")
-    task: Literal["classification", "detection"]
+    task: Task
     labels: list[str] = Field(min_length=1)
     alert_labels: list[str] = Field(
         default_factory=list,
@@ -164,8 +165,7 @@ class Manifest(_Open):
         """alert_labels, or every label except NONE-like ones when the trainer did not name any."""
         if self.alert_labels:
             return list(self.alert_labels)
-        none_like = {"none", "other", "ok", "background", "stocked", "full"}
-        return [lab for lab in self.labels if lab.lower() not in none_like] or list(self.labels)
+        return default_alert_labels(self.labels)
 
 
 # --- limits on what the device accepts (a bundle is a few MB to a few hundred MB) ---

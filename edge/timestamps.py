@@ -14,7 +14,9 @@ Precision = Literal["seconds", "milliseconds"]
 
 
 def iso_utc(value: datetime, timespec: Precision = "seconds") -> str:
-    """`value` as ISO 8601 UTC with a Z suffix (a naive value is taken as local time, as datetime does)."""
+    """`value` as ISO 8601 UTC with a Z suffix; a naive value (cameras, clients) is taken as UTC."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).isoformat(timespec=timespec).replace("+00:00", "Z")
 
 

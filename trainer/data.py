@@ -38,7 +38,8 @@ import numpy as np
 
 from edge.config.model import ZoneConfig
 from edge.datasets.model import Dataset, Sample
-from edge.datasets.zone_crops import none_label, zone_box, zone_crop_label
+from edge.datasets.zone_crops import zone_box, zone_crop_label
+from edge.vocabulary import none_label
 from trainer.errors import TrainingError
 
 log = logging.getLogger(__name__)

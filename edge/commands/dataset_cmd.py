@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edge.errors import ConfigError, DatasetError
+from edge.vocabulary import TASKS
 
 if TYPE_CHECKING:
     from edge.store import DatasetStore
@@ -197,7 +198,7 @@ def register(sub: Any) -> None:
     exp.set_defaults(func=cmd_export)
 
     st = dsub.add_parser("stats", help="per-label counts and the readiness verdict")
-    st.add_argument("--task", choices=["classification", "detection"], help="default: detection if any boxes")
+    st.add_argument("--task", choices=TASKS, help="default: detection if any boxes")
     _store_args(st)
     st.set_defaults(func=cmd_stats)
 

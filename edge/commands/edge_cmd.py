@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edge.errors import ConfigError
+from edge.vocabulary import BACKBONES, TASK_CHOICES
 
 if TYPE_CHECKING:
     from edge.config import EdgeConfig
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-BACKBONES = ("squeezenet1_1", "mobilenet_v3_small", "mobilenet_v3_large")
 FAILED_STATES = ("failed", "refused", "cancelled")
 
 
@@ -203,7 +203,7 @@ def register(sub: Any) -> None:
 
     train = edge_sub.add_parser("train", help="Ship the dataset to the trainer and start a job (--wait: install).")
     _common(train, trainer=True)
-    train.add_argument("--task", choices=("auto", "classification", "detection"), default="auto")
+    train.add_argument("--task", choices=TASK_CHOICES, default="auto")
     train.add_argument("--backbone", choices=BACKBONES, default=None, help="default: the trainer's")
     train.add_argument("--epochs", type=int, default=None, help="default: chosen by the trainer")
     train.add_argument(

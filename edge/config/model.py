@@ -6,9 +6,10 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from edge.config.secrets import Secret
+from edge.config.strict import StrictModel
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
@@ -22,11 +23,7 @@ def _slug(value: str, what: str) -> str:
     return value
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class WebConfig(_Strict):
+class WebConfig(StrictModel):
     host: str = Field("0.0.0.0", description="Address the web studio and API listen on.")  # noqa: S104
     port: int = Field(8080, ge=1, le=65535, description="TCP port of the web studio and API.")
     secret_key: Secret | None = Field(
@@ -39,7 +36,7 @@ class WebConfig(_Strict):
     )
 
 
-class TlsConfig(_Strict):
+class TlsConfig(StrictModel):
     ca_file: Path | None = Field(None, description="CA certificate that signed the broker's certificate.")
     cert_file: Path | None = Field(None, description="Client certificate, for brokers that require one.")
     key_file: Path | None = Field(None, description="Private key of the client certificate.")
@@ -52,7 +49,7 @@ class TlsConfig(_Strict):
         return self
 
 
-class MqttConfig(_Strict):
+class MqttConfig(StrictModel):
     enabled: bool = Field(True, description="Publish states and events over MQTT.")
     host: str = Field("localhost", description="Broker host name or address.")
     port: int = Field(1883, ge=1, le=65535, description="Broker port (8883 is usual with TLS).")
@@ -73,7 +70,7 @@ class MqttConfig(_Strict):
         return v
 
 
-class ZoneConfig(_Strict):
+class ZoneConfig(StrictModel):
     id: str = Field(description="Zone id, unique within its camera (a slug used in topics).")
     name: str | None = Field(None, description="Human name shown on the page; defaults to the id.")
     polygon: list[tuple[float, float]] = Field(
@@ -109,7 +106,7 @@ class ZoneConfig(_Strict):
         return min(xs), min(ys), max(xs), max(ys)
 
 
-class CameraConfig(_Strict):
+class CameraConfig(StrictModel):
     id: str = Field(description="Camera id (a slug used in topics and URLs).")
     name: str | None = Field(None, description="Human name shown on the page; defaults to the id.")
     source: str | int = Field(
@@ -140,7 +137,7 @@ class CameraConfig(_Strict):
         return self
 
 
-class ModelConfig(_Strict):
+class ModelConfig(StrictModel):
     bundle: Path | None = Field(None, description="Bundle directory or .tar.gz to install at start-up.")
     engine: Literal["auto", "onnxruntime", "openvino"] = Field(
         "auto",
@@ -161,7 +158,7 @@ class ModelConfig(_Strict):
     watchdog_seconds: float = Field(10.0, gt=0, description="An inference call longer than this is reported hung.")
 
 
-class EventsConfig(_Strict):
+class EventsConfig(StrictModel):
     on_threshold: float = Field(0.6, ge=0, le=1, description="Score at or above which a zone counts as low stock.")
     off_threshold: float = Field(0.4, ge=0, le=1, description="Score at or below which a zone counts as stocked.")
     min_frames: int = Field(3, ge=1, description="Consecutive evaluations needed to change a zone's state.")
@@ -174,13 +171,13 @@ class EventsConfig(_Strict):
         return self
 
 
-class TrainerClientConfig(_Strict):
+class TrainerClientConfig(StrictModel):
     url: str | None = Field(None, description="Base URL of the trainer service, e.g. http://trainer:8700.")
     token: Secret | None = Field(None, description="Bearer token for the trainer: literal, ${ENV} or a credential.")
     timeout_seconds: float = Field(30.0, gt=0, description="HTTP timeout of one trainer request.")
 
 
-class DatasetRulesConfig(_Strict):
+class DatasetRulesConfig(StrictModel):
     min_images: int = Field(15, ge=1, description="Tagged images needed before training is allowed.")
     min_per_label_classification: int = Field(5, ge=1, description="Images needed per label (classification).")
     min_boxes_per_label_detection: int = Field(15, ge=1, description="Boxes needed per label (detection).")
@@ -194,7 +191,7 @@ class DatasetRulesConfig(_Strict):
     )
 
 
-class EdgeConfig(_Strict):
+class EdgeConfig(StrictModel):
     """Everything the device agent needs; `shelfwatch config validate edge.yaml` checks a file against it."""
 
     device_id: str = Field("shelf-01", description="This device's id (a slug used in MQTT topics).")

@@ -14,10 +14,9 @@ from collections.abc import Iterable, Sequence
 
 from edge.config.model import ZoneConfig
 from edge.datasets.model import Box
+from edge.vocabulary import NONE_LABEL, none_label
 
-NONE_LABEL = "NONE"
 ZONE_BOX_COVERAGE = 0.10
-OTHER_CLASS_NAMES = frozenset({"none", "other", "others", "background", "nothing", "no_label", "negative"})
 
 BBox = tuple[float, float, float, float]
 
@@ -25,11 +24,6 @@ BBox = tuple[float, float, float, float]
 def zone_box(zone: ZoneConfig) -> BBox:
     """Normalised bounding box x1, y1, x2, y2 of a zone's polygon."""
     return zone.bbox()
-
-
-def none_label(label_names: Iterable[str]) -> str:
-    """The dataset's own NONE/other class (any case, e.g. the studio's `none`), else NONE_LABEL."""
-    return next((n for n in label_names if n.lower() in OTHER_CLASS_NAMES), NONE_LABEL)
 
 
 def zone_crop_label(tags: Sequence[str], boxes: Sequence[Box], box: BBox, none: str = NONE_LABEL) -> str | None:

@@ -10,12 +10,13 @@ import contextlib
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
 from edge.errors import StoreError
+from edge.sqlite_files import damaged, quick_check
 from edge.store.schema import migrate
+from edge.timestamps import utc_now_iso
 
 T = TypeVar("T")
 
@@ -23,9 +24,7 @@ T = TypeVar("T")
 IN_CHUNK = 500
 
 
-def now() -> str:
-    """The timestamp the store writes into rows: UTC, seconds, `Z`."""
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+now = utc_now_iso  # the timestamp the store writes into rows: UTC, seconds, `Z`
 
 
 def in_chunks(values: Sequence[T], size: int = IN_CHUNK) -> Iterator[tuple[list[T], str]]:
@@ -38,7 +37,7 @@ def in_chunks(values: Sequence[T], size: int = IN_CHUNK) -> Iterator[tuple[list[
 class StoreConnection:
     """One SQLite file opened for the store, with the schema brought up to date."""
 
-    def __init__(self, db_path: Path) -> None:
+    def __init__(self, db_path: Path, damage_advice: str = "restore it from a backup") -> None:
         self.path = Path(db_path)
         self.lock = threading.RLock()
         try:
@@ -46,6 +45,7 @@ class StoreConnection:
         except (OSError, sqlite3.Error) as err:
             raise StoreError(f"cannot open the dataset store in {self.path.parent}: {err}") from err
         try:
+            quick_check(conn, self.path, damage_advice)
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -54,7 +54,7 @@ class StoreConnection:
             migrate(conn, str(self.path))
         except sqlite3.DatabaseError as err:
             conn.close()
-            raise StoreError(f"{self.path} is not a usable SQLite database: {err}") from err
+            raise damaged(self.path, str(err), damage_advice) from err
         except BaseException:
             conn.close()
             raise

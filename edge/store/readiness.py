@@ -10,12 +10,12 @@ near-duplicate images (they make a dataset look bigger than it is).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
 
 from edge.config import DatasetRulesConfig
-from edge.datasets.zone_crops import OTHER_CLASS_NAMES
+from edge.vocabulary import NONE_CLASS_NAMES, Task, is_none_class
 
-Task = Literal["classification", "detection"]
+__all__ = ["OTHER_CLASS_NAMES", "Task", "readiness"]
+OTHER_CLASS_NAMES = NONE_CLASS_NAMES  # TODO(H2): goes once edge/web/labels.py imports edge.vocabulary
 
 
 def readiness(
@@ -66,7 +66,7 @@ def readiness(
                     f"label {name!r} is rare ({n} {unit} against {largest} for the largest label): add more examples "
                     "or merge it into a NONE/other class"
                 )
-    if task == "classification" and counts and not any(n.lower() in OTHER_CLASS_NAMES for n in counts):
+    if task == "classification" and counts and not any(is_none_class(n) for n in counts):
         warnings.append("no NONE/other label: add one for images that show none of the other labels")
     if near_duplicates:
         warnings.append(

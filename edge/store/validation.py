@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
+from edge import timestamps
 from edge.datasets.model import SPLITS, Box
 from edge.errors import AnnotationError
 
@@ -19,11 +20,7 @@ _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
 def iso_utc(value: datetime | None) -> str | None:
     """A capture time as stored: UTC, milliseconds, `Z`; naive datetimes (cameras, clients) are taken as UTC."""
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return None if value is None else timestamps.iso_utc(value, "milliseconds")
 
 
 def check_split(split: str) -> str:

@@ -14,15 +14,16 @@ import tarfile
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from edge.errors import ConflictError, ShelfwatchError, TrainerError
+from edge.timestamps import utc_stamp
 from edge.training.client import CHUNK, TrainerClient, WaitStopped
 from edge.training.deploy import decide_deployment, refused
 from edge.training.history import RUNS_DIR, RunHistory, interrupted
-from edge.training.runs import HEADLINE_METRIC, RUN_STATES_ACTIVE, RunRequest, TrainingRun, now_iso
+from edge.training.runs import RUN_STATES_ACTIVE, RunRequest, TrainingRun, now_iso
+from edge.vocabulary import TASKS
 
 if TYPE_CHECKING:
     from edge.model_repository import ModelRepository
@@ -119,7 +120,7 @@ class TrainingRunner:
 
     def start(self, request: RunRequest) -> TrainingRun:
         """Start a round trip on a background thread; ConflictError while another one runs."""
-        if request.task not in HEADLINE_METRIC:
+        if request.task not in TASKS:
             raise TrainerError(f"task must be classification or detection, got {request.task!r}")
         if request.source not in ("upload", "pull"):
             raise TrainerError(f"source must be upload or pull, got {request.source!r}")
@@ -128,7 +129,7 @@ class TrainingRunner:
         client = self.client_factory()  # fails early (no trainer configured) before anything is recorded
         created = now_iso()
         run = TrainingRun(
-            id=f"run-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}",
+            id=f"run-{utc_stamp()}-{secrets.token_hex(3)}",
             task=request.task,
             backbone=request.backbone,
             epochs=request.epochs,

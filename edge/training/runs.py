@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from typing import Any
+
+from edge.timestamps import utc_now_iso
+from edge.vocabulary import HEADLINE_METRIC
 
 RUN_STATES_ACTIVE = (
     "starting",
@@ -19,7 +21,6 @@ RUN_STATES_ACTIVE = (
 )
 RUN_STATES_DONE = ("deployed", "installed", "refused", "failed", "cancelled")
 DEFAULT_DEPLOY_THRESHOLD = 0.85
-HEADLINE_METRIC = {"classification": "accuracy", "detection": "map50"}
 
 
 @dataclass
@@ -98,6 +99,4 @@ class TrainingRun:
         return asdict(self) | {"in_progress": self.in_progress, "active": active}
 
 
-def now_iso() -> str:
-    """The current UTC time as the run records write it (2026-01-31T12:00:00Z)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+now_iso = utc_now_iso  # the time as run records write it (2026-01-31T12:00:00Z)

@@ -10,7 +10,7 @@ import pytest
 
 from edge.config.model import ZoneConfig
 from edge.datasets.model import Box, Dataset, LabelInfo, Sample
-from edge.datasets.zone_crops import NONE_LABEL
+from edge.vocabulary import NONE_LABEL
 from tests.trainer.helpers import coloured_dataset
 from trainer.data import (
     augment,

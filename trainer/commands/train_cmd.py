@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from edge.vocabulary import BACKBONES, DEFAULT_BACKBONE, TASKS
+
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Run one training and print where the bundle is (JSON with --json)."""
@@ -66,11 +68,9 @@ def register(sub: Any) -> None:
     p = sub.add_parser("train", help="train a model from a dataset and write a signed bundle")
     p.add_argument("--data", required=True, help="dataset folder (or annotations file for coco/csv)")
     p.add_argument("--format", default=None, help="coco, yolo, voc, folders or csv (default: detect)")
-    p.add_argument("--task", required=True, choices=["classification", "detection"])
+    p.add_argument("--task", required=True, choices=TASKS)
     p.add_argument("--out", required=True, help="bundle directory to write (new, empty, or an older bundle)")
-    p.add_argument(
-        "--backbone", default="squeezenet1_1", choices=["squeezenet1_1", "mobilenet_v3_small", "mobilenet_v3_large"]
-    )
+    p.add_argument("--backbone", default=DEFAULT_BACKBONE, choices=BACKBONES)
     p.add_argument(
         "--weights",
         default="imagenet",

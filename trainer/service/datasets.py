@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from edge.config.strict import StrictModel
 from edge.datasets.model import Box, Dataset, LabelInfo, Sample
 from edge.errors import DatasetError, ImageError
 from trainer.service.store import DatasetRecord, JobStore, new_id, now_iso
@@ -49,10 +50,8 @@ class Limits:
     max_pixels: int = MAX_PIXELS
 
 
-class PullSource(BaseModel):
+class PullSource(StrictModel):
     """Where to pull a dataset from: a Shelfwatch device's API base URL (`.../api/v1`) and a bearer token."""
-
-    model_config = ConfigDict(extra="forbid")
 
     url: str = Field(min_length=8, max_length=2000)
     token: str = Field(min_length=1, max_length=4096)
@@ -60,10 +59,8 @@ class PullSource(BaseModel):
     timeout_seconds: float = Field(30.0, gt=0, le=600)
 
 
-class PullRequest(BaseModel):
+class PullRequest(StrictModel):
     """The JSON body of POST /v1/datasets that pulls from a device."""
-
-    model_config = ConfigDict(extra="forbid")
 
     source: PullSource
     tagged_only: bool = True

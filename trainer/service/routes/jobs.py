@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from flask import Blueprint, jsonify, request, send_file
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from edge.config.model import ZoneConfig
+from edge.config.strict import StrictModel
 from edge.errors import ConflictError, NotFoundError
+from edge.vocabulary import Backbone, Task
 from trainer.service.http import error_response
 from trainer.service.services import BUNDLES_DIR, TrainerServices, services
 from trainer.service.store import JOB_STATES, JobStore, new_id
@@ -22,14 +24,12 @@ bp = Blueprint("jobs", __name__)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
-class JobRequest(BaseModel):
+class JobRequest(StrictModel):
     """The JSON body of POST /v1/jobs; omitted knobs take trainer.yaml's `training` defaults."""
 
-    model_config = ConfigDict(extra="forbid")
-
     dataset: str = Field(min_length=1, max_length=64)
-    task: Literal["classification", "detection"]
-    backbone: Literal["squeezenet1_1", "mobilenet_v3_small", "mobilenet_v3_large"] | None = None
+    task: Task
+    backbone: Backbone | None = None
     weights: Literal["imagenet", "none", "default"] = "default"
     epochs: int | None = Field(None, ge=1, le=1000)
     seed: int | None = None
