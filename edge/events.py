@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import threading
 import uuid
 from dataclasses import dataclass
@@ -23,6 +22,9 @@ from typing import Any
 
 import cv2
 import numpy as np
+
+from edge.event_seq import SeqHighWaterMark
+from edge.sqlite_files import move_aside_advice, open_checked
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +84,24 @@ class EventLog:
         self.max_events = max_events
         self.snapshots: SnapshotStore | None = None  # set by the agent; the web serves snapshot_path()
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        # Damage is refused at start naming the file; a lost log continues numbering after the seq mark beside it.
+        self._db = open_checked(
+            path, move_aside_advice(path, "the event log then starts empty and seq continues after the last one")
+        )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        self._seq_mark = SeqHighWaterMark(path.with_name(f"{path.name}.seq"))
+        self._continue_seq()
+
+    def _continue_seq(self) -> None:
+        row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
+        if row is None and self._seq_mark.reserved > 0:
+            # A new or emptied log beside a mark: AUTOINCREMENT continues after the sqlite_sequence entry.
+            self._db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('events', ?)", (self._seq_mark.reserved,))
+            log.warning("%s is new or empty: event seq continues after %s", self.path, self._seq_mark.reserved)
+        elif row is not None:
+            self._seq_mark.cover(int(row[0]))  # a log from before the mark existed
 
     def record(self, draft: EventDraft) -> Event:
         """Number the event, build its payload and commit it (queued = 0)."""
@@ -98,6 +114,7 @@ class EventLog:
                     (event_id, draft.ts, draft.camera, draft.zone, draft.phase),
                 )
                 seq = int(cur.lastrowid or 0)
+                self._seq_mark.cover(seq)
                 payload = {
                     "id": event_id,
                     "seq": seq,

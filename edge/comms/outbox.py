@@ -9,10 +9,11 @@ delivery at-least-once and in order.
 from __future__ import annotations
 
 import logging
-import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+
+from edge.sqlite_files import move_aside_advice, open_checked
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,9 @@ class Outbox:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db = open_checked(
+            path, move_aside_advice(path, "messages in it that the broker has not acknowledged yet are not sent")
+        )
         self._db.execute("PRAGMA journal_mode=WAL")
         # FULL: a committed event survives power loss, not only a killed process.
         self._db.execute("PRAGMA synchronous=FULL")

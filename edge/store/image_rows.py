@@ -232,3 +232,40 @@ def set_split(conn: sqlite3.Connection, ids: Sequence[int], split: str) -> None:
     if missing:
         raise NotFoundError(f"images do not exist: {', '.join(map(str, missing[:20]))}")
     conn.executemany("UPDATE images SET split = ? WHERE id = ?", [(split, i) for i in ids])
+
+
+def reconcile_files(conn: sqlite3.Connection, images_dir: Path) -> dict[str, int]:
+    """Undo what a killed process left in images/: restore set-aside files of rows that still exist, remove the rest.
+
+    Must run inside a write transaction: files are written and set aside only while the SQLite write lock is held,
+    so while we hold it, a file without a row (an import killed before its commit), a temp file or a set-aside
+    file belongs to no running transaction. Returns counts: restored, orphans, temp files removed.
+    """
+    names = {f"{r[0]}.{r[1]}" for r in conn.execute("SELECT sha256, ext FROM images")}
+    counts = {"restored": 0, "orphans": 0, "temp": 0}
+    deleted_prefix = f"{TEMP_PREFIX}deleted-"
+    for path in sorted(images_dir.glob("*/*")):
+        if not path.is_file():
+            continue
+        if path.name.startswith(deleted_prefix):
+            original = path.with_name(path.name[len(deleted_prefix) :])
+            if original.name in names and not original.exists():
+                os.replace(path, original)  # a delete that never committed: its row still wants the file
+                counts["restored"] += 1
+            else:
+                path.unlink()
+                counts["temp"] += 1
+        elif path.name.startswith(TEMP_PREFIX):
+            path.unlink()
+            counts["temp"] += 1
+        elif path.name not in names:
+            path.unlink()
+            counts["orphans"] += 1
+    return counts
+
+
+def stored_file_count(images_dir: Path) -> int:
+    """Image files under images/ (temp files aside), whether or not a row names them."""
+    if not images_dir.is_dir():
+        return 0
+    return sum(1 for p in images_dir.glob("*/*") if p.is_file() and not p.name.startswith(TEMP_PREFIX))

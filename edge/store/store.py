@@ -12,6 +12,7 @@ export) and `settings` (settings and zones); input checks live in `validation`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from datetime import datetime
@@ -21,7 +22,7 @@ from typing import Any
 from edge.config import DatasetRulesConfig, ZoneConfig
 from edge.datasets.model import Box, Dataset
 from edge.errors import StoreError
-from edge.store import annotation_rows, image_rows, labels, settings, splits, summary, transfer
+from edge.store import annotation_rows, image_rows, labels, scratch, settings, splits, summary, transfer
 from edge.store.connection import StoreConnection
 from edge.store.images import remove_stale_temp_files, validate_image
 from edge.store.readiness import Task
@@ -32,6 +33,9 @@ log = logging.getLogger(__name__)
 
 DB_NAME = "shelfwatch.db"
 IMAGES_DIR = "images"
+# Work folders of imports and exports (an extracted archive), under data_dir so that a process killed mid-import
+# leaves nothing in /tmp: each start removes the folders of processes that are gone.
+SCRATCH_DIR = "tmp"
 
 
 class DatasetStore:
@@ -42,12 +46,55 @@ class DatasetStore:
         self.rules = rules or DatasetRulesConfig()
         self.images_dir = self.data_dir / IMAGES_DIR
         self.db_path = self.data_dir / DB_NAME
+        self.scratch_dir = self.data_dir / SCRATCH_DIR
         try:
             self.images_dir.mkdir(parents=True, exist_ok=True)
+            new = not self.db_path.exists() or self.db_path.stat().st_size == 0
         except OSError as err:
             raise StoreError(f"cannot open the dataset store in {self.data_dir}: {err}") from err
-        self._db = StoreConnection(self.db_path)
+        if new and (orphaned := image_rows.stored_file_count(self.images_dir)):
+            # A lost or truncated database beside images it described: starting would look healthy with an empty
+            # dataset and later remove those files as orphans.
+            raise StoreError(
+                f"{self.db_path} is {'empty (0 bytes)' if self.db_path.exists() else 'missing'} but "
+                f"{self.images_dir} holds {orphaned} image files: the dataset's database was lost. Restore "
+                f"{DB_NAME} from a backup; or, to start with an empty dataset, move {self.images_dir} aside"
+            )
+        self._db = StoreConnection(
+            self.db_path,
+            damage_advice=(
+                "restore it from a backup, or recover what SQLite can still read "
+                f"(sqlite3 {self.db_path} .recover | sqlite3 recovered.db) and put that in its place; "
+                f"the image files in {self.images_dir} are untouched"
+            ),
+        )
+        try:
+            self._clean_after_crash()
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _clean_after_crash(self) -> None:
+        """Remove what a killed import, delete or export left behind (files without rows, temp files and folders)."""
         remove_stale_temp_files(self.images_dir)
+        with self._db.tx(write=True) as conn:
+            counts = image_rows.reconcile_files(conn, self.images_dir)
+        if any(counts.values()):
+            log.warning(
+                "%s: an interrupted write left files behind: restored %s, removed %s image files without a row and "
+                "%s temp files",
+                self.images_dir,
+                counts["restored"],
+                counts["orphans"],
+                counts["temp"],
+            )
+        removed = scratch.remove_abandoned(self.scratch_dir)
+        if removed:
+            log.warning("removed %s work folders of interrupted imports or exports in %s", removed, self.scratch_dir)
+
+    def scratch(self, purpose: str) -> contextlib.AbstractContextManager[Path]:
+        """A new, empty work folder under data_dir (removed on exit, or at the next start after a kill)."""
+        return scratch.folder(self.scratch_dir, purpose)
 
     def close(self) -> None:
         """Close the database; further calls raise StoreError."""

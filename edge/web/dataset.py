@@ -145,8 +145,9 @@ def import_archive() -> Any:
         raise ApiError(400, f"{filename or 'the upload'}: expected a .zip or .tar.gz archive")
     # Images barely compress, so ten times the upload limit is generous for real data and stops a bomb early.
     max_bytes = 10 * int(current_app.config["MAX_CONTENT_LENGTH"])
-    work = Path(tempfile.mkdtemp(prefix="shelfwatch-import-"))
-    try:
+    store = current_services().store
+    # Under data_dir, not /tmp: a process killed mid-import leaves a folder the next start removes.
+    with store.scratch("import") as work:
         archive = work / filename
         upload.save(archive)
         try:
@@ -160,8 +161,6 @@ def import_archive() -> Any:
                 str(err), archive=archive, extracted=work / "extracted", name=filename, format_hint="choose the format"
             )
             raise DatasetError(message) from err
-        stats = current_services().store.import_dataset(dataset)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+        stats = store.import_dataset(dataset)
     log.info("imported %s (%s): %s", filename, fmt, stats)
     return jsonify({"format": fmt, "imported": stats, "summary": dataset_summary()}), 201
