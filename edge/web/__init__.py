@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 # One module per area. The runtime side appends its own (models, events, predict, status, metrics, training).
 BLUEPRINTS: list[str] = [
     "edge.web.auth",
+    "edge.web.users",
     "edge.web.cameras",
     "edge.web.images",
     "edge.web.labels",
@@ -46,8 +47,8 @@ __all__ = ["BLUEPRINTS", "Services", "WebServer", "create_app"]
 def create_app(config: EdgeConfig, services: Services) -> Flask:
     """The studio app for this config, calling these services."""
     from edge.store.users import UserStore
-    from edge.web.http import RowIdConverter, register_error_handlers
-    from edge.web.security import init_security
+    from edge.web.http import BoundedJSONProvider, RowIdConverter, register_error_handlers
+    from edge.web.security import init_security, requires
 
     app = Flask(__name__, static_folder="static", template_folder="templates")
     app.url_map.converters["int"] = RowIdConverter  # before any blueprint adds an <int:...> rule
@@ -59,7 +60,7 @@ def create_app(config: EdgeConfig, services: Services) -> Flask:
     # One request may carry a whole archive or a batch of photos; single images are further held to
     # dataset.max_image_mb by the store.
     app.config["MAX_CONTENT_LENGTH"] = int(config.web.max_upload_mb * MIB)
-    app.json.sort_keys = False  # type: ignore[attr-defined]  # keep the documented field order
+    app.json = BoundedJSONProvider(app)  # keeps the documented field order; refuses too-deep bodies (400)
 
     init_security(app, config)
     register_error_handlers(app)
@@ -74,7 +75,7 @@ def create_app(config: EdgeConfig, services: Services) -> Flask:
     def home() -> Any:
         return redirect(url_for(nav[0][0]) if nav else url_for("auth.login"))
 
-    app.add_url_rule("/", endpoint="home", view_func=home)
+    app.add_url_rule("/", endpoint="home", view_func=requires("viewer")(home))
 
     @app.context_processor
     def _globals() -> dict[str, Any]:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from edge.config import CameraConfig, EdgeConfig, ZoneConfig
 from edge.web.http import ApiError, read_model, validation_message
+from edge.web.security import requires
 from edge.web.services import current_services
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ def _zones_of(camera: CameraConfig) -> list[dict[str, Any]]:
 
 
 @bp.get("/live")
+@requires("viewer")
 def live() -> str:
     """The live view: every camera with its stream, status and a Capture button."""
     cameras = [_status(c) for c in _config().cameras]
@@ -102,6 +104,7 @@ def live() -> str:
 
 @bp.get("/zones")
 @bp.get("/zones/<camera_id>")
+@requires("viewer")
 def zones_page(camera_id: str | None = None) -> Any:
     """The zones editor over the camera's current frame."""
     cameras = _config().cameras
@@ -113,25 +116,33 @@ def zones_page(camera_id: str | None = None) -> Any:
 
 
 @bp.get("/api/v1/cameras")
+@requires("viewer")
 def list_cameras() -> Any:
     """Every configured camera with its status and measured fps."""
     return jsonify([_status(c) for c in _config().cameras])
 
 
 @bp.get("/api/v1/cameras/<camera_id>")
+@requires("viewer")
 def get_camera(camera_id: str) -> Any:
     """One camera's status."""
     return jsonify(_status(camera_config(camera_id)))
 
 
 def _latest_frame(camera_id: str) -> Any:
-    frame = _capture_for(camera_id).latest()
+    capture = _capture_for(camera_id)
+    frame = capture.latest()
     if frame is None:
         raise ApiError(503, f"camera {camera_id!r} has not delivered a frame yet", headers={"Retry-After": "1"})
+    state = capture.status()
+    if not state.online:  # the last frame is stale: never serve (or capture) it as the current one
+        reason = f": {state.last_error}" if state.last_error else ""
+        raise ApiError(503, f"camera {camera_id!r} is {state.state}{reason}", headers={"Retry-After": "2"})
     return frame
 
 
 @bp.get("/api/v1/cameras/<camera_id>/frame.jpg")
+@requires("viewer")
 def frame_jpeg(camera_id: str) -> Response:
     """The camera's current frame as JPEG."""
     frame = _latest_frame(camera_id)
@@ -142,6 +153,7 @@ def frame_jpeg(camera_id: str) -> Response:
 
 
 @bp.get("/api/v1/cameras/<camera_id>/stream.mjpg")
+@requires("viewer")
 def stream(camera_id: str) -> Response:
     """An MJPEG stream of the camera (at most STREAM_MAX_FPS); it ends when the server stops."""
     capture = _capture_for(camera_id)
@@ -172,6 +184,7 @@ def stream(camera_id: str) -> Response:
 
 
 @bp.post("/api/v1/cameras/<camera_id>/capture")
+@requires("labeller")
 def capture(camera_id: str) -> Any:
     """Store the camera's current frame in the dataset: 201 {"id", "sha256", "width", "height", "duplicate_of"}."""
     status = _capture_for(camera_id).status()
@@ -200,12 +213,14 @@ def capture(camera_id: str) -> Any:
 
 
 @bp.get("/api/v1/cameras/<camera_id>/zones")
+@requires("viewer")
 def get_zones(camera_id: str) -> Any:
     """The camera's zones (normalised polygons)."""
     return jsonify({"camera": camera_id, "zones": _zones_of(camera_config(camera_id))})
 
 
 @bp.put("/api/v1/cameras/<camera_id>/zones")
+@requires("admin")
 def put_zones(camera_id: str) -> Any:
     """Replace the camera's zones; each is validated as a ZoneConfig (ids are slugs, polygons inside 0..1)."""
     camera = camera_config(camera_id)

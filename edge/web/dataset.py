@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from edge.errors import DatasetError
 from edge.web.http import ApiError, read_model
+from edge.web.security import requires
 from edge.web.services import current_services
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ def dataset_summary(task: str | None = None) -> dict[str, Any]:
 
 
 @bp.get("/review")
+@requires("viewer")
 def review() -> str:
     """The review page: per-label bar chart, verdict with reasons, splits, import/export, Train."""
     views = current_app.view_functions
@@ -80,12 +82,14 @@ def review() -> str:
 
 
 @bp.get("/api/v1/dataset/summary")
+@requires("viewer")
 def summary() -> Any:
     """{"images", "tagged", "per_label", "ready", "problems", "warnings", "splits", "task", ...}."""
     return jsonify(dataset_summary())
 
 
 @bp.put("/api/v1/dataset/task")
+@requires("labeller")
 def set_task() -> Any:
     """Choose what the dataset trains: classification, detection, or auto (detection once any box exists)."""
     body = read_model(TaskBody)
@@ -94,6 +98,7 @@ def set_task() -> Any:
 
 
 @bp.post("/api/v1/dataset/split")
+@requires("labeller")
 def auto_split() -> Any:
     """Assign train/test by label-stratified 80/20 (or test_fraction) to images whose split is auto."""
     body = read_model(AutoSplitBody)
@@ -102,6 +107,7 @@ def auto_split() -> Any:
 
 
 @bp.get("/api/v1/dataset/export")
+@requires("viewer")
 def export() -> Response:
     """The dataset as a zip in a format: coco, yolo, voc, csv or folders (`?tagged=true` for tagged images only)."""
     from edge.datasets.formats import write_dataset
@@ -129,6 +135,7 @@ def export() -> Response:
 
 
 @bp.post("/api/v1/dataset/import")
+@requires("labeller")
 def import_archive() -> Any:
     """Import a dataset archive (multipart `file`: .zip or .tar.gz) in `format` (or auto); all or nothing."""
     from edge.datasets.archive import extract_archive, uploader_message

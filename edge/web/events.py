@@ -13,6 +13,7 @@ from flask import Blueprint, Response, jsonify, render_template, request, send_f
 from edge.errors import NotFoundError
 from edge.web.http import ApiError, int_arg
 from edge.web.runtime_common import require_service
+from edge.web.security import requires
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,7 @@ MAX_PAGE_SIZE = 500
 
 
 @bp.get("/events")
+@requires("viewer")
 def page() -> str:
     """The events page: newest first, thumbnails, filters."""
     return render_template("events.html")
@@ -47,6 +49,7 @@ def _query_events(path: str, filters: dict[str, str], page: int, page_size: int)
 
 
 @bp.get("/api/v1/events")
+@requires("viewer")
 def list_events() -> Any:
     """{items, page, page_size, total}: events newest first; filters camera, zone, phase (start|end)."""
     log_ = require_service("events")
@@ -66,6 +69,7 @@ def list_events() -> Any:
 
 
 @bp.get("/api/v1/events/<event_id>")
+@requires("viewer")
 def get_event(event_id: str) -> Any:
     """One event as published over MQTT, plus has_snapshot."""
     event = require_service("events").get(event_id)
@@ -76,6 +80,7 @@ def get_event(event_id: str) -> Any:
 
 
 @bp.get("/api/v1/events/<event_id>/snapshot.jpg")
+@requires("viewer")
 def snapshot(event_id: str) -> Response:
     """The event's JPEG (404 when it was never taken or retention removed it)."""
     path = require_service("events").snapshot_path(event_id)

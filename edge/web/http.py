@@ -1,17 +1,26 @@
-"""Request and response plumbing shared by every blueprint: JSON bodies, JSON errors under /api, HTML elsewhere."""
+"""Request and response plumbing shared by every blueprint: JSON bodies, JSON errors under /api, HTML elsewhere.
+
+Errors are answered with `edge.errors.status_for` (the status each domain error carries; 507 for a full disk;
+anything unexpected is 500 with its traceback logged). JSON bodies go through `BoundedJSONProvider`, which refuses
+documents nested deeper than MAX_JSON_DEPTH before parsing them (the stdlib parser recurses and a 100k-deep
+document raised RecursionError); the trainer service installs the same provider.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any, TypeVar
 
-from flask import Flask, Response, jsonify, render_template, request
+import numpy as np
+from flask import Flask, Response, current_app, jsonify, render_template, request
+from flask.json.provider import DefaultJSONProvider
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
-from edge.errors import ConflictError, ImageTooLargeError, NotFoundError, ShelfwatchError
+from edge.errors import ShelfwatchError, is_disk_full, public_message, status_for, validation_message
 
 log = logging.getLogger(__name__)
 
@@ -42,18 +51,54 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+# Deeper than any body the API defines (a zone list with polygons is 5 levels); far below the parser's recursion.
+MAX_JSON_DEPTH = 64
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_OPEN = np.zeros(256, dtype=np.int8)
+_OPEN[[ord("["), ord("{")]] = 1
+_OPEN[[ord("]"), ord("}")]] = -1
+
+
+class JSONTooDeepError(ValueError):
+    """A JSON document nests arrays/objects deeper than MAX_JSON_DEPTH."""
+
+
+def json_depth(raw: bytes | str) -> int:
+    """How deeply arrays and objects nest in a JSON text (brackets inside strings do not count); linear time."""
+    data = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else bytes(raw)
+    if b"[" not in data and b"{" not in data:
+        return 0
+    if b'"' in data:
+        data = _JSON_STRING.sub(b'""', data)
+    steps = _OPEN[np.frombuffer(data, dtype=np.uint8)]
+    return int(np.cumsum(steps, dtype=np.int64).max(initial=0))
+
+
+def loads_bounded(raw: bytes | str, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """json.loads, refusing documents deeper than `max_depth` before parsing (ValueError naming the problem)."""
+    depth = json_depth(raw)
+    if depth > max_depth:
+        raise JSONTooDeepError(f"JSON nested {depth} levels deep; at most {max_depth} levels are accepted")
+    try:
+        return json.loads(raw)
+    except RecursionError as err:  # defence in depth: never a traceback for a shape
+        raise JSONTooDeepError(f"JSON nested too deeply; at most {max_depth} levels are accepted") from err
+
+
+class BoundedJSONProvider(DefaultJSONProvider):
+    """Flask's JSON provider with `loads` bounded in depth: request.get_json() answers 400 for a too-deep body."""
+
+    sort_keys = False  # keep the documented field order
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        if kwargs:
+            return super().loads(s, **kwargs)
+        return loads_bounded(s)
+
+
 def is_api_request() -> bool:
     """True for /api/... paths, which always answer JSON."""
     return request.path.startswith(API_PREFIX)
-
-
-def validation_message(err: ValidationError) -> str:
-    """A one-line, human-readable summary of a pydantic error."""
-    parts = []
-    for e in err.errors():
-        where = ".".join(str(p) for p in e["loc"]) or "body"
-        parts.append(f"{where}: {e['msg']}")
-    return "; ".join(parts)
 
 
 def read_json() -> Any:
@@ -62,7 +107,9 @@ def read_json() -> Any:
     if not raw.strip():
         raise ApiError(400, "the request body must be JSON (it is empty)")
     try:
-        return json.loads(raw)
+        return current_app.json.loads(raw)
+    except JSONTooDeepError as err:
+        raise ApiError(400, f"malformed JSON: {err}") from err
     except (ValueError, UnicodeDecodeError) as err:
         raise ApiError(400, f"malformed JSON: {err}") from err
 
@@ -92,20 +139,6 @@ def int_arg(name: str, default: int, *, low: int = 1, high: int = 1_000_000) -> 
     return value
 
 
-def status_for(err: ShelfwatchError) -> int:
-    """The HTTP status that a domain error maps to."""
-    explicit = getattr(err, "http_status", None)
-    if isinstance(explicit, int):
-        return explicit
-    if isinstance(err, ImageTooLargeError):
-        return 413
-    if isinstance(err, NotFoundError):
-        return 404
-    if isinstance(err, ConflictError):
-        return 409
-    return 400
-
-
 def _error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response | tuple[Any, ...]:
     if is_api_request():
         resp = jsonify({"error": message})
@@ -127,8 +160,11 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ShelfwatchError)
     def _domain_error(err: ShelfwatchError) -> Any:
         status = status_for(err)
-        log.info("%s %s -> %s: %s", request.method, request.path, status, err)
-        return _error_response(status, str(err))
+        if status >= 500 and status != 507:
+            log.error("%s %s -> %s: %s", request.method, request.path, status, err, exc_info=err)
+        else:
+            log.info("%s %s -> %s: %s", request.method, request.path, status, err)
+        return _error_response(status, public_message(err))
 
     @app.errorhandler(ValidationError)
     def _validation_error(err: ValidationError) -> Any:
@@ -150,5 +186,8 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(err: Exception) -> Any:
+        if is_disk_full(err):  # a write on a full disk: say so (507), no traceback per request
+            log.warning("%s %s -> 507: %s", request.method, request.path, err)
+            return _error_response(507, public_message(err))
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return _error_response(500, f"internal error: {type(err).__name__}")
+        return _error_response(500, public_message(err))

@@ -15,6 +15,7 @@ from edge.datasets.model import SPLITS, Box
 from edge.errors import ImageError, NotFoundError
 from edge.store.images import write_atomic
 from edge.web.http import ROW_ID_MAX, ROW_ID_MIN, ApiError, int_arg, read_model
+from edge.web.security import requires
 from edge.web.services import current_services
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ def _bool_arg(name: str) -> bool | None:
 
 
 @bp.get("/library")
+@requires("viewer")
 def library() -> str:
     """The paged image grid with filters, upload and bulk actions."""
     labels = [lab.as_dict() for lab in current_services().store.list_labels()]
@@ -83,6 +85,7 @@ def library() -> str:
 
 @bp.get("/tag")
 @bp.get("/tag/<int:image_id>")
+@requires("viewer")
 def tag(image_id: int | None = None) -> str:
     """The tagging page; without an id it opens the oldest untagged image."""
     store = current_services().store
@@ -97,6 +100,7 @@ def tag(image_id: int | None = None) -> str:
 
 
 @bp.get("/api/v1/images")
+@requires("viewer")
 def list_images() -> Any:
     """One page of images: {items, page, page_size, total}; filters tagged, label, split, camera."""
     page = int_arg("page", 1)
@@ -120,6 +124,7 @@ def list_images() -> Any:
 
 
 @bp.post("/api/v1/images")
+@requires("labeller")
 def upload_images() -> Any:
     """Upload one or many images (multipart field `file`); all are validated before any is stored."""
     try:
@@ -145,12 +150,14 @@ def upload_images() -> Any:
 
 
 @bp.get("/api/v1/images/<int:image_id>")
+@requires("viewer")
 def get_image(image_id: int) -> Any:
     """One image's record with its annotations."""
     return jsonify(current_services().store.get_image(image_id).as_dict())
 
 
 @bp.get("/api/v1/images/<int:image_id>/file")
+@requires("viewer")
 def image_file(image_id: int) -> Response:
     """The stored image file."""
     store = current_services().store
@@ -163,6 +170,7 @@ def image_file(image_id: int) -> Response:
 
 
 @bp.get("/api/v1/images/<int:image_id>/thumb.jpg")
+@requires("viewer")
 def image_thumb(image_id: int) -> Response:
     """A small JPEG of the image for grids (cached on disk by content hash)."""
     store = current_services().store
@@ -219,6 +227,7 @@ def _delete(ids: list[int]) -> int:
 
 
 @bp.delete("/api/v1/images/<int:image_id>")
+@requires("labeller")
 def delete_image(image_id: int) -> Any:
     """Delete one image with its annotations."""
     if _delete([image_id]) == 0:
@@ -227,6 +236,7 @@ def delete_image(image_id: int) -> Any:
 
 
 @bp.post("/api/v1/images/delete")
+@requires("labeller")
 def delete_many() -> Any:
     """Bulk delete: {"ids": [...]} -> {"deleted": n} (ids that do not exist are skipped)."""
     body = read_model(IdsBody)
@@ -234,6 +244,7 @@ def delete_many() -> Any:
 
 
 @bp.post("/api/v1/images/split")
+@requires("labeller")
 def set_split() -> Any:
     """Put images into a split by hand: {"ids": [...], "split": "train"|"val"|"test"|"auto"}."""
     body = read_model(SplitBody)
@@ -242,12 +253,14 @@ def set_split() -> Any:
 
 
 @bp.get("/api/v1/images/<int:image_id>/annotations")
+@requires("viewer")
 def get_annotations(image_id: int) -> Any:
     """The image's tags and boxes (normalised x1, y1, x2, y2)."""
     return jsonify(current_services().store.get_annotations(image_id).as_dict())
 
 
 @bp.put("/api/v1/images/<int:image_id>/annotations")
+@requires("labeller")
 def put_annotations(image_id: int) -> Any:
     """Replace the image's tags and boxes; 400 for coordinates outside 0..1, x1 >= x2, y1 >= y2 or unknown labels."""
     body = read_model(AnnotationsBody)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from edge.store.readiness import OTHER_CLASS_NAMES
 from edge.web.http import read_model
+from edge.web.security import requires
 from edge.web.services import current_services
 
 log = logging.getLogger(__name__)
@@ -40,12 +41,14 @@ def has_other_class(names: list[str]) -> bool:
 
 
 @bp.get("/labels")
+@requires("viewer")
 def page() -> str:
     """The labels page."""
     return render_template("labels.html", none_label=NONE_LABEL, none_description=NONE_DESCRIPTION)
 
 
 @bp.get("/api/v1/labels")
+@requires("viewer")
 def list_labels() -> Any:
     """Every label with description, colour and use counts; `has_other` says whether a NONE/other class exists."""
     labels = current_services().store.list_labels()
@@ -59,6 +62,7 @@ def list_labels() -> Any:
 
 
 @bp.post("/api/v1/labels")
+@requires("labeller")
 def create_label() -> Any:
     """Create a label: {"name", "description", "color"?} -> 201; 409 when the name exists."""
     body = read_model(LabelCreate)
@@ -67,12 +71,14 @@ def create_label() -> Any:
 
 
 @bp.get("/api/v1/labels/<name>")
+@requires("viewer")
 def get_label(name: str) -> Any:
     """One label by name."""
     return jsonify(current_services().store.get_label(name).as_dict())
 
 
 @bp.patch("/api/v1/labels/<name>")
+@requires("labeller")
 def update_label(name: str) -> Any:
     """Rename, describe or recolour a label (annotations follow a rename)."""
     body = read_model(LabelUpdate)
@@ -83,6 +89,7 @@ def update_label(name: str) -> Any:
 
 
 @bp.delete("/api/v1/labels/<name>")
+@requires("labeller")
 def delete_label(name: str) -> Any:
     """Delete a label; 409 explaining its uses when images or boxes carry it, unless ?force=true."""
     force = request.args.get("force", "").lower() in ("1", "true", "yes")

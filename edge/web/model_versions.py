@@ -12,6 +12,7 @@ from flask import Blueprint, Response, jsonify, render_template, request, send_f
 from edge.errors import BundleError, NotFoundError
 from edge.web.http import ApiError
 from edge.web.runtime_common import config, require_service
+from edge.web.security import requires
 
 log = logging.getLogger(__name__)
 
@@ -45,18 +46,21 @@ def models_payload() -> dict[str, Any]:
 
 
 @bp.get("/models")
+@requires("viewer")
 def page() -> str:
     """The models page: installed versions, activate, rollback, upload, and a Predict try-out."""
     return render_template("models.html")
 
 
 @bp.get("/api/v1/models")
+@requires("viewer")
 def list_models() -> Any:
     """Installed versions, newest first, with task, labels, metrics and active/previous flags."""
     return jsonify(models_payload())
 
 
 @bp.post("/api/v1/models")
+@requires("admin")
 def upload_model() -> Any:
     """Install a bundle .tar.gz (multipart `file` or the raw body); verified first, 400 with the reason if refused."""
     repo = require_service("models")
@@ -85,6 +89,7 @@ def upload_model() -> Any:
 
 
 @bp.post("/api/v1/models/<version>/activate")
+@requires("admin")
 def activate(version: str) -> Any:
     """Make an installed version the running one (re-verified first); the old one becomes the rollback target."""
     repo = require_service("models")
@@ -96,6 +101,7 @@ def activate(version: str) -> Any:
 
 
 @bp.post("/api/v1/models/rollback")
+@requires("admin")
 def rollback() -> Any:
     """Go back to the previous version in one call (409 when there is none)."""
     repo = require_service("models")
@@ -107,6 +113,7 @@ def rollback() -> Any:
 
 
 @bp.delete("/api/v1/models/<version>")
+@requires("admin")
 def remove(version: str) -> Any:
     """Delete an installed version that is neither active nor the rollback target."""
     require_service("models").remove(version)
@@ -114,6 +121,7 @@ def remove(version: str) -> Any:
 
 
 @bp.get("/api/v1/models/<version>/files/<name>")
+@requires("viewer")
 def bundle_file(version: str, name: str) -> Response:
     """An evaluation picture or report of an installed, verified bundle (confusion matrix, PR curve, report)."""
     if name not in VIEWABLE_FILES:

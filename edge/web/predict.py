@@ -11,6 +11,7 @@ from flask import Blueprint, jsonify, request
 from edge.datasets.imaging import decode_image
 from edge.web.http import ApiError
 from edge.web.runtime_common import active_model, config
+from edge.web.security import requires
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ def _threshold() -> float | None:
 
 
 @bp.post("/api/v1/predict")
+@requires("viewer")
 def predict() -> Any:
     """Classification -> {"label", "score", "label_scores"}; detection -> {"detections": [{"label", "score", "bbox"}]}.
 

@@ -1,9 +1,12 @@
-"""Authentication, CSRF protection, login rate limiting and the session secret of the web studio.
+"""Authentication, roles, CSRF protection, login rate limiting and the session secret of the web studio.
 
 Every route requires a signed-in user unless its view is marked `@public` (login, first-run setup, static files,
-token exchange). Browsers authenticate with the session cookie and must echo the session's CSRF token on every
-unsafe request (form field `csrf_token` or header `X-CSRF-Token`); API clients send `Authorization: Bearer <token>`
-instead, which needs no CSRF token because browsers never attach it on their own.
+token exchange), and every other view states the least role it needs with `@requires("viewer"|"labeller"|"admin")`
+(a view without one is admin-only, and tests/web/test_roles.py fails on it). Browsers authenticate with the session
+cookie, which carries only a random session id that `UserStore` keeps server-side (sign-out and a password change
+end it), and must echo the session's CSRF token on every unsafe request (form field `csrf_token` or header
+`X-CSRF-Token`); API clients send `Authorization: Bearer <token>` instead, which needs no CSRF token because
+browsers never attach it on their own. Checking either only reads the disk.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from flask import Flask, current_app, g, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 
 from edge.config import EdgeConfig
-from edge.store.users import User, UserStore
+from edge.store.users import SESSION_LIFETIME_S, User, UserStore, check_role
 from edge.web.http import ApiError, is_api_request
 from edge.web.services import current_services
 
@@ -35,6 +38,8 @@ CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 RATE_LIMITER_KEY = "shelfwatch.login_limiter"
+SESSION_ID = "sid"
+ROLE_ATTR = "shelfwatch_role"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -43,6 +48,23 @@ def public(view: F) -> F:
     """Mark a view as reachable without signing in."""
     view.shelfwatch_public = True  # type: ignore[attr-defined]
     return view
+
+
+def requires(role: str) -> Callable[[F], F]:
+    """Mark a view with the least role that may call it: viewer (read), labeller (capture, tag, review), admin."""
+    check_role(role)
+
+    def mark(view: F) -> F:
+        setattr(view, ROLE_ATTR, role)
+        return view
+
+    return mark
+
+
+def required_role(view: Callable[..., Any]) -> str | None:
+    """The role a view was marked with (None: unmarked, which only admins may call)."""
+    role = getattr(view, ROLE_ATTR, None)
+    return role if isinstance(role, str) else None
 
 
 def load_secret_key(config: EdgeConfig) -> str:
@@ -66,7 +88,11 @@ def load_secret_key(config: EdgeConfig) -> str:
 
 
 class LoginRateLimiter:
-    """Failed logins per client address within a sliding minute; over the limit the address gets 429."""
+    """Sign-in attempts per client address within a sliding minute; over the limit the address gets 429.
+
+    An attempt is counted before its password is hashed, in one step with the check (`acquire`), so parallel
+    attempts cannot all pass the check before any of them is counted; a successful sign-in is then forgiven.
+    """
 
     def __init__(self, attempts_per_minute: int, window_seconds: float = 60.0) -> None:
         self.attempts_per_minute = attempts_per_minute
@@ -97,9 +123,26 @@ class LoginRateLimiter:
         with self._lock:
             self._recent(address, time.monotonic()).append(time.monotonic())
 
+    def acquire(self, address: str) -> int:
+        """Count an attempt now unless the address is over its limit: 0 when counted, else seconds to wait."""
+        now = time.monotonic()
+        with self._lock:
+            attempts = self._recent(address, now)
+            if len(attempts) >= self.attempts_per_minute:
+                return max(1, int(attempts[0] + self.window_seconds - now) + 1)
+            attempts.append(now)
+            return 0
+
+    def forgive(self, address: str) -> None:
+        """Take back the newest counted attempt (it signed in)."""
+        with self._lock:
+            attempts = self._failures.get(address)
+            if attempts:
+                attempts.pop()
+
     def check(self) -> None:
-        """Raise 429 when the current client is over its limit."""
-        wait = self.retry_after(client_address())
+        """Count an attempt of the current client, or raise 429 when it is over its limit."""
+        wait = self.acquire(client_address())
         if wait:
             raise ApiError(
                 429, f"too many failed sign-in attempts; try again in {wait} s", headers={"Retry-After": str(wait)}
@@ -144,11 +187,20 @@ def check_csrf() -> None:
 
 
 def sign_in(user: User) -> None:
-    """Start a fresh session for the user (a new session and CSRF token, so a planted one is useless)."""
+    """Start a fresh server-side session for the user (a new session id and CSRF token: a planted one is useless)."""
+    sid = users().start_session(user.id)
     session.clear()
     session.permanent = True
-    session["uid"] = user.id
+    session[SESSION_ID] = sid
     session[CSRF_FIELD] = secrets.token_urlsafe(32)
+
+
+def sign_out() -> None:
+    """End the current session here and on the server (the cookie is worthless afterwards, even if kept)."""
+    sid = session.get(SESSION_ID)
+    if isinstance(sid, str):
+        users().end_session(sid)
+    session.clear()
 
 
 def safe_next(target: str | None) -> str:
@@ -181,12 +233,14 @@ def _authenticate() -> Any:
             raise ApiError(401, "the bearer token is invalid or revoked", headers={"WWW-Authenticate": "Bearer"})
         g.user, g.token_id = found
         g.auth_method = "token"
-    elif isinstance(session.get("uid"), int):
-        g.user = users().get(session["uid"])
-        if g.user is None:  # the account was removed: the cookie is worthless now
+    elif isinstance(session.get(SESSION_ID), str):
+        g.user = users().user_for_session(session[SESSION_ID])
+        if g.user is None:  # signed out, password changed, expired or the account removed
             session.clear()
         else:
             g.auth_method = "session"
+    elif session.get("uid") is not None:  # a cookie from before server-side sessions: sign in again
+        session.clear()
 
     view = current_app.view_functions.get(request.endpoint or "")
     if view is None or request.endpoint == "static" or getattr(view, "shelfwatch_public", False):
@@ -199,6 +253,12 @@ def _authenticate() -> Any:
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
     if g.auth_method == "session" and request.method not in SAFE_METHODS:
         check_csrf()
+    needed = required_role(view)
+    if needed is None:
+        log.warning("view %s states no role; only admins may call it", request.endpoint)
+        needed = "admin"
+    if not g.user.may(needed):
+        raise ApiError(403, f"your role ({g.user.role}) may not do this; it needs {needed} (ask an admin)")
     return None
 
 
@@ -217,7 +277,7 @@ def init_security(app: Flask, config: EdgeConfig) -> None:
         SESSION_COOKIE_NAME="shelfwatch_session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        PERMANENT_SESSION_LIFETIME=7 * 24 * 3600,
+        PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME_S,
     )
     app.extensions[RATE_LIMITER_KEY] = LoginRateLimiter(config.web.login_attempts_per_minute)
     app.before_request(_authenticate)

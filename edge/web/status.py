@@ -70,3 +70,5 @@ def page() -> str:
 def status() -> Any:
     """device, uptime, healthy, model, last_refusal, mqtt {connected, outbox}, events, cameras, training."""
     return jsonify(device_status())
+@requires("viewer")
+@requires("viewer")

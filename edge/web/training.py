@@ -22,6 +22,7 @@ from edge.training.runner import TrainingRunner
 from edge.training.runs import DEFAULT_DEPLOY_THRESHOLD, RunRequest
 from edge.web.http import read_model
 from edge.web.runtime_common import config, require_service
+from edge.web.security import requires
 from edge.web.services import current_services
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ class StartBody(BaseModel):
     epochs: int | None = Field(None, ge=1, le=1000)
     seed: int | None = None
     input_size: int | None = Field(None, ge=32, le=1024, description="Network input size; trainer default if unset.")
-    deploy_threshold: float | None = Field(None, ge=0.0, le=1.0)
+    deploy_threshold: float | None = Field(None, ge=0.0, le=1.0, strict=True)
     metric: Literal["accuracy", "macro_f1", "map50", "map50_95", "precision", "recall", "f1"] | None = None
     source: Literal["upload", "pull"] = "upload"
     device_url: str | None = Field(None, max_length=2000, description="pull: this device's URL as the trainer sees it.")
@@ -80,12 +81,14 @@ def _deploy_threshold() -> float:
 
 
 @bp.get("/training")
+@requires("viewer")
 def page() -> str:
     """The training page: readiness, Train with task/backbone/threshold, live progress, report, history."""
     return render_template("training.html", backbones=BACKBONES, trainer_url=config().trainer.url)
 
 
 @bp.get("/api/v1/training")
+@requires("viewer")
 def overview() -> Any:
     """{current, items (newest first), deploy_threshold, trainer_configured}."""
     r = runner()
@@ -101,6 +104,7 @@ def overview() -> Any:
 
 
 @bp.post("/api/v1/training")
+@requires("admin")
 def start() -> Any:
     """Start a round trip: 409 when the dataset is not ready (with the reasons) or a run is in progress."""
     from edge.web.dataset import chosen_task
@@ -152,6 +156,7 @@ def _grant_pull_token(run_request: RunRequest, device_url: str | None) -> None:
 
 
 @bp.get("/api/v1/training/<run_id>")
+@requires("viewer")
 def get_run(run_id: str) -> Any:
     """One run with its report (report.json of the evaluation, once the bundle is downloaded)."""
     r = runner()
@@ -174,6 +179,7 @@ def _bundle_files(version: str | None) -> list[str]:
 
 
 @bp.post("/api/v1/training/<run_id>/cancel")
+@requires("admin")
 def cancel(run_id: str) -> Any:
     """Cancel a run in progress (the trainer job too); the running model is unchanged."""
     r = runner()
@@ -181,17 +187,19 @@ def cancel(run_id: str) -> Any:
 
 
 @bp.get("/api/v1/training/settings")
+@requires("viewer")
 def settings() -> Any:
     """{"deploy_threshold"}: the threshold the next run uses unless it names its own."""
     return jsonify({"deploy_threshold": _deploy_threshold()})
 
 
 @bp.put("/api/v1/training/settings")
+@requires("admin")
 def put_settings() -> Any:
     """Set the default deploy threshold: {"deploy_threshold": 0.85}."""
 
     class Body(BaseModel):
-        deploy_threshold: float = Field(ge=0.0, le=1.0)
+        deploy_threshold: float = Field(ge=0.0, le=1.0, strict=True)
 
     body = read_model(Body)
     current_services().store.set_setting(THRESHOLD_SETTING, body.deploy_threshold)

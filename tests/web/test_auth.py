@@ -29,7 +29,7 @@ def test_setup_creates_a_hashed_admin_once(studio: Studio, client: FlaskClient) 
     assert signed_in.get("/api/v1/auth/me").json["user"]["username"] == ADMIN
     with sqlite3.connect(Path(studio.config.data_dir) / USERS_DB) as db:
         (stored,) = db.execute("SELECT password_hash FROM users").fetchone()
-    assert ADMIN_PASSWORD not in stored and stored.startswith("scrypt$")
+    assert ADMIN_PASSWORD not in stored and stored.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
     assert verify_password(ADMIN_PASSWORD, stored) and not verify_password("wrong password", stored)
     # Once an account exists the setup page only points to the login.
     assert client.get("/setup").status_code == 302

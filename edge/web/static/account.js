@@ -1,4 +1,4 @@
-/* Account: create and revoke API tokens. */
+/* Account: change the password, create and revoke API tokens. */
 "use strict";
 (() => {
   const when = (t) => (t ? new Date(t * 1000).toLocaleString() : "never");
@@ -26,6 +26,16 @@
       box.replaceChildren("New token (copy it now, it is not shown again): ", SW.h("code", { text: res.token }));
       ev.target.reset();
       load();
+    } catch (err) { SW.toast(err.message, "error"); }
+  });
+  document.getElementById("change-password").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = ev.target;
+    try {
+      const res = await SW.api("POST", "/api/v1/auth/password", { current_password: f.current_password.value, new_password: f.new_password.value });
+      f.reset();
+      SW.toast(`Password changed; ${res.tokens_revoked} API token(s) revoked`, "ok");
+      setTimeout(() => window.location.reload(), 800);  // the page's CSRF token belonged to the ended session
     } catch (err) { SW.toast(err.message, "error"); }
   });
   load().catch((err) => SW.toast(err.message, "error"));
