@@ -39,6 +39,7 @@ system-deps:
 lint: $(VENV)/.dev-installed
 	$(VENV)/bin/ruff check edge trainer tests benchmarks
 	$(VENV)/bin/ruff format --check edge trainer tests benchmarks
+	$(VENV)/bin/lint-imports
 
 typecheck: $(VENV)/.dev-installed
 	$(VENV)/bin/mypy

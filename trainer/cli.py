@@ -16,8 +16,12 @@ TRAINER_COMMAND_MODULES: list[str] = [
 
 
 def register(sub: Any) -> None:
-    """Add the trainer's commands to the `shelfwatch` parser."""
+    """Add the trainer's commands to the `shelfwatch` parser, and trainer.yaml to `shelfwatch config`."""
     import importlib
 
+    from edge.config.kinds import register_config_kind
+    from trainer.config import TrainerConfig  # pydantic only: no torch
+
+    register_config_kind("trainer", TrainerConfig)
     for name in TRAINER_COMMAND_MODULES:
         importlib.import_module(name).register(sub)

@@ -7,22 +7,19 @@ import json
 import sys
 from typing import Any
 
-from edge.config import EdgeConfig, dump_yaml_config, load_yaml_config
+from pydantic import BaseModel
+
+from edge.config import dump_yaml_config, load_yaml_config
+from edge.config.kinds import CONFIG_KINDS, guess_kind
 from edge.errors import ConfigError
 
 
-def _model_for(kind: str) -> Any:
-    if kind == "trainer":
-        from trainer.config import TrainerConfig  # the trainer defines its own file; no torch is imported
-
-        return TrainerConfig
-    return EdgeConfig
+def _model_for(kind: str) -> type[BaseModel]:
+    return CONFIG_KINDS[kind]
 
 
 def _guess_kind(path: str, kind: str | None) -> str:
-    if kind:
-        return kind
-    return "trainer" if "trainer" in path.rsplit("/", 1)[-1] else "edge"
+    return kind or guess_kind(path)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -60,18 +57,19 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
+    """Add `shelfwatch config`; `--kind` accepts every kind registered by the time the command line is parsed."""
     p = sub.add_parser("config", help="validate and inspect configuration files")
     csub = p.add_subparsers(dest="config_command", metavar="ACTION")
     csub.required = True
     v = csub.add_parser("validate", help="check a config file; errors carry YAML line numbers")
     v.add_argument("file")
-    v.add_argument("--kind", choices=["edge", "trainer"], help="default: guessed from the file name")
+    v.add_argument("--kind", choices=CONFIG_KINDS, help="default: guessed from the file name")
     v.add_argument("--json", action="store_true")
     v.set_defaults(func=cmd_validate)
     s = csub.add_parser("show", help="print the effective config (defaults filled in, secrets masked)")
     s.add_argument("file")
-    s.add_argument("--kind", choices=["edge", "trainer"])
+    s.add_argument("--kind", choices=CONFIG_KINDS)
     s.set_defaults(func=cmd_show)
     j = csub.add_parser("schema", help="print the JSON schema of a config file")
-    j.add_argument("--kind", choices=["edge", "trainer"], default="edge")
+    j.add_argument("--kind", choices=CONFIG_KINDS, default="edge")
     j.set_defaults(func=cmd_schema)

@@ -97,6 +97,22 @@ def test_cli_validate_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert load_yaml_config(good, EdgeConfig).device_id == "shelf-01"
 
 
+def test_cli_validates_trainer_yaml_registered_by_the_trainer(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """trainer.yaml is a kind the trainer's entry point adds (edge never imports trainer); guessed from the name."""
+    good = tmp_path / "trainer.yaml"
+    good.write_text("server: {port: 8700}\ntraining: {backbone: mobilenet_v3_small}\n")
+    assert main(["config", "validate", "--json", str(good)]) == 0
+    assert '"kind":"trainer"' in capsys.readouterr().out
+    bad = tmp_path / "trainer-bad.yaml"
+    bad.write_text("server: {port: 8700}\ntraining: {backbone: resnet9000}\n")
+    assert main(["config", "validate", str(bad)]) == 1
+    assert f"{bad}:2: training.backbone" in capsys.readouterr().err
+    assert main(["config", "schema", "--kind", "trainer"]) == 0
+    assert '"TrainingDefaults"' in capsys.readouterr().out
+
+
 def test_config_doc_lists_every_field() -> None:
     """docs/CONFIG.md's tables are generated from the models; a new field without regenerating fails here."""
     import importlib.util
