@@ -5,29 +5,40 @@ enabled camera plus a Watchdog, the communicator (MQTT with its SQLite outbox, o
 log and snapshots, the metrics registry, the web studio (when edge.web is installed), a stats publisher and the
 systemd notifier (READY=1 once started; WATCHDOG=1 only while every pipeline is healthy).
 
-Nothing here decides anything about frames, zones or topics; it wires and it reports status.
+`wire()` builds and connects the parts (the benchmark runs its rig from it too); `Agent` starts and stops them.
+Nothing here decides anything: which bundle to install is the model repository's policy (`offer`), the status and
+stats shapes live where they are served (edge.web.status, edge.pipeline.stats).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge import sdnotify
-from edge.comms.base import Communicator, NullCommunicator, ZoneRef, to_json
+from edge.comms.base import Communicator, NullCommunicator, ZoneRef
 from edge.comms.outbox import Outbox
-from edge.config.model import CameraConfig, EdgeConfig, ZoneConfig
-from edge.errors import EngineError, ShelfwatchError
+from edge.config.model import CameraConfig, EdgeConfig, ModelConfig, ZoneConfig
+from edge.errors import ShelfwatchError
 from edge.events import EventLog, SnapshotStore
-from edge.pipeline.camera_pipeline import CameraPipeline, Watchdog
+from edge.pipeline.camera_pipeline import CameraPipeline, FrameFeed, PipelineSink, Watchdog
 from edge.pipeline.metrics import MetricsRegistry
-from edge.pipeline.model_slot import ActiveModel, ModelSlot, build_active
-from edge.pipeline.reporter import Reporter, model_ref
+from edge.pipeline.model_slot import ActiveModel, ModelSlot
+from edge.pipeline.reporter import Reporter
+from edge.pipeline.stats import publish_stats, stats_payload
+
+if TYPE_CHECKING:
+    from edge.cameras.capture import CameraCapture, CameraHub
+    from edge.model_repository import ModelRepository
+    from edge.store import DatasetStore
+    from edge.web.server import WebServer
+    from edge.web.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -44,98 +55,139 @@ class AgentOptions:
     flush_timeout: float = 5.0
     camera_stall_seconds: float = 10.0
     source_factory: Callable[[str | int], Any] | None = None
+    # The benchmark: what each pipeline reads from its capture, where pipelines report, and no fps limit.
+    feed: Callable[[CameraCapture], FrameFeed] | None = None
+    sink: Callable[[Reporter], PipelineSink] | None = None
+    unpaced: bool = False
+
+
+@dataclass
+class DeviceParts:
+    """Every part of a device, built from one EdgeConfig and connected, none started."""
+
+    config: EdgeConfig
+    data_dir: Path
+    metrics: MetricsRegistry
+    store: DatasetStore
+    cameras: CameraHub
+    models: ModelRepository
+    slot: ModelSlot
+    events: EventLog
+    snapshots: SnapshotStore
+    outbox: Outbox | None
+    comms: Communicator
+    reporter: Reporter
+    pipelines: dict[str, CameraPipeline]
+    watchdog: Watchdog
+
+
+def wire(config: EdgeConfig, options: AgentOptions, cameras: CameraHub | None = None) -> DeviceParts:
+    """Build and connect the device's parts (the agent starts them; the benchmark runs them in slices).
+
+    `cameras` replaces the hub built from config.cameras (the benchmark gates each camera's decoding).
+    """
+    from edge.cameras.capture import CameraHub
+    from edge.model_repository import ModelRepository
+    from edge.store import DatasetStore
+
+    data_dir = Path(config.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    metrics = MetricsRegistry()
+    store = DatasetStore(data_dir, config.dataset)
+    if cameras is None:
+        hub_kwargs: dict[str, Any] = {"stall_seconds": options.camera_stall_seconds}
+        if options.source_factory is not None:
+            hub_kwargs["source_factory"] = options.source_factory
+        cameras = CameraHub(config.cameras, **hub_kwargs)
+    slot = ModelSlot(functools.partial(_load_model, settings=config.model))
+    events = EventLog(data_dir / "events.db", config.device_id)
+    snapshots = SnapshotStore(data_dir / "snapshots", config.events.snapshot_retention)
+    events.snapshots = snapshots
+    outbox: Outbox | None = None
+    comms: Communicator
+    if config.mqtt.enabled:
+        from edge.comms.mqtt import MqttCommunicator
+
+        outbox = Outbox(data_dir / "outbox.db")
+        comms = MqttCommunicator(
+            config.mqtt,
+            config.device_id,
+            outbox,
+            window=options.mqtt_window,
+            reconnect_max_seconds=options.mqtt_reconnect_max_seconds,
+        )
+    else:
+        comms = NullCommunicator()
+    reporter = Reporter(comms, events, snapshots, metrics)
+    sink: PipelineSink = options.sink(reporter) if options.sink is not None else reporter
+    pipelines: dict[str, CameraPipeline] = {}
+    for cam in config.cameras:
+        if not cam.enabled:
+            continue
+        capture = cameras.require(cam.id)
+        pipelines[cam.id] = CameraPipeline(
+            cam.id,
+            options.feed(capture) if options.feed is not None else capture,
+            slot,
+            _zones_provider(store, cam),
+            config.events,
+            sink,
+            metrics,
+            fps=None if options.unpaced else cam.fps,
+            min_overlap=options.min_overlap,
+        )
+    watchdog = Watchdog(list(pipelines.values()), config.model.watchdog_seconds)
+    return DeviceParts(
+        config, data_dir, metrics, store, cameras, ModelRepository.from_config(config), slot, events, snapshots,
+        outbox, comms, reporter, pipelines, watchdog,
+    )  # fmt: skip
+
+
+def _load_model(bundle_dir: Path, *, settings: ModelConfig) -> Any:
+    from edge.runtime.wrappers import load_model
+
+    return load_model(bundle_dir, settings.engine, settings.threads, settings.precision)
+
+
+def _zones_provider(store: DatasetStore, cam: CameraConfig) -> Callable[[], list[ZoneConfig]]:
+    def zones() -> list[ZoneConfig]:
+        # Zones drawn on the web page override the file's; an explicit empty list means "no zones".
+        edited = store.get_zones(cam.id)
+        return list(cam.zones) if edited is None else list(edited)
+
+    return zones
 
 
 class Agent:
-    """The running device: `start()`, `stop()`, `status()`, `metrics`, `services` for the web."""
+    """The running device: `start()`, `stop()`, `healthy()`, `metrics`, `services` for the web."""
 
     def __init__(self, config: EdgeConfig, options: AgentOptions | None = None) -> None:
-        from edge.cameras.capture import CameraHub
-        from edge.model_repository import ModelRepository
-        from edge.store import DatasetStore
-
         self.config = config
         self.options = options or AgentOptions()
-        self.data_dir = Path(config.data_dir)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        parts = wire(config, self.options)
+        self.parts = parts
+        self.data_dir = parts.data_dir
+        self.metrics = parts.metrics
+        self.store = parts.store
+        self.cameras = parts.cameras
+        self.models = parts.models
+        self.slot = parts.slot
+        self.events = parts.events
+        self.snapshots = parts.snapshots
+        self.outbox = parts.outbox
+        self.comms = parts.comms
+        self.reporter = parts.reporter
+        self.pipelines = parts.pipelines
+        self.watchdog = parts.watchdog
         self.started_at: float | None = None
-        self.metrics = MetricsRegistry()
-        self.store = DatasetStore(self.data_dir, config.dataset)
-        hub_kwargs: dict[str, Any] = {"stall_seconds": self.options.camera_stall_seconds}
-        if self.options.source_factory is not None:
-            hub_kwargs["source_factory"] = self.options.source_factory
-        self.cameras = CameraHub(config.cameras, **hub_kwargs)
-        self.models = ModelRepository.from_config(config)
-        self.slot = ModelSlot(self._load_engine)
-        self.events = EventLog(self.data_dir / "events.db", config.device_id)
-        self.snapshots = SnapshotStore(self.data_dir / "snapshots", config.events.snapshot_retention)
-        self.events.snapshots = self.snapshots
-        self.outbox: Outbox | None = None
-        self.comms: Communicator
-        if config.mqtt.enabled:
-            from edge.comms.mqtt import MqttCommunicator
-
-            self.outbox = Outbox(self.data_dir / "outbox.db")
-            self.comms = MqttCommunicator(
-                config.mqtt,
-                config.device_id,
-                self.outbox,
-                window=self.options.mqtt_window,
-                reconnect_max_seconds=self.options.mqtt_reconnect_max_seconds,
-            )
-        else:
-            self.comms = NullCommunicator()
-        self.reporter = Reporter(self.comms, self.events, self.snapshots, self.metrics)
-        self.pipelines: dict[str, CameraPipeline] = {}
-        for cam in config.cameras:
-            if not cam.enabled:
-                continue
-            capture = self.cameras.require(cam.id)
-            self.pipelines[cam.id] = CameraPipeline(
-                cam.id,
-                capture,
-                self.slot,
-                self._zones_provider(cam),
-                config.events,
-                self.reporter,
-                self.metrics,
-                fps=cam.fps,
-                min_overlap=self.options.min_overlap,
-            )
-        self.watchdog = Watchdog(list(self.pipelines.values()), config.model.watchdog_seconds)
-        self.web: Any = None
-        self.services: Any = None
+        self.web: WebServer | None = None
+        self.services: Services | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._announced: list[ZoneRef] = []
         self._register_metrics()
 
     # -- wiring helpers --------------------------------------------------------------------------------------
-
-    def _load_engine(self, bundle_dir: Path) -> Any:
-        from edge.runtime.wrappers import load_model
-
-        m = self.config.model
-        return load_model(bundle_dir, m.engine, m.threads, m.precision)
-
-    def _zones_provider(self, cam: CameraConfig) -> Callable[[], list[ZoneConfig]]:
-        def zones() -> list[ZoneConfig]:
-            # Zones drawn on the web page override the file's; an explicit empty list means "no zones".
-            edited = self.store.get_zones(cam.id)
-            return list(cam.zones) if edited is None else list(edited)
-
-        return zones
-
-    def _on_model_activated(self, manifest: Any, bundle_dir: Path) -> None:
-        # Runs in the caller of activate() (start-up, a web request): the pipelines keep using the old engine
-        # until the new one is fully loaded, then one reference changes between two frames.
-        try:
-            active = build_active(bundle_dir, self.slot.loader)
-        except ShelfwatchError:
-            raise
-        except Exception as err:
-            raise EngineError(f"model {manifest.version} could not be loaded: {err}") from err
-        self.slot.swap(active)
 
     def _on_swap(self, old: ActiveModel | None, new: ActiveModel) -> None:
         if old is not None:
@@ -181,7 +233,7 @@ class Agent:
         self.started_at = time.time()
         self.comms.start()
         self.reporter.requeue_unqueued()
-        self.models.on_activate(self._on_model_activated)
+        self.models.on_activate(self.slot.on_activated)
         self._install_configured_bundle()
         if self.slot.current is None:
             log.warning("no model is installed yet: cameras run, zones stay unknown until one is activated")
@@ -215,7 +267,7 @@ class Agent:
                 self.web.stop()
             except Exception:
                 log.exception("stopping the web server failed")
-        trainer = getattr(self.services, "trainer", None)
+        trainer = self.services.trainer if self.services is not None else None
         if trainer is not None:
             try:
                 trainer.stop()  # before the store closes: a run in progress stays so, resumed at the next start
@@ -247,29 +299,8 @@ class Agent:
             self.models.load()
         except ShelfwatchError as err:
             log.error("installed models could not be loaded: %s", err)
-        bundle = self.config.model.bundle
-        if bundle is None:
-            return
-        try:
-            from edge.bundle import inspect_bundle
-
-            offered = inspect_bundle(bundle)
-            installed = {row["version"] for row in self.models.list_versions()}
-            if offered.version in installed:
-                if self.models.active_version() is None:
-                    self.models.activate(offered.version)
-                return
-            current = self.models.active()
-            if current is not None and current.created >= offered.created:
-                log.info(
-                    "model.bundle %s is not newer than the running %s; not installed", offered.version, current.version
-                )
-                return
-            self.models.install(bundle, activate=True)
-        except ShelfwatchError as err:
-            log.error(
-                "model.bundle %s refused: %s (keeping %s)", bundle, err, self.models.active_version() or "no model"
-            )
+        if self.config.model.bundle is not None:
+            self.models.offer(self.config.model.bundle)
 
     def _status_listener(self, pipeline: CameraPipeline) -> Callable[[Any], None]:
         def on_status(status: Any) -> None:
@@ -279,24 +310,32 @@ class Agent:
 
         return on_status
 
+    def web_services(self) -> Services:
+        """What the web studio is given: the parts it serves, the model slot for predictions and status."""
+        from edge.web.services import Services
+
+        return Services(
+            store=self.store,
+            cameras=self.cameras,
+            models=self.models,
+            events=self.events,
+            metrics=self.metrics,
+            slot=self.slot,
+            pipelines=self.pipelines,
+            comms=self.comms,
+            started_at=self.started_at,
+        )
+
     def _start_web(self) -> None:
         if not self.options.web:
             return
         try:
             from edge.web import create_app
             from edge.web.server import WebServer
-            from edge.web.services import Services
         except ImportError as err:
             log.warning("web studio not available: %s", err)
             return
-        self.services = Services(
-            store=self.store,
-            cameras=self.cameras,
-            models=self.models,
-            runtime=self,
-            events=self.events,
-            metrics=self.metrics,
-        )
+        self.services = self.web_services()
         if self.config.trainer.url:
             try:
                 from edge.web.training import build_runner
@@ -327,7 +366,10 @@ class Agent:
         while not self._stop.wait(self.options.stats_interval):
             try:
                 self._announce_zones()
-                self.comms.publish("stats", to_json(self.stats()), retain=False, qos=0)
+                payload = stats_payload(
+                    self.config.device_id, self.uptime(), self.slot.current, self.comms.pending(), self.pipelines
+                )
+                publish_stats(self.comms, payload)
             except Exception:
                 log.exception("publishing stats failed")
 
@@ -351,76 +393,3 @@ class Agent:
     def healthy(self) -> bool:
         """True while every pipeline runs and none is stuck in an engine call."""
         return all(p.healthy for p in self.pipelines.values())
-
-    def stats(self) -> dict[str, Any]:
-        """The MQTT `stats` payload: per-camera fps, skipped fps, inference ms, model version, uptime."""
-        model = self.slot.current
-        return {
-            "device": self.config.device_id,
-            "uptime": round(self.uptime(), 1),
-            "model": model_ref(model),
-            "outbox": self.comms.pending(),
-            "cameras": {
-                cam_id: {
-                    "fps": round(p.eval_rate.rate(), 2),
-                    "capture_fps": round(p.capture_rate.rate(), 2),
-                    "skipped_fps": round(p.skip_rate.rate(), 2),
-                    "inference_ms": round(p.stats.last_inference_ms, 1),
-                    "status": p.status if p.online else "offline",
-                }
-                for cam_id, p in self.pipelines.items()
-            },
-        }
-
-    def status(self) -> dict[str, Any]:
-        """What `/api/v1/status` shows: device, model, MQTT, outbox, cameras with zones and pipeline health."""
-        model = self.slot.current
-        cameras = []
-        for cam_id, p in self.pipelines.items():
-            capture = self.cameras.get(cam_id)
-            cameras.append(
-                {
-                    "id": cam_id,
-                    "capture": capture.status().as_dict() if capture is not None else None,
-                    "pipeline": {
-                        "status": p.status,
-                        "online": p.online,
-                        "evaluated": p.stats.evaluated,
-                        "skipped": p.stats.skipped,
-                        "errors": p.stats.errors,
-                        "last_error": p.stats.last_error,
-                        "watchdog_trips": p.stats.watchdog_trips,
-                        "evaluated_fps": round(p.eval_rate.rate(), 2),
-                        "inference_ms": round(p.stats.last_inference_ms, 1),
-                    },
-                    "zones": {
-                        zid: {"state": s.state, "score": s.score, "since": s.since}
-                        for zid, s in p.zone_states().items()
-                    },
-                }
-            )
-        refusal = getattr(self.models, "last_refusal", None)
-        return {
-            "device": self.config.device_id,
-            "uptime": round(self.uptime(), 1),
-            "healthy": self.healthy(),
-            "model": None
-            if model is None
-            else {
-                "name": model.name,
-                "version": model.version,
-                "task": model.task,
-                "engine": model.engine,
-                # What the engine computes in (OpenVINO may differ from what was asked; bf16 changes numbers).
-                "precision": getattr(getattr(model.model, "engine", None), "precision", None),
-            },
-            "model_error": self.slot.last_error,
-            "last_refusal": refusal.as_dict() if refusal is not None else None,
-            "mqtt": {
-                "enabled": self.config.mqtt.enabled,
-                "connected": self.comms.connected,
-                "outbox": self.comms.pending(),
-            },
-            "events": self.events.count(),
-            "cameras": cameras,
-        }

@@ -230,6 +230,32 @@ class ModelRepository:
             self.prune()
             return manifest
 
+    def offer(self, path: str | Path) -> Manifest | None:
+        """Install and activate a bundle named in the config (`model.bundle`) unless something at least as new runs.
+
+        A version already installed is only activated when nothing is active; a bundle older than (or as old as)
+        the running model is left alone, so a config that still names last month's bundle never rolls a trained
+        model back. A refused bundle is logged and changes nothing. The manifest now active, or None.
+        """
+        from edge.bundle import inspect_bundle
+
+        try:
+            offered = inspect_bundle(path)
+            if offered.version in {row["version"] for row in self.list_versions()}:
+                if self.active_version() is None:
+                    self.activate(offered.version)
+                return self.active()
+            current = self.active()
+            if current is not None and current.created >= offered.created:
+                log.info(
+                    "model.bundle %s is not newer than the running %s; not installed", offered.version, current.version
+                )
+                return current
+            return self.install(path, activate=True)
+        except ShelfwatchError as err:
+            log.error("model.bundle %s refused: %s (keeping %s)", path, err, self.active_version() or "no model")
+            return self.active()
+
     def _install(self, path: Path) -> Manifest:
         if not path.exists():
             raise BundleError(f"{path} does not exist")

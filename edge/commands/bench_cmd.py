@@ -262,17 +262,10 @@ class PipelineRig:
         port: int,
         workdir: Path,
     ) -> None:
-        from edge.cameras.capture import CameraCapture
+        from edge.agent import AgentOptions, wire
+        from edge.cameras.capture import CameraCapture, CameraHub
         from edge.cameras.sources import open_source
-        from edge.comms.mqtt import MqttCommunicator
-        from edge.comms.outbox import Outbox
-        from edge.config.model import CameraConfig, EventsConfig, MqttConfig
-        from edge.events import EventLog, SnapshotStore
-        from edge.pipeline.camera_pipeline import CameraPipeline
-        from edge.pipeline.metrics import MetricsRegistry
-        from edge.pipeline.model_slot import ModelSlot
-        from edge.pipeline.reporter import Reporter
-        from edge.runtime.wrappers import load_model
+        from edge.config.model import CameraConfig, EdgeConfig, ModelConfig, MqttConfig
 
         self.paused = threading.Event()
         self.paused.set()
@@ -284,12 +277,31 @@ class PipelineRig:
         self.seconds = 0.0
         self.latencies_ms: list[float] = []
         self._slice_started = float("inf")
-        slot = ModelSlot(lambda p: load_model(p, engine, threads))  # type: ignore[arg-type]
-        self.active = slot.load(bundle)
-        metrics = MetricsRegistry()
-        self.comms = MqttCommunicator(
-            MqttConfig(host=host, port=port, discovery=False), "bench", Outbox(workdir / "outbox.db")
+        config = EdgeConfig(
+            device_id="bench",
+            data_dir=workdir,
+            cameras=[CameraConfig(id=f"cam{i}", source=source, zones=bench_zones()) for i in range(cameras)],
+            mqtt=MqttConfig(host=host, port=port, discovery=False),
+            model=ModelConfig(engine=engine, threads=threads),  # type: ignore[arg-type]
         )
+        # One gate per camera: its source decodes a frame only once the pipeline took the previous one.
+        gates = {cam.id: threading.Semaphore(1) for cam in config.cameras}
+        hub = CameraHub([])
+        for cam in config.cameras:
+
+            def factory(src: str | int, gate: threading.Semaphore = gates[cam.id]) -> Any:
+                return _GatedSource(open_source(src, realtime=False), gate)
+
+            hub.captures[cam.id] = CameraCapture(cam, factory)
+        options = AgentOptions(
+            web=False,
+            unpaced=True,
+            feed=lambda capture: _GatedCapture(capture, gates[capture.id], self),
+            sink=lambda reporter: _BenchSink(reporter, reporter.comms, self),
+        )
+        self.parts = wire(config, options, cameras=hub)
+        self.active = self.parts.slot.load(bundle)
+        self.comms = self.parts.comms
         self.comms.start()
         deadline = time.monotonic() + 10
         while not self.comms.connected:
@@ -297,24 +309,8 @@ class PipelineRig:
                 self.comms.stop(flush_timeout=0)
                 raise BenchError(f"cannot connect to the MQTT broker at {host}:{port}")
             time.sleep(0.05)
-        self.event_log = EventLog(workdir / "events.db", "bench")
-        reporter = Reporter(self.comms, self.event_log, SnapshotStore(workdir / "snaps", 10), metrics)
-        sink = _BenchSink(reporter, self.comms, self)
-        zones = bench_zones()
-        self.captures: list[Any] = []
-        self.pipelines: list[Any] = []
-        for i in range(cameras):
-            gate = threading.Semaphore(1)
-            cfg = CameraConfig(id=f"cam{i}", source=source)
-
-            def factory(src: str | int, gate: threading.Semaphore = gate) -> Any:
-                return _GatedSource(open_source(src, realtime=False), gate)
-
-            capture = CameraCapture(cfg, factory)
-            view = _GatedCapture(capture, gate, self)
-            pipeline = CameraPipeline(cfg.id, view, slot, lambda: zones, EventsConfig(), sink, metrics, fps=None)
-            self.captures.append(capture)
-            self.pipelines.append(pipeline)
+        self.captures = list(hub)
+        self.pipelines = list(self.parts.pipelines.values())
         self.camera_frames = [0] * cameras
         for c in self.captures:
             c.start()
@@ -378,7 +374,10 @@ class PipelineRig:
         for c in self.captures:
             c.stop()
         self.comms.stop(flush_timeout=1)
-        self.event_log.close()
+        if self.parts.outbox is not None:
+            self.parts.outbox.close()
+        self.parts.events.close()
+        self.parts.store.close()
 
     @property
     def fps(self) -> float:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from edge.bundle import MANIFEST, Manifest
+from edge.errors import EngineError, ShelfwatchError
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,6 @@ class ActiveModel:
     labels: tuple[str, ...]
     alert_labels: tuple[str, ...]
     engine: str = "unknown"
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 ModelLoader = Callable[[Path], Any]
@@ -47,7 +47,7 @@ def build_active(bundle_dir: Path, loader: ModelLoader) -> ActiveModel:
     """Load the engine for a bundle directory and describe it."""
     manifest = read_manifest(bundle_dir)
     model = loader(bundle_dir)
-    engine = str(getattr(model, "engine_name", None) or getattr(getattr(model, "engine", None), "name", "unknown"))
+    engine = str(getattr(getattr(model, "engine", None), "name", "unknown"))
     return ActiveModel(
         model=model,
         bundle_dir=bundle_dir,
@@ -91,6 +91,20 @@ class ModelSlot:
                 cb(old, new)
             except Exception:
                 log.exception("model swap listener failed")
+
+    def on_activated(self, manifest: Manifest, bundle_dir: Path) -> None:
+        """The model repository's activation listener: load the new model, then swap it in (raises to refuse).
+
+        Runs in the caller of activate() (start-up, a web request): the pipelines keep using the old engine until the
+        new one is fully loaded, then one reference changes between two frames.
+        """
+        try:
+            active = build_active(bundle_dir, self.loader)
+        except ShelfwatchError:
+            raise
+        except Exception as err:
+            raise EngineError(f"model {manifest.version} could not be loaded: {err}") from err
+        self.swap(active)
 
     def load(self, bundle_dir: Path) -> ActiveModel:
         """Load a bundle synchronously and swap it in (raises when it cannot be loaded; the old model stays)."""

@@ -42,7 +42,7 @@ class _PredictCache:
 def active_model() -> Any:
     """The loaded wrapper of the running model (the agent's, else loaded here from the repository); 409 if none."""
     services = current_services()
-    slot = getattr(services.runtime, "slot", None)
+    slot = services.slot
     if slot is not None:
         current = slot.current
         if current is None:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, jsonify, render_template
 
 from edge.web.runtime_common import config
-from edge.web.security import requires
-from edge.web.services import current_services
+from edge.web.services import Services, current_services
+
+if TYPE_CHECKING:
+    from edge.config import EdgeConfig
 
 log = logging.getLogger(__name__)
 
@@ -17,59 +20,94 @@ bp = Blueprint("status", __name__)
 NAV = [("status.page", "Status", 90)]
 
 
-def device_status() -> dict[str, Any]:
-    """The running agent's status, or what the web alone knows when no agent runs beside it."""
-    services = current_services()
-    runtime_status = getattr(services.runtime, "status", None)
-    if callable(runtime_status):
-        status: dict[str, Any] = dict(runtime_status())
-        status["runtime"] = "running"
-    else:
-        status = _web_only_status()
-    trainer = services.trainer
-    current = trainer.current() if trainer is not None and hasattr(trainer, "current") else None
-    status["training"] = trainer.describe(current) if trainer is not None and current is not None else None
-    return status
+def device_status(cfg: EdgeConfig, services: Services) -> dict[str, Any]:
+    """The `/api/v1/status` JSON from the parts the web was given.
 
-
-def _web_only_status() -> dict[str, Any]:
-    services = current_services()
-    cfg = config()
-    model = None
-    refusal = None
-    if services.models is not None:
+    A running device gives its model slot, pipelines and communicator; without a slot no agent runs beside the web
+    and the status says what the web alone knows (installed model, cameras' capture, no pipeline).
+    """
+    running = services.slot is not None
+    model: dict[str, Any] | None = None
+    if services.slot is not None:
+        active = services.slot.current
+        if active is not None:
+            model = {
+                "name": active.name,
+                "version": active.version,
+                "task": active.task,
+                "engine": active.engine,
+                # What the engine computes in (OpenVINO may differ from what was asked; bf16 changes numbers).
+                "precision": getattr(getattr(active.model, "engine", None), "precision", None),
+            }
+    elif services.models is not None:
         manifest = services.models.active()
         if manifest is not None:
             model = {"name": manifest.name, "version": manifest.version, "task": manifest.task, "engine": None}
-        last = services.models.last_refusal
-        refusal = last.as_dict() if last is not None else None
-    cameras = []
-    if services.cameras is not None:
-        for cam in services.cameras.statuses():
-            cameras.append({"id": cam.id, "capture": cam.as_dict(), "pipeline": None, "zones": {}})
+    refusal = services.models.last_refusal if services.models is not None else None
+    comms = services.comms
+    pipelines = services.pipelines
+    trainer = services.trainer
+    current = trainer.current() if trainer is not None else None
     return {
         "device": cfg.device_id,
-        "uptime": None,
-        "healthy": None,
-        "runtime": "not running (web studio only)",
+        "uptime": round(time.time() - services.started_at, 1) if services.started_at is not None else None,
+        "healthy": all(p.healthy for p in pipelines.values()) if running else None,
+        "runtime": "running" if running else "not running (web studio only)",
         "model": model,
-        "model_error": None,
-        "last_refusal": refusal,
-        "mqtt": {"enabled": cfg.mqtt.enabled, "connected": False, "outbox": None},
+        "model_error": services.slot.last_error if services.slot is not None else None,
+        "last_refusal": refusal.as_dict() if refusal is not None else None,
+        "mqtt": {
+            "enabled": cfg.mqtt.enabled,
+            "connected": comms.connected if comms is not None else False,
+            "outbox": comms.pending() if comms is not None else None,
+        },
         "events": services.events.count() if services.events is not None else None,
-        "cameras": cameras,
+        "cameras": _cameras(services),
+        "training": trainer.describe(current) if trainer is not None and current is not None else None,
     }
 
 
+def _cameras(services: Services) -> list[dict[str, Any]]:
+    """Each camera's capture status, with its pipeline's counters and zone states when one runs."""
+    cameras = []
+    for capture in services.cameras or []:
+        pipeline = services.pipelines.get(capture.id)
+        if pipeline is None:
+            if services.slot is None:  # no agent: every configured camera, capture only
+                cameras.append({"id": capture.id, "capture": capture.status().as_dict(), "pipeline": None, "zones": {}})
+            continue
+        stats = pipeline.stats
+        cameras.append(
+            {
+                "id": capture.id,
+                "capture": capture.status().as_dict(),
+                "pipeline": {
+                    "status": pipeline.status,
+                    "online": pipeline.online,
+                    "evaluated": stats.evaluated,
+                    "skipped": stats.skipped,
+                    "errors": stats.errors,
+                    "last_error": stats.last_error,
+                    "watchdog_trips": stats.watchdog_trips,
+                    "evaluated_fps": round(pipeline.eval_rate.rate(), 2),
+                    "inference_ms": round(stats.last_inference_ms, 1),
+                },
+                "zones": {
+                    zid: {"state": z.state, "score": z.score, "since": z.since}
+                    for zid, z in pipeline.zone_states().items()
+                },
+            }
+        )
+    return cameras
+
+
 @bp.get("/status")
-@requires("viewer")
 def page() -> str:
     """The status page: cameras with fps/dropped, zone states, model, MQTT, health (refreshes itself)."""
     return render_template("status.html")
 
 
 @bp.get("/api/v1/status")
-@requires("viewer")
 def status() -> Any:
     """device, uptime, healthy, model, last_refusal, mqtt {connected, outbox}, events, cameras, training."""
-    return jsonify(device_status())
+    return jsonify(device_status(config(), current_services()))

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
+from edge.agent import Agent
 from edge.config.model import EdgeConfig
 from tests.helpers.tiny_bundle import TinyBundle, make_detection_bundle
 
@@ -125,3 +126,10 @@ def config_dict(
 def edge_config(*args: Any, **kwargs: Any) -> EdgeConfig:
     """config_dict() validated through the real config model."""
     return EdgeConfig.model_validate(config_dict(*args, **kwargs))
+
+
+def device_status(agent: Agent) -> dict[str, Any]:
+    """What `/api/v1/status` shows for this agent (the shape lives with the route that serves it)."""
+    from edge.web.status import device_status as status_of
+
+    return status_of(agent.config, agent.web_services())

@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 from edge.agent import Agent, AgentOptions
-from tests.agent.conftest import ShelfCamera, edge_config
+from tests.agent.conftest import ShelfCamera, device_status, edge_config
 from tests.helpers.broker import Broker
 from tests.helpers.mqtt_sub import MqttSubscriber
 from tests.helpers.tiny_bundle import TinyBundle
@@ -68,7 +68,7 @@ def test_agent_publishes_availability_states_and_events(
             ):
                 assert family in metrics, family
             assert 'shelfwatch_events_total{camera="cam1",phase="start"} 1' in metrics
-            status = agent.status()
+            status = device_status(agent)
             assert status["mqtt"]["connected"] and status["healthy"]
             assert status["cameras"][0]["zones"]["left"]["state"] == "ok"
         finally:

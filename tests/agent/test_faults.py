@@ -16,7 +16,7 @@ from edge.bundle import pack_bundle
 from edge.comms.outbox import Outbox
 from edge.errors import BundleError
 from edge.events import EventLog
-from tests.agent.conftest import ShelfCamera, Toggler, edge_config
+from tests.agent.conftest import ShelfCamera, Toggler, device_status, edge_config
 from tests.helpers.broker import Broker
 from tests.helpers.mqtt_sub import MqttSubscriber
 from tests.helpers.tiny_bundle import TinyBundle, make_detection_bundle
@@ -119,7 +119,7 @@ def test_camera_loss_goes_offline_unknown_and_back(
             os.rename(hidden, shelf_camera.folder)
             assert wait(lambda: latest("cam1/status") == "online")
             assert wait(lambda: zone("left") == "ok" and zone("right") == "ok")
-            assert agent.status()["cameras"][0]["capture"]["reconnects"] >= 1
+            assert device_status(agent)["cameras"][0]["capture"]["reconnects"] >= 1
         finally:
             agent.stop()
 
@@ -162,7 +162,7 @@ def test_bad_bundles_are_refused_and_the_running_model_keeps_publishing(
                 with pytest.raises(BundleError, match=reason):
                     agent.models.install(bad, activate=True)
                 assert agent.slot.current is not None and agent.slot.current.version == "det-1"
-            assert agent.status()["last_refusal"] is not None
+            assert device_status(agent)["last_refusal"] is not None
             evaluated = pipeline.stats.evaluated
             assert wait(lambda: pipeline.stats.evaluated > evaluated + 3)  # still running the old model
             with Toggler(shelf_camera, period=1.0):

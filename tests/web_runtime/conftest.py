@@ -124,14 +124,7 @@ def start_device(config: EdgeConfig) -> Device:
         AgentOptions(web=False, stats_interval=3600, source_factory=functools.partial(open_source, rate=2)),
     )
     agent.start()
-    services = Services(
-        store=agent.store,
-        cameras=agent.cameras,
-        models=agent.models,
-        runtime=agent,
-        events=agent.events,
-        metrics=agent.metrics,
-    )
+    services = agent.web_services()
     if config.trainer.url:
         # As the agent does when it serves the web itself; polling the trainer faster keeps the tests short.
         from edge.web.training import build_runner
