@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Blueprint, jsonify, render_template
 
 from edge.web.runtime_common import config
+from edge.web.security import requires
 from edge.web.services import Services, current_services
 
 if TYPE_CHECKING:
@@ -102,12 +103,14 @@ def _cameras(services: Services) -> list[dict[str, Any]]:
 
 
 @bp.get("/status")
+@requires("viewer")
 def page() -> str:
     """The status page: cameras with fps/dropped, zone states, model, MQTT, health (refreshes itself)."""
     return render_template("status.html")
 
 
 @bp.get("/api/v1/status")
+@requires("viewer")
 def status() -> Any:
     """device, uptime, healthy, model, last_refusal, mqtt {connected, outbox}, events, cameras, training."""
     return jsonify(device_status(config(), current_services()))
