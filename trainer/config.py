@@ -5,16 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from edge.config.secrets import Secret
+from edge.config.strict import StrictModel
+from edge.vocabulary import DEFAULT_BACKBONE, Backbone
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class ServerConfig(_Strict):
+class ServerConfig(StrictModel):
     host: str = Field("127.0.0.1", description="Address the trainer API listens on.")
     port: int = Field(8700, ge=1, le=65535, description="TCP port of the trainer API.")
     tokens: list[Secret] = Field(
@@ -25,10 +23,8 @@ class ServerConfig(_Strict):
     max_image_mb: float = Field(20.0, gt=0, description="Largest image inside an archive, in MiB.")
 
 
-class TrainingDefaults(_Strict):
-    backbone: Literal["squeezenet1_1", "mobilenet_v3_small", "mobilenet_v3_large"] = Field(
-        "squeezenet1_1", description="Backbone used when a job does not name one."
-    )
+class TrainingDefaults(StrictModel):
+    backbone: Backbone = Field(DEFAULT_BACKBONE, description="Backbone used when a job does not name one.")
     weights: str | None = Field(
         "imagenet",
         description="'imagenet' (published torchvision weights, cached), a .pth/.npz file, or null for random init.",
@@ -42,7 +38,21 @@ class TrainingDefaults(_Strict):
     int8: bool = Field(False, description="Also export an INT8 OpenVINO model calibrated with NNCF.")
 
 
-class RetentionConfig(_Strict):
+class CeleryQueueConfig(StrictModel):
+    """Jobs go to Celery workers (`shelfwatch trainer worker -c trainer.yaml`) through a Redis broker."""
+
+    kind: Literal["celery"] = Field(description="Run jobs on Celery workers.")
+    broker_url: Secret = Field(description="Celery broker, redis://[:password@]host:port/db (literal or ${ENV}).")
+    queue_name: str = Field("shelfwatch-training", min_length=1, max_length=100, description="Celery queue name.")
+    lost_after_s: float = Field(
+        60.0,
+        ge=2,
+        le=3600,
+        description="A running job whose worker has not reported for this long is marked failed (worker lost).",
+    )
+
+
+class RetentionConfig(StrictModel):
     datasets_days: float | None = Field(
         None,
         gt=0,
@@ -51,7 +61,7 @@ class RetentionConfig(_Strict):
     )
 
 
-class TrainerConfig(_Strict):
+class TrainerConfig(StrictModel):
     """Everything the training service needs; `shelfwatch config validate trainer.yaml` checks a file."""
 
     data_dir: Path = Field(Path("/var/lib/shelfwatch-trainer"), description="Datasets, jobs database and bundles.")
@@ -63,4 +73,8 @@ class TrainerConfig(_Strict):
     )
     retention: RetentionConfig = Field(default_factory=RetentionConfig, description="How long datasets are kept.")
     workers: int = Field(1, ge=1, le=16, description="Training jobs run at the same time (each in its own process).")
+    queue: Literal["local"] | CeleryQueueConfig = Field(
+        "local",
+        description="'local': worker processes of the API server (one machine); or {kind: celery, broker_url}.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Logging verbosity.")

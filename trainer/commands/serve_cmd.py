@@ -35,3 +35,6 @@ def register(sub: Any) -> None:
         help=argparse.SUPPRESS,  # module:function replacing trainer.pipeline:run_training (tests, extensions)
     )
     serve.set_defaults(func=cmd_serve)
+    from trainer.commands import worker_cmd
+
+    worker_cmd.register(trainer_sub)

@@ -9,22 +9,25 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from flask import current_app
 
-from trainer.config import TrainerConfig
+from trainer.config import CeleryQueueConfig, TrainerConfig
+from trainer.queue import JobQueue
 from trainer.service.datasets import MAX_PIXELS, UPLOADS_DIR, Limits
 from trainer.service.retention import RetentionSweeper
 from trainer.service.scheduler import Scheduler
-from trainer.service.store import JobStore
+from trainer.service.store import RUNNING_STATES, JobStore
 
 log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
 BUNDLES_DIR = "bundles"
 SERVICES_KEY = "shelfwatch.trainer.services"
+STALE_SHARED_S = 3600.0  # Celery mode: a leftover this old cannot be another replica's upload in progress
 
 
 @dataclass
@@ -34,7 +37,7 @@ class TrainerServices:
     config: TrainerConfig
     data_dir: Path
     store: JobStore
-    queue: Scheduler
+    queue: JobQueue
     limits: Limits
     signing_key: Path
     tokens: list[str]
@@ -48,13 +51,27 @@ class TrainerServices:
 
 
 def open_services(config: TrainerConfig, *, runner: str | None = None) -> TrainerServices:
-    """Open the store, recover interrupted jobs, ensure a signing key and build the job queue (not started)."""
+    """Open the store, recover interrupted jobs, ensure a signing key and build the job queue (not started).
+
+    Local queue: jobs left running by a previous process are failed (their workers died with it). Celery queue:
+    they belong to workers elsewhere and go on."""
     from trainer.service.worker import DEFAULT_RUNNER
 
     data_dir = Path(config.data_dir)
     store = JobStore(data_dir)
-    recovered = store.recover_after_restart()
-    remove_stale_staging(data_dir)
+    queue: JobQueue
+    if isinstance(config.queue, CeleryQueueConfig):
+        from trainer.queue.celery_queue import CeleryQueue
+
+        # Jobs run on workers of their own: running ones go on across an API restart (their heartbeat decides).
+        queue, recovered = CeleryQueue(store, config.queue), []
+    else:
+        queue = Scheduler(store, workers=config.workers, runner=runner or DEFAULT_RUNNER, log_level=config.log_level)
+        recovered = store.recover_after_restart()
+    if isinstance(config.queue, CeleryQueueConfig):
+        remove_stale_staging(data_dir, store, min_age_s=STALE_SHARED_S)
+    else:
+        remove_stale_staging(data_dir)
     signing_key = ensure_signing_key(config, data_dir)
     tokens = [t.get_secret_value() for t in config.server.tokens if t.get_secret_value()]
     if not tokens:
@@ -64,7 +81,6 @@ def open_services(config: TrainerConfig, *, runner: str | None = None) -> Traine
         max_image_mb=config.server.max_image_mb,
         max_pixels=MAX_PIXELS,
     )
-    queue = Scheduler(store, workers=config.workers, runner=runner or DEFAULT_RUNNER, log_level=config.log_level)
     sweeper = RetentionSweeper(store, config.retention.datasets_days)
     return TrainerServices(config, data_dir, store, queue, limits, signing_key, tokens, sweeper, recovered)
 
@@ -87,14 +103,31 @@ def ensure_signing_key(config: TrainerConfig, data_dir: Path) -> Path:
     return private
 
 
-def remove_stale_staging(data_dir: Path) -> None:
-    """Staging folders a killed worker left behind (a finished bundle is renamed into place, never staged)."""
-    for folder in (data_dir / BUNDLES_DIR, data_dir / "datasets"):
-        if folder.is_dir():
-            for stale in folder.glob(".*-*"):
-                if stale.is_dir() and ("staging" in stale.name or "extracting" in stale.name):
-                    log.info("removing %s left by an interrupted run", stale)
-                    shutil.rmtree(stale, ignore_errors=True)
-    uploads = data_dir / UPLOADS_DIR
-    if uploads.is_dir():
-        shutil.rmtree(uploads, ignore_errors=True)
+def remove_stale_staging(data_dir: Path, store: JobStore | None = None, *, min_age_s: float = 0.0) -> None:
+    """Staging folders a killed worker or upload left behind (a finished bundle is renamed into place, never staged).
+
+    With `store` (Celery queue: workers elsewhere go on across an API restart) the staging folder of a job that is
+    still running is kept, and only folders older than `min_age_s` go (another API replica may be mid-upload).
+    """
+    cutoff = time.time() - min_age_s
+    running = {j.id for j in store.list_jobs(limit=100_000) if j.state in RUNNING_STATES} if store else set()
+    for folder in (data_dir / BUNDLES_DIR, data_dir / "datasets", data_dir / UPLOADS_DIR):
+        if not folder.is_dir():
+            continue
+        for stale in folder.iterdir():
+            if folder.name != UPLOADS_DIR and not (
+                stale.name.startswith(".") and ("staging" in stale.name or "extracting" in stale.name)
+            ):
+                continue
+            if stale.name[1:].partition(".staging")[0] in running:
+                continue
+            try:
+                if stale.stat().st_mtime > cutoff:
+                    continue
+            except FileNotFoundError:
+                continue
+            log.info("removing %s left by an interrupted run", stale)
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink(missing_ok=True)

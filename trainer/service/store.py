@@ -25,7 +25,7 @@ from edge.errors import ConflictError, NotFoundError
 log = logging.getLogger(__name__)
 
 DB_NAME = "trainer.db"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 RUNNING_STATES = ("training", "evaluating", "exporting")
 TERMINAL_STATES = ("succeeded", "failed", "cancelled")
 JOB_STATES = ("queued", *RUNNING_STATES, *TERMINAL_STATES)
@@ -56,10 +56,17 @@ CREATE TABLE IF NOT EXISTS jobs (
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     pid INTEGER,
     created TEXT NOT NULL,
-    updated TEXT NOT NULL
+    updated TEXT NOT NULL,
+    worker TEXT,
+    heartbeat TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, created);
 """
+
+
+# Columns later schemas added (all TEXT, NULL for old rows): schema 2 `datasets.deleted` (a deleted dataset keeps
+# its row, which its jobs still name), schema 3 `jobs.worker` and `jobs.heartbeat` (who runs a job, last sign of life).
+_ADDED_COLUMNS = (("datasets", "deleted"), ("jobs", "worker"), ("jobs", "heartbeat"))
 
 
 def now_iso() -> str:
@@ -114,6 +121,7 @@ class JobRecord:
     bundle: str | None = None
     cancel_requested: bool = False
     pid: int | None = None
+    worker: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -135,6 +143,7 @@ class JobRecord:
             "cancel_requested": self.cancel_requested,
             "params": public_spec,
             "bundle_ready": self.state == "succeeded" and self.bundle is not None,
+            "worker": self.worker,
             "created": self.created,
             "updated": self.updated,
         }
@@ -155,9 +164,10 @@ class JobStore:
 
                 raise StoreError(f"{self.db_path} was written by a newer Shelfwatch (schema {version})")
             db.executescript(_SCHEMA)
-            if version == 1:
-                # Schema 2: a deleted dataset keeps its row (jobs still name it) with a deletion time, no files.
-                db.execute("ALTER TABLE datasets ADD COLUMN deleted TEXT")
+            for table, column in _ADDED_COLUMNS:
+                present = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+                if column not in present:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @contextmanager
@@ -282,14 +292,51 @@ class JobStore:
                 return _job(row)
         return None
 
-    def claim(self, job_id: str, pid: int) -> bool:
-        """Mark a queued job as training in worker `pid`; False when it is no longer queued."""
+    def claim(self, job_id: str, pid: int, worker: str | None = None) -> bool:
+        """Mark a queued job as training in process `pid` of `worker`; False when it is no longer queued (so a job
+        delivered twice runs once)."""
+        stamp = now_iso()
         with self._connect() as db:
             cur = db.execute(
-                "UPDATE jobs SET state = 'training', pid = ?, updated = ? WHERE id = ? AND state = 'queued'",
-                (pid, now_iso(), job_id),
+                "UPDATE jobs SET state = 'training', pid = ?, worker = ?, heartbeat = ?, updated = ? "
+                "WHERE id = ? AND state = 'queued' AND cancel_requested = 0",
+                (pid, worker, stamp, stamp, job_id),
             )
         return cur.rowcount == 1
+
+    def heartbeat(self, job_id: str, pid: int) -> bool:
+        """A running job's worker is alive; False when the job is no longer this worker's."""
+        with self._connect() as db:
+            cur = db.execute(
+                "UPDATE jobs SET heartbeat = ? WHERE id = ? AND pid = ? AND state IN ('training', 'evaluating', "
+                "'exporting')",
+                (now_iso(), job_id, pid),
+            )
+        return cur.rowcount == 1
+
+    def fail_silent_jobs(self, cutoff: str) -> list[JobRecord]:
+        """Fail every running job whose worker's last heartbeat is older than `cutoff` (killed or lost worker)."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT * FROM jobs WHERE state IN ('training', 'evaluating', 'exporting') "
+                "AND COALESCE(heartbeat, updated) < ?",
+                (cutoff,),
+            ).fetchall()
+        failed = []
+        for row in rows:
+            job = _job(row)
+            reason = f"the training worker {job.worker or job.pid} stopped reporting (killed or lost); resubmit the job"
+            with self._connect() as db:
+                cur = db.execute(
+                    "UPDATE jobs SET state = 'failed', error = ?, eta_seconds = NULL, updated = ? "
+                    "WHERE id = ? AND state IN ('training', 'evaluating', 'exporting') "
+                    "AND COALESCE(heartbeat, updated) < ?",
+                    (reason, now_iso(), job.id, cutoff),
+                )
+            if cur.rowcount == 1:
+                log.warning("job %s: %s", job.id, reason)
+                failed.append(self.get_job(job.id))
+        return failed
 
     def report_progress(
         self, job_id: str, pid: int, state: str, progress: dict[str, Any], eta_seconds: float | None
@@ -401,4 +448,5 @@ def _job(row: sqlite3.Row) -> JobRecord:
         bundle=row["bundle"],
         cancel_requested=bool(row["cancel_requested"]),
         pid=row["pid"],
+        worker=row["worker"],
     )

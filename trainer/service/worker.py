@@ -16,7 +16,9 @@ import importlib
 import logging
 import os
 import signal
+import socket
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -79,7 +81,7 @@ def _die_with_parent(parent_pid: int) -> None:
 class _JobReporter:
     """The runner's progress callback and cancel check, both backed by the job store."""
 
-    def __init__(self, store: JobStore, job: JobRecord, parent_pid: int) -> None:
+    def __init__(self, store: JobStore, job: JobRecord, parent_pid: int | None) -> None:
         self.store = store
         self.job_id = job.id
         self.pid = os.getpid()
@@ -118,7 +120,7 @@ class _JobReporter:
         if now - self.last_check < CANCEL_CHECK_INTERVAL_S:
             return False
         self.last_check = now
-        if os.getppid() != self.parent_pid:
+        if self.parent_pid is not None and os.getppid() != self.parent_pid:
             log.error("the trainer server is gone; stopping job %s", self.job_id)
             self.lost = True
         elif self.store.cancel_requested(self.job_id):
@@ -126,17 +128,64 @@ class _JobReporter:
         return self.cancelled or self.lost
 
 
-def run_job(store: JobStore, job_id: str, runner: JobRunner, parent_pid: int) -> str:
-    """Claim and run one job to a terminal state; returns that state (or 'lost')."""
-    from trainer.errors import TrainingCancelled
+class _Heartbeat:
+    """A thread that tells the job store every `interval_s` that this worker still runs the job (Celery mode: the
+    API fails a job whose heartbeat stops, e.g. its worker was killed)."""
 
+    def __init__(self, reporter: _JobReporter, interval_s: float) -> None:
+        self.reporter = reporter
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{reporter.job_id}", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                if not self.reporter.store.heartbeat(self.reporter.job_id, self.reporter.pid):
+                    self.reporter.lost = True  # the API gave up on us (or the job ended): stop at the next step
+                    return
+            except Exception:  # a transient database error: the next beat retries
+                log.exception("job %s: heartbeat failed", self.reporter.job_id)
+
+
+def run_job(
+    store: JobStore,
+    job_id: str,
+    runner: JobRunner,
+    parent_pid: int | None,
+    *,
+    worker: str | None = None,
+    heartbeat_s: float | None = None,
+) -> str:
+    """Claim and run one job to a terminal state; returns that state (or 'lost').
+
+    `parent_pid` None: no parent to die with (a Celery worker); `heartbeat_s`: beat that often while running.
+    """
     pid = os.getpid()
-    if not store.claim(job_id, pid):
+    if not store.claim(job_id, pid, worker or f"{socket.gethostname()}:{pid}"):
         log.info("job %s is no longer queued; nothing to do", job_id)
         return "lost"
     job = store.get_job(job_id)
     reporter = _JobReporter(store, job, parent_pid)
-    log.info("job %s: training in worker %s", job_id, pid)
+    log.info("job %s: training in worker %s", job_id, worker or pid)
+    if heartbeat_s is None:
+        return _run_claimed(store, job, runner, reporter)
+    with _Heartbeat(reporter, heartbeat_s):
+        return _run_claimed(store, job, runner, reporter)
+
+
+def _run_claimed(store: JobStore, job: JobRecord, runner: JobRunner, reporter: _JobReporter) -> str:
+    from trainer.errors import TrainingCancelled
+
+    job_id, pid = job.id, reporter.pid
     outcome: dict[str, Any]
     try:
         spec = spec_from_dict(job.spec)
