@@ -12,9 +12,9 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
-from typing import Any
 
 from flask import Flask, redirect, url_for
+from werkzeug.wrappers import Response
 
 from edge.config import EdgeConfig
 from edge.web.server import WebServer
@@ -72,19 +72,19 @@ def create_app(config: EdgeConfig, services: Services) -> Flask:
         nav_entries.extend(getattr(module, "NAV", []))
     nav = [(endpoint, title) for endpoint, title, _ in sorted(nav_entries, key=lambda e: e[2])]
 
-    def home() -> Any:
+    def home() -> Response:
         return redirect(url_for(nav[0][0]) if nav else url_for("auth.login"))
 
     app.add_url_rule("/", endpoint="home", view_func=requires("viewer")(home))
 
     @app.context_processor
-    def _globals() -> dict[str, Any]:
+    def _globals() -> dict[str, object]:
         from flask import g
 
         return {"nav_items": nav, "current_user": g.get("user"), "device_id": config.device_id}
 
     @app.after_request
-    def _headers(resp: Any) -> Any:
+    def _headers(resp: Response) -> Response:
         # Everything is local: forbid third-party content and framing.
         resp.headers.setdefault(
             "Content-Security-Policy",
