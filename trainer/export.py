@@ -1,12 +1,14 @@
 """Export a trained network: ONNX (one file, dynamic batch), OpenVINO IR FP32 and FP16, optional INT8 (NNCF),
-and a parity check of every exported model against the torch module on real evaluation images.
+and a parity check of every exported model, run through the device's own engines (edge.runtime), against the torch
+module on real evaluation images.
 
 The ONNX file uses the TorchScript-based exporter (`dynamo=False`): it is deterministic, writes one file with the
 weights inside, and handles these small CNNs without onnxscript's graph rewrites. The parity check runs the same
-input tensor through torch, ONNX Runtime and OpenVINO and records max |difference| of the outputs and the share of
-images whose top-1 class agrees; FP32 models must agree within `FP32_TOLERANCE` (relative to the output range)
-and top-1 exactly, or export fails loudly. FP16 must keep top-1 agreement of at least `REDUCED_TOP1_MIN` (checked
-on 10 or more images); INT8 (opt-in) below that is a warning in the report.
+input tensor through torch and every exported file; each task's recipe says what to compare and what fails. For
+classification, FP32 models must agree within `FP32_TOLERANCE` (relative to the output range) and top-1 exactly,
+or export fails loudly; FP16 must keep top-1 agreement of at least `REDUCED_TOP1_MIN` (checked on 10 or more
+images); INT8 (opt-in) below that is a warning in the report. Detection compares raw boxes and scores and the
+share of decoded detections both models find (trainer/recipes/detection.py).
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +31,6 @@ OPSET = 17
 FP32_TOLERANCE = 1e-3
 REDUCED_TOP1_MIN = 0.9
 MIN_IMAGES_TO_FAIL_REDUCED = 10  # below this one flipped image says little about a reduced-precision model
-
-
-@dataclass(frozen=True)
-class ExportedFiles:
-    """Bundle-relative name -> file on disk, for every model file written."""
-
-    files: dict[str, Path]
-    int8: bool
 
 
 def export_onnx(model: nn.Module, path: Path, input_size: int | tuple[int, int], output_names: Sequence[str]) -> Path:
@@ -118,73 +111,86 @@ def export_openvino_int8(onnx_path: Path, out_dir: Path, calibration: np.ndarray
     }
 
 
-def run_onnxruntime(onnx_path: Path, batch: np.ndarray, threads: int | None = None) -> list[np.ndarray]:
-    """Outputs of the ONNX model on one input batch (CPU provider)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
-    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-    return [np.asarray(o) for o in session.run(None, {"input": batch})]
-
-
-def run_openvino(xml_path: Path, batch: np.ndarray) -> list[np.ndarray]:
-    """Outputs of an OpenVINO IR on one input batch (CPU, full precision hint so FP32 stays FP32)."""
-    import openvino as ov
-
-    core = ov.Core()
-    compiled = core.compile_model(str(xml_path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
-    result = compiled(batch)
-    return [np.asarray(result[out]) for out in compiled.outputs]
-
-
-def _compare(reference: np.ndarray, other: np.ndarray) -> dict[str, float]:
+def compare_logits(reference: np.ndarray, other: np.ndarray) -> dict[str, float]:
+    """max |difference|, the same relative to the output range, and the share of rows with the same top-1."""
     diff = float(np.max(np.abs(reference - other))) if reference.size else 0.0
     scale = max(1.0, float(np.max(np.abs(reference)))) if reference.size else 1.0
     agree = float(np.mean(reference.argmax(-1) == other.argmax(-1))) if reference.size else 1.0
     return {"max_abs_diff": diff, "relative_diff": diff / scale, "top1_agreement": agree}
 
 
-def classification_parity(
-    model: nn.Module,
+Outputs = dict[str, np.ndarray]
+Infer = Callable[[np.ndarray], Outputs]
+# (engine name, torch's outputs, the exported model's outputs, input tensor, its images) -> (statistics, failure,
+# warning): the task's rule for "the exported model computes what was trained".
+ParityRule = Callable[[str, Infer, Infer, np.ndarray, list[np.ndarray]], tuple[dict[str, Any], str | None, str | None]]
+
+# Bundle file -> the name its parity entry has in the report; OpenVINO variants all compute in fp32 here, so
+# what is measured is what the stored (FP16-compressed, INT8-quantised) weights do.
+PARITY_FILES = {
+    "onnxruntime": "model.onnx",
+    "openvino": "openvino/model.xml",
+    "openvino_fp16": "openvino/fp16/model.xml",
+    "openvino_int8": "openvino/int8/model.xml",
+}
+
+
+def exported_engine(name: str, path: Path, threads: int | None = None) -> Any:
+    """The device's engine (edge.runtime) for one exported model file, computing in fp32."""
+    from edge.errors import EngineError
+    from edge.runtime.engines import OnnxRuntimeEngine, OpenVinoEngine
+
+    try:
+        if name == "onnxruntime":
+            return OnnxRuntimeEngine(path, threads)
+        return OpenVinoEngine(path, threads, "fp32")
+    except EngineError as err:
+        raise TrainingError(f"the exported model {path.name} does not load: {err}") from err
+
+
+def check_parity(
+    module: nn.Module,
     model_files: dict[str, Path],
-    batch: np.ndarray,
+    tensor: np.ndarray,
+    images: list[np.ndarray],
     *,
-    compare: Callable[[np.ndarray, np.ndarray], dict[str, float]] = _compare,
+    input_name: str,
+    output_names: Sequence[str],
+    rule: ParityRule,
+    header: dict[str, Any] | None = None,
+    threads: int | None = None,
 ) -> dict[str, Any]:
-    """torch vs ONNX Runtime vs OpenVINO (FP32, FP16, INT8 when present) on `batch`; raises past tolerance."""
-    model.eval()
-    with torch.no_grad():
-        reference = model(torch.from_numpy(batch)).numpy()
-    engines: dict[str, tuple[Callable[[Path, np.ndarray], list[np.ndarray]], Path]] = {
-        "onnxruntime": (run_onnxruntime, model_files["model.onnx"])
-    }
-    for name, rel in (
-        ("openvino", "openvino/model.xml"),
-        ("openvino_fp16", "openvino/fp16/model.xml"),
-        ("openvino_int8", "openvino/int8/model.xml"),
-    ):
-        if rel in model_files:
-            engines[name] = (run_openvino, model_files[rel])
-    report: dict[str, Any] = {"images": len(batch), "tolerance": FP32_TOLERANCE, "warnings": []}
+    """Every exported model file (ONNX Runtime, OpenVINO FP32 / FP16 / INT8 when present) through the device's
+    engines against the torch module on `tensor` (the preprocessed `images`); raises past the task's `rule`."""
+    module.eval()
+    last: list[tuple[np.ndarray, Outputs]] = []
+
+    def reference(batch: np.ndarray) -> Outputs:
+        if last and last[0][0].shape == batch.shape and np.array_equal(last[0][0], batch):
+            return last[0][1]
+        with torch.no_grad():
+            raw = module(torch.from_numpy(batch))
+        values = raw if isinstance(raw, tuple | list) else (raw,)
+        outputs = {name: v.numpy() for name, v in zip(output_names, values, strict=True)}
+        last[:] = [(batch, outputs)]
+        return outputs
+
+    report: dict[str, Any] = {"images": len(tensor), **(header or {}), "warnings": []}
     failures = []
-    for name, (run, path) in engines.items():
-        stats = compare(reference, run(path, batch)[0])
+    for name, rel in PARITY_FILES.items():
+        if rel not in model_files:
+            continue
+        engine = exported_engine(name, model_files[rel], threads)
+
+        def exported(batch: np.ndarray, engine: Any = engine) -> Outputs:
+            return engine.infer({input_name: batch})
+
+        stats, failure, warning = rule(name, reference, exported, tensor, images)
         report[name] = stats
-        if name in ("onnxruntime", "openvino"):
-            if stats["relative_diff"] > FP32_TOLERANCE or stats["top1_agreement"] < 1.0:
-                failures.append(f"{name}: {stats}")
-        elif stats["top1_agreement"] < REDUCED_TOP1_MIN:
-            message = (
-                f"{name}: top-1 agreement with the trained model {stats['top1_agreement']:.2f} "
-                f"< {REDUCED_TOP1_MIN} on {len(batch)} images"
-            )
-            # FP16 is what a device may pick by itself, so it must hold; INT8 is opt-in and reported.
-            if name == "openvino_fp16" and len(batch) >= MIN_IMAGES_TO_FAIL_REDUCED:
-                failures.append(message)
-            else:
-                report["warnings"].append(message + "; prefer the FP32 model")
+        if failure:
+            failures.append(failure)
+        if warning:
+            report["warnings"].append(warning)
     report["passed"] = not failures
     if failures:
         raise TrainingError("exported model disagrees with the trained one: " + "; ".join(failures))

@@ -215,7 +215,7 @@ def test_cli_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 @pytest.mark.slow
 def test_int8_export(trained: tuple[TrainResult, Path, list[Progress]], tmp_path: Path) -> None:
-    from trainer.export import export_openvino_int8, nncf_available, run_openvino
+    from trainer.export import export_openvino_int8, exported_engine, nncf_available
 
     if not nncf_available():
         pytest.skip("NNCF is not installed (pip install 'shelfwatch[int8]'); the refusal is tested below")
@@ -225,7 +225,8 @@ def test_int8_export(trained: tuple[TrainResult, Path, list[Progress]], tmp_path
     assert set(files) == {"openvino/int8/model.xml", "openvino/int8/model.bin"}
     xml = files["openvino/int8/model.xml"].read_text()
     assert "FakeQuantize" in xml or 'element_type="u8"' in xml or 'element_type="i8"' in xml  # really quantised
-    assert run_openvino(files["openvino/int8/model.xml"], calibration[:2])[0].shape == (2, 3)
+    engine = exported_engine("openvino_int8", files["openvino/int8/model.xml"])
+    assert engine.infer({"input": calibration[:2]})["logits"].shape == (2, 3)
 
 
 def test_int8_without_nncf_is_refused_before_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,206 @@
+"""The detection recipe: the detection package trains (trainer.detection); this says what the pipeline needs.
+
+Items are whole photos with boxes (zones do not apply). The validation photos of a fit only choose its score
+threshold (the best F1 on them); they are not trained on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from edge.bundle import ClassificationOutputs, DatasetInfo, DetectionOutputs, Manifest
+from edge.vocabulary import TASK_METRICS
+from trainer.errors import TrainingError
+from trainer.recipes import Evaluation, FitProgress, HoldoutSplit, Infer, TaskData, TrainedModel, check_alert_labels
+
+if TYPE_CHECKING:
+    from edge.datasets.model import Dataset
+    from trainer.pipeline import TrainSpec
+
+EXACT_TOLERANCE = 1e-3  # FP32 engines: max |difference| of boxes and scores
+REDUCED_AGREEMENT_MIN = 0.8  # FP16 / INT8: share of detections both find
+
+
+class DetectionRecipe:
+    """Object detection on whole photos (see the module docstring)."""
+
+    task = "detection"
+    outputs: ClassificationOutputs | DetectionOutputs = DetectionOutputs()
+    default_folds = 3  # every fold trains a detector: a minute or two each on two cores
+    spread_metrics = TASK_METRICS["detection"]
+    parity_images = 8
+    calibration_images = 100
+    parity_header: dict[str, Any] = {}
+    validation_trains = False  # validation photos only pick the score threshold
+
+    def __init__(self, spec: TrainSpec, scratch: Path) -> None:
+        from trainer.detection.train import DetectorConfig
+
+        self.spec = spec
+        self.scratch = scratch
+        self._labels: list[str] = []
+        self.cfg = DetectorConfig(seed=spec.seed)
+        if spec.epochs:
+            self.cfg.epochs = spec.epochs
+        if spec.input_size:
+            self.cfg.input_size = spec.input_size
+        if spec.views:
+            self.cfg.views = spec.views
+
+    def prepare(self, dataset: Dataset, progress: FitProgress) -> TaskData:
+        """Photos with boxes, grouped (copies of one photo together) and stratified by their main box label."""
+        from trainer.data import dataset_sha256_samples, group_key, split_detection
+
+        spec = self.spec
+        if spec.zones:
+            raise TrainingError("zones apply to classification (zone crops); detection trains on whole photos")
+        split = split_detection(dataset, seed=spec.seed, min_images=spec.min_per_label)
+        labels = split.labels
+        self._labels = labels
+        alert_labels = check_alert_labels(spec.alert_labels, labels)
+        if spec.threads:
+            import torch
+
+            torch.set_num_threads(spec.threads)
+        items = split.train + split.val + split.test
+        index = {name: k for k, name in enumerate(labels)}
+        n_train, n_fit = len(split.train), len(split.train) + len(split.val)
+        return TaskData(
+            labels=labels,
+            items=items,
+            groups=[group_key(s.name) for s in items],
+            strata=[index[Counter(b.label for b in s.boxes).most_common(1)[0][0]] for s in items],
+            split=HoldoutSplit(
+                list(range(n_train)), list(range(n_train, n_fit)), list(range(n_fit, len(items))), split.split_source
+            ),
+            dataset=DatasetInfo(sha256=dataset_sha256_samples(items), counts=split.box_counts()),
+            alert_labels=alert_labels,
+            warnings=split.warnings,
+        )
+
+    def image(self, data: TaskData, item: int) -> np.ndarray:
+        """The photo's pixels."""
+        from trainer.data import load_image
+
+        return load_image(data.items[item].path)
+
+    def split_report(
+        self, data: TaskData, source: str, train: list[int], val: list[int], test: list[int]
+    ) -> dict[str, Any]:
+        """Photos on each side and boxes per label in train and test."""
+
+        def boxes(items: list[int]) -> dict[str, int]:
+            counter = Counter(b.label for i in items for b in data.items[i].boxes)
+            return {lab: counter.get(lab, 0) for lab in data.labels}
+
+        return {
+            "source": source,
+            "train_images": len(train),
+            "val_images": len(val),
+            "test_images": len(test),
+            "train_boxes": boxes(train),
+            "test_boxes": boxes(test),
+        }
+
+    def fit(self, data: TaskData, train: list[int], val: list[int], progress: FitProgress) -> TrainedModel:
+        """Train a detector on the train photos; the validation photos choose its score threshold."""
+        from trainer.detection.train import train_detector
+
+        spec = self.spec
+
+        def on_progress(fraction: float, epoch: int, epochs: int, loss: float, phase: str) -> None:
+            loss_or_none = None if math.isnan(loss) else loss  # NaN while features are cached
+            progress(fraction, phase, epoch=epoch or None, epochs=epochs, loss=loss_or_none)
+
+        progress(0.0, f"training a detector on {len(train)} photos")
+        detector, info = train_detector(
+            [data.items[i] for i in train],
+            [data.items[i] for i in val],
+            data.labels,
+            spec.backbone,
+            spec.weights,
+            self.cfg,
+            on_progress,
+            progress.cancelled,
+        )
+        weights = getattr(detector, "weights_info", None)
+        if weights is not None and weights.warning:
+            progress(1.0, f"WARNING: {weights.warning}")
+        threshold = info.get("score_threshold")
+        return TrainedModel(
+            module=detector,
+            input_spec=self.cfg.input_spec(),
+            output_names=["boxes", "scores"],
+            fit_items=list(train),
+            weights_source=weights.source if weights is not None else str(spec.weights),
+            weights_sha256=weights.sha256 if weights is not None else None,
+            weights_warning=weights.warning if weights is not None else None,
+            report={"training": {k: v for k, v in info.items() if k != "seconds"} | {"seed": spec.seed}},
+            score_threshold=float(threshold) if threshold else None,
+        )
+
+    def predict(self, model: TrainedModel, data: TaskData, items: Sequence[int]) -> list[Any]:
+        """Detections per photo from the torch model, decoded as the device decodes them."""
+        from trainer.detection.predict import predict_detections, torch_infer
+
+        return predict_detections(
+            torch_infer(model.module), [data.items[i].path for i in items], model.input_spec, data.labels
+        )
+
+    def predict_exported(self, bundle_dir: Path, manifest: Manifest, data: TaskData, items: Sequence[int]) -> list[Any]:
+        """Detections per photo from the exported model through the device's wrapper (ONNX Runtime)."""
+        from trainer.evaluate import detection_predictions
+
+        paths = [data.items[i].path for i in items]
+        return detection_predictions(bundle_dir, manifest, paths, engine="onnxruntime", threads=self.spec.threads)
+
+    def evaluate(self, data: TaskData, items: Sequence[int], predictions: list[Any], model: TrainedModel) -> Evaluation:
+        """mAP, and precision / recall / F1 at the fit's validation threshold (the best F1 here without one)."""
+        from trainer.detection.metrics import detection_metrics
+
+        metrics = detection_metrics(
+            predictions,
+            [data.items[i].boxes for i in items],
+            data.labels,
+            score_threshold=model.score_threshold,
+            target_precision=self.spec.target_precision,
+        )
+        headline: dict[str, Any] = {k: metrics[k] for k in ("map50", "map50_95", "precision", "recall", "f1")}
+        headline["test_images"] = metrics["images"]
+        return Evaluation(metrics, headline, float(metrics["score_threshold"]))
+
+    def parity(
+        self, engine: str, reference: Infer, exported: Infer, tensor: np.ndarray, images: list[np.ndarray]
+    ) -> tuple[dict[str, Any], str | None, str | None]:
+        """Raw boxes and scores against torch (FP32 within tolerance) and the share of detections both find."""
+        from trainer.detection.metrics import compare_detections
+        from trainer.detection.predict import predict_detections
+
+        ref, out = reference(tensor), exported(tensor)
+        spec = self.cfg.input_spec()
+
+        def decoded(infer: Infer) -> list[Any]:
+            def pair(t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                outputs = infer(t)
+                return outputs["boxes"], outputs["scores"]
+
+            return predict_detections(pair, images, spec, self._labels)
+
+        agreement = float(compare_detections(decoded(reference), decoded(exported))["agreement"])
+        stats = {
+            "max_abs_diff_boxes": float(np.max(np.abs(out["boxes"] - ref["boxes"]))),
+            "max_abs_diff_scores": float(np.max(np.abs(out["scores"] - ref["scores"]))),
+            "detection_agreement": agreement,
+        }
+        if engine in ("onnxruntime", "openvino"):
+            exact = stats["max_abs_diff_boxes"] <= EXACT_TOLERANCE and stats["max_abs_diff_scores"] <= EXACT_TOLERANCE
+            return stats, None if exact else f"{engine}: {stats}", None
+        if agreement < REDUCED_AGREEMENT_MIN:
+            return stats, None, f"{engine}: detection agreement {agreement:.2f} < {REDUCED_AGREEMENT_MIN}"
+        return stats, None, None
