@@ -215,16 +215,12 @@ class Agent:
             lambda: int(self.comms.connected),
         )
         for cam_id, p in self.pipelines.items():
-            labels = {"camera": cam_id}
-            self.metrics.gauge_callback(
-                "shelfwatch_capture_fps", "Frames per second the camera delivers.", p.capture_rate.rate, labels
-            )
-            self.metrics.gauge_callback(
-                "shelfwatch_evaluated_fps", "Frames per second the model evaluates.", p.eval_rate.rate, labels
-            )
-            self.metrics.gauge_callback(
-                "shelfwatch_skipped_fps", "Captured frames per second not evaluated.", p.skip_rate.rate, labels
-            )
+            for name, text, rate in (
+                ("shelfwatch_capture_fps", "Frames per second the camera delivers.", p.capture_rate),
+                ("shelfwatch_evaluated_fps", "Frames per second the model evaluates.", p.eval_rate),
+                ("shelfwatch_skipped_fps", "Captured frames per second not evaluated.", p.skip_rate),
+            ):
+                self.metrics.gauge_callback(name, text, rate.rate, {"camera": cam_id})
 
     # -- lifecycle -------------------------------------------------------------------------------------------
 

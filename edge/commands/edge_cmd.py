@@ -74,7 +74,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     from edge.training.client import TrainerClient
     from edge.training.plan import training_plan
     from edge.training.runner import TrainingRunner, submit_job
-    from edge.training.runs import RunRequest
 
     cfg = _config(args)
     client = TrainerClient.from_config(cfg)
@@ -83,9 +82,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         plan = training_plan(
             cfg, store, None if args.task == "auto" else args.task, camera=args.camera, use_zones=not args.no_zones
         ).require_ready()
-        request = RunRequest(
-            zones=plan.zones,
-            task=plan.task,
+        request = plan.request(
             backbone=args.backbone,
             epochs=args.epochs,
             input_size=args.input_size,

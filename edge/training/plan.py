@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from edge.errors import ConflictError, NotFoundError
+from edge.training.runs import RunRequest
 
 if TYPE_CHECKING:
     from edge.config import CameraConfig, EdgeConfig
@@ -41,6 +42,10 @@ class TrainingPlan:
             problems = "; ".join(self.summary.get("problems") or []) or "the dataset is not ready"
             raise DatasetNotReady(f"the dataset is not ready for {self.task}: {problems}")
         return self
+
+    def request(self, **options: Any) -> RunRequest:
+        """The RunRequest that trains this plan's task on its zones, with the user's options (backbone, epochs, ...)."""
+        return RunRequest(task=self.task, zones=self.zones, **options)
 
 
 def training_zones(

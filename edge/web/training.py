@@ -119,17 +119,8 @@ def start() -> Any:
     ).require_ready()
     threshold = body.deploy_threshold if body.deploy_threshold is not None else _deploy_threshold()
     current_services().store.set_setting(THRESHOLD_SETTING, threshold)
-    run_request = RunRequest(
-        zones=plan.zones,
-        task=plan.task,
-        backbone=body.backbone,
-        epochs=body.epochs,
-        seed=body.seed,
-        input_size=body.input_size,
-        deploy_threshold=threshold,
-        metric=body.metric,
-        source=body.source,
-    )
+    options = body.model_dump(include={"backbone", "epochs", "seed", "input_size", "metric", "source"})
+    run_request = plan.request(deploy_threshold=threshold, **options)
     if body.source == "pull":
         _grant_pull_token(run_request, body.device_url)
     run = r.start(run_request)
