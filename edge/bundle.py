@@ -410,11 +410,6 @@ def pack_bundle(bundle_dir: str | Path, tar_gz_path: str | Path) -> Path:
 # --- reading and verifying ---
 
 
-def is_archive(path: str | Path) -> bool:
-    """True for a file (a .tar.gz bundle), False for a directory."""
-    return Path(path).is_file()
-
-
 def extract_archive(archive: str | Path, dest: str | Path) -> Path:
     """Safely unpack a bundle .tar.gz into an empty directory `dest`; returns the bundle root inside it.
 

@@ -41,12 +41,3 @@ def resolve_secret(value: object) -> object:
 
 Secret = Annotated[SecretStr, BeforeValidator(resolve_secret)]
 """A string that may come from `${ENV}` or `$CREDENTIALS_DIRECTORY`, and never prints itself."""
-
-
-def credential_or_none(name: str) -> str | None:
-    """The content of credential file `name` when systemd provided one, else None."""
-    cred_dir = os.environ.get("CREDENTIALS_DIRECTORY")
-    if not cred_dir:
-        return None
-    path = Path(cred_dir) / name
-    return path.read_text(encoding="utf-8").rstrip("\r\n") if path.is_file() else None

@@ -36,11 +36,6 @@ IGNORED_NAMES = frozenset({"__MACOSX", ".DS_Store", "Thumbs.db", "desktop.ini"})
 _WINDOWS_DRIVE = re.compile(r"^[A-Za-z]:")
 
 
-def is_image_file(path: Path) -> bool:
-    """True for a regular file whose suffix is an image type the store can decode."""
-    return path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
-
-
 def is_ignored(name: str) -> bool:
     """Hidden files, AppleDouble files and desktop junk."""
     return name in IGNORED_NAMES or name.startswith(".")
