@@ -1,7 +1,8 @@
-"""A procedurally drawn store shelf whose rows deplete and get restocked: the demo's camera and a test-data maker.
+"""A procedurally drawn store shelf whose rows deplete and get restocked: the demo's camera.
 
 Everything is deterministic for a seed and a time `t` (seconds), so tests can check what a frame shows:
-`SyntheticShelf.ground_truth(t)` says which shelf rows are low, and those rows' zones are mostly back wall.
+`SyntheticShelf.ground_truth(t)` says which shelf rows are low, and those rows' zones are mostly back wall
+(tests/helpers/shelf_dataset.py builds labelled datasets from it).
 
 Layout (normalised, independent of resolution): a dark store header on top, metal uprights on both sides, `rows`
 shelf rows each ending in a shelf board, a kick plate at the bottom. Products stand on the boards in facings (the
@@ -22,7 +23,6 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from urllib.parse import parse_qsl
 
 import cv2
@@ -532,77 +532,3 @@ class SyntheticShelfSource:
         pacer = self._pacer
         if pacer is not None:
             pacer.interrupt()
-
-
-# ------------------------------------------------------------------------------------------------- dataset helper
-
-
-@dataclass
-class ShelfDatasetSummary:
-    """What generate_shelf_dataset wrote."""
-
-    root: Path
-    images: int
-    boxes: int
-    crops: dict[str, int]
-
-
-def generate_shelf_dataset(
-    out_dir: str | Path,
-    n: int,
-    seed: int = 0,
-    *,
-    width: int = 640,
-    height: int = 360,
-    rows: int = 4,
-    quality: int = 90,
-) -> ShelfDatasetSummary:
-    """Write n synthetic shelf photos as a YOLO detection set of empty regions plus low_stock/ok zone crops.
-
-    Layout under out_dir: `data.yaml`, `train/images/*.jpg`, `train/labels/*.txt` (class 0 = `empty_shelf`,
-    normalised cx cy w h), and `classification/low_stock/*.jpg`, `classification/ok/*.jpg` (one crop per row).
-    Each image uses its own product layout; about a third of the rows are low.
-    """
-    if n < 1:
-        raise ValueError("n must be at least 1")
-    root = Path(out_dir)
-    img_dir, lbl_dir = root / "train" / "images", root / "train" / "labels"
-    crop_dirs = {c: root / "classification" / c for c in (CLASS_LOW, CLASS_OK)}
-    for d in (img_dir, lbl_dir, *crop_dirs.values()):
-        d.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    zones = default_zones(rows)
-    n_boxes = 0
-    crops = {CLASS_LOW: 0, CLASS_OK: 0}
-    for k in range(n):
-        layout_seed = int(rng.integers(0, 2**31 - 1))
-        stock = [
-            float(rng.uniform(0.0, 0.22)) if rng.random() < 0.35 else float(rng.uniform(0.4, 1.0)) for _ in range(rows)
-        ]
-        image = render_shelf(width, height, stock, layout_seed, t=float(k))
-        name = f"shelf_{seed}_{k:05d}"
-        _write_jpeg(img_dir / f"{name}.jpg", image, quality)
-        boxes = empty_regions(width, height, stock, layout_seed)
-        lines = [f"0 {(x1 + x2) / 2:.6f} {(y1 + y2) / 2:.6f} {x2 - x1:.6f} {y2 - y1:.6f}" for x1, y1, x2, y2 in boxes]
-        (lbl_dir / f"{name}.txt").write_text("".join(line + "\n" for line in lines))
-        n_boxes += len(boxes)
-        fractions = present_fraction(width, height, stock, layout_seed)
-        for zone, frac in zip(zones, fractions, strict=True):
-            x1, y1, x2, y2 = zone.bbox()
-            crop = image[int(y1 * height) : int(y2 * height), int(x1 * width) : int(x2 * width)]
-            cls = CLASS_LOW if frac < LOW_STOCK_LEVEL else CLASS_OK
-            _write_jpeg(crop_dirs[cls] / f"{name}_{zone.id}.jpg", crop, quality)
-            crops[cls] += 1
-    (root / "data.yaml").write_text(
-        f"# Synthetic shelf photos (shelfwatch generate_shelf_dataset, seed {seed})\n"
-        f"train: train/images\nnc: 1\nnames: ['{EMPTY_LABEL}']\n"
-    )
-    log.info("wrote %d synthetic shelf images (%d empty boxes, crops %s) to %s", n, n_boxes, crops, root)
-    return ShelfDatasetSummary(root=root, images=n, boxes=n_boxes, crops=crops)
-
-
-def _write_jpeg(path: Path, image: np.ndarray, quality: int) -> None:
-    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise CameraError(f"could not encode {path.name} as JPEG")
-    path.write_bytes(buf.tobytes())
