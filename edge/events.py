@@ -12,11 +12,16 @@ Crash safety: an event is first committed here with `queued = 0`, then handed to
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import sqlite3
 import threading
+import time
 import uuid
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +138,11 @@ class EventLog:
                 self._db.execute("UPDATE events SET payload = ? WHERE seq = ?", (json.dumps(payload), seq))
                 self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                # On a full disk SQLite may already have rolled back (or fail to): never leave a transaction open,
+                # or every later BEGIN fails and the log stays dead after space returns.
+                if self._db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._db.execute("ROLLBACK")
                 raise
             if seq % 1000 == 0:
                 self._db.execute("DELETE FROM events WHERE seq <= ?", (seq - self.max_events,))
@@ -226,3 +235,194 @@ class SnapshotStore:
             files = sorted(self.directory.glob("*.jpg"), key=lambda p: p.stat().st_mtime_ns)
             for old in files[: max(0, len(files) - self.retention)]:
                 old.unlink(missing_ok=True)
+
+
+# Errors of a write the disk refused (full, read-only, I/O): the event waits in memory and is written later.
+STORAGE_ERRORS = (OSError, sqlite3.Error)
+
+
+@dataclass
+class _Unwritten:
+    draft: EventDraft
+    image: np.ndarray | None = None  # only while it is the newest: a backlog holds no frames
+    event: Event | None = None  # numbered and logged, not yet in the outbox
+    queued_at: float = field(default_factory=time.monotonic)
+
+
+class EventWriter:
+    """Records events in the log and hands them to the durable outbox; what the disk refuses waits in memory.
+
+    Invariants: events reach the log and the outbox in the order they happened (a backlog is written before any
+    newer event); `submit` never raises for a storage error and never blocks on another thread's retry; at most
+    `max_unwritten` events wait in memory (beyond that the oldest is dropped, logged and counted); a retry thread
+    writes the backlog with exponential backoff (`retry_min_seconds` doubling to `retry_max_seconds`) once space
+    returns. `problem` says what is wrong while anything waits (pipelines show it in their status).
+    """
+
+    def __init__(
+        self,
+        event_log: EventLog,
+        publish: Callable[[Event], None],
+        snapshots: SnapshotStore | None = None,
+        *,
+        on_problem: Callable[[str | None, int], None] | None = None,
+        max_unwritten: int = 1000,
+        retry_min_seconds: float = 0.5,
+        retry_max_seconds: float = 30.0,
+    ) -> None:
+        self.event_log = event_log
+        self.publish = publish
+        self.snapshots = snapshots
+        self.on_problem = on_problem
+        self.max_unwritten = max_unwritten
+        self.retry_min_seconds = retry_min_seconds
+        self.retry_max_seconds = retry_max_seconds
+        self.problem: str | None = None
+        self.dropped = 0
+        self.write_errors = 0
+        self._backlog: deque[_Unwritten] = deque()
+        self._lock = threading.Lock()  # the backlog and the retry state
+        self._writing = threading.Lock()  # one writer at a time, in order
+        self._retry_at = 0.0
+        self._backoff = retry_min_seconds
+        self._retry_thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    @property
+    def unwritten(self) -> int:
+        """Events waiting in memory for the disk."""
+        with self._lock:
+            return len(self._backlog)
+
+    def submit(self, draft: EventDraft, image: np.ndarray | None = None) -> None:
+        """Log and queue one event now, or keep it (in order) until the disk takes it."""
+        with self._lock:
+            if self._backlog:  # a backlog: this one waits its turn, without its frame
+                image = None
+            self._backlog.append(_Unwritten(draft, image))
+            if len(self._backlog) > self.max_unwritten:
+                lost = self._backlog.popleft()
+                self.dropped += 1
+                log.error(
+                    "event %s %s/%s of %s dropped: %d events already wait for the disk",
+                    lost.draft.phase, lost.draft.camera, lost.draft.zone, lost.draft.ts, self.max_unwritten,
+                )  # fmt: skip
+            waiting = self.problem is not None and time.monotonic() < self._retry_at
+        if not waiting:
+            self._write_backlog()
+
+    def requeue(self, events: list[Event]) -> None:
+        """Events the log holds but the outbox never got (a crash in between): queue them first, in order."""
+        with self._lock:
+            for event in reversed(events):
+                self._backlog.appendleft(_Unwritten(_draft_of(event), event=event))
+        self._write_backlog()
+
+    def flush(self) -> int:
+        """Write the backlog now (tests, shutdown); how many events still wait."""
+        self._write_backlog(block=True)
+        return self.unwritten
+
+    def stop(self) -> None:
+        """Stop retrying (what still waits is lost with the process; the log says how many)."""
+        self._stop.set()
+        left = self.unwritten
+        if left:
+            log.error("%d event(s) could not be written before stopping (storage: %s)", left, self.problem)
+
+    def _write_backlog(self, block: bool = False) -> None:
+        while True:
+            if not self._writing.acquire(blocking=block):
+                return  # the thread writing now looks at the backlog again after it releases
+            try:
+                failed = self._write_all()
+            finally:
+                self._writing.release()
+            with self._lock:
+                if failed or not self._backlog:
+                    return
+
+    def _write_all(self) -> bool:
+        """Write from the oldest until done or the disk refuses; True when it refused."""
+        while True:
+            with self._lock:
+                if not self._backlog:
+                    break
+                item = self._backlog[0]
+            try:
+                if item.event is None:
+                    item.event = self.event_log.record(item.draft)
+                    if item.image is not None and self.snapshots is not None:
+                        try:
+                            self.snapshots.save(item.event.id, item.image)
+                        except STORAGE_ERRORS as err:  # the event matters more than its picture
+                            log.error("snapshot of event %s could not be written: %s", item.event.id, err)
+                item.image = None
+                self.publish(item.event)
+            except STORAGE_ERRORS as err:
+                self._failed(err)
+                return True
+            with contextlib.suppress(*STORAGE_ERRORS):
+                # Best effort: an event left unmarked is queued again at the next start (same id).
+                self.event_log.mark_queued(item.event.id)
+            with self._lock:
+                if self._backlog and self._backlog[0] is item:
+                    self._backlog.popleft()
+        self._recovered()
+        return False
+
+    def _failed(self, err: Exception) -> None:
+        with self._lock:
+            self.write_errors += 1
+            first = self.problem is None
+            self._retry_at = time.monotonic() + self._backoff
+            delay = self._backoff
+            self._backoff = min(self._backoff * 2, self.retry_max_seconds)
+            waiting = len(self._backlog)
+            self.problem = f"events cannot be stored ({err}); {waiting} wait in memory, retrying"
+            if self._retry_thread is None or not self._retry_thread.is_alive():
+                self._retry_thread = threading.Thread(target=self._retry_loop, name="event-writer-retry", daemon=True)
+                self._retry_thread.start()
+        if first:
+            log.error("%s (next try in %.1f s)", self.problem, delay)
+        if self.on_problem is not None:
+            self.on_problem(self.problem, waiting)
+
+    def _recovered(self) -> None:
+        with self._lock:
+            was = self.problem
+            self.problem = None
+            self._backoff = self.retry_min_seconds
+            self._retry_at = 0.0
+        if was is not None:
+            log.warning("events are stored again; the backlog is written")
+            if self.on_problem is not None:
+                self.on_problem(None, 0)
+
+    def _retry_loop(self) -> None:
+        while not self._stop.is_set():
+            with self._lock:
+                if self.problem is None:
+                    return
+                delay = max(0.0, self._retry_at - time.monotonic())
+            if self._stop.wait(delay):
+                return
+            self._write_backlog(block=True)
+
+
+def _draft_of(event: Event) -> EventDraft:
+    """The draft an already-logged event came from (for the backlog's bookkeeping)."""
+    p = event.payload
+    model = p.get("model") or {}
+    bbox = p.get("bbox")
+    return EventDraft(
+        phase=str(p.get("phase")),
+        camera=str(p.get("camera")),
+        zone=str(p.get("zone")),
+        label=p.get("label"),
+        score=float(p.get("score") or 0.0),
+        bbox=tuple(bbox) if isinstance(bbox, list) and len(bbox) == 4 else None,  # type: ignore[arg-type]
+        ts=str(p.get("ts")),
+        model_name=model.get("name"),
+        model_version=model.get("version"),
+    )

@@ -9,6 +9,7 @@ delivery at-least-once and in order.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,7 @@ class Outbox:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
+        self._acked: set[int] = set()  # acknowledged positions whose delete the disk refused (retried)
         self._db = open_checked(
             path, move_aside_advice(path, "messages in it that the broker has not acknowledged yet are not sent")
         )
@@ -66,14 +68,23 @@ class Outbox:
         """The oldest messages with position > after_pos, in order."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT pos, topic, payload, key FROM outbox WHERE pos > ? ORDER BY pos LIMIT ?", (after_pos, limit)
+                "SELECT pos, topic, payload, key FROM outbox WHERE pos > ? ORDER BY pos LIMIT ?",
+                (after_pos, limit + len(self._acked)),
             ).fetchall()
-        return [OutboxMessage(int(r[0]), str(r[1]), bytes(r[2]), r[3]) for r in rows]
+            acked = set(self._acked)
+        return [OutboxMessage(int(r[0]), str(r[1]), bytes(r[2]), r[3]) for r in rows if int(r[0]) not in acked][:limit]
 
     def ack(self, pos: int) -> None:
-        """The broker has the message: forget it."""
+        """The broker has the message: forget it (on a full disk the delete waits in memory and is retried)."""
         with self._lock:
-            self._db.execute("DELETE FROM outbox WHERE pos = ?", (pos,))
+            self._acked.add(pos)
+            try:
+                for done in sorted(self._acked):
+                    self._db.execute("DELETE FROM outbox WHERE pos = ?", (done,))
+                    self._acked.discard(done)
+            except sqlite3.Error as err:
+                # The row stays on disk; it is hidden from peek() and depth() so it is not sent again.
+                log.warning("outbox: %d acknowledged message(s) could not be deleted yet: %s", len(self._acked), err)
 
     def has_key(self, key: str) -> bool:
         """Whether a message with this key is still queued."""
@@ -85,7 +96,7 @@ class Outbox:
         """How many messages wait for an acknowledgement."""
         with self._lock:
             row = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()
-        return int(row[0])
+            return max(0, int(row[0]) - len(self._acked))
 
     def close(self) -> None:
         """Close the database (pending rows stay for the next start)."""

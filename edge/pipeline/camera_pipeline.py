@@ -5,6 +5,10 @@
   are counted as skipped.
 - Isolation: each camera has its own thread, so a slow or failing camera never stalls another; an exception while
   evaluating one frame is logged (rate-limited), counted, and the next frame is tried.
+- Failures: an exception while handling a frame (the sink's disk is full, a zone is malformed) is reported in the
+  status and counters and the loop goes on; while the sink cannot store events (`sink.problem`) the status is
+  `degraded` with the reason in `last_error`, and evaluation continues.
+- Supervision: the watchdog thread restarts a worker thread that died anyway, without systemd.
 - Watchdog: a `Watchdog` thread watches every pipeline's engine call; one that runs longer than
   `watchdog_seconds` is reported (status `hung`, error log, `shelfwatch_watchdog_trips_total`) and the pipeline
   recovers: the stuck worker is abandoned (it exits if the call ever returns), the engine is recreated from the
@@ -110,6 +114,7 @@ class PipelineStats:
     skipped: int = 0
     errors: int = 0
     watchdog_trips: int = 0
+    restarts: int = 0
     last_inference_ms: float = 0.0
     last_error: str | None = None
 
@@ -168,6 +173,7 @@ class CameraPipeline:
             ("shelfwatch_frames_skipped_total", "Captured frames not evaluated."),
             ("shelfwatch_pipeline_errors_total", "Frames whose evaluation failed."),
             ("shelfwatch_watchdog_trips_total", "Engine calls that exceeded watchdog_seconds."),
+            ("shelfwatch_pipeline_restarts_total", "Pipeline threads restarted after dying."),
         ):
             self.metrics.inc(name, help_text, self._labels, 0)
         self._last_error_log = 0.0
@@ -194,6 +200,21 @@ class CameraPipeline:
             target=self._run, args=(gen,), name=f"pipeline-{self.camera_id}-{gen}", daemon=True
         )
         self._thread.start()
+
+    def worker_died(self) -> bool:
+        """The worker thread ended although nobody stopped it (an exception escaped its loop)."""
+        t = self._thread
+        return t is not None and not t.is_alive() and not self._stop.is_set() and self.status != "hung"
+
+    def restart_worker(self) -> None:
+        """Start a fresh worker after one died (the supervisor calls this)."""
+        if not self.worker_died():
+            return
+        self.stats.restarts += 1
+        self.metrics.inc("shelfwatch_pipeline_restarts_total", "Pipeline threads restarted after dying.", self._labels)
+        log.error("camera %s: the pipeline thread died; restarting it", self.camera_id)
+        self._generation += 1
+        self._spawn()
 
     @property
     def healthy(self) -> bool:
@@ -285,9 +306,27 @@ class CameraPipeline:
                 continue
             if frame is None or generation != self._generation:
                 continue
-            self._take(frame, generation)
+            try:
+                self._take(frame, generation)
+            except Exception as err:  # a sink or zone failure (a full disk): report it, keep evaluating
+                self._busy_since = None
+                self._report_error(f"handling frame {getattr(frame, 'seq', '?')} failed: {err}")
+            self._check_sink()
         if generation == self._generation:
             self.status = "stopped"
+
+    def _check_sink(self) -> None:
+        """Show the sink's trouble (events that cannot be stored) in this pipeline's status while it lasts."""
+        problem = getattr(self.sink, "problem", None)
+        if problem is not None and not isinstance(problem, str):
+            problem = None
+        if problem is not None:
+            if self.status != "degraded" or self.stats.last_error != problem:
+                self.status = "degraded"
+                self._report_error(problem)
+        elif self.status == "degraded":
+            self.status = "running"
+            log.info("camera %s: the sink recovered", self.camera_id)
 
     def _take(self, frame: Any, generation: int) -> None:
         seq = int(frame.seq)
@@ -321,7 +360,7 @@ class CameraPipeline:
         if generation != self._generation:
             return  # the watchdog gave up on this worker while it was stuck; a fresh one carries on
         self._busy_since = None
-        if self.status != "running":
+        if self.status not in ("running", "degraded"):
             self.status = "running"
         self.stats.evaluated += 1
         self.stats.last_inference_ms = elapsed_ms
@@ -399,7 +438,8 @@ class CameraPipeline:
 
 
 class Watchdog:
-    """Checks every pipeline's current engine call; a call longer than `limit_seconds` is reported and recovered."""
+    """The pipelines' supervisor: a call longer than `limit_seconds` is reported and recovered, and a worker thread
+    that died is restarted (counted in `shelfwatch_pipeline_restarts_total`)."""
 
     def __init__(self, pipelines: Sequence[CameraPipeline], limit_seconds: float, interval: float = 0.25) -> None:
         self.pipelines = list(pipelines)
@@ -422,6 +462,9 @@ class Watchdog:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             for p in self.pipelines:
+                if p.worker_died():  # the supervisor's half: no systemd needed to bring a dead thread back
+                    p.restart_worker()
+                    continue
                 busy = p.busy_for()
                 if busy > self.limit_seconds:
                     # Recovery loads a model: do it off the watchdog thread so other pipelines stay watched.

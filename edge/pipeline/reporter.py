@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from edge.comms.base import Communicator, to_json
-from edge.events import Event, EventDraft, EventLog, SnapshotStore
+from edge.events import Event, EventDraft, EventLog, EventWriter, SnapshotStore
 from edge.pipeline.metrics import MetricsRegistry
 from edge.pipeline.model_slot import ActiveModel
 from edge.pipeline.zone_scoring import ZoneScore
@@ -51,6 +51,20 @@ class Reporter:
         self.event_log = event_log
         self.snapshots = snapshots
         self.metrics = metrics or MetricsRegistry()
+        # A full disk must not lose events nor stop the pipeline: the writer keeps what the disk refuses, in order.
+        self.writer = EventWriter(event_log, self._publish_event, snapshots, on_problem=self._storage_problem)
+        self.metrics.set("shelfwatch_events_unwritten", "Events waiting in memory for the disk.", 0)
+        self.metrics.inc("shelfwatch_event_write_errors_total", "Event writes the disk refused.", None, 0)
+
+    @property
+    def problem(self) -> str | None:
+        """What keeps events from being stored, while it lasts (pipelines report it in their status)."""
+        return self.writer.problem
+
+    def _storage_problem(self, problem: str | None, waiting: int) -> None:
+        self.metrics.set("shelfwatch_events_unwritten", "Events waiting in memory for the disk.", waiting)
+        if problem is not None:
+            self.metrics.inc("shelfwatch_event_write_errors_total", "Event writes the disk refused.")
 
     def camera_status(self, camera: str, online: bool) -> None:
         """Retained `online`/`offline` on `<camera>/status`."""
@@ -80,28 +94,19 @@ class Reporter:
             model_name=model.name if model else None,
             model_version=model.version if model else None,
         )
-        event = self.event_log.record(draft)
-        if image is not None:
-            try:
-                self.snapshots.save(event.id, image)
-            except OSError as err:  # a full disk must not stop the event itself
-                log.error("snapshot of event %s could not be written: %s", event.id, err)
-        self.queue(event)
+        self.writer.submit(draft, image)
         self.metrics.inc(
             "shelfwatch_events_total", "Low-stock events raised.", {"camera": camera, "phase": transition.phase}
         )
-        log.info("event %s #%d: %s %s/%s score %.2f", event.id, event.seq, transition.phase, camera, zone, draft.score)
+        log.info("event %s %s/%s score %.2f", transition.phase, camera, zone, draft.score)
 
-    def queue(self, event: Event) -> None:
-        """Hand an event to the outbox and remember that it is there."""
+    def _publish_event(self, event: Event) -> None:
         self.comms.publish_durable("events", event.to_json(), key=event.id)
-        self.event_log.mark_queued(event.id)
 
     def requeue_unqueued(self) -> int:
         """After a crash: queue events the log has but the outbox never got; returns how many."""
         pending = self.event_log.unqueued()
-        for event in pending:
-            self.queue(event)
+        self.writer.requeue(pending)
         if pending:
             log.warning("re-queued %d event(s) that a previous run recorded but had not queued", len(pending))
         return len(pending)

@@ -1,0 +1,146 @@
+"""Fault test: data_dir on a real small filesystem (a tmpfs mounted here) that fills up while events are made.
+
+The pipeline must keep evaluating, report the trouble (status, /metrics, MQTT stats), keep the events it cannot
+write in memory, and once space is freed every event reaches a real `mosquitto_sub`, in order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from edge.agent import Agent, AgentOptions
+from edge.events import EventLog
+from tests.agent.conftest import ShelfCamera, Toggler, device_status, edge_config
+from tests.helpers.broker import Broker
+from tests.helpers.mqtt_sub import MqttSubscriber
+from tests.helpers.tiny_bundle import TinyBundle, make_detection_bundle
+
+BASE = "shelfwatch/dev1"
+
+
+def wait(cond: Callable[[], bool], timeout: float = 30.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return bool(cond())
+
+
+@contextlib.contextmanager
+def small_filesystem(path: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of `size` mounted at path (root only); unmounted afterwards."""
+    if os.geteuid() != 0:
+        pytest.skip("the full-disk fault test mounts a tmpfs under data_dir, which needs root (make test runs as root)")
+    if shutil.which("mount") is None:
+        pytest.skip("the full-disk fault test needs mount(8) to mount a tmpfs")
+    path.mkdir(parents=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (a container without CAP_SYS_ADMIN?): {done.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def fill(folder: Path) -> Path:
+    """Write a file until the filesystem says ENOSPC; returns it (delete it to free the space)."""
+    filler = folder / "filler.bin"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for block in (1 << 20, 1 << 12, 1):
+            while True:
+                try:
+                    os.write(fd, b"\0" * block)
+                except OSError as err:
+                    assert err.errno == errno.ENOSPC
+                    break
+    finally:
+        os.close(fd)
+    return filler
+
+
+@pytest.fixture
+def shelf_camera(tmp_path: Path) -> ShelfCamera:
+    cam = ShelfCamera(tmp_path / "camera")
+    cam.show(left_empty=False)
+    return cam
+
+
+@pytest.fixture(scope="module")
+def det_bundle(tmp_path_factory: pytest.TempPathFactory) -> TinyBundle:
+    out = tmp_path_factory.mktemp("bundles")
+    return make_detection_bundle(out, version="det-1", key_dir=out / "keys", openvino=False)
+
+
+def test_a_full_data_dir_keeps_the_pipeline_evaluating_and_loses_no_event(
+    tmp_path: Path, broker: Broker, shelf_camera: ShelfCamera, det_bundle: TinyBundle
+) -> None:
+    with (
+        small_filesystem(tmp_path / "data", "24m") as data_dir,
+        MqttSubscriber(broker.port, [f"{BASE}/events", f"{BASE}/stats"]) as sub,
+    ):
+        cfg = edge_config(data_dir, shelf_camera.folder, det_bundle, broker.port)
+        agent = Agent(cfg, AgentOptions(web=False, stats_interval=0.5)).start()
+        try:
+
+            def pipeline() -> dict:
+                return device_status(agent)["cameras"][0]["pipeline"]
+
+            def events_received() -> list[dict]:
+                return [m.json() for m in sub.messages(f"{BASE}/events")]
+
+            with Toggler(shelf_camera, period=0.6):
+                assert wait(lambda: len(events_received()) >= 2)  # events flow before the disk fills
+                filler = fill(data_dir)
+                # The disk is full: events are kept in memory, the pipeline says why and goes on evaluating.
+                assert wait(lambda: pipeline()["status"] == "degraded"), pipeline()
+                assert wait(lambda: agent.reporter.writer.unwritten >= 3)
+                status = pipeline()
+                assert "events cannot be stored" in status["last_error"]
+                assert "No space left" in status["last_error"] or "full" in status["last_error"]
+                evaluated = status["evaluated"]
+                assert wait(lambda: pipeline()["evaluated"] >= evaluated + 10)  # still evaluating
+                assert agent.metrics.value("shelfwatch_events_unwritten") >= 3
+                assert (agent.metrics.value("shelfwatch_event_write_errors_total") or 0) >= 1
+
+                def stats_degraded() -> bool:
+                    stats = sub.latest(f"{BASE}/stats")
+                    return stats is not None and stats.json()["cameras"]["cam1"]["status"] == "degraded"
+
+                assert wait(stats_degraded)
+                held = agent.reporter.writer.unwritten
+                filler.unlink()  # space returns
+                assert wait(lambda: agent.reporter.writer.unwritten == 0)
+                assert wait(lambda: pipeline()["status"] == "running")
+            assert wait(lambda: agent.comms.pending() == 0)
+        finally:
+            agent.stop()
+        log = EventLog(data_dir / "events.db", "dev1")
+        logged = [e.payload for e in reversed(log.list(limit=1000))]
+        log.close()
+        assert wait(lambda: len({e["id"] for e in events_received()}) >= len(logged))
+    first_seen: dict[str, dict] = {}
+    for ev in events_received():
+        first_seen.setdefault(ev["id"], ev)
+    assert list(first_seen) == [e["id"] for e in logged], json.dumps(
+        {"logged": [e["seq"] for e in logged], "received": [e["seq"] for e in first_seen.values()]}
+    )
+    seqs = [e["seq"] for e in first_seen.values()]
+    assert seqs == sorted(seqs) and len(seqs) >= 2 + held
+    phases = [e["phase"] for e in logged]
+    assert all(a != b for a, b in itertools.pairwise(phases))  # start, end, start...: none lost
