@@ -53,7 +53,7 @@ CREATE INDEX IF NOT EXISTS events_unqueued ON events (queued) WHERE queued = 0;
 
 @dataclass(frozen=True)
 class Event:
-    """One low-stock event as published: `payload` is the DESIGN.md JSON object."""
+    """One low-stock event as published: `payload` is the JSON object of docs/MQTT.md."""
 
     seq: int
     id: str

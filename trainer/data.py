@@ -18,7 +18,7 @@ is carved out of train. Otherwise samples are split per label (stratified): 80% 
 least one of each per label. Splits are by group, never by sample: copies of one photo (file names sharing the
 prefix before `_jpg.rf.`, as Roboflow exports them) and all crops of one image stay on the same side.
 
-Minimums (the seeds): at least `min_per_label` (10 by default) samples per label, so 8 train, 1 validation and 1
+Minimums: at least `min_per_label` (10 by default) samples per label, so 8 train, 1 validation and 1
 test; fewer is refused with the counts, unless the caller lowers the minimum (tiny test runs).
 """
 

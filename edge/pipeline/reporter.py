@@ -1,7 +1,7 @@
 """The pipelines' sink on the device: turns zone states and alerts into messages, event log rows and snapshots.
 
 Knows the device-relative topics (`<camera>/status`, `<camera>/<zone>/state`, `events`) and payload shapes of
-DESIGN.md, but not MQTT: it talks to a `Communicator`.
+docs/MQTT.md, but not MQTT: it talks to a `Communicator`.
 """
 
 from __future__ import annotations

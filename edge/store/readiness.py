@@ -1,9 +1,9 @@
 """Is a dataset ready to train? A verdict with reasons, usable with or without a store.
 
-Rules (issue 2 item 7, defaults from `DatasetRulesConfig`): at least `min_images` tagged images in all; every label
+Rules (docs/DATASET.md, defaults from `DatasetRulesConfig`): at least `min_images` tagged images in all; every label
 needs `min_per_label_classification` images (classification) or `min_boxes_per_label_detection` boxes (detection);
 classification needs two labels at least. Warnings, which never block: labels far rarer than the largest one
-(suggest merging them into a NONE/other class, as the seeds advise), no NONE/other class for classification, and
+(suggest merging them into a NONE/other class), no NONE/other class for classification, and
 near-duplicate images (they make a dataset look bigger than it is).
 """
 

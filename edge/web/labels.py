@@ -18,7 +18,8 @@ log = logging.getLogger(__name__)
 bp = Blueprint("labels", __name__)
 NAV = [("labels.page", "Labels", 40)]
 
-# Offered on the labels page when no NONE/other class exists yet (the seeds advise one for "anything else").
+# Offered on the labels page when no NONE/other class exists yet (a class for "anything else" keeps a classifier
+# from forcing every crop into a real label).
 NONE_LABEL = "none"
 NONE_DESCRIPTION = "Anything else: the shelf is stocked, or the image shows none of the other labels."
 

@@ -1,4 +1,4 @@
-"""The seeds' Predict: an image in, the running model's answer out."""
+"""Predict: an image in, the running model's answer out."""
 
 from __future__ import annotations
 
