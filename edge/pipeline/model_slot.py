@@ -69,7 +69,6 @@ class ModelSlot:
         self._lock = threading.Lock()
         self._listeners: list[Callable[[ActiveModel | None, ActiveModel], None]] = []
         self.last_error: str | None = None
-        self.swaps = 0
 
     @property
     def current(self) -> ActiveModel | None:
@@ -84,7 +83,6 @@ class ModelSlot:
         """Make `new` the model of the next frame."""
         with self._lock:
             old, self._current = self._current, new
-            self.swaps += 1
         log.info("model %s %s is active (engine %s)", new.name, new.version, new.engine)
         for cb in list(self._listeners):
             try:

@@ -19,7 +19,6 @@ RUN_STATES_ACTIVE = (
     "downloading",
     "installing",
 )
-RUN_STATES_DONE = ("deployed", "installed", "refused", "failed", "cancelled")
 DEFAULT_DEPLOY_THRESHOLD = 0.85
 
 

@@ -20,6 +20,7 @@ from edge.training.client import TrainerClient, TrainerUnavailable
 from edge.training.plan import training_plan
 from edge.training.runner import TrainingRunner
 from edge.training.runs import DEFAULT_DEPLOY_THRESHOLD, RunRequest
+from edge.vocabulary import BACKBONES, Backbone, Metric, TaskChoice
 from edge.web.http import read_model
 from edge.web.runtime_common import config, require_service
 from edge.web.security import requires
@@ -36,18 +37,17 @@ bp = Blueprint("training", __name__)
 NAV = [("training.page", "Train", 60)]
 
 THRESHOLD_SETTING = "training.deploy_threshold"
-BACKBONES = ("squeezenet1_1", "mobilenet_v3_small", "mobilenet_v3_large")
 _RUNNER_LOCK = threading.Lock()
 
 
 class StartBody(BaseModel):
-    task: Literal["auto", "classification", "detection"] = Field("auto", description="auto: the review page's task.")
-    backbone: Literal["squeezenet1_1", "mobilenet_v3_small", "mobilenet_v3_large"] | None = None
+    task: TaskChoice = Field("auto", description="auto: the review page's task.")
+    backbone: Backbone | None = None
     epochs: int | None = Field(None, ge=1, le=1000)
     seed: int | None = None
     input_size: int | None = Field(None, ge=32, le=1024, description="Network input size; trainer default if unset.")
     deploy_threshold: float | None = Field(None, ge=0.0, le=1.0, strict=True)
-    metric: Literal["accuracy", "macro_f1", "map50", "map50_95", "precision", "recall", "f1"] | None = None
+    metric: Metric | None = None
     source: Literal["upload", "pull"] = "upload"
     device_url: str | None = Field(None, max_length=2000, description="pull: this device's URL as the trainer sees it.")
     use_zones: bool = Field(True, description="classification: train on the cameras' zone crops (what is classified).")
