@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from edge.bundle import Manifest, extract_archive, verify_bundle_dir
 from edge.errors import BundleError, ConflictError, NotFoundError, ShelfwatchError
+from edge.timestamps import iso_utc, utc_now_iso
 
 if TYPE_CHECKING:
     from edge.config import EdgeConfig
@@ -62,10 +63,6 @@ class Refusal:
     def as_dict(self) -> dict[str, str]:
         """JSON-friendly form."""
         return {"source": self.source, "reason": self.reason, "at": self.at}
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class ModelRepository:
@@ -197,7 +194,7 @@ class ModelRepository:
                     "version": version,
                     "active": version == active and manifest is not None,
                     "previous": version == previous and manifest is not None,
-                    "installed": installed.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "installed": iso_utc(installed),
                     "status": "ok" if manifest is not None else "refused",
                     "reason": self._refused.get(version),
                 }
@@ -222,7 +219,7 @@ class ModelRepository:
             try:
                 manifest = self._install(path)
             except ShelfwatchError as err:
-                self.last_refusal = Refusal(str(path), str(err), _now())
+                self.last_refusal = Refusal(str(path), str(err), utc_now_iso())
                 log.error("bundle %s refused: %s", path, err)
                 raise
             if activate:
@@ -306,7 +303,7 @@ class ModelRepository:
             manifest = self._verify_installed(version)
             if manifest is None:
                 reason = self._refused.get(version, "verification failed")
-                self.last_refusal = Refusal(version, reason, _now())
+                self.last_refusal = Refusal(version, reason, utc_now_iso())
                 raise BundleError(f"model {version} is refused: {reason}")
             old_active = self._read_pointer(ACTIVE_POINTER)
             old_previous = self._read_pointer(PREVIOUS_POINTER)
@@ -323,7 +320,7 @@ class ModelRepository:
                     with contextlib.suppress(ShelfwatchError):
                         self._notify(self._verified[old_active], self.models_dir / old_active)
                 reason = f"model {version} cannot be activated: {err}"
-                self.last_refusal = Refusal(version, reason, _now())
+                self.last_refusal = Refusal(version, reason, utc_now_iso())
                 log.error("%s; still running %s", reason, old_active)
                 raise BundleError(f"{reason}; still running {old_active or 'no model'}") from err
             log.info("activated model %s (previous: %s)", version, old_active)
@@ -390,7 +387,7 @@ class ModelRepository:
     def _refuse(self, version: str, reason: str) -> None:
         self._verified.pop(version, None)
         self._refused[version] = reason
-        self.last_refusal = Refusal(version, reason, _now())
+        self.last_refusal = Refusal(version, reason, utc_now_iso())
         log.error("installed model %s refused: %s", version, reason)
 
     def _installed_versions(self) -> list[str]:
