@@ -33,10 +33,11 @@ def has_any(conn: sqlite3.Connection, image_id: int) -> bool:
 
 
 def replace(conn: sqlite3.Connection, image_id: int, tags: list[str], boxes: list[Box]) -> Annotations:
-    """Validate tags and boxes against the labels (AnnotationError) and replace the image's annotations."""
-    if conn.execute("SELECT 1 FROM images WHERE id = ?", (int(image_id),)).fetchone() is None:
+    """Validate tags and boxes against the labels of the image's project (AnnotationError) and replace them."""
+    row = conn.execute("SELECT project_id FROM images WHERE id = ?", (int(image_id),)).fetchone()
+    if row is None:
         raise NotFoundError(f"image {image_id} does not exist")
-    known = labels.ids_by_name(conn)
+    known = labels.ids_by_name(conn, int(row[0]))
     tag_ids: list[int] = []
     tag_names: list[str] = []
     for tag in tags:
@@ -60,14 +61,19 @@ def replace(conn: sqlite3.Connection, image_id: int, tags: list[str], boxes: lis
     return Annotations(tags=tag_names, boxes=[b for _, b in checked])
 
 
-def of_tagged_images(conn: sqlite3.Connection) -> list[tuple[list[str], list[Box]]]:
-    """(tags, boxes) of every tagged image, in image id order."""
+def of_tagged_images(conn: sqlite3.Connection, project_id: int) -> list[tuple[list[str], list[Box]]]:
+    """(tags, boxes) of every tagged image of the project, in image id order."""
     tags: dict[int, list[str]] = {}
     boxes: dict[int, list[Box]] = {}
-    for r in conn.execute("SELECT t.image_id, l.name FROM image_tags t JOIN labels l ON l.id = t.label_id"):
+    for r in conn.execute(
+        "SELECT t.image_id, l.name FROM image_tags t JOIN labels l ON l.id = t.label_id WHERE l.project_id = ?",
+        (project_id,),
+    ):
         tags.setdefault(int(r[0]), []).append(r[1])
     for r in conn.execute(
-        "SELECT b.image_id, l.name, b.x1, b.y1, b.x2, b.y2 FROM boxes b JOIN labels l ON l.id = b.label_id"
+        "SELECT b.image_id, l.name, b.x1, b.y1, b.x2, b.y2 FROM boxes b JOIN labels l ON l.id = b.label_id "
+        "WHERE l.project_id = ?",
+        (project_id,),
     ):
         boxes.setdefault(int(r[0]), []).append(Box(r[1], r[2], r[3], r[4], r[5]))
     return [(tags.get(i, []), boxes.get(i, [])) for i in sorted(set(tags) | set(boxes))]

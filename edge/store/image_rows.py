@@ -29,9 +29,10 @@ def path_for(images_dir: Path, sha256: str, ext: str) -> Path:
     return images_dir / sha256[:2] / f"{sha256}.{ext}"
 
 
-def all_hashes(conn: sqlite3.Connection) -> list[tuple[int, int]]:
-    """(id, perceptual hash) of every stored image."""
-    return [(int(r[0]), int(r[1], 16)) for r in conn.execute("SELECT id, phash FROM images")]
+def all_hashes(conn: sqlite3.Connection, project_id: int) -> list[tuple[int, int]]:
+    """(id, perceptual hash) of every image of the project."""
+    rows = conn.execute("SELECT id, phash FROM images WHERE project_id = ?", (project_id,))
+    return [(int(r[0]), int(r[1], 16)) for r in rows]
 
 
 def closest(phash: int, candidates: Iterable[tuple[int, int]], max_distance: int) -> int | None:
@@ -44,14 +45,15 @@ def closest(phash: int, candidates: Iterable[tuple[int, int]], max_distance: int
     return None if best is None else best[1]
 
 
-def id_by_sha256(conn: sqlite3.Connection, sha256: str) -> int | None:
-    """The id of the stored image with this content, else None."""
-    row = conn.execute("SELECT id FROM images WHERE sha256 = ?", (sha256,)).fetchone()
+def id_by_sha256(conn: sqlite3.Connection, project_id: int, sha256: str) -> int | None:
+    """The id of the project's image with this content, else None."""
+    row = conn.execute("SELECT id FROM images WHERE project_id = ? AND sha256 = ?", (project_id, sha256)).fetchone()
     return None if row is None else int(row[0])
 
 
 def insert(
     conn: sqlite3.Connection,
+    project_id: int,
     images_dir: Path,
     data: bytes,
     facts: ImageFacts,
@@ -69,9 +71,10 @@ def insert(
         write_atomic(path, data)
         written.append(path)
     cur = conn.execute(
-        "INSERT INTO images (sha256, ext, size, filename, camera, captured_at, created, width, height, split, "
-        "phash, near_duplicate_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO images (project_id, sha256, ext, size, filename, camera, captured_at, created, width, height, "
+        "split, phash, near_duplicate_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
+            project_id,
             facts.sha256,
             facts.ext,
             facts.size,
@@ -144,9 +147,11 @@ def get(conn: sqlite3.Connection, image_id: int) -> ImageRecord:
     return records(conn, [row])[0]
 
 
-def all_records(conn: sqlite3.Connection) -> list[ImageRecord]:
-    """Every image in id order, with its annotations."""
-    return records(conn, conn.execute("SELECT * FROM images ORDER BY id").fetchall())
+def all_records(conn: sqlite3.Connection, project_id: int) -> list[ImageRecord]:
+    """Every image of the project in id order, with its annotations."""
+    return records(
+        conn, conn.execute("SELECT * FROM images WHERE project_id = ? ORDER BY id", (project_id,)).fetchall()
+    )
 
 
 def file_of(conn: sqlite3.Connection, images_dir: Path, image_id: int) -> Path:
@@ -159,6 +164,7 @@ def file_of(conn: sqlite3.Connection, images_dir: Path, image_id: int) -> Path:
 
 def page(
     conn: sqlite3.Connection,
+    project_id: int,
     *,
     page: int,
     page_size: int,
@@ -171,8 +177,8 @@ def page(
     """One page of images matching the filters, and the total number that match."""
     page = max(1, int(page))
     page_size = min(MAX_PAGE_SIZE, max(1, int(page_size)))
-    where: list[str] = []
-    params: list[Any] = []
+    where: list[str] = ["project_id = ?"]
+    params: list[Any] = [project_id]
     has_annotation = (
         "(EXISTS (SELECT 1 FROM image_tags t WHERE t.image_id = images.id) "
         "OR EXISTS (SELECT 1 FROM boxes b WHERE b.image_id = images.id))"
@@ -188,7 +194,7 @@ def page(
         where.append("camera = ?")
         params.append(camera)
     if label is not None:
-        row = conn.execute("SELECT id FROM labels WHERE name = ?", (label,)).fetchone()
+        row = conn.execute("SELECT id FROM labels WHERE project_id = ? AND name = ?", (project_id, label)).fetchone()
         if row is None:
             raise NotFoundError(f"label {label!r} does not exist")
         # One uncorrelated set, not per-row EXISTS: SQLite would search boxes by label for every image.
@@ -197,7 +203,7 @@ def page(
             "UNION SELECT image_id FROM boxes WHERE label_id = ?)"
         )
         params += [row[0], row[0]]
-    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    clause = f"WHERE {' AND '.join(where)}"
     total = int(conn.execute(f"SELECT COUNT(*) FROM images {clause}", params).fetchone()[0])  # noqa: S608
     order = "DESC" if newest_first else "ASC"
     rows = conn.execute(
@@ -207,18 +213,33 @@ def page(
     return records(conn, rows), total
 
 
-def delete(conn: sqlite3.Connection, images_dir: Path, ids: Sequence[int], moved: list[tuple[Path, Path]]) -> int:
-    """Delete the rows and set their files aside (appended to `moved` as (path, aside)); returns rows deleted.
+def delete(
+    conn: sqlite3.Connection,
+    images_dir: Path,
+    ids: Sequence[int],
+    moved: list[tuple[Path, Path]],
+    project_id: int | None = None,
+) -> int:
+    """Delete the rows (of the project, when given) and set aside the files no other project's row uses (appended
+    to `moved` as (path, aside)); returns rows deleted.
 
     The caller restores `moved` when the transaction fails and discards the asides once it commits: the files
     are moved before the commit, under the write lock, so no other process can re-add the same content between.
     """
     rows = []
+    scope, extra = ("", []) if project_id is None else (" AND project_id = ?", [project_id])
     for chunk, marks in in_chunks(ids):
-        rows += conn.execute(f"SELECT id, sha256, ext FROM images WHERE id IN ({marks})", chunk).fetchall()  # noqa: S608
-        conn.execute(f"DELETE FROM images WHERE id IN ({marks})", chunk)  # noqa: S608
+        rows += conn.execute(
+            f"SELECT id, sha256, ext FROM images WHERE id IN ({marks}){scope}",  # noqa: S608
+            [*chunk, *extra],
+        ).fetchall()
+        conn.execute(f"DELETE FROM images WHERE id IN ({marks}){scope}", [*chunk, *extra])  # noqa: S608
     for row in rows:
+        if conn.execute("SELECT 1 FROM images WHERE sha256 = ? LIMIT 1", (row["sha256"],)).fetchone() is not None:
+            continue  # another project holds the same photo: the file stays
         path = path_for(images_dir, row["sha256"], row["ext"])
+        if any(p == path for p, _ in moved):
+            continue
         aside = path.with_name(f"{TEMP_PREFIX}deleted-{path.name}")
         with contextlib.suppress(FileNotFoundError):
             os.replace(path, aside)
@@ -226,9 +247,14 @@ def delete(conn: sqlite3.Connection, images_dir: Path, ids: Sequence[int], moved
     return len(rows)
 
 
-def set_split(conn: sqlite3.Connection, ids: Sequence[int], split: str) -> None:
-    """Put existing images into a split; NotFoundError naming the ids that do not exist."""
-    missing = [i for i in ids if conn.execute("SELECT 1 FROM images WHERE id = ?", (i,)).fetchone() is None]
+def set_split(conn: sqlite3.Connection, ids: Sequence[int], split: str, project_id: int | None = None) -> None:
+    """Put existing images (of the project, when given) into a split; NotFoundError naming the ids that do not exist."""
+    scope, extra = ("", []) if project_id is None else (" AND project_id = ?", [project_id])
+    missing = [
+        i
+        for i in ids
+        if conn.execute(f"SELECT 1 FROM images WHERE id = ?{scope}", [i, *extra]).fetchone() is None  # noqa: S608
+    ]
     if missing:
         raise NotFoundError(f"images do not exist: {', '.join(map(str, missing[:20]))}")
     conn.executemany("UPDATE images SET split = ? WHERE id = ?", [(split, i) for i in ids])

@@ -63,9 +63,64 @@ MIGRATIONS: list[str] = [
         updated TEXT NOT NULL
     );
     """,
+    # 2: projects. Every label and image belongs to one; what existed moves into project 1, "default", whose task
+    # stays "auto" (NULL: detection once any box exists, or the review page's choice). Label names are unique per
+    # project, and so is an image's content (two projects may hold the same photo; the file is shared).
+    # Tables are rebuilt (SQLite cannot change a UNIQUE constraint in place) with foreign keys off: `migrate`.
+    """
+    CREATE TABLE projects (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        task TEXT CHECK (task IN ('classification', 'detection')),
+        created TEXT NOT NULL
+    );
+    INSERT INTO projects (id, name, task, created) VALUES (1, 'default', NULL, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'));
+    CREATE TABLE labels_v2 (
+        id INTEGER PRIMARY KEY,
+        project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+        name TEXT NOT NULL COLLATE NOCASE,
+        description TEXT NOT NULL DEFAULT '',
+        color TEXT NOT NULL,
+        created TEXT NOT NULL,
+        UNIQUE (project_id, name)
+    );
+    INSERT INTO labels_v2 (id, project_id, name, description, color, created)
+        SELECT id, 1, name, description, color, created FROM labels;
+    DROP TABLE labels;
+    ALTER TABLE labels_v2 RENAME TO labels;
+    CREATE TABLE images_v2 (
+        id INTEGER PRIMARY KEY,
+        project_id INTEGER NOT NULL REFERENCES projects(id) ON DELETE CASCADE,
+        sha256 TEXT NOT NULL,
+        ext TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        filename TEXT,
+        camera TEXT,
+        captured_at TEXT,
+        created TEXT NOT NULL,
+        width INTEGER NOT NULL,
+        height INTEGER NOT NULL,
+        split TEXT NOT NULL DEFAULT 'auto' CHECK (split IN ('train', 'val', 'test', 'auto')),
+        phash TEXT NOT NULL,
+        near_duplicate_of INTEGER REFERENCES images(id) ON DELETE SET NULL,
+        UNIQUE (project_id, sha256)
+    );
+    INSERT INTO images_v2 (id, project_id, sha256, ext, size, filename, camera, captured_at, created, width, height,
+                           split, phash, near_duplicate_of)
+        SELECT id, 1, sha256, ext, size, filename, camera, captured_at, created, width, height, split, phash,
+               near_duplicate_of FROM images;
+    DROP TABLE images;
+    ALTER TABLE images_v2 RENAME TO images;
+    CREATE INDEX images_camera ON images(camera);
+    CREATE INDEX images_split ON images(project_id, split);
+    CREATE INDEX images_near_duplicate_of ON images(near_duplicate_of);
+    CREATE INDEX images_sha256 ON images(sha256);
+    CREATE INDEX labels_project ON labels(project_id);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
+DEFAULT_PROJECT_ID = 1
 
 
 def current_version(conn: sqlite3.Connection) -> int:
@@ -90,6 +145,9 @@ def _statements(script: str) -> list[str]:
 
 def migrate(conn: sqlite3.Connection, source: str) -> int:
     """Apply every migration the database lacks, all in one transaction; returns the final version."""
+    # Foreign keys off while tables are rebuilt: dropping the old table must not cascade into the rows that refer
+    # to it (SQLite's documented procedure for schema changes); checked before the commit, on again after.
+    conn.execute("PRAGMA foreign_keys=OFF")
     # The write lock is taken before the version is read, so two processes opening a new data_dir at once
     # cannot both run the same migration.
     conn.execute("BEGIN IMMEDIATE")
@@ -105,8 +163,13 @@ def migrate(conn: sqlite3.Connection, source: str) -> int:
                 conn.execute(statement)
             conn.execute("INSERT INTO schema_version (version) VALUES (?)", (number,))
             log.info("dataset store %s migrated to schema %s", source, number)
+        broken = conn.execute("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise StoreError(f"{source}: migration to schema {SCHEMA_VERSION} left dangling references: {broken[:5]}")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+    finally:
+        conn.execute("PRAGMA foreign_keys=ON")
     return SCHEMA_VERSION

@@ -49,19 +49,24 @@ def assign_splits(
     return updates
 
 
-def image_labels(conn: sqlite3.Connection) -> dict[int, set[int]]:
-    """{image id: label ids it carries as a tag or on a box} for every annotated image."""
+def image_labels(conn: sqlite3.Connection, project_id: int) -> dict[int, set[int]]:
+    """{image id: label ids it carries as a tag or on a box} for every annotated image of the project."""
     found: dict[int, set[int]] = {}
-    for r in conn.execute("SELECT image_id, label_id FROM image_tags UNION SELECT image_id, label_id FROM boxes"):
+    for r in conn.execute(
+        "SELECT image_id, label_id FROM (SELECT image_id, label_id FROM image_tags "
+        "UNION SELECT image_id, label_id FROM boxes) WHERE label_id IN (SELECT id FROM labels WHERE project_id = ?)",
+        (project_id,),
+    ):
         found.setdefault(int(r[0]), set()).add(int(r[1]))
     return found
 
 
-def candidates(conn: sqlite3.Connection, *, only_auto: bool) -> list[int]:
+def candidates(conn: sqlite3.Connection, project_id: int, *, only_auto: bool) -> list[int]:
     """Ids of the images a split assigns: those in split 'auto' (every image with only_auto=False), in id order."""
-    return [
-        int(r[0]) for r in conn.execute("SELECT id FROM images WHERE split = 'auto' OR ? ORDER BY id", (not only_auto,))
-    ]
+    rows = conn.execute(
+        "SELECT id FROM images WHERE project_id = ? AND (split = 'auto' OR ?) ORDER BY id", (project_id, not only_auto)
+    )
+    return [int(r[0]) for r in rows]
 
 
 def apply(conn: sqlite3.Connection, updates: Iterable[tuple[str, int]]) -> None:
@@ -69,9 +74,9 @@ def apply(conn: sqlite3.Connection, updates: Iterable[tuple[str, int]]) -> None:
     conn.executemany("UPDATE images SET split = ? WHERE id = ?", updates)
 
 
-def counts(conn: sqlite3.Connection) -> dict[str, int]:
-    """Images per split, every split named."""
+def counts(conn: sqlite3.Connection, project_id: int) -> dict[str, int]:
+    """The project's images per split, every split named."""
     found = {s: 0 for s in SPLITS}
-    for r in conn.execute("SELECT split, COUNT(*) FROM images GROUP BY split"):
+    for r in conn.execute("SELECT split, COUNT(*) FROM images WHERE project_id = ? GROUP BY split", (project_id,)):
         found[r[0]] = int(r[1])
     return found

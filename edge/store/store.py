@@ -6,14 +6,19 @@ folder, then os.replace) while the database write lock is held, so two processes
 and the CLI) never see a row without its file.
 
 `DatasetStore` is the one public face: each method opens one transaction (`edge.store.connection`) and hands it to
-the room that knows the tables: `image_rows`, `labels`, `annotation_rows`, `splits`, `summary`, `transfer` (import and
-export) and `settings` (settings and zones); input checks live in `validation`.
+the room that knows the tables: `projects`, `image_rows`, `labels`, `annotation_rows`, `splits`, `summary`,
+`transfer` (import and export) and `settings` (settings and zones); input checks live in `validation`.
+
+Projects: every label and image belongs to one project. Methods over a collection (list, summary, labels, import,
+export, split) take `project` (an id, a name, or None for the default project). Methods on one image by id work on
+that image wherever it is; given `project`, an image of another project is "not found".
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -21,15 +26,20 @@ from typing import Any
 
 from edge.config import DatasetRulesConfig, ZoneConfig
 from edge.datasets.model import Box, Dataset
-from edge.errors import StoreError
-from edge.store import annotation_rows, image_rows, labels, scratch, settings, splits, summary, transfer
+from edge.errors import NotFoundError, StoreError
+from edge.store import annotation_rows, image_rows, projects, scratch, settings, splits, summary, transfer
+from edge.store import labels as label_rows
 from edge.store.connection import StoreConnection
 from edge.store.images import remove_stale_temp_files, validate_image
+from edge.store.projects import ProjectRecord
 from edge.store.readiness import Task
 from edge.store.records import Annotations, ImageRecord, LabelRecord
 from edge.store.validation import check_split, iso_utc
 
 log = logging.getLogger(__name__)
+
+# A project as callers name it: its id, its name, or None for the default project.
+ProjectRef = int | str | None
 
 DB_NAME = "shelfwatch.db"
 IMAGES_DIR = "images"
@@ -106,6 +116,43 @@ class DatasetStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    # -- projects -------------------------------------------------------------------------------------------------
+
+    def list_projects(self) -> list[ProjectRecord]:
+        """Every project, the default first, with label and image counts."""
+        with self._db.tx() as conn:
+            return projects.all_projects(conn)
+
+    def get_project(self, project: ProjectRef = None) -> ProjectRecord:
+        """One project by id or name (None: the default); NotFoundError when unknown."""
+        with self._db.tx() as conn:
+            return projects.resolve(conn, project)
+
+    def create_project(self, name: str, task: str, labels: Sequence[tuple[str, str]] = ()) -> ProjectRecord:
+        """Create a project with its task and labels ((name, description) pairs), all or nothing.
+
+        ConflictError when the name (case-insensitive) exists or two labels share a name; AnnotationError for a bad
+        name, task or label.
+        """
+        with self._db.tx(write=True) as conn:
+            project_id = projects.create(conn, name, task)
+            for label_name, description in labels:
+                label_rows.create(conn, project_id, label_name, description, None)
+            record = projects.resolve(conn, project_id)
+        log.info("created project %s (%s) with %s labels", record.name, record.task, record.labels)
+        return record
+
+    def _pid(self, conn: sqlite3.Connection, project: ProjectRef) -> int:
+        return projects.resolve(conn, project).id
+
+    def _check_image_in(self, conn: sqlite3.Connection, image_id: int, project: ProjectRef) -> None:
+        """NotFoundError when `project` is given and the image belongs to another one."""
+        if project is None:
+            return
+        wanted = projects.resolve(conn, project)
+        if projects.of_image(conn, image_id) != wanted.id:
+            raise NotFoundError(f"image {image_id} does not exist in project {wanted.name!r}")
+
     # -- images ---------------------------------------------------------------------------------------------------
 
     def add_image(
@@ -116,9 +163,12 @@ class DatasetStore:
         camera: str | None = None,
         captured_at: datetime | None = None,
         split: str = "auto",
+        project: ProjectRef = None,
     ) -> ImageRecord:
         """Validate and store one image; an exact duplicate returns the stored record with duplicate_of set."""
-        return self.add_images([(filename or "", data)], camera=camera, captured_at=captured_at, split=split)[0]
+        return self.add_images(
+            [(filename or "", data)], camera=camera, captured_at=captured_at, split=split, project=project
+        )[0]
 
     def add_images(
         self,
@@ -127,10 +177,13 @@ class DatasetStore:
         camera: str | None = None,
         captured_at: datetime | None = None,
         split: str = "auto",
+        project: ProjectRef = None,
     ) -> list[ImageRecord]:
         """Validate every file first, then store them all in one transaction (all or nothing)."""
         check_split(split)
         when = iso_utc(captured_at)
+        with self._db.tx() as conn:
+            project_id = self._pid(conn, project)
         rules = self.rules
         # A nameless upload is called "image" in messages and stored without a file name.
         checked = [
@@ -145,15 +198,16 @@ class DatasetStore:
         results: list[tuple[int, int | None, bool]] = []  # id, duplicate_of, exact duplicate
         try:
             with self._db.tx(write=True) as conn:
-                hashes = image_rows.all_hashes(conn)
+                hashes = image_rows.all_hashes(conn, project_id)
                 for name, data, facts in checked:
-                    found = image_rows.id_by_sha256(conn, facts.sha256)
+                    found = image_rows.id_by_sha256(conn, project_id, facts.sha256)
                     if found is not None:
                         results.append((found, found, True))
                         continue
                     near = image_rows.closest(facts.phash, hashes, self.rules.near_duplicate_distance)
                     image_id = image_rows.insert(
                         conn,
+                        project_id,
                         self.images_dir,
                         data,
                         facts,
@@ -178,15 +232,24 @@ class DatasetStore:
             records.append(record)
         return records
 
-    def get_image(self, image_id: int) -> ImageRecord:
-        """One image with its annotations; NotFoundError when unknown."""
+    def get_image(self, image_id: int, *, project: ProjectRef = None) -> ImageRecord:
+        """One image with its annotations; NotFoundError when unknown (or in another project than `project`)."""
         with self._db.tx() as conn:
-            return image_rows.get(conn, image_id)
+            record = image_rows.get(conn, image_id)
+            self._check_image_in(conn, image_id, project)
+            return record
 
-    def image_path(self, image_id: int) -> Path:
+    def image_project(self, image_id: int) -> ProjectRecord:
+        """The project an image belongs to; NotFoundError when the image is unknown."""
+        with self._db.tx() as conn:
+            return projects.resolve(conn, projects.of_image(conn, image_id))
+
+    def image_path(self, image_id: int, *, project: ProjectRef = None) -> Path:
         """Where the image's file lives."""
         with self._db.tx() as conn:
-            return image_rows.file_of(conn, self.images_dir, image_id)
+            path = image_rows.file_of(conn, self.images_dir, image_id)
+            self._check_image_in(conn, image_id, project)
+            return path
 
     def list_images(
         self,
@@ -198,11 +261,13 @@ class DatasetStore:
         split: str | None = None,
         camera: str | None = None,
         newest_first: bool = True,
+        project: ProjectRef = None,
     ) -> tuple[list[ImageRecord], int]:
-        """One page of images matching the filters, and the total number that match."""
+        """One page of the project's images matching the filters, and the total number that match."""
         with self._db.tx() as conn:
             return image_rows.page(
                 conn,
+                self._pid(conn, project),
                 page=page,
                 page_size=page_size,
                 tagged=tagged,
@@ -212,8 +277,8 @@ class DatasetStore:
                 newest_first=newest_first,
             )
 
-    def delete_images(self, ids: list[int]) -> int:
-        """Delete images, their annotations and their files; returns how many existed."""
+    def delete_images(self, ids: list[int], *, project: ProjectRef = None) -> int:
+        """Delete images (of `project`, when given), their annotations and their files; returns how many existed."""
         wanted = sorted({int(i) for i in ids})
         if not wanted:
             return 0
@@ -221,7 +286,8 @@ class DatasetStore:
         with self._db.lock:
             try:
                 with self._db.tx(write=True) as conn:
-                    deleted = image_rows.delete(conn, self.images_dir, wanted, moved)
+                    project_id = None if project is None else self._pid(conn, project)
+                    deleted = image_rows.delete(conn, self.images_dir, wanted, moved, project_id)
             except BaseException:
                 for path, aside in moved:
                     aside.replace(path)
@@ -230,54 +296,65 @@ class DatasetStore:
         log.info("deleted %s images", deleted)
         return deleted
 
-    def set_split(self, ids: list[int], split: str) -> None:
+    def set_split(self, ids: list[int], split: str, *, project: ProjectRef = None) -> None:
         """Put images into a split (train, val, test, or auto to let auto_split decide)."""
         check_split(split)
         wanted = sorted({int(i) for i in ids})
         with self._db.tx(write=True) as conn:
-            image_rows.set_split(conn, wanted, split)
+            project_id = None if project is None else self._pid(conn, project)
+            image_rows.set_split(conn, wanted, split, project_id)
 
-    def auto_split(self, test_fraction: float = 0.2, seed: int = 0, *, only_auto: bool = True) -> dict[str, int]:
-        """Assign train/test to images in split 'auto' (all images with only_auto=False), stratified by label."""
+    def auto_split(
+        self, test_fraction: float = 0.2, seed: int = 0, *, only_auto: bool = True, project: ProjectRef = None
+    ) -> dict[str, int]:
+        """Assign train/test to the project's images in split 'auto' (all with only_auto=False), stratified by label."""
         splits.check_fraction(test_fraction)
         with self._db.tx(write=True) as conn:
+            pid = self._pid(conn, project)
             updates = splits.assign_splits(
-                splits.image_labels(conn), splits.candidates(conn, only_auto=only_auto), test_fraction, seed
+                splits.image_labels(conn, pid), splits.candidates(conn, pid, only_auto=only_auto), test_fraction, seed
             )
             splits.apply(conn, updates)
-            counts = splits.counts(conn)
+            counts = splits.counts(conn, pid)
         log.info("auto split assigned %s images: %s", len(updates), counts)
         return counts
 
     # -- annotations ----------------------------------------------------------------------------------------------
 
-    def get_annotations(self, image_id: int) -> Annotations:
+    def get_annotations(self, image_id: int, *, project: ProjectRef = None) -> Annotations:
         """The image's tags and boxes; NotFoundError when the image is unknown."""
-        record = self.get_image(image_id)
+        record = self.get_image(image_id, project=project)
         return Annotations(tags=record.tags, boxes=record.boxes)
 
-    def set_annotations(self, image_id: int, tags: list[str], boxes: list[Box]) -> Annotations:
-        """Replace the image's tags and boxes atomically after validating them (AnnotationError)."""
+    def set_annotations(
+        self, image_id: int, tags: list[str], boxes: list[Box], *, project: ProjectRef = None
+    ) -> Annotations:
+        """Replace the image's tags and boxes (labels of the image's project) atomically after validating them."""
         with self._db.tx(write=True) as conn:
+            if conn.execute("SELECT 1 FROM images WHERE id = ?", (int(image_id),)).fetchone() is not None:
+                self._check_image_in(conn, image_id, project)
             return annotation_rows.replace(conn, image_id, tags, boxes)
 
     # -- labels ---------------------------------------------------------------------------------------------------
 
-    def list_labels(self) -> list[LabelRecord]:
-        """Every label in creation order, with its image and box counts."""
+    def list_labels(self, *, project: ProjectRef = None) -> list[LabelRecord]:
+        """The project's labels in creation order, with their image and box counts."""
         with self._db.tx() as conn:
-            return labels.label_records(conn)
+            return label_rows.label_records(conn, self._pid(conn, project))
 
-    def get_label(self, name: str) -> LabelRecord:
+    def get_label(self, name: str, *, project: ProjectRef = None) -> LabelRecord:
         """One label by name (case-insensitive); NotFoundError when unknown."""
         with self._db.tx() as conn:
-            return labels.get(conn, name)
+            return label_rows.get(conn, self._pid(conn, project), name)
 
-    def create_label(self, name: str, description: str = "", color: str | None = None) -> LabelRecord:
-        """Create a label; ConflictError when the name (case-insensitive) exists."""
+    def create_label(
+        self, name: str, description: str = "", color: str | None = None, *, project: ProjectRef = None
+    ) -> LabelRecord:
+        """Create a label; ConflictError when the name (case-insensitive) exists in the project."""
         with self._db.tx(write=True) as conn:
-            labels.create(conn, name, description, color)
-            return labels.get(conn, name.strip())
+            pid = self._pid(conn, project)
+            label_rows.create(conn, pid, name, description, color)
+            return label_rows.get(conn, pid, name.strip())
 
     def update_label(
         self,
@@ -286,40 +363,55 @@ class DatasetStore:
         new_name: str | None = None,
         description: str | None = None,
         color: str | None = None,
+        project: ProjectRef = None,
     ) -> LabelRecord:
         """Rename, describe or recolour a label; its annotations follow a rename."""
         with self._db.tx(write=True) as conn:
-            return labels.update(conn, name, new_name=new_name, description=description, color=color)
+            return label_rows.update(
+                conn, self._pid(conn, project), name, new_name=new_name, description=description, color=color
+            )
 
-    def delete_label(self, name: str, *, force: bool = False) -> None:
+    def delete_label(self, name: str, *, force: bool = False, project: ProjectRef = None) -> None:
         """Delete a label; when images or boxes use it, ConflictError unless force (which removes those too)."""
         with self._db.tx(write=True) as conn:
-            label = labels.delete(conn, name, force=force)
+            label = label_rows.delete(conn, self._pid(conn, project), name, force=force)
         log.info("deleted label %s (%s image tags, %s boxes)", label.name, label.images, label.boxes)
 
     # -- dataset --------------------------------------------------------------------------------------------------
 
-    def default_task(self) -> Task:
-        """The task a dataset trains when none is chosen: detection once any box exists, else classification."""
+    def default_task(self, *, project: ProjectRef = None) -> Task:
+        """The task the project trains when none is chosen: its own, else detection once any box exists."""
         with self._db.tx() as conn:
-            return summary.default_task(summary.box_count(conn))
+            record = projects.resolve(conn, project)
+            return record.task or summary.default_task(summary.box_count(conn, record.id))
 
-    def summary(self, task: Task | None = None, zones: Sequence[ZoneConfig] | None = None) -> dict[str, Any]:
+    def summary(
+        self, task: Task | None = None, zones: Sequence[ZoneConfig] | None = None, *, project: ProjectRef = None
+    ) -> dict[str, Any]:
         """Counts per label and split, near-duplicates, and the readiness verdict with its reasons.
 
-        With `zones`, a classifier is judged by the zone crops it will train on (`per_label[name]["crops"]`, see
-        edge.datasets.zone_crops): one image gives one example per zone.
+        Judged for `task`, else the project's task, else (the default project's "auto") detection once any box
+        exists. With `zones`, a classifier is judged by the zone crops it will train on
+        (`per_label[name]["crops"]`, see edge.datasets.zone_crops): one image gives one example per zone.
         """
         with self._db.tx() as conn:
-            return summary.summarise(conn, self.rules, task, zones)
+            return summary.summarise(conn, projects.resolve(conn, project), self.rules, task, zones)
 
-    def import_dataset(self, ds: Dataset, *, split_from_source: bool = True) -> dict[str, int]:
+    def import_dataset(
+        self, ds: Dataset, *, split_from_source: bool = True, project: ProjectRef = None
+    ) -> dict[str, int]:
         """Add a whole dataset in one transaction after validating every image and box first (all or nothing)."""
-        return transfer.import_dataset(self._db, self.images_dir, self.rules, ds, split_from_source=split_from_source)
+        with self._db.tx() as conn:
+            project_id = self._pid(conn, project)
+        return transfer.import_dataset(
+            self._db, self.images_dir, self.rules, ds, project_id=project_id, split_from_source=split_from_source
+        )
 
-    def export_dataset(self, *, only_tagged: bool = False) -> Dataset:
-        """The store as a Dataset: sample.path is the stored file, sample.name a unique, safe file name."""
-        return transfer.export_dataset(self._db, self.images_dir, only_tagged=only_tagged)
+    def export_dataset(self, *, only_tagged: bool = False, project: ProjectRef = None) -> Dataset:
+        """The project as a Dataset: sample.path is the stored file, sample.name a unique, safe file name."""
+        with self._db.tx() as conn:
+            project_id = self._pid(conn, project)
+        return transfer.export_dataset(self._db, self.images_dir, project_id=project_id, only_tagged=only_tagged)
 
     # -- settings and zones ---------------------------------------------------------------------------------------
 

@@ -48,9 +48,15 @@ def _validate_sample(sample: Sample, label_names: dict[str, str], rules: Dataset
 
 
 def import_dataset(
-    db: StoreConnection, images_dir: Path, rules: DatasetRulesConfig, ds: Dataset, *, split_from_source: bool
+    db: StoreConnection,
+    images_dir: Path,
+    rules: DatasetRulesConfig,
+    ds: Dataset,
+    *,
+    project_id: int,
+    split_from_source: bool,
 ) -> dict[str, int]:
-    """Add a whole dataset in one transaction after validating every image and box first (all or nothing)."""
+    """Add a whole dataset to the project in one transaction after validating every image and box first."""
     # Every label the dataset names, declared or only used, in its declared order; canonical spelling kept.
     declared: dict[str, LabelInfo] = {}
     for info in ds.labels:
@@ -59,7 +65,7 @@ def import_dataset(
         for name in [*sample.tags, *(b.label for b in sample.boxes)]:
             declared.setdefault(check_label_name(name).casefold(), LabelInfo(name.strip()))
     with db.tx() as conn:
-        existing = labels.ids_by_name(conn)
+        existing = labels.ids_by_name(conn, project_id)
     label_names = {key: existing[key][1] if key in existing else info.name.strip() for key, info in declared.items()}
 
     pending: list[_PendingImport] = []
@@ -73,18 +79,18 @@ def import_dataset(
     written: list[Path] = []
     try:
         with db.tx(write=True) as conn:
-            known = labels.ids_by_name(conn)
+            known = labels.ids_by_name(conn, project_id)
             for key, info in declared.items():
                 if key not in known:
                     # A source's colour is a hint: one we cannot use gets a palette colour instead.
                     color = info.color if info.color and COLOR.match(info.color) else None
-                    labels.create(conn, info.name, info.description or "", color)
+                    labels.create(conn, project_id, info.name, info.description or "", color)
                     stats["labels"] += 1
-            known = labels.ids_by_name(conn)
-            hashes = image_rows.all_hashes(conn)
+            known = labels.ids_by_name(conn, project_id)
+            hashes = image_rows.all_hashes(conn, project_id)
             for item in pending:
                 facts = item.facts
-                found = image_rows.id_by_sha256(conn, facts.sha256)
+                found = image_rows.id_by_sha256(conn, project_id, facts.sha256)
                 tag_ids = [known[t.casefold()][0] for t in item.tags]
                 box_ids = [(known[b.label.casefold()][0], b) for b in item.boxes]
                 if found is not None:
@@ -102,6 +108,7 @@ def import_dataset(
                     near = image_rows.closest(facts.phash, hashes, rules.near_duplicate_distance)
                     image_id = image_rows.insert(
                         conn,
+                        project_id,
                         images_dir,
                         data,
                         facts,
@@ -124,11 +131,13 @@ def import_dataset(
     return stats
 
 
-def export_dataset(db: StoreConnection, images_dir: Path, *, only_tagged: bool) -> Dataset:
-    """The store as a Dataset: sample.path is the stored file, sample.name a unique, safe file name."""
+def export_dataset(db: StoreConnection, images_dir: Path, *, project_id: int, only_tagged: bool) -> Dataset:
+    """The project as a Dataset: sample.path is the stored file, sample.name a unique, safe file name."""
     with db.tx() as conn:
-        label_infos = [LabelInfo(lab.name, lab.description, lab.color) for lab in labels.label_records(conn)]
-        records = image_rows.all_records(conn)
+        label_infos = [
+            LabelInfo(lab.name, lab.description, lab.color) for lab in labels.label_records(conn, project_id)
+        ]
+        records = image_rows.all_records(conn, project_id)
     samples: list[Sample] = []
     used: set[str] = set()
     for rec in records:
