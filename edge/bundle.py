@@ -410,55 +410,11 @@ def pack_bundle(bundle_dir: str | Path, tar_gz_path: str | Path) -> Path:
 # --- reading and verifying ---
 
 
-def extract_archive(archive: str | Path, dest: str | Path) -> Path:
-    """Safely unpack a bundle .tar.gz into an empty directory `dest`; returns the bundle root inside it.
-
-    Only regular files and directories are accepted; absolute names, '..', links, devices, duplicate names and
-    archives past the size limits are refused. A single top-level directory wrapping the bundle is accepted.
-    """
-    archive, dest = Path(archive), Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    total = 0
-    seen: set[str] = set()
+@contextlib.contextmanager
+def _reading(archive: Path) -> Iterator[None]:
+    """Turn what tarfile and gzip raise on a damaged archive into BundleError."""
     try:
-        with tarfile.open(archive, mode="r:gz") as tar:
-            count = 0
-            for member in tar:
-                count += 1
-                if count > MAX_ARCHIVE_MEMBERS:
-                    raise BundleError(f"archive has more than {MAX_ARCHIVE_MEMBERS} members")
-                name = member.name
-                pure = PurePosixPath(name)
-                if pure.is_absolute() or name.startswith(("/", "\\")) or ".." in pure.parts or "\\" in name:
-                    raise BundleError(f"archive member {name!r} escapes the bundle directory")
-                parts = [p for p in pure.parts if p not in ("", ".")]
-                if not parts:
-                    continue
-                rel = "/".join(parts)
-                if member.isdir():
-                    (dest / rel).mkdir(parents=True, exist_ok=True)
-                    continue
-                if not member.isfile():
-                    kind = "link" if (member.issym() or member.islnk()) else "special file"
-                    raise BundleError(f"archive member {name!r} is a {kind}; a bundle holds regular files only")
-                if rel in seen:
-                    raise BundleError(f"archive member {name!r} appears twice")
-                seen.add(rel)
-                if member.size > MAX_FILE_BYTES:
-                    raise BundleError(f"archive member {name!r} is larger than {MAX_FILE_BYTES} bytes")
-                total += member.size
-                if total > MAX_BUNDLE_BYTES:
-                    raise BundleError(f"archive unpacks to more than {MAX_BUNDLE_BYTES} bytes")
-                target = dest / rel
-                target.parent.mkdir(parents=True, exist_ok=True)
-                src = tar.extractfile(member)
-                if src is None:
-                    raise BundleError(f"archive member {name!r} cannot be read")
-                with src, target.open("wb") as fh:
-                    shutil.copyfileobj(src, fh, 1 << 20)
-                    written = fh.tell()
-                if written != member.size:
-                    raise BundleError("truncated archive")
+        yield
     except BundleError:
         raise
     except (EOFError, zlib.error) as err:
@@ -470,14 +426,170 @@ def extract_archive(archive: str | Path, dest: str | Path) -> Path:
         raise BundleError(f"not a .tar.gz bundle archive: {msg}") from err
     except (tarfile.TarError, OSError) as err:
         raise BundleError(f"cannot read archive {archive.name}: {err}") from err
-    if not seen:
+
+
+def _members(tar: tarfile.TarFile) -> Iterator[tuple[tarfile.TarInfo, str]]:
+    """(member, relative name) of every regular file, after the safety checks on names, kinds, counts and sizes.
+
+    Absolute names, '..', links, devices, duplicate names and declared sizes past the limits are refused from
+    the member header, before any of its bytes is read.
+    """
+    total = 0
+    seen: set[str] = set()
+    for count, member in enumerate(tar, start=1):
+        if count > MAX_ARCHIVE_MEMBERS:
+            raise BundleError(f"archive has more than {MAX_ARCHIVE_MEMBERS} members")
+        name = member.name
+        pure = PurePosixPath(name)
+        if pure.is_absolute() or name.startswith(("/", "\\")) or ".." in pure.parts or "\\" in name:
+            raise BundleError(f"archive member {name!r} escapes the bundle directory")
+        parts = [p for p in pure.parts if p not in ("", ".")]
+        if not parts or member.isdir():
+            continue
+        if not member.isfile():
+            kind = "link" if (member.issym() or member.islnk()) else "special file"
+            raise BundleError(f"archive member {name!r} is a {kind}; a bundle holds regular files only")
+        rel = "/".join(parts)
+        if rel in seen:
+            raise BundleError(f"archive member {name!r} appears twice")
+        seen.add(rel)
+        if member.size > MAX_FILE_BYTES:
+            raise BundleError(f"archive member {name!r} is larger than {MAX_FILE_BYTES} bytes")
+        total += member.size
+        if total > MAX_BUNDLE_BYTES:
+            raise BundleError(f"archive unpacks to more than {MAX_BUNDLE_BYTES} bytes")
+        yield member, rel
+
+
+def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, limit: int) -> bytes:
+    if member.size > limit:
+        raise BundleError(f"archive member {member.name!r} is larger than {limit} bytes")
+    src = tar.extractfile(member)
+    if src is None:
+        raise BundleError(f"archive member {member.name!r} cannot be read")
+    with src:
+        data = src.read(limit + 1)
+    if len(data) != member.size:
+        raise BundleError("truncated archive")
+    return data
+
+
+@dataclass(frozen=True)
+class _ArchiveManifest:
+    """The manifest and signature found in an archive, and the folder they sit in ('' or 'top/')."""
+
+    prefix: str
+    manifest: bytes
+    signature: bytes | None
+
+
+def _archive_manifest(archive: Path) -> _ArchiveManifest:
+    """Read manifest.json and manifest.sig from the archive without writing anything (stops once both are found)."""
+    found: dict[str, dict[str, bytes]] = {}
+    with tarfile.open(archive, mode="r:gz") as tar:
+        for member, rel in _members(tar):
+            head, _, leaf = rel.rpartition("/")
+            if leaf not in _UNLISTED or head.count("/") > 0:
+                continue  # only the root or one wrapping folder may hold the bundle
+            prefix = f"{head}/" if head else ""
+            found.setdefault(prefix, {})[leaf] = _read_member(tar, member, MAX_MANIFEST_BYTES)
+            if len(found[prefix]) == len(_UNLISTED):
+                break
+    for prefix in ("", *sorted(p for p in found if p)):
+        if MANIFEST in found.get(prefix, {}):
+            return _ArchiveManifest(prefix, found[prefix][MANIFEST], found[prefix].get(SIGNATURE))
+    raise BundleError(f"{MANIFEST} is missing")
+
+
+def _check_signature(data: bytes, signature_text: bytes | None, keys: list[Ed25519PublicKey]) -> None:
+    if signature_text is None:
+        raise BundleError(f"{SIGNATURE} is missing")
+    try:
+        signature = base64.b64decode(signature_text.strip(), validate=True)
+    except (binascii.Error, ValueError) as err:
+        raise BundleError(f"{SIGNATURE} is not base64 text") from err
+    if len(signature) != 64:
+        raise BundleError(f"{SIGNATURE} holds {len(signature)} bytes; an ed25519 signature has 64")
+    if not _signed_by_any(data, signature, keys):
+        raise BundleError("signature does not verify against any trusted key")
+
+
+def extract_archive(
+    archive: str | Path, dest: str | Path, trusted_keys: list[str] | list[Ed25519PublicKey] | None = None
+) -> Path:
+    """Safely unpack a bundle .tar.gz into an empty directory `dest`; returns the bundle root inside it.
+
+    With `trusted_keys` (installing), nothing is written before the manifest's signature verifies: a first pass
+    reads only manifest.json and manifest.sig from the stream; then only the files the signed manifest lists are
+    extracted, each refused from its header when its declared size differs from the manifest's, and checked
+    against the manifest's size and sha256 while it streams (an unlisted member is refused before a byte of it
+    is written). Without keys (inspection only) every member passing the safety checks is unpacked.
+    Only regular files and directories are accepted; absolute names, '..', links, devices, duplicate names and
+    archives past the size limits are refused. A single top-level directory wrapping the bundle is accepted.
+    """
+    archive, dest = Path(archive), Path(dest)
+    with _reading(archive):
+        signed: Manifest | None = None
+        prefix = ""
+        if trusted_keys is not None:
+            if not trusted_keys:
+                raise BundleError("no trusted keys configured")
+            found = _archive_manifest(archive)
+            _check_signature(found.manifest, found.signature, _load_trusted(trusted_keys))
+            signed, prefix = _parse_manifest(found.manifest), found.prefix
+        dest.mkdir(parents=True, exist_ok=True)
+        written: set[str] = set()
+        with tarfile.open(archive, mode="r:gz") as tar:
+            for member, rel in _members(tar):
+                expected: FileEntry | None = None
+                if signed is not None:
+                    inner = rel[len(prefix) :] if rel.startswith(prefix) else None
+                    if inner is None or (inner not in signed.files and inner not in _UNLISTED):
+                        raise BundleError(f"archive member {member.name!r} is not listed in the signed manifest")
+                    expected = signed.files.get(inner)
+                    if expected is not None and member.size != expected.size:
+                        raise BundleError(
+                            f"file {inner}: the archive declares {member.size} bytes, the manifest {expected.size}"
+                        )
+                _extract_member(tar, member, dest / rel, expected, rel[len(prefix) :])
+                written.add(rel)
+    if not written:
         raise BundleError("archive is empty")
+    if signed is not None:
+        missing = sorted(rel for rel in signed.files if f"{prefix}{rel}" not in written)
+        if missing:
+            raise BundleError(f"file {missing[0]}: missing")
+        return dest / prefix if prefix else dest
     if (dest / MANIFEST).is_file():
         return dest
     tops = list(dest.iterdir())
     if len(tops) == 1 and tops[0].is_dir() and (tops[0] / MANIFEST).is_file():
         return tops[0]
     return dest
+
+
+def _extract_member(
+    tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path, expected: FileEntry | None, rel: str
+) -> None:
+    """Stream one member to target; with an expected entry, refuse it past its size or with another sha256."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    src = tar.extractfile(member)
+    if src is None:
+        raise BundleError(f"archive member {member.name!r} cannot be read")
+    limit = expected.size if expected is not None else member.size
+    digest = hashlib.sha256()
+    size = 0
+    with src, target.open("wb") as fh:
+        while chunk := src.read(1 << 20):
+            size += len(chunk)
+            if size > limit:
+                raise BundleError(f"file {rel}: more than the {limit} bytes the manifest lists")
+            digest.update(chunk)
+            fh.write(chunk)
+    if size != member.size:
+        raise BundleError("truncated archive")
+    if expected is not None and digest.hexdigest() != expected.sha256.lower():
+        raise BundleError(f"file {rel}: sha256 mismatch")
 
 
 def read_manifest(bundle_dir: str | Path) -> Manifest:
@@ -549,16 +661,7 @@ def verify_bundle_dir(bundle_dir: str | Path, trusted_keys: list[str] | list[Ed2
     sig_path = root / SIGNATURE
     if sig_path.is_symlink() or (sig_path.exists() and not sig_path.is_file()):
         raise BundleError(f"{SIGNATURE} is not a regular file")
-    if not sig_path.is_file():
-        raise BundleError(f"{SIGNATURE} is missing")
-    try:
-        signature = base64.b64decode(sig_path.read_bytes().strip(), validate=True)
-    except (binascii.Error, ValueError) as err:
-        raise BundleError(f"{SIGNATURE} is not base64 text") from err
-    if len(signature) != 64:
-        raise BundleError(f"{SIGNATURE} holds {len(signature)} bytes; an ed25519 signature has 64")
-    if not _signed_by_any(data, signature, keys):
-        raise BundleError("signature does not verify against any trusted key")
+    _check_signature(data, sig_path.read_bytes() if sig_path.is_file() else None, keys)
     manifest = _parse_manifest(data)
     for rel, entry in manifest.files.items():
         path = root / rel
@@ -612,7 +715,7 @@ def open_bundle(path: str | Path, trusted_keys: list[str] | list[Ed25519PublicKe
         yield VerifiedBundle(path, verify_bundle_dir(path, trusted_keys))
         return
     with tempfile.TemporaryDirectory(prefix="shelfwatch-bundle-") as tmp:
-        root = extract_archive(path, Path(tmp) / "bundle")
+        root = extract_archive(path, Path(tmp) / "bundle", trusted_keys)
         yield VerifiedBundle(root, verify_bundle_dir(root, trusted_keys))
 
 
@@ -629,5 +732,5 @@ def inspect_bundle(path: str | Path) -> Manifest:
         return read_manifest(path)
     if not path.exists():
         raise BundleError(f"{path} does not exist")
-    with tempfile.TemporaryDirectory(prefix="shelfwatch-bundle-") as tmp:
-        return read_manifest(extract_archive(path, Path(tmp) / "bundle"))
+    with _reading(path):  # the manifest alone, read from the stream: nothing is unpacked to look at it
+        return _parse_manifest(_archive_manifest(path).manifest)

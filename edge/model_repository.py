@@ -265,7 +265,8 @@ class ModelRepository:
                 # symlinks are copied as links so verification sees (and refuses) them
                 shutil.copytree(path, root, symlinks=True)
             else:
-                root = extract_archive(path, incoming / "bundle")
+                # The signature is checked before anything is written; only the files it lists are unpacked.
+                root = extract_archive(path, incoming / "bundle", self.trusted_keys)
             manifest = verify_bundle_dir(root, self.trusted_keys)  # the copy we keep is the copy we checked
             version = manifest.version
             if not _SAFE_VERSION.match(version):

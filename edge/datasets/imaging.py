@@ -124,7 +124,7 @@ def _bomb_size(fp: IO[bytes], err: Exception) -> str:
     for fmt in ALLOWED_FORMATS:
         if _magic_ok(fmt, head) and fmt in Image.OPEN:
             fp.seek(0)
-            with contextlib.suppress(Exception), Image.OPEN[fmt][0](fp) as im:
+            with contextlib.suppress(Exception), Image.OPEN[fmt][0](fp, "") as im:
                 return f"{im.size[0]}x{im.size[1]}"
     # The WebP plugin checks inside its own open: Pillow's message holds the pixel count.
     found = re.search(r"\((\d+) pixels\)", str(err))
@@ -146,6 +146,7 @@ def _orientation(im: Any) -> int:
 def decode_image(data: bytes, name: str, *, max_pixels: int, gray: bool = False) -> tuple[ImageHeader, np.ndarray]:
     """Header checks, then the pixels (BGR uint8, or greyscale); ImageError naming `name` when refused."""
     header = read_header(data, name, max_pixels=max_pixels)
+    pixels: np.ndarray | None
     if header.format == "JPEG":
         pixels = _decode_jpeg(data, name, gray=gray, orientation=header.orientation)
     else:

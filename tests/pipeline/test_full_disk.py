@@ -6,15 +6,10 @@ write in memory, and once space is freed every event reaches a real `mosquitto_s
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import itertools
 import json
-import os
-import shutil
-import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,6 +18,7 @@ from edge.agent import Agent, AgentOptions
 from edge.events import EventLog
 from tests.agent.conftest import ShelfCamera, Toggler, device_status, edge_config
 from tests.helpers.broker import Broker
+from tests.helpers.disk import fill, small_filesystem
 from tests.helpers.mqtt_sub import MqttSubscriber
 from tests.helpers.tiny_bundle import TinyBundle, make_detection_bundle
 
@@ -36,42 +32,6 @@ def wait(cond: Callable[[], bool], timeout: float = 30.0) -> bool:
             return True
         time.sleep(0.05)
     return bool(cond())
-
-
-@contextlib.contextmanager
-def small_filesystem(path: Path, size: str) -> Iterator[Path]:
-    """A tmpfs of `size` mounted at path (root only); unmounted afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("the full-disk fault test mounts a tmpfs under data_dir, which needs root (make test runs as root)")
-    if shutil.which("mount") is None:
-        pytest.skip("the full-disk fault test needs mount(8) to mount a tmpfs")
-    path.mkdir(parents=True)
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(path)], capture_output=True, text=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (a container without CAP_SYS_ADMIN?): {done.stderr.strip()}")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], capture_output=True)
-
-
-def fill(folder: Path) -> Path:
-    """Write a file until the filesystem says ENOSPC; returns it (delete it to free the space)."""
-    filler = folder / "filler.bin"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        for block in (1 << 20, 1 << 12, 1):
-            while True:
-                try:
-                    os.write(fd, b"\0" * block)
-                except OSError as err:
-                    assert err.errno == errno.ENOSPC
-                    break
-    finally:
-        os.close(fd)
-    return filler
 
 
 @pytest.fixture
