@@ -1,4 +1,8 @@
-"""`shelfwatch users add|list|passwd|token`: web studio accounts from the command line."""
+"""`shelfwatch users add|list|passwd|role|remove|token`: web studio accounts and their roles from the command line.
+
+`users passwd` ends every session and API token of the account (whoever held them); roles are admin, labeller
+(capture, tag, review) and viewer (read only).
+"""
 
 from __future__ import annotations
 
@@ -31,17 +35,45 @@ def _store(args: argparse.Namespace) -> Any:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    """Create an account (the first one is always an admin)."""
+    """Create an account with a role (the first one is always an admin)."""
+    from edge.store.users import check_role
+
     store = _store(args)
+    role = check_role("admin" if args.admin else args.role or "viewer")
     password = _read_password(args)
-    is_admin = args.admin or store.count() == 0
-    user = store.create(args.name, password, is_admin=is_admin)
+    if store.count() == 0:
+        role = "admin"
+    user = store.create(args.name, password, role=role)
     if args.json:
         from edge.cli import print_json
 
         print_json({"created": user.as_dict()})
     else:
-        print(f"created {'admin ' if user.is_admin else ''}user {user.username}")
+        print(f"created {user.role} {user.username}")
+    return 0
+
+
+def cmd_role(args: argparse.Namespace) -> int:
+    """Give an account another role."""
+    user = _store(args).set_role(args.name, args.role)
+    if args.json:
+        from edge.cli import print_json
+
+        print_json({"changed": user.as_dict()})
+    else:
+        print(f"{user.username} is now {user.role}")
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    """Remove an account with its sessions and tokens."""
+    _store(args).delete(args.name)
+    if args.json:
+        from edge.cli import print_json
+
+        print_json({"removed": args.name})
+    else:
+        print(f"removed {args.name}")
     return 0
 
 
@@ -54,7 +86,7 @@ def cmd_passwd(args: argparse.Namespace) -> int:
 
         print_json({"password_changed": args.name})
     else:
-        print(f"password of {args.name} changed")
+        print(f"password of {args.name} changed; its sessions and API tokens are ended")
     return 0
 
 
@@ -67,7 +99,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         print_json({"users": [u.as_dict() for u in users]})
     else:
         for u in users:
-            print(f"{u.username}{' (admin)' if u.is_admin else ''}")
+            print(f"{u.username} ({u.role})")
     return 0
 
 
@@ -100,11 +132,21 @@ def register(sub: Any) -> None:
             q.add_argument("--password-stdin", action="store_true", help="read the password from the first stdin line")
         q.add_argument("--json", action="store_true")
 
+    from edge.store.users import ROLES
+
     a = usub.add_parser("add", help="create an account (the first account is the admin)")
     common(a)
-    a.add_argument("--admin", action="store_true", help="make this account an admin")
+    a.add_argument("--role", help=f"{' | '.join(ROLES)} (default viewer; the first account is always admin)")
+    a.add_argument("--admin", action="store_true", help="the same as --role admin")
     a.set_defaults(func=cmd_add)
-    pw = usub.add_parser("passwd", help="change an account's password")
+    r = usub.add_parser("role", help="give an account another role")
+    common(r, password=False)
+    r.add_argument("role", help=" | ".join(ROLES))
+    r.set_defaults(func=cmd_role)
+    rm = usub.add_parser("remove", help="remove an account with its sessions and API tokens")
+    common(rm, password=False)
+    rm.set_defaults(func=cmd_remove)
+    pw = usub.add_parser("passwd", help="change an account's password (ends its sessions and API tokens)")
     common(pw)
     pw.set_defaults(func=cmd_passwd)
     ls = usub.add_parser("list", help="list accounts")

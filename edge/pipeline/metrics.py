@@ -1,72 +1,42 @@
-"""A small metrics registry rendered as Prometheus text (no client library: the device keeps dependencies few).
+"""The device's metrics on prometheus_client: counters, gauges (set, or read from a callback at scrape time) and
+histograms, each with optional labels, in one CollectorRegistry per device.
 
-Counters, gauges (set, or read from a callback at scrape time) and histograms, each with optional labels.
-`/metrics` serves `MetricsRegistry.render()`; `/api/v1/status` and MQTT stats read `snapshot()`.
+`MetricsRegistry` keeps the small call interface the pipeline uses (`inc`, `set`, `gauge_callback`, `observe`,
+`remove`, `value`) and creates each family on first use with the label names of that first call; `/metrics`
+serves `render()`, prometheus_client's text exposition (format 0.0.4). Counter names end in `_total`, as
+prometheus_client and the exposition format expect; `_created` series are not exported.
 """
 
 from __future__ import annotations
 
-import bisect
 import logging
 import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import prometheus_client
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 log = logging.getLogger(__name__)
 
-LabelKey = tuple[tuple[str, str], ...]
-
 INFERENCE_MS_BUCKETS: tuple[float, ...] = (1, 2, 5, 10, 20, 35, 50, 75, 100, 150, 250, 500, 1000, 2500, 10000)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
+# A `_created` timestamp per counter and histogram doubles the exposition and no dashboard of ours reads it.
+prometheus_client.disable_created_metrics()
 
-def _key(labels: dict[str, str] | None) -> LabelKey:
-    return tuple(sorted((labels or {}).items()))
-
-
-def _fmt_labels(key: LabelKey, extra: Sequence[tuple[str, str]] = ()) -> str:
-    items = list(key) + list(extra)
-    if not items:
-        return ""
-    esc = (v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") for _, v in items)
-    return "{" + ",".join(f'{k}="{v}"' for (k, _), v in zip(items, esc, strict=True)) + "}"
-
-
-def _fmt_value(v: float) -> str:
-    if math.isinf(v):
-        return "+Inf" if v > 0 else "-Inf"
-    if float(v).is_integer():
-        return str(int(v))
-    return repr(float(v))
-
-
-@dataclass
-class _Histogram:
-    buckets: tuple[float, ...]
-    counts: list[int] = field(default_factory=list)
-    total: float = 0.0
-    n: int = 0
-
-    def __post_init__(self) -> None:
-        self.counts = [0] * (len(self.buckets) + 1)
-
-    def observe(self, v: float) -> None:
-        self.counts[bisect.bisect_left(self.buckets, v)] += 1
-        self.total += v
-        self.n += 1
+_KINDS: dict[str, type[Any]] = {"counter": Counter, "gauge": Gauge, "histogram": Histogram}
 
 
 @dataclass
 class _Family:
-    name: str
-    kind: str  # counter | gauge | histogram
-    help: str
-    buckets: tuple[float, ...] = ()
-    values: dict[LabelKey, float] = field(default_factory=dict)
-    histograms: dict[LabelKey, _Histogram] = field(default_factory=dict)
-    callbacks: dict[LabelKey, Callable[[], float]] = field(default_factory=dict)
+    kind: str
+    metric: Any
+    labelnames: tuple[str, ...]
 
 
 class MetricsRegistry:
@@ -74,43 +44,64 @@ class MetricsRegistry:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self.registry = CollectorRegistry(auto_describe=True)
         self._families: dict[str, _Family] = {}
         self.started = time.time()
 
-    def _family(self, name: str, kind: str, help_text: str, buckets: tuple[float, ...] = ()) -> _Family:
-        fam = self._families.get(name)
-        if fam is None:
-            fam = _Family(name, kind, help_text, buckets)
-            self._families[name] = fam
-        elif fam.kind != kind:
-            raise ValueError(f"metric {name} is a {fam.kind}, not a {kind}")
-        return fam
+    def _family(
+        self, name: str, kind: str, help_text: str, labels: dict[str, str] | None, buckets: tuple[float, ...] = ()
+    ) -> _Family:
+        labelnames = tuple(sorted(labels or {}))
+        with self._lock:
+            fam = self._families.get(name)
+            if fam is None:
+                if kind == "counter" and not name.endswith("_total"):
+                    raise ValueError(f"counter {name} must be named *_total")
+                extra: dict[str, Any] = {"buckets": buckets} if kind == "histogram" else {}
+                base = name[: -len("_total")] if kind == "counter" else name
+                metric = _KINDS[kind](base, help_text, labelnames=labelnames, registry=self.registry, **extra)
+                fam = self._families[name] = _Family(kind, metric, labelnames)
+            elif fam.kind != kind:
+                raise ValueError(f"metric {name} is a {fam.kind}, not a {kind}")
+            elif fam.labelnames != labelnames:
+                raise ValueError(f"metric {name} has labels {fam.labelnames}, not {labelnames}")
+            return fam
+
+    @staticmethod
+    def _series(fam: _Family, labels: dict[str, str] | None) -> Any:
+        return fam.metric.labels(**(labels or {})) if fam.labelnames else fam.metric
 
     def inc(self, name: str, help_text: str, labels: dict[str, str] | None = None, amount: float = 1.0) -> None:
-        """Add to a counter."""
-        with self._lock:
-            fam = self._family(name, "counter", help_text)
-            k = _key(labels)
-            fam.values[k] = fam.values.get(k, 0.0) + amount
+        """Add to a counter (amount 0 creates the series at 0)."""
+        self._series(self._family(name, "counter", help_text, labels), labels).inc(amount)
 
     def set(self, name: str, help_text: str, value: float, labels: dict[str, str] | None = None) -> None:
         """Set a gauge."""
-        with self._lock:
-            self._family(name, "gauge", help_text).values[_key(labels)] = float(value)
+        self._series(self._family(name, "gauge", help_text, labels), labels).set(float(value))
 
     def remove(self, name: str, labels: dict[str, str] | None = None) -> None:
         """Forget one labelled series (e.g. the previous model's info)."""
-        with self._lock:
-            fam = self._families.get(name)
-            if fam is not None:
-                fam.values.pop(_key(labels), None)
+        fam = self._families.get(name)
+        if fam is None or not fam.labelnames:
+            return
+        try:
+            fam.metric.remove(*[(labels or {}).get(n, "") for n in fam.labelnames])
+        except KeyError:
+            pass
 
     def gauge_callback(
         self, name: str, help_text: str, read: Callable[[], float], labels: dict[str, str] | None = None
     ) -> None:
-        """A gauge read at scrape time (outbox depth, uptime)."""
-        with self._lock:
-            self._family(name, "gauge", help_text).callbacks[_key(labels)] = read
+        """A gauge read at scrape time (outbox depth, uptime); a failing reading shows NaN instead of failing."""
+
+        def safe() -> float:
+            try:
+                return float(read())
+            except Exception as err:  # a scrape must not fail because one reading did
+                log.debug("metric %s could not be read: %s", name, err)
+                return math.nan
+
+        self._series(self._family(name, "gauge", help_text, labels), labels).set_function(safe)
 
     def observe(
         self,
@@ -121,53 +112,22 @@ class MetricsRegistry:
         buckets: tuple[float, ...] = INFERENCE_MS_BUCKETS,
     ) -> None:
         """Record one histogram observation."""
-        with self._lock:
-            fam = self._family(name, "histogram", help_text, buckets)
-            k = _key(labels)
-            hist = fam.histograms.get(k)
-            if hist is None:
-                hist = fam.histograms[k] = _Histogram(fam.buckets)
-            hist.observe(value)
+        self._series(self._family(name, "histogram", help_text, labels, buckets), labels).observe(value)
+
+    def has(self, name: str) -> bool:
+        """Whether a family of this name exists."""
+        return name in self._families
 
     def value(self, name: str, labels: dict[str, str] | None = None) -> float | None:
         """Current value of a counter or gauge series (None when never set)."""
-        with self._lock:
-            fam = self._families.get(name)
-            if fam is None:
-                return None
-            k = _key(labels)
-            if k in fam.callbacks:
-                return float(fam.callbacks[k]())
-            return fam.values.get(k)
+        if name not in self._families:
+            return None
+        value = self.registry.get_sample_value(name, labels or {})
+        return None if value is None else float(value)
 
     def render(self) -> str:
         """Prometheus text exposition format 0.0.4."""
-        lines: list[str] = []
-        with self._lock:
-            families = list(self._families.values())
-            for fam in families:
-                lines.append(f"# HELP {fam.name} {fam.help}")
-                lines.append(f"# TYPE {fam.name} {fam.kind}")
-                if fam.kind == "histogram":
-                    for k, h in sorted(fam.histograms.items()):
-                        cumulative = 0
-                        for bound, count in zip([*fam.buckets, math.inf], h.counts, strict=True):
-                            cumulative += count
-                            le = _fmt_value(bound)
-                            lines.append(f"{fam.name}_bucket{_fmt_labels(k, [('le', le)])} {cumulative}")
-                        lines.append(f"{fam.name}_sum{_fmt_labels(k)} {_fmt_value(h.total)}")
-                        lines.append(f"{fam.name}_count{_fmt_labels(k)} {h.n}")
-                    continue
-                series = dict(fam.values)
-                for k, read in fam.callbacks.items():
-                    try:
-                        series[k] = float(read())
-                    except Exception as err:  # a scrape must not fail because one reading did
-                        log.debug("metric %s could not be read: %s", fam.name, err)
-                        continue
-                for k, v in sorted(series.items()):
-                    lines.append(f"{fam.name}{_fmt_labels(k)} {_fmt_value(v)}")
-        return "\n".join(lines) + "\n"
+        return generate_latest(self.registry).decode("utf-8")
 
 
 class RateMeter:

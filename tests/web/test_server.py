@@ -43,3 +43,30 @@ def test_server_serves_streams_and_stops_with_a_stream_open(studio: Studio) -> N
     except OSError:
         answered = False
     assert not answered
+
+
+def test_half_open_connections_take_no_threads_and_idle_ones_are_closed(studio: Studio) -> None:
+    """80 clients that never finish their headers: no thread each (werkzeug's server started 80), a real request
+    is still answered, and the server closes connections idle past channel_timeout (werkzeug kept them forever)."""
+    import socket
+    import threading
+
+    server = WebServer(studio.app, host="127.0.0.1", port=0, channel_timeout=2, cleanup_interval=1).start()
+    threads_before = threading.active_count()
+    stalled = []
+    try:
+        for _ in range(80):
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=20)
+            sock.sendall(b"GET /login HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")  # never ends the headers
+            stalled.append(sock)
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=20)
+        conn.request("GET", "/login")
+        assert conn.getresponse().status in (200, 302)
+        assert threading.active_count() - threads_before < 20
+        # Every stalled connection is closed by the server: recv sees the end of the stream.
+        for sock in stalled:
+            assert sock.recv(1024) == b""
+    finally:
+        for sock in stalled:
+            sock.close()
+        server.stop()

@@ -60,7 +60,7 @@ def test_users_errors_list_and_token(
     rc, out, _ = run_cli(
         monkeypatch, capsys, "users", "add", "bob", "--password-stdin", "--data-dir", data, stdin="bob-pass-1\n"
     )
-    assert rc == 0 and out.strip() == "created user bob"
+    assert rc == 0 and out.strip() == "created viewer bob"  # least privilege unless --role says otherwise
 
     rc, out, _ = run_cli(monkeypatch, capsys, "users", "list", "--data-dir", data, "--json")
     users = json.loads(out.splitlines()[-1])["users"]
