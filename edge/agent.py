@@ -158,27 +158,12 @@ def _zones_provider(store: DatasetStore, cam: CameraConfig) -> Callable[[], list
     return zones
 
 
-class Agent:
-    """The running device: `start()`, `stop()`, `healthy()`, `metrics`, `services` for the web."""
+class Agent(DeviceParts):
+    """The running device: its parts (from `wire()`) with `start()`, `stop()`, `healthy()` and the web's services."""
 
     def __init__(self, config: EdgeConfig, options: AgentOptions | None = None) -> None:
-        self.config = config
         self.options = options or AgentOptions()
-        parts = wire(config, self.options)
-        self.parts = parts
-        self.data_dir = parts.data_dir
-        self.metrics = parts.metrics
-        self.store = parts.store
-        self.cameras = parts.cameras
-        self.models = parts.models
-        self.slot = parts.slot
-        self.events = parts.events
-        self.snapshots = parts.snapshots
-        self.outbox = parts.outbox
-        self.comms = parts.comms
-        self.reporter = parts.reporter
-        self.pipelines = parts.pipelines
-        self.watchdog = parts.watchdog
+        super().__init__(**vars(wire(config, self.options)))
         self.started_at: float | None = None
         self.web: WebServer | None = None
         self.services: Services | None = None

@@ -6,7 +6,6 @@ import itertools
 import os
 import tarfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,17 +19,9 @@ from tests.agent.conftest import ShelfCamera, Toggler, device_status, edge_confi
 from tests.helpers.broker import Broker
 from tests.helpers.mqtt_sub import MqttSubscriber
 from tests.helpers.tiny_bundle import TinyBundle, make_detection_bundle
+from tests.helpers.waiting import wait_until
 
 BASE = "shelfwatch/dev1"
-
-
-def wait(cond: Callable[[], bool], timeout: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return bool(cond())
 
 
 def persistent_broker(workdir: Path) -> Broker:
@@ -54,25 +45,25 @@ def test_broker_outage_loses_nothing_and_keeps_order(
         agent = Agent(cfg, AgentOptions(web=False, mqtt_reconnect_max_seconds=1.0)).start()
         try:
             with Toggler(shelf_camera):
-                assert wait(lambda: len(sub.messages()) >= 2)
+                assert wait_until(lambda: len(sub.messages()) >= 2)
                 sub.stop()
                 broker.stop()
                 outage_started = time.monotonic()
-                assert wait(lambda: not agent.comms.connected, timeout=5)
+                assert wait_until(lambda: not agent.comms.connected, timeout=5)
                 before = agent.events.count()
-                assert wait(lambda: agent.events.count() >= before + 3, timeout=9)  # made while it is away
-                assert wait(lambda: agent.comms.pending() >= 3, timeout=3)  # the outbox holds them
+                assert wait_until(lambda: agent.events.count() >= before + 3, timeout=9)  # made while it is away
+                assert wait_until(lambda: agent.comms.pending() >= 3, timeout=3)  # the outbox holds them
                 time.sleep(max(0.0, 10.0 - (time.monotonic() - outage_started)))
                 broker.start()
                 sub.start()
-            assert wait(lambda: agent.comms.connected)
-            assert wait(lambda: agent.comms.pending() == 0)
+            assert wait_until(lambda: agent.comms.connected)
+            assert wait_until(lambda: agent.comms.pending() == 0)
         finally:
             agent.stop()  # also flushes an event a last state change queued after the toggling stopped
         log = EventLog(tmp_path / "data" / "events.db", "dev1")
         logged = [e.payload for e in reversed(log.list(limit=1000))]
         log.close()
-        ok = wait(lambda: len({m.json()["id"] for m in sub.messages()}) >= len(logged))
+        ok = wait_until(lambda: len({m.json()["id"] for m in sub.messages()}) >= len(logged))
         left = Outbox(tmp_path / "data" / "outbox.db")
         assert ok, (
             f"logged {[(e['seq'], e['phase']) for e in logged]}, received {[m.json()['seq'] for m in sub.messages()]}, "
@@ -111,14 +102,14 @@ def test_camera_loss_goes_offline_unknown_and_back(
                 m = sub.latest(f"{BASE}/cam1/{zone_id}/state")
                 return None if m is None else m.json()["state"]
 
-            assert wait(lambda: latest("cam1/status") == "online" and zone("left") == "ok")
+            assert wait_until(lambda: latest("cam1/status") == "online" and zone("left") == "ok")
             hidden = shelf_camera.folder.with_name("gone")
             os.rename(shelf_camera.folder, hidden)
-            assert wait(lambda: latest("cam1/status") == "offline")
-            assert wait(lambda: zone("left") == "unknown" and zone("right") == "unknown")
+            assert wait_until(lambda: latest("cam1/status") == "offline")
+            assert wait_until(lambda: zone("left") == "unknown" and zone("right") == "unknown")
             os.rename(hidden, shelf_camera.folder)
-            assert wait(lambda: latest("cam1/status") == "online")
-            assert wait(lambda: zone("left") == "ok" and zone("right") == "ok")
+            assert wait_until(lambda: latest("cam1/status") == "online")
+            assert wait_until(lambda: zone("left") == "ok" and zone("right") == "ok")
             assert device_status(agent)["cameras"][0]["capture"]["reconnects"] >= 1
         finally:
             agent.stop()
@@ -152,7 +143,7 @@ def test_bad_bundles_are_refused_and_the_running_model_keeps_publishing(
         agent = Agent(cfg, AgentOptions(web=False)).start()
         try:
             pipeline = agent.pipelines["cam1"]
-            assert wait(lambda: pipeline.stats.evaluated > 0)
+            assert wait_until(lambda: pipeline.stats.evaluated > 0)
             worker = pipeline._thread
             for bad, reason in [
                 (untrusted.bundle_dir, "signature"),
@@ -164,15 +155,15 @@ def test_bad_bundles_are_refused_and_the_running_model_keeps_publishing(
                 assert agent.slot.current is not None and agent.slot.current.version == "det-1"
             assert device_status(agent)["last_refusal"] is not None
             evaluated = pipeline.stats.evaluated
-            assert wait(lambda: pipeline.stats.evaluated > evaluated + 3)  # still running the old model
+            assert wait_until(lambda: pipeline.stats.evaluated > evaluated + 3)  # still running the old model
             with Toggler(shelf_camera, period=1.0):
-                assert wait(
+                assert wait_until(
                     lambda: any(m.json()["model"]["version"] == "det-1" for m in sub.messages(f"{BASE}/events"))
                 )
                 # Hot swap to a good bundle: same worker thread, the next frames use det-2.
                 agent.models.install(good.bundle_dir, activate=True)
                 assert agent.slot.current.version == "det-2"
-                assert wait(
+                assert wait_until(
                     lambda: any(m.json()["model"]["version"] == "det-2" for m in sub.messages(f"{BASE}/events"))
                 )
             assert pipeline._thread is worker and pipeline.stats.watchdog_trips == 0

@@ -6,8 +6,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,17 +15,9 @@ from tests.agent.conftest import ShelfCamera, Toggler, config_dict
 from tests.helpers.broker import Broker, free_port
 from tests.helpers.mqtt_sub import MqttSubscriber
 from tests.helpers.tiny_bundle import TinyBundle
+from tests.helpers.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def wait(cond: Callable[[], bool], timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.1)
-    return bool(cond())
 
 
 def query(db: Path, sql: str) -> list[tuple]:
@@ -66,7 +56,7 @@ def test_sigkill_and_restart_loses_nothing_from_the_outbox(
     proc = spawn(config, log)
     try:
         with Toggler(shelf_camera):
-            ok = wait(lambda: len(query(events_db, "SELECT seq FROM events")) >= 4)
+            ok = wait_until(lambda: len(query(events_db, "SELECT seq FROM events")) >= 4)
             assert ok, log.read_text()[-3000:]
         proc.send_signal(signal.SIGKILL)
         assert proc.wait(timeout=10) == -signal.SIGKILL
@@ -85,8 +75,8 @@ def test_sigkill_and_restart_loses_nothing_from_the_outbox(
             def received_ids() -> list[str]:
                 return [m.json()["id"] for m in sub.messages("shelfwatch/dev1/events")]
 
-            assert wait(lambda: set(before) <= set(received_ids())), log.read_text()[-3000:]
-            assert wait(lambda: not query(outbox_db, "SELECT pos FROM outbox"))
+            assert wait_until(lambda: set(before) <= set(received_ids())), log.read_text()[-3000:]
+            assert wait_until(lambda: not query(outbox_db, "SELECT pos FROM outbox"))
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=20) == 0
         finally:
