@@ -16,10 +16,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.runtime.engines import EngineKind
 from edge.runtime.wrappers import load_model
 
-ENGINES: tuple[EngineKind, ...] = ("onnxruntime", "openvino")
+ENGINES: tuple[str, ...] = ("onnxruntime", "openvino")
 
 
 def read_images(folder: Path, limit: int = 8) -> list[np.ndarray]:

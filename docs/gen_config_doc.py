@@ -13,14 +13,16 @@ from trainer.config import TrainerConfig
 BEGIN, END = "<!-- fields:begin -->", "<!-- fields:end -->"
 
 
-def _submodel(annotation: object) -> type[BaseModel] | None:
-    stack = [annotation]
+def _submodels(annotation: object) -> list[type[BaseModel]]:
+    """Every model inside an annotation (a discriminated union of kinds has several), in declaration order."""
+    found, stack = [], [annotation]
     while stack:
-        t = stack.pop()
+        t = stack.pop(0)
         if isinstance(t, type) and issubclass(t, BaseModel):
-            return t
-        stack.extend(typing.get_args(t))
-    return None
+            found.append(t)
+        else:
+            stack.extend(typing.get_args(t))
+    return found
 
 
 def _default(field: typing.Any) -> str:
@@ -39,10 +41,14 @@ def rows(model: type[BaseModel], prefix: str = "") -> list[str]:
         desc = (field.description or "").replace("|", "\\|")
         default = _default(field).replace("|", "\\|")
         out.append(f"| `{key}` | {default} | {desc} |")
-        sub = _submodel(field.annotation)
-        if sub is not None:
-            listy = typing.get_origin(field.annotation) is list
-            out += rows(sub, key + ("[]." if listy else "."))
+        subs = _submodels(field.annotation)
+        listy = typing.get_origin(field.annotation) is list
+        for sub in subs:
+            kind = sub.model_fields.get("kind")
+            if len(subs) > 1 and kind is not None:  # one kind of a union: its fields, the `kind` row aside
+                out += [r for r in rows(sub, f"{key}{{kind: {kind.default}}}.") if ".kind`" not in r]
+            else:
+                out += rows(sub, key + ("[]." if listy else "."))
     return out
 
 

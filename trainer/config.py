@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from edge.config.secrets import Secret
-from edge.config.strict import StrictModel
+from edge.strict import StrictModel
 from edge.vocabulary import DEFAULT_BACKBONE, Backbone
 
 

@@ -28,14 +28,14 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
-from edge.cameras.sources import FrameSource, Interruptible, Paced, describe_source, open_source
+from edge.cameras.sources import FrameSource, Interruptible, Paced, SourceSettings, describe_source, open_source
 from edge.config.model import CameraConfig
 from edge.errors import CameraError, NotFoundError
 
 log = logging.getLogger(__name__)
 
 CameraState = Literal["starting", "online", "offline", "stopped"]
-SourceFactory = Callable[[str | int], FrameSource]
+SourceFactory = Callable[[SourceSettings], FrameSource]  # a camera's `source` config -> its source
 StatusListener = Callable[["CameraStatus"], None]
 
 INITIAL_BACKOFF_SECONDS = 0.5

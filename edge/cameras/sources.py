@@ -1,17 +1,24 @@
-"""Frame sources: where a camera's pictures come from.
+"""Frame sources: where a camera's pictures come from, one registry of source kinds.
 
 A source is opened, read frame by frame (BGR uint8, height x width x 3) and closed; any failure is a CameraError,
-which the capture thread (edge.cameras.capture) turns into a reconnect with backoff. `open_source` picks the
-kind from the configured `source` value:
+which the capture thread (edge.cameras.capture) turns into a reconnect with backoff.
+
+Each kind pairs a config model (`kind: Literal[...]` plus its checked fields) with the function that opens it,
+registered with `@source_kind`; SOURCE_KINDS feeds both the `cameras[].source` config (a discriminated union, so
+`config validate` checks every field) and `open_source`. A plain string is mapped to its kind by the first
+registered kind whose `from_plain` claims it:
 
 | source value                                  | kind                                              |
 |-----------------------------------------------|---------------------------------------------------|
-| int, "0", "/dev/video0"                       | V4L2 device (blocks until the device delivers)    |
-| rtsp://, rtsps://, http://, https:// URL      | FFmpeg network stream (RTSP over TCP, MJPEG, HLS) |
-| a video file                                  | decoded with FFmpeg, loops, paced at native fps    |
-| a folder of jpg/jpeg/png/bmp/webp images      | cycled in sorted order at `rate` frames/s          |
-| a single image file                           | that image repeated at `rate` frames/s            |
-| synthetic: or synthetic:?width=..&period=..   | the procedurally drawn demo shelf                 |
+| synthetic: or synthetic:?width=..&period=..   | `synthetic`: the procedurally drawn demo shelf    |
+| rtsp://, rtsps://, http://, https:// URL      | `stream`: FFmpeg network stream (RTSP over TCP, MJPEG, HLS) |
+| int, "0", "/dev/video0"                       | `v4l2`: V4L2 device (blocks until the device delivers) |
+| a video file                                  | `file`: decoded with FFmpeg, loops, paced at native fps |
+| a folder of jpg/jpeg/png/bmp/webp images      | `file`: cycled in sorted order at `rate` frames/s |
+| a single image file                           | `file`: that image repeated at `rate` frames/s    |
+
+The mapping form names the kind: `{kind: synthetic, width: 640, period: 30}`, `{kind: file, path: shelf/, rate: 2}`.
+A new kind is a config model with a unique `kind` literal, a `from_plain` (or none) and an opener (docs/CAMERAS.md).
 
 `realtime=False` turns pacing off (files, folders, synthetic) so benchmarks read as fast as decoding allows.
 Sources that pace themselves also implement `Interruptible`, so stopping a camera never waits out a pacing sleep.
@@ -23,17 +30,20 @@ import logging
 import math
 import os
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
-from urllib.parse import urlsplit, urlunsplit
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Protocol, TypeVar, Union, runtime_checkable
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import cv2
 import numpy as np
+from pydantic import Field, ValidationError, field_validator
 
 from edge.cameras.pacing import Pacer
-from edge.cameras.synthetic import SyntheticShelfSource
 from edge.datasets.imaging import MAX_FRAME_PIXELS, decode_image
 from edge.errors import CameraError, ImageError
+from edge.strict import StrictModel
 
 log = logging.getLogger(__name__)
 
@@ -94,13 +104,6 @@ def redact_url(url: str) -> str:
         host = f"{host}:{parts.port}"
     netloc = f"{parts.username or ''}:***@{host}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
-def describe_source(source: str | int) -> str:
-    """A printable, password-free name of a source value."""
-    if isinstance(source, int):
-        return f"/dev/video{source}"
-    return redact_url(source) if source.startswith(URL_SCHEMES) else source
 
 
 def _as_bgr(frame: np.ndarray) -> np.ndarray:
@@ -358,35 +361,271 @@ class ImageFolderSource:
 _DEV_VIDEO = re.compile(r"^/dev/video\d+$")
 
 
-def open_source(source: str | int, *, realtime: bool = True, rate: float | None = None) -> FrameSource:
-    """The FrameSource for a configured `source` value (not yet opened); a missing file or folder is a CameraError.
+# --- the registry: one config model and one opener per kind ---------------------------------------------------
 
-    realtime: pace files, folders and the synthetic shelf like a live camera (False: as fast as they decode).
-    rate: frames/s of a folder of images or the synthetic shelf (default 5 and 10).
-    """
-    if isinstance(source, bool):
+
+class SourceSettings(StrictModel):
+    """What every source kind's config has: its `kind`, how it prints, and its plain-string form."""
+
+    kind: str
+
+    @classmethod
+    def from_plain(cls, text: str) -> dict[str, Any] | None:
+        """The mapping form of a plain `source:` string this kind claims, else None (CameraError when malformed)."""
+        return None
+
+    def plain(self) -> str | int | None:
+        """The plain string this config is written as (`config show`), or None when only the mapping says it all."""
+        return None
+
+    def describe(self) -> str:
+        """A printable, password-free name of the source (status, logs)."""
+        plain = self.plain()
+        return str(plain) if plain is not None else self.kind
+
+
+S = TypeVar("S", bound=SourceSettings)
+SourceOpener = Callable[[Any, bool, float | None], "FrameSource"]
+
+
+@dataclass(frozen=True)
+class SourceKind:
+    """A registered kind: its config model and the function that builds its (not yet opened) FrameSource."""
+
+    config: type[SourceSettings]
+    open: SourceOpener
+
+
+SOURCE_KINDS: dict[str, SourceKind] = {}
+
+
+def source_kind(config: type[S]) -> Callable[[Callable[[S, bool, float | None], FrameSource]], Any]:
+    """Register `config` (its `kind` literal names it) with the decorated opener(config, realtime, rate)."""
+    kind = config.model_fields["kind"].default
+    if not isinstance(kind, str) or kind in SOURCE_KINDS:
+        raise ValueError(f"source kind {kind!r} needs a unique `kind` literal with a default")
+
+    def register(opener: Callable[[S, bool, float | None], FrameSource]) -> Any:
+        SOURCE_KINDS[kind] = SourceKind(config, opener)
+        return opener
+
+    return register
+
+
+class SyntheticSourceConfig(SourceSettings):
+    """The procedurally drawn demo shelf (edge.cameras.synthetic)."""
+
+    kind: Literal["synthetic"] = "synthetic"
+    width: int = Field(1280, ge=32, description="Frame width in pixels.")
+    height: int = Field(720, ge=32, description="Frame height in pixels.")
+    rows: int = Field(4, ge=1, le=12, description="Shelf rows drawn.")
+    period: float = Field(60.0, gt=0, description="Seconds of one sell-out and restock cycle.")
+    seed: int = Field(0, description="Product layout seed.")
+    fps: float = Field(10.0, gt=0, description="Frames per second delivered.")
+
+    PREFIX: ClassVar[str] = "synthetic:"
+
+    @classmethod
+    def from_plain(cls, text: str) -> dict[str, Any] | None:
+        """`synthetic:` or `synthetic:?width=..&height=..&rows=..&period=..&seed=..&fps=..`."""
+        if not text.startswith(cls.PREFIX):
+            return None
+        query = text[len(cls.PREFIX) :].lstrip("/").lstrip("?")
+        types = {
+            name: cls.model_fields[name].annotation for name in ("width", "height", "rows", "period", "seed", "fps")
+        }
+        options: dict[str, Any] = {"kind": "synthetic"}
+        for key, value in parse_qsl(query, keep_blank_values=True):
+            kind = types.get(key)
+            if kind is None:
+                raise CameraError(f"synthetic source: unknown option {key!r} (known: {', '.join(sorted(types))})")
+            convert = int if kind in (int, "int") else float
+            try:
+                options[key] = convert(value)
+            except ValueError:
+                raise CameraError(f"synthetic source: {key}={value!r} is not a valid {convert.__name__}") from None
+        return options
+
+    def plain(self) -> str:
+        """`synthetic:` with the options that were given, in field order."""
+        given = [
+            (name, self._text(getattr(self, name)))
+            for name in type(self).model_fields
+            if name in self.model_fields_set and name != "kind"
+        ]
+        return self.PREFIX + (f"?{urlencode(given)}" if given else "")
+
+    @staticmethod
+    def _text(value: float) -> str:
+        return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+@source_kind(SyntheticSourceConfig)
+def _open_synthetic(cfg: SyntheticSourceConfig, realtime: bool, rate: float | None) -> FrameSource:
+    from edge.cameras.synthetic import SyntheticShelfSource
+
+    options = cfg.model_dump(exclude={"kind"})
+    if rate is not None:
+        options["fps"] = rate
+    return SyntheticShelfSource(**options, realtime=realtime)
+
+
+class StreamSourceConfig(SourceSettings):
+    """A network stream FFmpeg reads: RTSP (over TCP), MJPEG or HLS over HTTP(S)."""
+
+    kind: Literal["stream"] = "stream"
+    url: str = Field(min_length=8, description="rtsp://, rtsps://, http:// or https:// URL (credentials allowed).")
+
+    @field_validator("url")
+    @classmethod
+    def _scheme(cls, v: str) -> str:
+        if not v.lower().startswith(URL_SCHEMES):
+            raise ValueError(f"unsupported camera URL scheme in {redact_url(v)!r} (use rtsp, http or https)")
+        return v
+
+    @classmethod
+    def from_plain(cls, text: str) -> dict[str, Any] | None:
+        """Any rtsp(s):// or http(s):// URL."""
+        return {"kind": "stream", "url": text} if text.lower().startswith(URL_SCHEMES) else None
+
+    def plain(self) -> str:
+        """The URL."""
+        return self.url
+
+    def describe(self) -> str:
+        """The URL without its password."""
+        return redact_url(self.url)
+
+
+@source_kind(StreamSourceConfig)
+def _open_stream(cfg: StreamSourceConfig, realtime: bool, rate: float | None) -> FrameSource:
+    return StreamSource(cfg.url)
+
+
+class V4L2SourceConfig(SourceSettings):
+    """A local V4L2 video device."""
+
+    kind: Literal["v4l2"] = "v4l2"
+    device: int | str = Field(description="Device index (0) or path (/dev/video0, /dev/v4l/by-id/...).")
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and v < 0:
+            raise ValueError("a device index is 0 or more")
+        if isinstance(v, str) and not (v.strip().isdigit() or _DEV_VIDEO.match(v) or v.startswith("/dev/v4l/")):
+            raise ValueError(f"{v!r} is not a V4L2 device (an index, /dev/videoN or /dev/v4l/...)")
+        return v
+
+    @classmethod
+    def from_plain(cls, text: str) -> dict[str, Any] | None:
+        """A device index ("0") or a /dev/videoN or /dev/v4l/ path."""
+        if text.isdigit() or _DEV_VIDEO.match(text) or text.startswith("/dev/v4l/"):
+            return {"kind": "v4l2", "device": text}
+        return None
+
+    def plain(self) -> str | int:
+        """The device as written."""
+        return self.device
+
+    def describe(self) -> str:
+        """The device path (an index reads as /dev/videoN)."""
+        return f"/dev/video{self.device}" if isinstance(self.device, int) else self.device
+
+
+@source_kind(V4L2SourceConfig)
+def _open_v4l2(cfg: V4L2SourceConfig, realtime: bool, rate: float | None) -> FrameSource:
+    device = cfg.device
+    return V4L2Source(int(device) if isinstance(device, str) and device.strip().isdigit() else device)
+
+
+class FileSourceConfig(SourceSettings):
+    """A video file (looped), an image, or a folder of images; which one is decided when the camera opens it."""
+
+    kind: Literal["file"] = "file"
+    path: str = Field(min_length=1, description="Video file, image file or folder of jpg/jpeg/png/bmp/webp images.")
+    rate: float | None = Field(
+        None, gt=0, description="Frames/s of a folder or image (default 5); a video plays at its own."
+    )
+
+    @classmethod
+    def from_plain(cls, text: str) -> dict[str, Any]:
+        """Anything else that is not a URL: a path."""
+        if "://" in text:
+            raise CameraError(f"unsupported camera URL scheme in {redact_url(text)!r} (use rtsp, http or https)")
+        return {"kind": "file", "path": text}
+
+    def plain(self) -> str | None:
+        """The path, when no rate is set."""
+        return self.path if self.rate is None else None
+
+    def describe(self) -> str:
+        """The path."""
+        return self.path
+
+
+@source_kind(FileSourceConfig)
+def _open_file(cfg: FileSourceConfig, realtime: bool, rate: float | None) -> FrameSource:
+    path = Path(cfg.path).expanduser()
+    rate = rate or cfg.rate or DEFAULT_FOLDER_RATE
+    if path.is_dir():
+        return ImageFolderSource(path, rate=rate, realtime=realtime)
+    if path.is_file():
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            return ImageFolderSource(path, rate=rate, realtime=realtime)
+        return VideoFileSource(path, realtime=realtime)
+    raise CameraError(f"camera source {cfg.path!r}: no such file, folder or device")
+
+
+if TYPE_CHECKING:
+    SourceConfig = SourceSettings
+else:
+    # The `cameras[].source` type: every registered kind's config, told apart by `kind`.
+    SourceConfig = Annotated[Union[tuple(k.config for k in SOURCE_KINDS.values())], Field(discriminator="kind")]  # noqa: UP007
+
+
+def plain_source(source: str | int) -> dict[str, Any]:
+    """The mapping form of a plain `source:` value: the first registered kind that claims the string decides."""
+    if isinstance(source, bool) or not isinstance(source, str | int):
         raise CameraError(f"invalid camera source {source!r}")
-    if isinstance(source, int) or (isinstance(source, str) and source.strip().isdigit()):
-        return V4L2Source(int(source))
+    if isinstance(source, int):
+        return {"kind": "v4l2", "device": source}
     text = source.strip()
     if not text:
         raise CameraError("empty camera source")
-    if text.startswith("synthetic:"):
-        src = SyntheticShelfSource.from_spec(text, realtime=realtime)
-        if rate is not None:
-            src.fps = rate
-        return src
-    if text.lower().startswith(URL_SCHEMES):
-        return StreamSource(text)
-    if _DEV_VIDEO.match(text) or text.startswith("/dev/v4l/"):
-        return V4L2Source(text)
-    if "://" in text:
-        raise CameraError(f"unsupported camera URL scheme in {redact_url(text)!r} (use rtsp, http or https)")
-    path = Path(text).expanduser()
-    if path.is_dir():
-        return ImageFolderSource(path, rate=rate or DEFAULT_FOLDER_RATE, realtime=realtime)
-    if path.is_file():
-        if path.suffix.lower() in IMAGE_SUFFIXES:
-            return ImageFolderSource(path, rate=rate or DEFAULT_FOLDER_RATE, realtime=realtime)
-        return VideoFileSource(path, realtime=realtime)
-    raise CameraError(f"camera source {text!r}: no such file, folder or device")
+    for kind in SOURCE_KINDS.values():
+        mapping = kind.config.from_plain(text)
+        if mapping is not None:
+            return mapping
+    raise CameraError(f"camera source {text!r}: no source kind takes it")
+
+
+def source_config(source: str | int | SourceSettings) -> SourceSettings:
+    """The config of a `source` value: a kind's config as it is, a plain string or int mapped to its kind."""
+    if isinstance(source, SourceSettings):
+        return source
+    mapping = plain_source(source)
+    try:
+        return SOURCE_KINDS[mapping["kind"]].config.model_validate(mapping)
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        raise CameraError(f"camera source {describe_source(source)!r}: {problems}") from None
+
+
+def describe_source(source: str | int | SourceSettings) -> str:
+    """A printable, password-free name of a source value."""
+    if isinstance(source, SourceSettings):
+        return source.describe()
+    if isinstance(source, int):
+        return f"/dev/video{source}"
+    return redact_url(source) if source.startswith(URL_SCHEMES) else source
+
+
+def open_source(source: str | int | SourceSettings, *, realtime: bool = True, rate: float | None = None) -> FrameSource:
+    """The FrameSource for a configured `source` (not yet opened); a malformed value or missing path is a CameraError.
+
+    realtime: pace files, folders and the synthetic shelf like a live camera (False: as fast as they decode).
+    rate: frames/s of a folder of images or the synthetic shelf (default: the config's, else 5 and 10).
+    """
+    cfg = source_config(source)
+    return SOURCE_KINDS[cfg.kind].open(cfg, realtime, rate)

@@ -18,12 +18,10 @@ noise and lighting flicker.
 from __future__ import annotations
 
 import functools
-import logging
 import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl
 
 import cv2
 import numpy as np
@@ -31,8 +29,6 @@ import numpy as np
 from edge.cameras.pacing import Pacer
 from edge.config.model import ZoneConfig
 from edge.errors import CameraError
-
-log = logging.getLogger(__name__)
 
 BACK_WALL_BGR: tuple[int, int, int] = (186, 198, 208)
 """Colour of the pegboard behind the products (BGR); empty shelf space is mostly this colour."""
@@ -442,27 +438,6 @@ class SyntheticShelf:
         return render_shelf(self.width, self.height, self.stock_at(t), self.seed, t)
 
 
-_SYNTHETIC_KEYS = {"width": int, "height": int, "rows": int, "period": float, "seed": int, "fps": float}
-
-
-def parse_synthetic_spec(spec: str) -> dict[str, float | int]:
-    """Options of a `synthetic:?width=..&height=..&rows=..&period=..&seed=..&fps=..` source string."""
-    if not spec.startswith("synthetic:"):
-        raise CameraError(f"not a synthetic source: {spec!r}")
-    query = spec[len("synthetic:") :].lstrip("/").lstrip("?")
-    out: dict[str, float | int] = {}
-    for key, value in parse_qsl(query, keep_blank_values=True):
-        if key not in _SYNTHETIC_KEYS:
-            raise CameraError(f"synthetic source: unknown option {key!r} (known: {', '.join(sorted(_SYNTHETIC_KEYS))})")
-        try:
-            out[key] = _SYNTHETIC_KEYS[key](value)
-        except ValueError:
-            raise CameraError(
-                f"synthetic source: {key}={value!r} is not a valid {_SYNTHETIC_KEYS[key].__name__}"
-            ) from None
-    return out
-
-
 class SyntheticShelfSource:
     """A camera FrameSource (edge.cameras.sources) showing the synthetic shelf.
 
@@ -495,12 +470,6 @@ class SyntheticShelfSource:
         self.last_t = start_t
         self._index = 0
         self._pacer: Pacer | None = None
-
-    @classmethod
-    def from_spec(cls, spec: str, *, realtime: bool = True) -> SyntheticShelfSource:
-        """Build from a `synthetic:?...` source string."""
-        opts = parse_synthetic_spec(spec)
-        return cls(**opts, realtime=realtime)  # type: ignore[arg-type]
 
     def open(self) -> None:
         """Start the clock (nothing to connect to)."""

@@ -6,10 +6,13 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_serializer, field_validator, model_validator
 
+from edge.cameras.sources import SourceConfig, SourceSettings, plain_source
 from edge.config.secrets import Secret
-from edge.config.strict import StrictModel
+from edge.errors import CameraError
+from edge.runtime.engines import ENGINE_KINDS, EngineConfig, EngineSettings
+from edge.strict import StrictModel
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
@@ -109,10 +112,11 @@ class ZoneConfig(StrictModel):
 class CameraConfig(StrictModel):
     id: str = Field(description="Camera id (a slug used in topics and URLs).")
     name: str | None = Field(None, description="Human name shown on the page; defaults to the id.")
-    source: str | int = Field(
+    source: SourceConfig = Field(
         description=(
             "Where frames come from: a V4L2 device path or index, an rtsp:// or http(s):// URL, a video file "
-            "(looped), a folder of images (cycled in sorted order), or 'synthetic:' for the demo shelf."
+            "(looped), a folder of images (cycled in sorted order), or 'synthetic:' for the demo shelf; or a "
+            "mapping with `kind:` (v4l2, stream, file, synthetic) and that kind's fields (docs/CAMERAS.md)."
         )
     )
     fps: float = Field(2.0, gt=0, le=60, description="How many frames per second are evaluated.")
@@ -127,6 +131,23 @@ class CameraConfig(StrictModel):
     def _id(cls, v: str) -> str:
         return _slug(v, "camera id")
 
+    @field_validator("source", mode="before")
+    @classmethod
+    def _plain_source(cls, v: object) -> object:
+        """A plain string or number (`/dev/video0`, `rtsp://...`, a path, `synthetic:?...`) becomes its mapping."""
+        if isinstance(v, str | int):
+            try:
+                return plain_source(v)
+            except CameraError as err:
+                raise ValueError(str(err)) from None
+        return v
+
+    @field_serializer("source")
+    def _source_as_written(self, source: SourceSettings) -> object:
+        """`config show` writes a source in its plain form when it has one."""
+        plain = source.plain()
+        return plain if plain is not None else source.model_dump(mode="json")
+
     @model_validator(mode="after")
     def _unique_zones(self) -> CameraConfig:
         seen: set[str] = set()
@@ -139,11 +160,12 @@ class CameraConfig(StrictModel):
 
 class ModelConfig(StrictModel):
     bundle: Path | None = Field(None, description="Bundle directory or .tar.gz to install at start-up.")
-    engine: Literal["auto", "onnxruntime", "openvino"] = Field(
+    engine: EngineConfig = Field(
         "auto",
         description=(
             "Inference engine; auto takes ONNX Runtime (measured faster here), else OpenVINO; "
-            "OpenVINO first for a non-fp32 precision."
+            "OpenVINO first for a non-fp32 precision. A name (onnxruntime, openvino) or a mapping with `kind:` "
+            "and that engine's settings (docs/RUNTIME.md)."
         ),
     )
     threads: int | None = Field(None, ge=1, le=64, description="Inference threads; default: all cores.")
@@ -156,6 +178,23 @@ class ModelConfig(StrictModel):
     )
     keep_versions: int = Field(5, ge=2, le=100, description="Installed model versions kept for rollback.")
     watchdog_seconds: float = Field(10.0, gt=0, description="An inference call longer than this is reported hung.")
+
+    @field_validator("engine", mode="before")
+    @classmethod
+    def _engine_name(cls, v: object) -> object:
+        """A plain engine name becomes its kind's mapping; an unknown name is refused with the known ones."""
+        if isinstance(v, str) and v != "auto":
+            if v not in ENGINE_KINDS:
+                raise ValueError(f"unknown engine {v!r}; use auto, {', '.join(ENGINE_KINDS)}")
+            return {"kind": v}
+        return v
+
+    @field_serializer("engine")
+    def _engine_as_written(self, engine: str | EngineSettings) -> object:
+        """`config show` writes an engine without settings of its own as its name."""
+        if isinstance(engine, str) or engine.model_fields_set <= {"kind"}:
+            return engine if isinstance(engine, str) else engine.kind
+        return engine.model_dump(mode="json", exclude_unset=True) | {"kind": engine.kind}
 
 
 class EventsConfig(StrictModel):

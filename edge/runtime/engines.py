@@ -1,11 +1,14 @@
 """Inference engines: run tensors through a model file, nothing more (model wrappers give them meaning).
 
 An engine has one required method, `infer(inputs) -> outputs` (name -> float32 array), and describes itself with
-`name`, `precision`, `input_names` and `output_names`. Two implementations: ONNX Runtime (`model.onnx`) and
-OpenVINO (`openvino/model.xml`); `create_engine` picks one from a bundle.
+`name`, `precision`, `input_names` and `output_names`. Both also expose `input_shapes` (name -> dims, None where
+dynamic), an optional capability the model wrappers use to check a model against its manifest.
 
-Both also expose `input_shapes` (name -> dims, None where dynamic), an optional capability the model wrappers
-use to check a model against its manifest.
+Engines are registered, one entry per kind pairing a config model (`kind: Literal[...]` plus the settings only
+that engine has) with the bundle file it runs, the precisions it can compute in and the function that opens it:
+ENGINE_KINDS feeds both `model.engine` in edge.yaml (a discriminated union; a plain `onnxruntime` still works)
+and `create_engine` (a bundle) / `open_engine` (one model file). Two are registered: ONNX Runtime (`model.onnx`)
+and OpenVINO (`openvino/model.xml`). A new engine is one more config model and opener (docs/RUNTIME.md).
 
 Threading: an engine serves one caller at a time. `infer` holds a per-engine lock, so concurrent callers are
 safe but serialise; a pipeline that wants parallel inference creates one engine per worker.
@@ -15,17 +18,20 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, TypeVar, Union, runtime_checkable
 
 import numpy as np
+from pydantic import Discriminator, Field, Tag
 
 from edge.bundle import ONNX_FILE, OPENVINO_XML, Manifest
 from edge.errors import EngineError
+from edge.strict import StrictModel
 
 log = logging.getLogger(__name__)
 
-EngineKind = Literal["auto", "onnxruntime", "openvino"]
 Precision = Literal["fp32", "fp16", "bf16"]
 
 # OpenVINO's element type names <-> ours.
@@ -158,43 +164,142 @@ class OpenVinoEngine:
         return f"OpenVinoEngine({self.model_path}, threads={self.threads}, precision={self.precision})"
 
 
+# --- the registry: one config model, model file and opener per engine kind ----------------------------------
+
+
+class EngineSettings(StrictModel):
+    """What every engine's config has: its `kind` and an optional thread count (default: `model.threads`)."""
+
+    kind: str
+    threads: int | None = Field(None, ge=1, le=64, description="Inference threads; default: model.threads.")
+
+
+E = TypeVar("E", bound=EngineSettings)
+EngineOpener = Callable[[Path, Any, int | None, Precision], "Engine"]
+
+
+@dataclass(frozen=True)
+class EngineKindInfo:
+    """A registered engine: its config model, the bundle file it runs, what it computes in, and its opener."""
+
+    config: type[EngineSettings]
+    model_file: str
+    file_type: str  # what the file is, for messages: "ONNX", "OpenVINO"
+    precisions: tuple[str, ...]
+    open: EngineOpener
+
+
+ENGINE_KINDS: dict[str, EngineKindInfo] = {}
+
+
+def engine_kind(
+    config: type[E], model_file: str, file_type: str, precisions: tuple[str, ...]
+) -> Callable[[Callable[[Path, E, int | None, Precision], Engine]], Any]:
+    """Register `config` (its `kind` literal names it) with the decorated opener(path, settings, threads, precision)."""
+    kind = config.model_fields["kind"].default
+    if not isinstance(kind, str) or kind in ENGINE_KINDS or kind == "auto":
+        raise ValueError(f"engine kind {kind!r} needs a unique `kind` literal with a default (not auto)")
+
+    def register(opener: Callable[[Path, E, int | None, Precision], Engine]) -> Any:
+        ENGINE_KINDS[kind] = EngineKindInfo(config, model_file, file_type, precisions, opener)
+        return opener
+
+    return register
+
+
+class OnnxRuntimeSettings(EngineSettings):
+    """ONNX Runtime on the CPU (always fp32)."""
+
+    kind: Literal["onnxruntime"] = "onnxruntime"
+
+
+@engine_kind(OnnxRuntimeSettings, ONNX_FILE, "ONNX", ("fp32",))
+def _open_onnxruntime(path: Path, cfg: OnnxRuntimeSettings, threads: int | None, precision: Precision) -> Engine:
+    return OnnxRuntimeEngine(path, cfg.threads or threads)
+
+
+class OpenVinoSettings(EngineSettings):
+    """OpenVINO on the CPU with an explicit inference precision."""
+
+    kind: Literal["openvino"] = "openvino"
+    precision: Precision | None = Field(None, description="Inference precision; default: model.precision.")
+
+
+@engine_kind(OpenVinoSettings, OPENVINO_XML, "OpenVINO", ("fp32", "fp16", "bf16"))
+def _open_openvino(path: Path, cfg: OpenVinoSettings, threads: int | None, precision: Precision) -> Engine:
+    return OpenVinoEngine(path, cfg.threads or threads, cfg.precision or precision)
+
+
+EngineChoice = str | EngineSettings  # "auto", a registered kind's name, or its config
+
+
+def _engine_tag(value: object) -> object:
+    if isinstance(value, dict):
+        return value.get("kind")
+    return value if isinstance(value, str) else getattr(value, "kind", None)
+
+
+if TYPE_CHECKING:
+    EngineConfig = EngineChoice
+else:
+    # `model.engine`: "auto" or a registered engine's config, told apart by `kind`.
+    EngineConfig = Annotated[
+        Union[
+            (Annotated[Literal["auto"], Tag("auto")], *(Annotated[k.config, Tag(n)] for n, k in ENGINE_KINDS.items()))
+        ],
+        Discriminator(_engine_tag),
+    ]
+
+
+def engine_settings(choice: EngineChoice) -> EngineSettings | None:
+    """The config for an engine choice (a plain kind name gets its defaults); None for auto."""
+    if isinstance(choice, EngineSettings):
+        return choice
+    if choice == "auto":
+        return None
+    info = ENGINE_KINDS.get(choice)
+    if info is None:
+        raise EngineError(f"unknown engine {choice!r}; use auto, {' or '.join(ENGINE_KINDS)}")
+    return info.config(kind=choice)
+
+
+def open_engine(
+    choice: EngineChoice, model_path: str | Path, threads: int | None = None, precision: Precision = "fp32"
+) -> Engine:
+    """The engine of one kind for one model file (not a whole bundle: e.g. an exported model the trainer checks)."""
+    cfg = engine_settings(choice)
+    if cfg is None:
+        raise EngineError("open_engine needs an engine kind, not auto (auto chooses among a bundle's files)")
+    return ENGINE_KINDS[cfg.kind].open(Path(model_path), cfg, threads, precision)
+
+
 def create_engine(
     bundle_dir: str | Path,
     manifest: Manifest,
-    kind: EngineKind = "auto",
+    kind: EngineChoice = "auto",
     threads: int | None = None,
     precision: Precision = "fp32",
-) -> OnnxRuntimeEngine | OpenVinoEngine:
-    """The engine for a bundle: `auto` tries ONNX Runtime first, OpenVINO first for a non-fp32 precision."""
+) -> Engine:
+    """The engine for a bundle: `auto` tries the engines that compute `precision` first, in registry order (ONNX
+    Runtime first for fp32, OpenVINO first for another precision), then the others."""
     bundle_dir = Path(bundle_dir)
-    has_ov, has_onnx = OPENVINO_XML in manifest.files, ONNX_FILE in manifest.files
-    if kind == "openvino":
-        if not has_ov:
-            raise EngineError(f"bundle {manifest.version} has no OpenVINO model ({OPENVINO_XML})")
-        return OpenVinoEngine(bundle_dir / OPENVINO_XML, threads, precision)
-    if kind == "onnxruntime":
-        if not has_onnx:
-            raise EngineError(f"bundle {manifest.version} has no ONNX model ({ONNX_FILE})")
-        return OnnxRuntimeEngine(bundle_dir / ONNX_FILE, threads)
-    if kind != "auto":
-        raise EngineError(f"unknown engine {kind!r}; use auto, onnxruntime or openvino")
+    cfg = engine_settings(kind)
+    if cfg is not None:
+        info = ENGINE_KINDS[cfg.kind]
+        if info.model_file not in manifest.files:
+            raise EngineError(f"bundle {manifest.version} has no {info.file_type} model ({info.model_file})")
+        return info.open(bundle_dir / info.model_file, cfg, threads, precision)
     # ONNX Runtime measured faster than OpenVINO fp32 for every bundle we measured (docs/BUNDLE.md, "Engine
     # notes"); a precision other than fp32 only OpenVINO computes, so asking for one puts OpenVINO first.
-    order = ("onnxruntime", "openvino") if precision == "fp32" else ("openvino", "onnxruntime")
+    order = sorted(ENGINE_KINDS, key=lambda name: precision not in ENGINE_KINDS[name].precisions)
     reasons: list[str] = []
     for candidate in order:
-        if candidate == "openvino" and not has_ov:
-            reasons.append(f"the bundle has no {OPENVINO_XML}")
-            continue
-        if candidate == "onnxruntime" and not has_onnx:
-            reasons.append(f"the bundle has no {ONNX_FILE}")
+        info = ENGINE_KINDS[candidate]
+        if info.model_file not in manifest.files:
+            reasons.append(f"the bundle has no {info.model_file}")
             continue
         try:
-            engine: OnnxRuntimeEngine | OpenVinoEngine = (
-                OpenVinoEngine(bundle_dir / OPENVINO_XML, threads, precision)
-                if candidate == "openvino"
-                else OnnxRuntimeEngine(bundle_dir / ONNX_FILE, threads)
-            )
+            engine = info.open(bundle_dir / info.model_file, info.config(kind=candidate), threads, precision)
         except (EngineError, ImportError) as err:
             reasons.append(str(err))
             continue

@@ -18,7 +18,7 @@ import numpy as np
 
 from edge.bundle import ClassificationOutputs, DetectionOutputs, Manifest, read_manifest
 from edge.errors import EngineError, ImageError
-from edge.runtime.engines import Engine, EngineKind, Precision, create_engine
+from edge.runtime.engines import Engine, EngineChoice, Precision, create_engine
 from edge.runtime.postprocess import Detection, decode_detections, softmax
 from edge.runtime.preprocess import preprocess
 
@@ -296,7 +296,7 @@ def crop(image_bgr: np.ndarray, rect: tuple[float, float, float, float]) -> np.n
 
 def load_model(
     bundle_dir: str | Path,
-    engine: EngineKind = "auto",
+    engine: EngineChoice = "auto",
     threads: int | None = None,
     precision: Precision = "fp32",
     manifest: Manifest | None = None,

@@ -18,7 +18,7 @@ from edge.cameras.sources import (
     redact_url,
 )
 from edge.cameras.synthetic import SyntheticShelfSource
-from edge.errors import CameraError
+from edge.errors import CameraError, ConfigError
 from tests.cameras.helpers import mean_value, mjpeg_server, write_image, write_video
 from tests.helpers.broker import free_port
 
@@ -193,3 +193,55 @@ def test_shared_sample_videos_decode(shared_dir: Path, name: str) -> None:
     assert all(f.shape == (h, w, 3) and f.dtype == np.uint8 for f in frames)
     diffs = [float(np.abs(a.astype(int) - b.astype(int)).mean()) for a, b in itertools.pairwise(frames)]
     assert max(diffs) > 0.1, "frames change over time (really decoded, not one frame repeated)"
+
+
+def test_source_registry_feeds_config_validation_and_construction(tmp_path: Path) -> None:
+    from edge.cameras.sources import SOURCE_KINDS, FileSourceConfig, SyntheticSourceConfig
+    from edge.config import EdgeConfig, dump_yaml_config, parse_yaml_config
+
+    assert set(SOURCE_KINDS) == {"synthetic", "stream", "v4l2", "file"}
+    for i in range(3):
+        write_image(tmp_path / f"{i}.png", 40 * i + 20)
+    yaml_text = f"""cameras:
+  - {{id: plain, source: "synthetic:?width=64&height=48&rows=1"}}
+  - {{id: mapped, source: {{kind: synthetic, width: 64, height: 48, rows: 1, seed: 3}}}}
+  - {{id: folder, source: {{kind: file, path: "{tmp_path}", rate: 20}}}}
+  - {{id: usb, source: /dev/video0}}
+  - {{id: rtsp, source: "rtsp://admin:hunter2@10.0.0.5/s"}}
+"""
+    cfg = parse_yaml_config(yaml_text, EdgeConfig)
+    plain, mapped, folder, usb, rtsp = (c.source for c in cfg.cameras)
+    assert isinstance(plain, SyntheticSourceConfig) and (plain.width, plain.rows) == (64, 1)
+    assert [c.kind for c in (mapped, folder, usb, rtsp)] == ["synthetic", "file", "v4l2", "stream"]
+    assert rtsp.describe() == "rtsp://admin:***@10.0.0.5/s"
+    # The same configs build the sources: the mapped synthetic shelf with its seed, the folder at its rate.
+    shelf = open_source(mapped, realtime=False)
+    assert isinstance(shelf, SyntheticShelfSource) and shelf.shelf.seed == 3
+    images = open_source(folder)
+    images.open()
+    assert isinstance(images, ImageFolderSource) and images.frame_interval == pytest.approx(1 / 20)
+    images.close()
+    assert isinstance(folder, FileSourceConfig)
+    # config show writes plain forms back as they were given; a mapping only where a plain string cannot say it.
+    shown = dump_yaml_config(cfg)
+    assert "source: synthetic:?width=64&height=48&rows=1\n" in shown and "source: /dev/video0\n" in shown
+    assert "kind: file" in shown and "rate: 20.0" in shown
+    assert parse_yaml_config(shown, EdgeConfig) == cfg
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ('"synthetic:?width=10"', r"edge.yaml:1: cameras.0.source.synthetic.width: Input should be greater than"),
+        ("{kind: synthetic, widht: 64}", r"cameras.0.source.synthetic.widht: Extra inputs are not permitted"),
+        ('"synthetic:?colour=red"', r"cameras.0.source: Value error, synthetic source: unknown option 'colour'"),
+        ("{kind: webcam}", r"cameras.0.source: Input tag 'webcam' found using 'kind'"),
+        ('{kind: stream, url: "ftp://x/y"}', r"cameras.0.source.stream.url: Value error, unsupported camera URL"),
+        ("{kind: v4l2, device: /tmp/x}", r"cameras.0.source.v4l2.device: Value error, '/tmp/x' is not a V4L2"),
+    ],
+)
+def test_config_validate_checks_every_source_field(source: str, message: str) -> None:
+    from edge.config import EdgeConfig, parse_yaml_config
+
+    with pytest.raises(ConfigError, match=message):
+        parse_yaml_config(f"cameras: [{{id: a, source: {source}}}]", EdgeConfig, source="edge.yaml")

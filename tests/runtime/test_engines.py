@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edge.bundle import ONNX_FILE, OPENVINO_XML, read_manifest
-from edge.errors import EngineError
+from edge.errors import ConfigError, EngineError
 from edge.runtime.engines import Engine, OnnxRuntimeEngine, OpenVinoEngine, create_engine
 from tests.helpers.tiny_bundle import TinyBundle, make_classification_bundle
 
@@ -152,3 +152,31 @@ def test_concurrent_callers_get_their_own_results(cls_bundle: TinyBundle, kind: 
         t.join(timeout=60)
     assert not any(t.is_alive() for t in threads)
     assert wrong == []
+
+
+def test_engine_registry_feeds_config_and_construction(cls_bundle: TinyBundle) -> None:
+    from edge.config import EdgeConfig, parse_yaml_config
+    from edge.runtime.engines import ENGINE_KINDS, OpenVinoSettings, open_engine
+
+    assert list(ENGINE_KINDS) == ["onnxruntime", "openvino"]
+    manifest = read_manifest(cls_bundle.bundle_dir)
+    # The plain name and the mapping form with an engine's own settings both validate and build that engine.
+    plain = parse_yaml_config("model: {engine: openvino, precision: fp32}", EdgeConfig).model
+    assert isinstance(plain.engine, OpenVinoSettings)
+    mapped = parse_yaml_config("model: {engine: {kind: openvino, precision: fp16, threads: 1}}", EdgeConfig).model
+    engine = create_engine(cls_bundle.bundle_dir, manifest, mapped.engine, mapped.threads, mapped.precision)
+    assert engine.name == "openvino" and engine.requested_precision == "fp16"
+    assert EdgeConfig.model_validate({"model": {"engine": mapped.engine}}).model_dump(mode="json")["model"][
+        "engine"
+    ] == {"kind": "openvino", "precision": "fp16", "threads": 1}
+    with pytest.raises(ConfigError, match=r"edge.yaml:1: model.engine.onnxruntime.precision: Extra inputs"):
+        parse_yaml_config("model: {engine: {kind: onnxruntime, precision: fp16}}", EdgeConfig, source="edge.yaml")
+    with pytest.raises(ConfigError, match="unknown engine 'tensorrt'; use auto, onnxruntime, openvino"):
+        parse_yaml_config("model: {engine: tensorrt}", EdgeConfig)
+    # One model file, no bundle (what the trainer checks its exports with).
+    single = open_engine("openvino", cls_bundle.bundle_dir / OPENVINO_XML, threads=1)
+    x = np.random.default_rng(0).random((1, 3, 32, 32), dtype=np.float32)
+    reference = open_engine("onnxruntime", cls_bundle.bundle_dir / ONNX_FILE).infer({"input": x})["logits"]
+    assert np.allclose(single.infer({"input": x})["logits"], reference, atol=1e-4)
+    with pytest.raises(EngineError, match="not auto"):
+        open_engine("auto", cls_bundle.bundle_dir / ONNX_FILE)

@@ -11,8 +11,8 @@ from flask import Blueprint, jsonify, request, send_file
 from pydantic import Field
 
 from edge.config.model import ZoneConfig
-from edge.config.strict import StrictModel
 from edge.errors import ConflictError, NotFoundError
+from edge.strict import StrictModel
 from edge.vocabulary import Backbone, Task
 from trainer.service.http import error_response
 from trainer.service.services import BUNDLES_DIR, TrainerServices, services
