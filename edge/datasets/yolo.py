@@ -126,11 +126,38 @@ def _read_names(root: Path) -> list[str]:
     raise DatasetError(f"{root}: no data.yaml (or classes.txt / obj.names) naming the YOLO classes")
 
 
-def _names_from_yaml(path: Path) -> list[str]:
+# A data.yaml names a few hundred classes at most; anything larger is not one.
+MAX_DATA_YAML_BYTES = 256 * 1024
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """safe_load without anchors and aliases: a 170 KB file nesting aliases 8 deep expanded to gigabytes of names."""
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:  # type: ignore[override]
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in a dataset's data.yaml", mark
+            )
+        return super().compose_node(parent, index)  # type: ignore[no-any-return]
+
+
+def load_small_yaml(path: Path, max_bytes: int = MAX_DATA_YAML_BYTES) -> Any:
+    """A dataset's YAML file, bounded: at most max_bytes, no aliases; DatasetError naming the file otherwise."""
     try:
-        data = yaml.safe_load(read_text(path))
+        size = path.stat().st_size
+    except OSError as err:
+        raise DatasetError(f"cannot read {path}: {err}") from err
+    if size > max_bytes:
+        raise DatasetError(f"{path}: {size} bytes is more than the {max_bytes // 1024} KiB a data.yaml may hold")
+    try:
+        return yaml.load(read_text(path), Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as err:
         raise DatasetError(f"{path}: malformed YAML: {err}") from err
+
+
+def _names_from_yaml(path: Path) -> list[str]:
+    data = load_small_yaml(path)
     if not isinstance(data, dict):
         raise DatasetError(f"{path}: expected a mapping with 'names'")
     raw = data.get("names")
@@ -143,10 +170,10 @@ def _names_from_yaml(path: Path) -> list[str]:
             raise DatasetError(f"{path}: neither 'names' nor 'nc' is given")
         names = [str(i) for i in range(nc)]
     elif isinstance(raw, list):
-        names = [str(n) for n in raw]
+        names = [_scalar_name(path, n) for n in raw]
     elif isinstance(raw, dict):
         try:
-            by_id = {int(k): str(v) for k, v in raw.items()}
+            by_id = {int(k): _scalar_name(path, v) for k, v in raw.items()}
         except (TypeError, ValueError) as err:
             raise DatasetError(f"{path}: 'names' keys must be integer class ids") from err
         if sorted(by_id) != list(range(len(by_id))):
@@ -160,6 +187,13 @@ def _names_from_yaml(path: Path) -> list[str]:
     if duplicates:
         raise DatasetError(f"{path}: class names appear more than once: {', '.join(duplicates)}")
     return names
+
+
+def _scalar_name(path: Path, value: Any) -> str:
+    # A class name is one scalar: a nested list would be turned into one enormous name by str().
+    if isinstance(value, list | dict) or value is None:
+        raise DatasetError(f"{path}: class name {str(value)[:40]!r} must be text, not a {type(value).__name__}")
+    return str(value)
 
 
 def _image_groups(root: Path) -> list[tuple[Path, Path, str, set[str]]]:

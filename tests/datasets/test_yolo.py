@@ -9,6 +9,7 @@ import pytest
 from edge.datasets.formats import detect_format, read_dataset
 from edge.errors import DatasetError
 from tests.datasets.conftest import write_image
+from tests.helpers.hostile import yaml_alias_bomb
 
 
 def make(root: Path, lines: str, names: str = "names: [gap, full]\n", layout: str = "split-first") -> Path:
@@ -127,4 +128,27 @@ def test_tags_sidecar_naming_an_unknown_image_is_refused(tmp_path: Path) -> None
         read_dataset(tmp_path, "yolo")
     (tmp_path / "tags.csv").write_text("image,tags\n../a.jpg,gap\n")
     with pytest.raises(DatasetError, match=r"tags\.csv:2: .*'\.\.'"):
+        read_dataset(tmp_path, "yolo")
+
+
+def test_an_alias_bomb_in_data_yaml_is_refused_before_it_expands(tmp_path: Path) -> None:
+    # A few hundred bytes whose `names` nest aliases (10**4 copies of a 64-character name here; the file
+    # nested 8 deep): safe_load shares the objects, then str() of the "name" expanded them into a huge label.
+    text = yaml_alias_bomb(depth=4, width=10)
+    assert len(text) < 1000
+    make(tmp_path, "0 0.5 0.5 0.2 0.2\n", names=text)
+    with pytest.raises(DatasetError, match=r"data\.yaml: malformed YAML: aliases \(\*name\) are not allowed"):
+        read_dataset(tmp_path, "yolo")
+
+
+@pytest.mark.parametrize("names", ["names: [[a, b], c]\n", "names: {0: [a], 1: b}\n", "names: [a, null]\n"])
+def test_a_class_name_that_is_not_a_scalar_is_refused(tmp_path: Path, names: str) -> None:
+    make(tmp_path, "0 0.5 0.5 0.2 0.2\n", names=names)
+    with pytest.raises(DatasetError, match=r"data\.yaml: class name .* must be text"):
+        read_dataset(tmp_path, "yolo")
+
+
+def test_an_oversized_data_yaml_is_refused_unread(tmp_path: Path) -> None:
+    make(tmp_path, "0 0.5 0.5 0.2 0.2\n", names="names: [a, b]\n" + "# padding\n" * 30_000)
+    with pytest.raises(DatasetError, match=r"data\.yaml: \d+ bytes is more than the 256 KiB"):
         read_dataset(tmp_path, "yolo")
