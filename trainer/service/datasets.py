@@ -98,7 +98,6 @@ def validate_dataset(root: Path, fmt: str | None, limits: Limits) -> tuple[str, 
     if not dataset.samples:
         raise DatasetError(f"the {fmt} dataset holds no images")
     check_label_names(dataset)
-    check_label_names(dataset)
     for sample in dataset.samples:
         try:
             data = sample.path.read_bytes()
@@ -106,22 +105,6 @@ def validate_dataset(root: Path, fmt: str | None, limits: Limits) -> tuple[str, 
             raise ImageError(f"{sample.name}: cannot be read: {err.strerror}") from err
         validate_image(data, sample.name, max_image_mb=limits.max_image_mb, max_pixels=limits.max_pixels)
     return fmt, dataset
-
-
-def check_label_names(dataset: Dataset) -> None:
-    """Every label name (declared, tagged, boxed) passes the device's own rule; DatasetError naming it otherwise."""
-    from edge.errors import AnnotationError
-    from edge.store.validation import check_label_name
-
-    names = [info.name for info in dataset.labels]
-    for sample in dataset.samples:
-        names += sample.tags
-        names += [box.label for box in sample.boxes]
-    for name in dict.fromkeys(names):
-        try:
-            check_label_name(name)
-        except AnnotationError as err:
-            raise DatasetError(f"the dataset's {err}") from err
 
 
 def check_label_names(dataset: Dataset) -> None:
