@@ -33,6 +33,7 @@ COMMAND_MODULES = [
     "edge.commands.run_cmd",
     "edge.commands.bench_cmd",
     "edge.commands.edge_cmd",
+    "edge.commands.fleet_cmd",
 ]
 
 
@@ -40,6 +41,14 @@ def print_json(obj: Any) -> None:
     """Print one JSON object on the last line of stdout (the --json convention)."""
     sys.stdout.write(json.dumps(obj, separators=(",", ":"), default=str) + "\n")
     sys.stdout.flush()
+
+
+def print_result(args: argparse.Namespace, obj: Any, text: str) -> None:
+    """The command's result: one JSON line with --json (`args.json`), else the text for a person."""
+    if getattr(args, "json", False):
+        print_json(obj)
+    else:
+        print(text)
 
 
 def setup_logging(level: str = "info") -> None:

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edge.cli import print_result
 from edge.errors import ConfigError
 from edge.vocabulary import BACKBONES, TASK_CHOICES
 
@@ -55,15 +56,6 @@ def _config(args: argparse.Namespace) -> EdgeConfig:
     return cfg.model_copy(update=updates) if updates else cfg
 
 
-def _print(args: argparse.Namespace, obj: dict[str, Any], text: str) -> None:
-    from edge.cli import print_json
-
-    if args.json:
-        print_json(obj)
-    else:
-        print(text)
-
-
 # ------------------------------------------------------------------------------------------------ train
 
 
@@ -91,7 +83,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not args.wait:
             dataset, job = submit_job(client, store, request)
             result = {"dataset": dataset["id"], "job": job["id"], "state": job.get("state"), "task": plan.task}
-            _print(args, result, f"job {job['id']} {job.get('state')} on {client.url} (dataset {dataset['id']})")
+            print_result(args, result, f"job {job['id']} {job.get('state')} on {client.url} (dataset {dataset['id']})")
             return 0
 
         models = ModelRepository.from_config(cfg)
@@ -111,7 +103,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             if not run.in_progress:
                 break
         text = f"{run.state}: {run.decision or run.error or ''}".strip()
-        _print(args, runner.describe(run) | {"report": runner.report(run.id)}, text)
+        print_result(args, runner.describe(run) | {"report": runner.report(run.id)}, text)
         return 1 if run.state in FAILED_STATES else 0
     finally:
         store.close()
@@ -155,7 +147,7 @@ def cmd_models_list(args: argparse.Namespace) -> int:
         metrics = ", ".join(f"{k} {v:.3f}" for k, v in (row.get("metrics") or {}).items() if isinstance(v, float))
         state = row["status"] if row["status"] == "ok" else f"refused: {row['reason']}"
         lines.append(f"{flag} {row['version']}  {row.get('task', '?')}  {state}  {metrics}".rstrip())
-    _print(
+    print_result(
         args,
         {"items": rows, "active": repo.active_version(), "previous": repo.previous_version()},
         "\n".join(lines) or "no model installed",
@@ -167,7 +159,7 @@ def cmd_models_activate(args: argparse.Namespace) -> int:
     """Make an installed version the active one."""
     repo = _repository(args)
     manifest = repo.activate(args.version)
-    _print(args, {"active": manifest.version, "previous": repo.previous_version()}, f"active: {manifest.version}")
+    print_result(args, {"active": manifest.version, "previous": repo.previous_version()}, f"active: {manifest.version}")
     return 0
 
 
@@ -175,7 +167,7 @@ def cmd_models_rollback(args: argparse.Namespace) -> int:
     """Go back to the previous version."""
     repo = _repository(args)
     manifest = repo.rollback()
-    _print(args, {"active": manifest.version, "previous": repo.previous_version()}, f"active: {manifest.version}")
+    print_result(args, {"active": manifest.version, "previous": repo.previous_version()}, f"active: {manifest.version}")
     return 0
 
 
