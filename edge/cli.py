@@ -33,7 +33,6 @@ COMMAND_MODULES = [
     "edge.commands.run_cmd",
     "edge.commands.bench_cmd",
     "edge.commands.edge_cmd",
-    "edge.commands.fleet_cmd",
 ]
 
 
