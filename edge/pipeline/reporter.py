@@ -17,7 +17,8 @@ from edge.events import Event, EventDraft, EventLog, EventWriter, SnapshotStore
 from edge.pipeline.metrics import MetricsRegistry
 from edge.pipeline.model_slot import ActiveModel
 from edge.pipeline.zone_scoring import ZoneScore
-from edge.pipeline.zone_state import Transition, ZoneState, utc_now_iso
+from edge.pipeline.zone_state import Transition, ZoneState
+from edge.timestamps import utc_now_iso
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ class Reporter:
             label=transition.label,
             score=transition.score,
             bbox=transition.bbox,
-            ts=utc_now_iso(),
+            ts=utc_now_iso("milliseconds"),
             model_name=model.name if model else None,
             model_version=model.version if model else None,
         )

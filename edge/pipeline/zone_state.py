@@ -14,17 +14,13 @@ ends nor restarts an open alert, so a flapping camera does not produce start/sta
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from functools import partial
 from typing import Literal
 
 from edge.pipeline.zone_scoring import BBox, ZoneScore
+from edge.timestamps import utc_now_iso
 
 ZoneStateName = Literal["unknown", "ok", "low_stock"]
-
-
-def utc_now_iso() -> str:
-    """Current time as ISO 8601 UTC with milliseconds and a Z suffix."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -49,7 +45,7 @@ class ZoneState:
     min_frames: int
     state: ZoneStateName = "unknown"
     score: float | None = None
-    since: str = field(default_factory=utc_now_iso)
+    since: str = field(default_factory=partial(utc_now_iso, "milliseconds"))
     alert_open: bool = False
     _streak_target: ZoneStateName | None = None
     _streak: int = 0
@@ -93,7 +89,7 @@ class ZoneState:
     def _move(self, new: ZoneStateName, result: ZoneScore) -> Transition:
         old = self.state
         self.state = new
-        self.since = utc_now_iso()
+        self.since = utc_now_iso("milliseconds")
         self._streak_target, self._streak = None, 0
         phase: Literal["start", "end"] | None = None
         if new == "low_stock" and not self.alert_open:

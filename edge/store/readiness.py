@@ -12,10 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from edge.config import DatasetRulesConfig
-from edge.vocabulary import NONE_CLASS_NAMES, Task, is_none_class
+from edge.vocabulary import Task, is_none_class
 
-__all__ = ["OTHER_CLASS_NAMES", "Task", "readiness"]
-OTHER_CLASS_NAMES = NONE_CLASS_NAMES  # TODO(H2): goes once edge/web/labels.py imports edge.vocabulary
+__all__ = ["Task", "readiness"]
 
 
 def readiness(

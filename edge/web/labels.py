@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, jsonify, render_template, request
 from pydantic import BaseModel, Field
 
-from edge.store.readiness import OTHER_CLASS_NAMES
+from edge.vocabulary import is_none_class
 from edge.web.http import read_model
 from edge.web.security import requires
 from edge.web.services import current_services
@@ -38,7 +38,7 @@ class LabelUpdate(BaseModel):
 
 def has_other_class(names: list[str]) -> bool:
     """Whether one of the labels is a NONE/other class."""
-    return any(n.casefold() in OTHER_CLASS_NAMES for n in names)
+    return any(is_none_class(n) for n in names)
 
 
 @bp.get("/labels")
