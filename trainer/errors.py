@@ -1,4 +1,5 @@
-"""The trainer's errors: all ShelfwatchError subclasses so the CLI reports them as `error: ...` with exit 1."""
+"""The trainer's errors: all ShelfwatchError subclasses so the CLI reports them as `error: ...` with exit 1 and the
+service answers each with the HTTP status it carries (`edge.errors.status_for`)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,12 @@ class TrainingError(ShelfwatchError):
 
 
 class WeightsError(TrainingError):
-    """Initial weights could not be found, downloaded, verified or loaded into the backbone."""
+    """Initial weights could not be found, downloaded, verified or loaded into the backbone (a server fault: 500)."""
+
+    http_status = 500
 
 
 class TrainingCancelled(ShelfwatchError):
-    """A cancel request stopped training; nothing was written."""
+    """A cancel request stopped training; nothing was written (a conflict with the request to train: 409)."""
+
+    http_status = 409

@@ -59,8 +59,11 @@ _OPEN[[ord("["), ord("{")]] = 1
 _OPEN[[ord("]"), ord("}")]] = -1
 
 
-class JSONTooDeepError(ValueError):
-    """A JSON document nests arrays/objects deeper than MAX_JSON_DEPTH."""
+class JSONTooDeepError(ShelfwatchError):
+    """A JSON document nests arrays/objects deeper than MAX_JSON_DEPTH (400).
+
+    Not a ValueError on purpose: request.get_json() turns those into a bare "bad request" without the reason.
+    """
 
 
 def json_depth(raw: bytes | str) -> int:
@@ -75,7 +78,7 @@ def json_depth(raw: bytes | str) -> int:
 
 
 def loads_bounded(raw: bytes | str, max_depth: int = MAX_JSON_DEPTH) -> Any:
-    """json.loads, refusing documents deeper than `max_depth` before parsing (ValueError naming the problem)."""
+    """json.loads, refusing documents deeper than `max_depth` before parsing (JSONTooDeepError naming the problem)."""
     depth = json_depth(raw)
     if depth > max_depth:
         raise JSONTooDeepError(f"JSON nested {depth} levels deep; at most {max_depth} levels are accepted")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from flask import Flask
 
+from edge.web.http import BoundedJSONProvider
 from trainer.config import TrainerConfig
 from trainer.service.http import install_auth, install_error_handlers
 from trainer.service.routes import datasets, jobs, meta
@@ -23,7 +24,7 @@ def create_app(config: TrainerConfig, *, runner: str | None = None, start_schedu
     svc = open_services(config, runner=runner)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = svc.limits.max_archive_bytes + MIB  # multipart overhead; the file is exact
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json = BoundedJSONProvider(app)  # the device's provider: documented key order, depth bounded (400)
     app.extensions[SERVICES_KEY] = svc
     app.extensions[STORE_KEY] = svc.store
     app.extensions[SCHEDULER_KEY] = svc.queue

@@ -2,20 +2,25 @@
 
 Every route but `GET /v1/health` needs `Authorization: Bearer <token>` with one of `server.tokens`; the comparison
 is constant-time (hmac.compare_digest against every configured token). With no token configured every request is
-refused with 401 and a message saying so. Errors are JSON `{"error": "..."}`: 400 bad input (naming the file),
-401 auth, 404 unknown id, 409 wrong state (bundle of an unfinished job, dataset in use), 413 size limits.
+refused with 401 and a message saying so. Errors are JSON `{"error": "..."}` with the status each error class
+carries (`edge.errors.status_for`, shared with the device): 400 bad input (naming the file), 401 auth, 404 unknown
+id, 409 wrong state (bundle of an unfinished job, dataset in use), 413 size limits, 507 a full disk, and 500 for
+anything unexpected, with its traceback logged.
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
 
 from flask import Flask, Response, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from edge.errors import ConflictError, ImageTooLargeError, NotFoundError, ShelfwatchError
-from trainer.service.datasets import ArchiveTooLarge
+from edge.errors import ShelfwatchError, is_disk_full, public_message, validation_message
+from edge.errors import status_for as status_for
+
+log = logging.getLogger(__name__)
 
 HEALTH_PATH = "/v1/health"
 
@@ -27,17 +32,6 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
     for key, value in (headers or {}).items():
         resp.headers[key] = value
     return resp
-
-
-def status_for(err: ShelfwatchError) -> int:
-    """The HTTP status a domain error is answered with."""
-    if isinstance(err, NotFoundError):
-        return 404
-    if isinstance(err, ConflictError):
-        return 409
-    if isinstance(err, ArchiveTooLarge | ImageTooLargeError):
-        return 413
-    return 400
 
 
 def token_matches(given: str, tokens: list[str]) -> bool:
@@ -76,12 +70,14 @@ def install_error_handlers(app: Flask, max_archive_mb: float) -> None:
 
     @app.errorhandler(ShelfwatchError)
     def _domain_error(err: ShelfwatchError) -> Response:
-        return error_response(status_for(err), str(err))
+        status = status_for(err)
+        if status >= 500 and status != 507:
+            log.error("%s %s -> %s: %s", request.method, request.path, status, err, exc_info=err)
+        return error_response(status, public_message(err))
 
     @app.errorhandler(ValidationError)
     def _validation_error(err: ValidationError) -> Response:
-        parts = [f"{'.'.join(str(x) for x in e['loc']) or 'body'}: {e['msg']}" for e in err.errors()[:3]]
-        return error_response(400, "invalid request: " + "; ".join(parts))
+        return error_response(400, "invalid request: " + validation_message(err, limit=3))
 
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(err: RequestEntityTooLarge) -> Response:
@@ -90,3 +86,11 @@ def install_error_handlers(app: Flask, max_archive_mb: float) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(err: HTTPException) -> Response:
         return error_response(err.code or 500, err.description or err.name)
+
+    @app.errorhandler(Exception)
+    def _unexpected(err: Exception) -> Response:
+        if is_disk_full(err):
+            log.warning("%s %s -> 507: %s", request.method, request.path, err)
+        else:
+            log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(status_for(err), public_message(err))
