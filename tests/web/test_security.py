@@ -31,7 +31,7 @@ from edge.store.users import USERS_DB, UserStore, hash_password
 from edge.web import WebServer
 from edge.web.http import MAX_JSON_DEPTH, json_depth
 from edge.web.security import requires
-from tests.helpers.small_disk import fill, small_filesystem
+from tests.helpers.disk import fill, small_filesystem
 from tests.web.conftest import ADMIN, ADMIN_PASSWORD, CAMERA_ID, SignedIn, Studio, csrf_of, open_studio
 
 DEEP = "[" * 100_000 + "]" * 100_000
@@ -146,7 +146,7 @@ def test_a_successful_sign_in_does_not_use_up_the_limit(studio: Studio, admin: S
 
 
 def test_bearer_reads_work_on_a_full_disk_and_writes_answer_507(tmp_path: Path, shelf_folder: Path) -> None:
-    with small_filesystem(tmp_path / "disk", size_mb=12) as disk, open_studio(disk / "data", shelf_folder) as studio:
+    with small_filesystem(tmp_path / "disk", "12m") as disk, open_studio(disk / "data", shelf_folder) as studio:
         users = studio.services.users
         assert users is not None
         user = users.create_first_admin(ADMIN, ADMIN_PASSWORD)
