@@ -36,14 +36,14 @@ class ProjectRecord:
         return self.id == DEFAULT_PROJECT_ID
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-friendly form."""
+        """JSON-friendly form (the counts as `label_count` and `images`; the web adds the labels themselves)."""
         return {
             "id": self.id,
             "name": self.name,
             "task": self.task or "auto",
             "default": self.is_default,
             "created": self.created,
-            "labels": self.labels,
+            "label_count": self.labels,
             "images": self.images,
         }
 
@@ -122,6 +122,14 @@ def create(conn: sqlite3.Connection, name: str, task: str) -> int:
         raise ConflictError(f"project {existing[0]!r} already exists")
     cur = conn.execute("INSERT INTO projects (name, task, created) VALUES (?, ?, ?)", (clean, checked, now()))
     return int(cur.lastrowid or 0)
+
+
+def set_task(conn: sqlite3.Connection, project: ProjectRecord, task: str | None) -> None:
+    """Change the project's task; None ("auto") only for the default project (AnnotationError otherwise)."""
+    if task is None and not project.is_default:
+        raise AnnotationError(f"project {project.name!r} must train classification or detection, not auto")
+    checked = None if task is None else check_task(task)
+    conn.execute("UPDATE projects SET task = ? WHERE id = ?", (checked, project.id))
 
 
 def of_image(conn: sqlite3.Connection, image_id: int) -> int:

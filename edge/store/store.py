@@ -142,6 +142,13 @@ class DatasetStore:
         log.info("created project %s (%s) with %s labels", record.name, record.task, record.labels)
         return record
 
+    def set_project_task(self, project: ProjectRef, task: str | None) -> ProjectRecord:
+        """Change what a project trains (None: "auto", the default project only)."""
+        with self._db.tx(write=True) as conn:
+            record = projects.resolve(conn, project)
+            projects.set_task(conn, record, task)
+            return projects.resolve(conn, record.id)
+
     def _pid(self, conn: sqlite3.Connection, project: ProjectRef) -> int:
         return projects.resolve(conn, project).id
 

@@ -92,6 +92,7 @@ def training_plan(
     camera: str | None = None,
     use_zones: bool = True,
     strict: bool = True,
+    project: int | str | None = None,
 ) -> TrainingPlan:
     """What a training run would train on, and the readiness verdict judged for exactly that.
 
@@ -100,12 +101,14 @@ def training_plan(
     """
     from edge.config import ZoneConfig
 
-    resolved = task or store.default_task()
+    resolved = task or store.default_task(project=project)
     try:
         zones = training_zones(config, store, resolved, camera) if use_zones else None
     except ConflictError:
         if strict:
             raise
         zones = None
-    summary = store.summary(cast("Task", resolved), [ZoneConfig.model_validate(z) for z in zones] if zones else None)
+    summary = store.summary(
+        cast("Task", resolved), [ZoneConfig.model_validate(z) for z in zones] if zones else None, project=project
+    )
     return TrainingPlan(resolved, zones, summary)

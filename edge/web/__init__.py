@@ -27,6 +27,7 @@ BLUEPRINTS: list[str] = [
     "edge.web.auth",
     "edge.web.users",
     "edge.web.cameras",
+    "edge.web.projects",
     "edge.web.images",
     "edge.web.labels",
     "edge.web.dataset",

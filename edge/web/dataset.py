@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from edge.errors import DatasetError
 from edge.web.http import ApiError, read_model
+from edge.web.projects import project_ref
 from edge.web.security import requires
 from edge.web.services import current_services
 
@@ -40,9 +41,10 @@ class AutoSplitBody(BaseModel):
     seed: int = 0
 
 
-def chosen_task() -> str | None:
-    """The task the summary is judged for: ?task=, else the review page's choice; None lets the store decide."""
-    chosen = request.args.get("task") or current_services().store.get_setting(TASK_SETTING, "auto")
+def chosen_task(project_task: str | None = None) -> str | None:
+    """The task the summary is judged for: ?task=, else the project's task, else the review page's choice (the
+    default project's "auto"); None lets the store decide."""
+    chosen = request.args.get("task") or project_task or current_services().store.get_setting(TASK_SETTING, "auto")
     if chosen not in ("auto", "classification", "detection"):
         raise ApiError(400, "task must be auto, classification or detection")
     return None if chosen == "auto" else chosen
@@ -58,9 +60,10 @@ def dataset_summary(task: str | None = None) -> dict[str, Any]:
 
     store = current_services().store
     config = current_app.config["SHELFWATCH_CONFIG"]
-    summary = training_plan(config, store, task or chosen_task(), strict=False).summary
+    project = store.get_project(project_ref())
+    summary = training_plan(config, store, task or chosen_task(project.task), strict=False, project=project.id).summary
     rules = store.rules
-    summary["task_setting"] = store.get_setting(TASK_SETTING, "auto")
+    summary["task_setting"] = project.task or store.get_setting(TASK_SETTING, "auto")
     summary["min_images"] = rules.min_images
     summary["min_per_label"] = (
         rules.min_boxes_per_label_detection if summary["task"] == "detection" else rules.min_per_label_classification
@@ -93,7 +96,12 @@ def summary() -> Any:
 def set_task() -> Any:
     """Choose what the dataset trains: classification, detection, or auto (detection once any box exists)."""
     body = read_model(TaskBody)
-    current_services().store.set_setting(TASK_SETTING, body.task)
+    store = current_services().store
+    project = store.get_project(project_ref())
+    if project.is_default:  # its choice stays where it was before projects ("auto" allowed)
+        store.set_setting(TASK_SETTING, body.task)
+    else:
+        store.set_project_task(project.id, None if body.task == "auto" else body.task)
     return jsonify(dataset_summary())
 
 
@@ -102,7 +110,9 @@ def set_task() -> Any:
 def auto_split() -> Any:
     """Assign train/test by label-stratified 80/20 (or test_fraction) to images whose split is auto."""
     body = read_model(AutoSplitBody)
-    counts = current_services().store.auto_split(body.test_fraction, body.seed, only_auto=not body.reassign)
+    counts = current_services().store.auto_split(
+        body.test_fraction, body.seed, only_auto=not body.reassign, project=project_ref()
+    )
     return jsonify({"assigned": counts, "summary": dataset_summary()})
 
 
@@ -116,7 +126,7 @@ def export() -> Response:
     if fmt not in EXPORT_FORMATS:
         raise ApiError(400, f"format must be one of {', '.join(EXPORT_FORMATS)}, got {fmt!r}")
     only_tagged = request.args.get("tagged", "").lower() in ("1", "true", "yes")
-    dataset = current_services().store.export_dataset(only_tagged=only_tagged)
+    dataset = current_services().store.export_dataset(only_tagged=only_tagged, project=project_ref())
     work = Path(tempfile.mkdtemp(prefix="shelfwatch-export-"))
     try:
         out = work / "dataset"
@@ -168,6 +178,6 @@ def import_archive() -> Any:
                 str(err), archive=archive, extracted=work / "extracted", name=filename, format_hint="choose the format"
             )
             raise DatasetError(message) from err
-        stats = store.import_dataset(dataset)
+        stats = store.import_dataset(dataset, project=project_ref())
     log.info("imported %s (%s): %s", filename, fmt, stats)
     return jsonify({"format": fmt, "imported": stats, "summary": dataset_summary()}), 201

@@ -15,6 +15,7 @@ from edge.datasets.model import SPLITS, Box
 from edge.errors import ImageError, NotFoundError
 from edge.store.images import write_atomic
 from edge.web.http import ROW_ID_MAX, ROW_ID_MIN, ApiError, int_arg, read_model
+from edge.web.projects import project_ref
 from edge.web.security import requires
 from edge.web.services import current_services
 
@@ -79,7 +80,7 @@ def _bool_arg(name: str) -> bool | None:
 @requires("viewer")
 def library() -> str:
     """The paged image grid with filters, upload and bulk actions."""
-    labels = [lab.as_dict() for lab in current_services().store.list_labels()]
+    labels = [lab.as_dict() for lab in current_services().store.list_labels(project=project_ref())]
     return render_template("library.html", labels=labels)
 
 
@@ -89,13 +90,15 @@ def library() -> str:
 def tag(image_id: int | None = None) -> str:
     """The tagging page; without an id it opens the oldest untagged image."""
     store = current_services().store
+    project = project_ref()
     if image_id is None:
-        untagged, _ = store.list_images(page=1, page_size=1, tagged=False, newest_first=False)
-        first, _ = store.list_images(page=1, page_size=1, newest_first=False)
+        untagged, _ = store.list_images(page=1, page_size=1, tagged=False, newest_first=False, project=project)
+        first, _ = store.list_images(page=1, page_size=1, newest_first=False, project=project)
         image_id = untagged[0].id if untagged else (first[0].id if first else None)
+        labels = [lab.as_dict() for lab in store.list_labels(project=project)]
     else:
-        store.get_image(image_id)  # 404 page for an unknown id
-    labels = [lab.as_dict() for lab in store.list_labels()]
+        store.get_image(image_id, project=project)  # 404 page for an unknown id
+        labels = [lab.as_dict() for lab in store.list_labels(project=store.image_project(image_id).id)]
     return render_template("tag.html", image_id=image_id, labels=labels)
 
 
@@ -119,6 +122,7 @@ def list_images() -> Any:
         split=split,
         camera=request.args.get("camera") or None,
         newest_first=order == "newest",
+        project=project_ref(),
     )
     return jsonify({"items": [r.as_dict() for r in items], "page": page, "page_size": page_size, "total": total})
 
@@ -143,7 +147,7 @@ def upload_images() -> Any:
         # Only the base name is kept: a browser or client may send a path, and it must not travel further.
         name = PurePath((upload.filename or "upload").replace("\\", "/")).name or "upload"
         batch.append((name, upload.read()))
-    records = current_services().store.add_images(batch)
+    records = current_services().store.add_images(batch, project=project_ref())
     duplicates = sum(1 for (_, _), r in zip(batch, records, strict=True) if r.duplicate_of == r.id)
     log.info("uploaded %s images (%s already stored)", len(records), duplicates)
     return jsonify({"items": [r.as_dict() for r in records], "stored": len(records) - duplicates}), 201
@@ -153,7 +157,7 @@ def upload_images() -> Any:
 @requires("viewer")
 def get_image(image_id: int) -> Any:
     """One image's record with its annotations."""
-    return jsonify(current_services().store.get_image(image_id).as_dict())
+    return jsonify(current_services().store.get_image(image_id, project=project_ref()).as_dict())
 
 
 @bp.get("/api/v1/images/<int:image_id>/file")
@@ -161,7 +165,7 @@ def get_image(image_id: int) -> Any:
 def image_file(image_id: int) -> Response:
     """The stored image file."""
     store = current_services().store
-    record = store.get_image(image_id)
+    record = store.get_image(image_id, project=project_ref())
     path = store.image_path(image_id)
     if not path.is_file():
         raise NotFoundError(f"the file of image {image_id} is missing")
@@ -174,7 +178,7 @@ def image_file(image_id: int) -> Response:
 def image_thumb(image_id: int) -> Response:
     """A small JPEG of the image for grids (cached on disk by content hash)."""
     store = current_services().store
-    record = store.get_image(image_id)
+    record = store.get_image(image_id, project=project_ref())
     cache = Path(store.data_dir) / THUMBS_DIR / f"{record.sha256}.jpg"
     if not cache.is_file():
         source = store.image_path(image_id)
@@ -214,13 +218,14 @@ def _mimetype(ext: str) -> str:
 def _delete(ids: list[int]) -> int:
     """Delete images and their cached thumbnails; how many existed."""
     store = current_services().store
+    project = project_ref()
     hashes = []
     for image_id in set(ids):
         try:
-            hashes.append(store.get_image(image_id).sha256)
+            hashes.append(store.get_image(image_id, project=project).sha256)
         except NotFoundError:
             continue
-    deleted = int(store.delete_images(ids))
+    deleted = int(store.delete_images(ids, project=project))
     for sha256 in hashes:
         (Path(store.data_dir) / THUMBS_DIR / f"{sha256}.jpg").unlink(missing_ok=True)
     return deleted
@@ -248,7 +253,7 @@ def delete_many() -> Any:
 def set_split() -> Any:
     """Put images into a split by hand: {"ids": [...], "split": "train"|"val"|"test"|"auto"}."""
     body = read_model(SplitBody)
-    current_services().store.set_split(body.ids, body.split)
+    current_services().store.set_split(body.ids, body.split, project=project_ref())
     return jsonify({"updated": len(set(body.ids)), "split": body.split})
 
 
@@ -256,7 +261,7 @@ def set_split() -> Any:
 @requires("viewer")
 def get_annotations(image_id: int) -> Any:
     """The image's tags and boxes (normalised x1, y1, x2, y2)."""
-    return jsonify(current_services().store.get_annotations(image_id).as_dict())
+    return jsonify(current_services().store.get_annotations(image_id, project=project_ref()).as_dict())
 
 
 @bp.put("/api/v1/images/<int:image_id>/annotations")
@@ -265,5 +270,5 @@ def put_annotations(image_id: int) -> Any:
     """Replace the image's tags and boxes; 400 for coordinates outside 0..1, x1 >= x2, y1 >= y2 or unknown labels."""
     body = read_model(AnnotationsBody)
     boxes = [Box(b.label, b.x1, b.y1, b.x2, b.y2) for b in body.boxes]
-    saved = current_services().store.set_annotations(image_id, body.tags, boxes)
+    saved = current_services().store.set_annotations(image_id, body.tags, boxes, project=project_ref())
     return jsonify(saved.as_dict())

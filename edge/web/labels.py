@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from edge.vocabulary import is_none_class
 from edge.web.http import read_model
+from edge.web.projects import project_ref
 from edge.web.security import requires
 from edge.web.services import current_services
 
@@ -52,7 +53,7 @@ def page() -> str:
 @requires("viewer")
 def list_labels() -> Any:
     """Every label with description, colour and use counts; `has_other` says whether a NONE/other class exists."""
-    labels = current_services().store.list_labels()
+    labels = current_services().store.list_labels(project=project_ref())
     return jsonify(
         {
             "items": [lab.as_dict() for lab in labels],
@@ -67,7 +68,7 @@ def list_labels() -> Any:
 def create_label() -> Any:
     """Create a label: {"name", "description", "color"?} -> 201; 409 when the name exists."""
     body = read_model(LabelCreate)
-    label = current_services().store.create_label(body.name, body.description, body.color)
+    label = current_services().store.create_label(body.name, body.description, body.color, project=project_ref())
     return jsonify(label.as_dict()), 201
 
 
@@ -75,7 +76,7 @@ def create_label() -> Any:
 @requires("viewer")
 def get_label(name: str) -> Any:
     """One label by name."""
-    return jsonify(current_services().store.get_label(name).as_dict())
+    return jsonify(current_services().store.get_label(name, project=project_ref()).as_dict())
 
 
 @bp.patch("/api/v1/labels/<name>")
@@ -84,7 +85,7 @@ def update_label(name: str) -> Any:
     """Rename, describe or recolour a label (annotations follow a rename)."""
     body = read_model(LabelUpdate)
     label = current_services().store.update_label(
-        name, new_name=body.name, description=body.description, color=body.color
+        name, new_name=body.name, description=body.description, color=body.color, project=project_ref()
     )
     return jsonify(label.as_dict())
 
@@ -94,5 +95,5 @@ def update_label(name: str) -> Any:
 def delete_label(name: str) -> Any:
     """Delete a label; 409 explaining its uses when images or boxes carry it, unless ?force=true."""
     force = request.args.get("force", "").lower() in ("1", "true", "yes")
-    current_services().store.delete_label(name, force=force)
+    current_services().store.delete_label(name, force=force, project=project_ref())
     return jsonify({"deleted": name})

@@ -82,7 +82,7 @@ def test_a_new_store_has_only_the_default_project(store: DatasetStore) -> None:
         "task": "auto",
         "default": True,
         "created": "",
-        "labels": 0,
+        "label_count": 0,
         "images": 0,
     }
 
