@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO
 
-from edge.datasets.paths import IGNORED_NAMES, staged_output
+from edge.datasets.paths import IGNORED_NAMES, check_name_lengths, staged_output
 from edge.errors import DatasetError
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,7 @@ def _safe_parts(archive: Path, name: str) -> tuple[str, ...] | None:
     if "\x00" in name:
         raise DatasetError(f"{archive}: member {name!r} has a NUL byte in its name")
     normalised = name.replace("\\", "/")
+    check_name_lengths(normalised, f"{archive}: member")
     if normalised.startswith("/") or (len(normalised) > 1 and normalised[1] == ":"):
         raise DatasetError(f"{archive}: member {name!r} has an absolute path")
     parts = tuple(p for p in PurePosixPath(normalised).parts if p not in ("", "."))

@@ -169,7 +169,10 @@ def _read_file(ann_file: _AnnotationFile, root: Path, ds: Dataset, seen: set[str
     for i, entry in enumerate(data["images"]):
         if not isinstance(entry, dict) or "file_name" not in entry or "id" not in entry:
             raise DatasetError(f"{path}: images[{i}] needs 'id' and 'file_name'")
-        file_name = str(entry["file_name"])
+        image_id = _coco_id(f"{path}: images[{i}] 'id'", entry["id"])
+        file_name = entry["file_name"]
+        if not isinstance(file_name, str):
+            raise DatasetError(f"{path}: images[{i}] 'file_name' must be text, found {_short(file_name)}")
         try:
             image_path = _find_image(root, path.parent, file_name)
         except DatasetError as err:
@@ -189,9 +192,9 @@ def _read_file(ann_file: _AnnotationFile, root: Path, ds: Dataset, seen: set[str
         sample = Sample(
             path=image_path, name=name, tags=list(dict.fromkeys(tags)), split=ann_file.split, width=width, height=height
         )
-        if entry["id"] in samples_by_id:
-            raise DatasetError(f"{path}: image id {entry['id']!r} is used twice")
-        samples_by_id[entry["id"]] = sample
+        if image_id in samples_by_id:
+            raise DatasetError(f"{path}: image id {image_id!r} is used twice")
+        samples_by_id[image_id] = sample
         ds.samples.append(sample)
     annotations = data.get("annotations") or []
     if not isinstance(annotations, list):
@@ -200,10 +203,10 @@ def _read_file(ann_file: _AnnotationFile, root: Path, ds: Dataset, seen: set[str
         where = f"{path}: annotations[{i}]"
         if not isinstance(ann, dict):
             raise DatasetError(f"{where} is not an object")
-        target = samples_by_id.get(ann.get("image_id"))
+        target = samples_by_id.get(_coco_id(f"{where} 'image_id'", ann.get("image_id")))
         if target is None:
             raise DatasetError(f"{where}: image_id {ann.get('image_id')!r} is not in 'images'")
-        category_id = ann.get("category_id")
+        category_id = _coco_id(f"{where} 'category_id'", ann.get("category_id"))
         if category_id not in category_names:
             raise DatasetError(f"{where}: unknown category id {category_id!r} (not in 'categories')")
         target.boxes.append(_box(where, ann, category_names[category_id], target.width or 0, target.height or 0))
@@ -215,8 +218,17 @@ def _read_categories(path: Path, data: dict[str, Any], ds: Dataset) -> dict[Any,
         isinstance(c, dict) and "id" in c and "name" in c for c in categories
     ):
         raise DatasetError(f"{path}: 'categories' must be a list of objects with 'id' and 'name'")
-    used = {a.get("category_id") for a in data.get("annotations") or [] if isinstance(a, dict)}
-    supercategories = {c.get("supercategory") for c in categories}
+    for i, category in enumerate(categories):
+        _coco_id(f"{path}: categories[{i}] 'id'", category["id"])
+        if not isinstance(category["name"], str):
+            raise DatasetError(f"{path}: categories[{i}] 'name' must be text, found {_short(category['name'])}")
+    annotations = data.get("annotations") or []
+    used = {
+        a.get("category_id")
+        for a in (annotations if isinstance(annotations, list) else [])
+        if isinstance(a, dict) and isinstance(a.get("category_id"), int | str)
+    }
+    supercategories = {c.get("supercategory") for c in categories if isinstance(c.get("supercategory"), str)}
     names: dict[Any, str] = {}
     if all(isinstance(c["id"], int) for c in categories):
         categories = sorted(categories, key=lambda c: c["id"])
@@ -244,12 +256,43 @@ def _find_image(root: Path, ann_dir: Path, file_name: str) -> Path:
     raise DatasetError(f"image file {file_name!r} is missing (looked beside the annotations file and in images/)")
 
 
+def _coco_id(where: str, value: Any) -> int | str:
+    """A COCO id: an integer or a string (JSON lets a client send a list or an object: refused, naming it)."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise DatasetError(f"{where} must be an integer or a string, found {_short(value)}")
+    return value
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _polygon_bbox(where: str, segmentation: Any) -> list[float]:
+    """[x, y, w, h] around COCO polygons [[x1, y1, x2, y2, ...], ...]; DatasetError on any other shape."""
+    if not isinstance(segmentation, list) or not all(isinstance(p, list) for p in segmentation):
+        raise DatasetError(
+            f"{where}: 'segmentation' must be a list of polygons [[x1, y1, x2, y2, ...]], found {_short(segmentation)}"
+        )
+    points: list[float] = []
+    for polygon in segmentation:
+        if len(polygon) < 6 or len(polygon) % 2 or not all(_finite(v) for v in polygon):
+            raise DatasetError(
+                f"{where}: a segmentation polygon needs at least 3 x,y number pairs, found {_short(polygon)}"
+            )
+        points += [float(v) for v in polygon]
+    xs, ys = points[0::2], points[1::2]
+    return [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)]
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def _box(where: str, ann: dict[str, Any], label: str, width: int, height: int) -> Box:
     bbox = ann.get("bbox")
-    if bbox is None and isinstance(ann.get("segmentation"), list) and ann["segmentation"]:
-        points = [v for polygon in ann["segmentation"] for v in polygon]
-        xs, ys = points[0::2], points[1::2]
-        bbox = [min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys)]
+    if bbox is None and ann.get("segmentation") not in (None, []):
+        bbox = _polygon_bbox(where, ann["segmentation"])
     if not (
         isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, int | float) and math.isfinite(v) for v in bbox)
     ):

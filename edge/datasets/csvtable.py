@@ -30,7 +30,15 @@ from edge.datasets.paths import (
     resolve_inside,
     split_from_name,
 )
-from edge.datasets.sidecars import TAGS_FILE, read_label_order, read_text, split_tags, write_label_order
+from edge.datasets.sidecars import (
+    TAGS_FILE,
+    escape_formula,
+    read_label_order,
+    read_text,
+    split_tags,
+    unescape_formula,
+    write_label_order,
+)
 from edge.errors import DatasetError
 
 log = logging.getLogger(__name__)
@@ -120,7 +128,7 @@ def read_csv(
             raise DatasetError(f"{where}: {err}") from err
         if not image.is_file():
             raise DatasetError(f"{where}: image file {row[path_index].strip()!r} is missing")
-        cell = row[label_index] if label_index < len(row) else ""
+        cell = unescape_formula(row[label_index]) if label_index < len(row) else ""
         # With `;` as the delimiter a cell cannot hold several labels; repeated rows still can.
         parts = split_tags(cell) if delimiter != ";" else [cell.strip()] if cell.strip() else []
         tags = list(dict.fromkeys(_label_name(where, part, names_by_id, numeric_names) for part in parts))
@@ -156,7 +164,7 @@ def write_csv(ds: Dataset, out: Path) -> None:
         for sample, file_name in zip(ds.samples, output_file_names(ds.samples), strict=True):
             copy_image(sample, out / "images" / file_name)
             cell = ";".join(label_ids.get(tag, tag) for tag in sample.tags)
-            writer.writerow([f"images/{file_name}", cell, sample.split])
+            writer.writerow([f"images/{file_name}", escape_formula(cell), sample.split])
     write_label_order(Dataset(labels=[LabelInfo(n) for n in names]), out)
 
 

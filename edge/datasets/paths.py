@@ -54,12 +54,26 @@ def resolve_inside(root: Path, reference: str, *, base: Path | None = None, what
     if "\x00" in text:
         raise DatasetError(f"{what} path {reference!r} contains a NUL byte")
     normalised = text.replace("\\", "/")
+    check_name_lengths(normalised, f"{what} path")
     if normalised.startswith("/") or _WINDOWS_DRIVE.match(normalised):
         raise DatasetError(f"{what} path {reference!r} is absolute; paths must be relative to the dataset folder")
     if ".." in PurePosixPath(normalised).parts:
         raise DatasetError(f"{what} path {reference!r} contains '..'; paths must stay inside the dataset folder")
     candidate = (base or root) / normalised
     return ensure_inside(root, candidate, reference=reference, what=what)
+
+
+MAX_NAME_BYTES = 255  # one file or folder name (NAME_MAX on Linux filesystems)
+MAX_PATH_BYTES = 1024  # a whole relative path: far past any real dataset, far below PATH_MAX
+
+
+def check_name_lengths(path: str, what: str) -> None:
+    """DatasetError when a name in `path` (/-separated) or the path itself is longer than a filesystem takes."""
+    if len(path.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
+        raise DatasetError(f"{what} {path[:40]!r}... is longer than {MAX_PATH_BYTES} bytes")
+    for part in path.split("/"):
+        if len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+            raise DatasetError(f"{what} {path[:40]!r}... has a name longer than {MAX_NAME_BYTES} bytes")
 
 
 def ensure_inside(root: Path, path: Path, *, reference: str | None = None, what: str = "image") -> Path:

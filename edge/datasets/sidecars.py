@@ -57,6 +57,21 @@ def ordered_labels(used: set[str], order: list[str] | None) -> list[LabelInfo]:
     return [LabelInfo(name) for name in names]
 
 
+# A cell a spreadsheet would run as a formula (`=2+5`, `+`, `-`, `@`, tab, CR first): written with a leading `'`
+# (OWASP's CSV-injection advice), which spreadsheets show as text; the readers drop that quote again.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def escape_formula(cell: str) -> str:
+    """The cell as written to a CSV file: a leading `'` when a spreadsheet would evaluate it."""
+    return f"'{cell}" if cell.startswith(_FORMULA_START) else cell
+
+
+def unescape_formula(cell: str) -> str:
+    """The cell as escape_formula was given it."""
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith(_FORMULA_START) else cell
+
+
 def split_tags(cell: str) -> list[str]:
     """Tags from a `;`-joined cell, stripped, empty parts dropped, order kept, duplicates removed."""
     out: list[str] = []
@@ -85,16 +100,18 @@ def read_tags(root: Path) -> dict[str, list[str]]:
         if len(row) < 2:
             raise DatasetError(f"{path}:{line_no}: expected 2 columns (image, tags), found {len(row)}")
         try:
-            image = resolve_inside(root, row[0], what="image")
+            image = resolve_inside(root, unescape_formula(row[0]), what="image")
         except DatasetError as err:
             raise DatasetError(f"{path}:{line_no}: {err}") from err
-        out[relative_name(root, image)] = split_tags(row[1])
+        out[relative_name(root, image)] = split_tags(unescape_formula(row[1]))
     return out
 
 
 def write_tags(root: Path, tags_by_name: dict[str, list[str]]) -> None:
     """Write root/tags.csv for the images that have tags (nothing when none has)."""
-    rows = [(name, TAG_SEPARATOR.join(tags)) for name, tags in tags_by_name.items() if tags]
+    rows = [
+        (escape_formula(name), escape_formula(TAG_SEPARATOR.join(tags))) for name, tags in tags_by_name.items() if tags
+    ]
     if not rows:
         return
     with (root / TAGS_FILE).open("w", encoding="utf-8", newline="") as f:

@@ -157,7 +157,11 @@ def import_archive() -> Any:
     fmt = request.form.get("format", "auto") or "auto"
     if fmt != "auto" and fmt not in FORMATS:
         raise ApiError(400, f"format must be auto or one of {', '.join(FORMATS)}, got {fmt!r}")
+    # The client's name is shown in messages only (NUL and control characters escaped, length capped): the upload is
+    # saved under a name of ours, so a NUL or a 300-character name cannot turn into a 500.
     filename = PurePath((upload.filename or "").replace("\\", "/")).name
+    filename = "".join(c if c.isprintable() else repr(c)[1:-1] for c in filename)
+    filename = filename if len(filename) <= 120 else f"{filename[:100]}...{filename[-16:]}"  # keeps the suffix
     if not filename.lower().endswith(ARCHIVE_SUFFIXES):
         raise ApiError(400, f"{filename or 'the upload'}: expected a .zip or .tar.gz archive")
     # Images barely compress, so ten times the upload limit is generous for real data and stops a bomb early.
@@ -165,7 +169,7 @@ def import_archive() -> Any:
     store = current_services().store
     # Under data_dir, not /tmp: a process killed mid-import leaves a folder the next start removes.
     with store.scratch("import") as work:
-        archive = work / filename
+        archive = work / ("upload" + next(s for s in ARCHIVE_SUFFIXES if filename.lower().endswith(s)))
         upload.save(archive)
         try:
             root = extract_archive(archive, work / "extracted", max_bytes=max_bytes)

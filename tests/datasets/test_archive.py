@@ -200,3 +200,11 @@ def test_not_an_archive_and_busy_destination(tmp_path: Path) -> None:
     assert [p.name for p in busy.iterdir()] == ["mine.txt"]
     with pytest.raises(DatasetError, match="does not exist"):
         extract_archive(tmp_path / "nope.zip", tmp_path / "out", max_bytes=MB)
+
+
+def test_a_member_name_longer_than_a_filesystem_takes_says_so(tmp_path: Path) -> None:
+    archive = tmp_path / "long.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("images/" + "x" * 300 + ".jpg", b"data")
+    with pytest.raises(DatasetError, match=r"member 'images/x+'\.\.\. has a name longer than 255 bytes"):
+        extract_archive(archive, tmp_path / "out", max_bytes=1 << 20)

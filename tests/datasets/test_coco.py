@@ -141,3 +141,40 @@ def test_not_a_coco_document(tmp_path: Path) -> None:
     (tmp_path / "annotations.json").write_text("[1, 2]")
     with pytest.raises(DatasetError, match="not a COCO annotations file"):
         read_dataset(tmp_path, "coco")
+
+
+def _with(doc: dict[str, Any], part: str, **fields: Any) -> dict[str, Any]:
+    doc[part][0].update(fields)
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        (_with(coco_doc(), "images", id=[1]), r"images\[0\] 'id' must be an integer or a string, found \[1\]"),
+        (_with(coco_doc(), "images", id={"a": 1}), r"images\[0\] 'id' must be an integer or a string"),
+        (_with(coco_doc(), "annotations", image_id=[1]), r"annotations\[0\] 'image_id' must be an integer"),
+        (_with(coco_doc(), "annotations", category_id=[3]), r"annotations\[0\] 'category_id' must be an integer"),
+        (_with(coco_doc(), "categories", id=[3]), r"categories\[0\] 'id' must be an integer or a string"),
+        (_with(coco_doc(), "categories", name=["gap"]), r"categories\[0\] 'name' must be text"),
+        (_with(coco_doc(), "images", file_name=["a.jpg"]), r"images\[0\] 'file_name' must be text"),
+        (_with(coco_doc(), "annotations", bbox=None, segmentation=[1, 2, 3, 4]), r"must be a list of polygons"),
+        (_with(coco_doc(), "annotations", bbox=None, segmentation=[["a", "b"]]), r"at least 3 x,y number pairs"),
+        (_with(coco_doc(), "annotations", bbox=None, segmentation=[[]]), r"at least 3 x,y number pairs"),
+        (_with(coco_doc(), "annotations", bbox=None, segmentation=[[1, 2, 3]]), r"at least 3 x,y number pairs"),
+        (coco_doc(file_name="x" * 300 + ".jpg"), r"images\[0\]: image path 'x+'\.\.\. has a name longer than 255"),
+        (coco_doc(file_name="a\x00.jpg"), r"images\[0\]: image path .* contains a NUL byte"),
+    ],
+)
+def test_malformed_shapes_are_refused_naming_the_field(tmp_path: Path, doc: dict[str, Any], message: str) -> None:
+    # Each of these was a TypeError, ValueError or OSError (a 500 on the device's and the trainer's import).
+    make(tmp_path, doc)
+    with pytest.raises(DatasetError, match=message):
+        read_dataset(tmp_path, "coco")
+
+
+def test_polygons_without_a_bbox_give_their_bounding_box(tmp_path: Path) -> None:
+    doc = _with(coco_doc(), "annotations", bbox=None, segmentation=[[10, 5, 50, 5, 50, 25, 10, 25]])
+    ds = read_dataset(make(tmp_path, doc), "coco")
+    box = ds.samples[0].boxes[0]
+    assert (box.label, box.x1, box.y1, box.x2, box.y2) == ("gap", 0.1, 0.1, 0.5, 0.5)

@@ -123,3 +123,21 @@ def test_labels_named_like_numbers_round_trip(tmp_path: Path) -> None:
     back = read_dataset(tmp_path / "out", "csv")
     assert back.label_names == ["1", "0"]
     assert {Path(s.name).name: s.tags for s in back.samples} == {"i0.jpg": ["1"], "i1.jpg": ["0"], "i2.jpg": ["1", "0"]}
+
+
+@pytest.mark.parametrize("fmt", ["csv", "yolo"])
+def test_labels_a_spreadsheet_would_evaluate_are_written_as_text_and_read_back(tmp_path: Path, fmt: str) -> None:
+    from edge.datasets.formats import write_dataset
+    from edge.datasets.model import Dataset, LabelInfo, Sample
+
+    image = write_image(tmp_path / "src" / "a.jpg")
+    labels = ["=2+5", "@SUM(A1)", "-1", "+x", "ok"]
+    ds = Dataset(labels=[LabelInfo(n) for n in labels], samples=[Sample(path=image, name="a.jpg", tags=labels)])
+    out = tmp_path / "out"
+    write_dataset(ds, out, fmt)
+    table = (out / ("dataset.csv" if fmt == "csv" else "tags.csv")).read_text()
+    for cell in table.splitlines()[1:]:
+        for value in cell.split(","):
+            assert not value.startswith(("=", "+", "-", "@")), table  # CSV injection: never a formula
+    back = read_dataset(out, fmt)
+    assert back.samples[0].tags == labels
