@@ -12,6 +12,7 @@ import shutil
 import threading
 from datetime import UTC, datetime, timedelta
 
+from edge.timestamps import iso_utc
 from trainer.service.datasets import DATASETS_DIR
 from trainer.service.store import DatasetRecord, JobStore
 
@@ -32,7 +33,7 @@ def delete_dataset(store: JobStore, dataset_id: str) -> DatasetRecord:
 def sweep_datasets(store: JobStore, max_age_days: float, *, now: datetime | None = None) -> list[str]:
     """Delete every dataset unused for max_age_days; returns their ids."""
     cutoff = (now or datetime.now(UTC)) - timedelta(days=max_age_days)
-    stamp = cutoff.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    stamp = iso_utc(cutoff, "milliseconds")
     deleted = []
     for dataset_id in store.datasets_unused_since(stamp):
         try:

@@ -8,6 +8,7 @@ cannot overwrite what the restarted server decided.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import secrets
@@ -16,11 +17,11 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from edge.errors import ConflictError, NotFoundError
+from edge.timestamps import utc_now_iso
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +70,7 @@ CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, created);
 _ADDED_COLUMNS = (("datasets", "deleted"), ("jobs", "worker"), ("jobs", "heartbeat"))
 
 
-def now_iso() -> str:
-    """The current UTC time as ISO 8601 with a Z."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+now_iso = functools.partial(utc_now_iso, "milliseconds")  # the job store's timestamps: UTC, milliseconds, Z
 
 
 def new_id(prefix: str) -> str:
