@@ -27,6 +27,7 @@ from edge.comms.outbox import Outbox
 from edge.config.model import CameraConfig, EdgeConfig, ModelConfig, ZoneConfig
 from edge.errors import ShelfwatchError
 from edge.events import EventLog, SnapshotStore
+from edge.fleet.device import FleetFollower
 from edge.pipeline.camera_pipeline import CameraPipeline, FrameFeed, PipelineSink, Watchdog
 from edge.pipeline.metrics import MetricsRegistry
 from edge.pipeline.model_slot import ActiveModel, ModelSlot
@@ -170,6 +171,7 @@ class Agent(DeviceParts):
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._announced: list[ZoneRef] = []
+        self.fleet: FleetFollower | None = None
         self._register_metrics()
 
     # -- wiring helpers --------------------------------------------------------------------------------------
@@ -216,6 +218,8 @@ class Agent(DeviceParts):
         self.reporter.requeue_unqueued()
         self.models.on_activate(self.slot.on_activated)
         self._install_configured_bundle()
+        if self.config.group is not None:
+            self.fleet = FleetFollower.from_config(self.config, self.comms, self.models).start()
         if self.slot.current is None:
             log.warning("no model is installed yet: cameras run, zones stay unknown until one is activated")
         for cam_id, pipeline in self.pipelines.items():
@@ -254,6 +258,8 @@ class Agent(DeviceParts):
                 trainer.stop()  # before the store closes: a run in progress stays so, resumed at the next start
             except Exception:
                 log.exception("stopping the training runner failed")
+        if self.fleet is not None:
+            self.fleet.stop()
         self.watchdog.stop()
         for pipeline in self.pipelines.values():
             pipeline.stop()

@@ -29,10 +29,12 @@ COMMAND_MODULES = [
     "edge.commands.demo_cmd",
     "edge.commands.bundle_cmd",
     "edge.commands.dataset_cmd",
+    "edge.commands.projects_cmd",
     "edge.commands.users_cmd",
     "edge.commands.run_cmd",
     "edge.commands.bench_cmd",
     "edge.commands.edge_cmd",
+    "edge.commands.fleet_cmd",
 ]
 
 

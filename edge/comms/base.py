@@ -41,6 +41,10 @@ class Communicator(Protocol):
     def subscribe(self, topic: str, receiver: Receiver) -> None:
         """Receive messages on a device-relative topic (kept across reconnects)."""
 
+    def subscribe_shared(self, topic: str, receiver: Receiver) -> None:
+        """Receive messages on a topic under the prefix shared by devices (`fleet/<group>/model`); the receiver
+        gets the topic relative to the prefix."""
+
     def announce(self, zones: Sequence[ZoneRef]) -> None:
         """Tell integrations which zones exist (Home Assistant discovery for MQTT)."""
 
@@ -73,6 +77,9 @@ class NullCommunicator:
         """Drop the message (MQTT disabled; the event log still has the event)."""
 
     def subscribe(self, topic: str, receiver: Receiver) -> None:
+        """Nothing ever arrives."""
+
+    def subscribe_shared(self, topic: str, receiver: Receiver) -> None:
         """Nothing ever arrives."""
 
     def announce(self, zones: Sequence[ZoneRef]) -> None:

@@ -62,6 +62,7 @@ class MqttCommunicator:
         self._send_lock = threading.Lock()
         self._retained: dict[str, tuple[str, int]] = {}
         self._subscriptions: dict[str, Receiver] = {}
+        self._strip: dict[str, int] = {}  # full topic -> length of the part the receiver does not see
         self._zones: list[ZoneRef] = []
         self._announced: set[str] = set()
         self._generation = 0
@@ -167,6 +168,15 @@ class MqttCommunicator:
         if self._connected:
             self.client.subscribe(full, qos=1)
 
+    def subscribe_shared(self, topic: str, receiver: Receiver) -> None:
+        """Receive `<prefix>/<topic>` messages (shared by devices, e.g. the fleet's); re-subscribed after reconnects."""
+        full = f"{self.config.topic_prefix}/{topic}"
+        with self._lock:
+            self._subscriptions[full] = receiver
+            self._strip[full] = len(self.config.topic_prefix) + 1
+        if self._connected:
+            self.client.subscribe(full, qos=1)
+
     def announce(self, zones: Sequence[ZoneRef]) -> None:
         """Publish (retained) Home Assistant discovery for these zones; clear it for zones that went away."""
         with self._lock:
@@ -248,10 +258,11 @@ class MqttCommunicator:
             return
         with self._lock:
             receiver = self._subscriptions.get(message.topic)
+            strip = self._strip.get(message.topic, len(self.base) + 1)
         if receiver is None:
             return
         try:
-            receiver(message.topic[len(self.base) + 1 :], payload)
+            receiver(message.topic[strip:], payload)
         except Exception:
             log.exception("MQTT: handler for %s failed", message.topic)
 

@@ -234,6 +234,10 @@ class EdgeConfig(StrictModel):
     """Everything the device agent needs; `shelfwatch config validate edge.yaml` checks a file against it."""
 
     device_id: str = Field("shelf-01", description="This device's id (a slug used in MQTT topics).")
+    group: str | None = Field(
+        None,
+        description="Fleet group (a slug): the device follows the bundle announced on <prefix>/fleet/<group>/model.",
+    )
     data_dir: Path = Field(Path("/var/lib/shelfwatch"), description="Where the dataset, models and outbox live.")
     web: WebConfig = Field(default_factory=WebConfig, description="Web studio and REST API.")
     mqtt: MqttConfig = Field(default_factory=MqttConfig, description="MQTT broker connection.")
@@ -248,6 +252,11 @@ class EdgeConfig(StrictModel):
     @classmethod
     def _id(cls, v: str) -> str:
         return _slug(v, "device_id")
+
+    @field_validator("group")
+    @classmethod
+    def _group(cls, v: str | None) -> str | None:
+        return None if v is None else _slug(v, "group")
 
     @model_validator(mode="after")
     def _unique_cameras(self) -> EdgeConfig:
