@@ -21,6 +21,11 @@ class ServerConfig(StrictModel):
     )
     max_archive_mb: float = Field(2048.0, gt=0, description="Largest accepted dataset archive, in MiB.")
     max_image_mb: float = Field(20.0, gt=0, description="Largest image inside an archive, in MiB.")
+    pull_sources: list[str] = Field(
+        default_factory=list,
+        description="Device origins POST /v1/datasets may pull from (http://device:8080; http://host:* for any "
+        "port); none = pulling is refused. Loopback and other hosts are never reached unless listed.",
+    )
 
 
 class TrainingDefaults(StrictModel):

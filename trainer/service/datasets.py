@@ -50,6 +50,8 @@ class Limits:
     max_archive_bytes: int
     max_image_mb: float
     max_pixels: int = MAX_PIXELS
+    # Device origins a pull may reach (server.pull_sources): anything else, loopback included, is refused.
+    pull_sources: tuple[str, ...] = ()
 
 
 class PullSource(StrictModel):
@@ -165,34 +167,86 @@ def ingest_archive(store: JobStore, archive: Path, fmt: str | None, limits: Limi
 # -------------------------------------------------------------------------------------------- pull from a device
 
 
-class DeviceClient:
-    """Reads a device's dataset through its REST API (`GET images?page=&page_size=`, `GET images/<id>/file`)."""
+# A page of image records or the label list: far more than a real device answers.
+MAX_JSON_ANSWER_BYTES = 16 * MIB
 
-    def __init__(self, source: PullSource) -> None:
+
+def _origin(url: str) -> tuple[str, str, int | None] | None:
+    """(scheme, host, port) of an http(s) URL, the port filled in; None when the URL is not one."""
+    parsed = urllib.parse.urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        return None
+    try:
+        port = parsed.port
+    except ValueError:
+        return None
+    return parsed.scheme, parsed.hostname.lower(), port or (443 if parsed.scheme == "https" else 80)
+
+
+def pull_allowed(url: str, allowed: tuple[str, ...] | list[str]) -> bool:
+    """Whether url's origin is one of `allowed` (`http://device:8080`; `http://host:*` takes any port)."""
+    origin = _origin(url)
+    if origin is None:
+        return False
+    for entry in allowed:
+        wildcard = entry.rstrip("/").endswith(":*")
+        listed = _origin(entry.rstrip("/")[:-2] if wildcard else entry)
+        if listed is not None and listed[:2] == origin[:2] and (wildcard or listed[2] == origin[2]):
+            return True
+    return False
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A device answers; it never sends the trainer elsewhere (a redirect could point at loopback)."""
+
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> None:
+        raise urllib.error.HTTPError(req.full_url, code, f"redirect to another address refused ({msg})", headers, fp)
+
+
+class DeviceClient:
+    """Reads a device's dataset through its REST API (`GET images?page=&page_size=`, `GET images/<id>/file`).
+
+    Only origins on the server's `pull_sources` are reached, redirects are refused, answers are size-capped, and
+    what a device answers is never echoed in an error (a token holder must not read arbitrary URLs through it).
+    """
+
+    def __init__(self, source: PullSource, allowed: tuple[str, ...] | list[str] = (), max_file_bytes: int = 0) -> None:
         parsed = urllib.parse.urlparse(source.url)
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise DatasetError(f"source url {source.url!r} must be an http(s) URL such as http://device:8080/api/v1")
+        if not pull_allowed(source.url, allowed):
+            origin = f"{parsed.scheme}://{parsed.netloc}"
+            raise DatasetError(
+                f"pulling from {origin} is not allowed: the trainer pulls only from the devices listed in "
+                "server.pull_sources of trainer.yaml"
+            )
         self.base = source.url.rstrip("/")
         self.source = source
+        self.max_file_bytes = max_file_bytes or MAX_JSON_ANSWER_BYTES
+        self._opener = urllib.request.build_opener(_NoRedirects)
 
-    def _get(self, path: str) -> bytes:
+    def _get(self, path: str, max_bytes: int = MAX_JSON_ANSWER_BYTES) -> bytes:
         url = f"{self.base}/{path}"
         req = urllib.request.Request(url, headers={"Authorization": f"Bearer {self.source.token}"})  # noqa: S310
         try:
-            with urllib.request.urlopen(req, timeout=self.source.timeout_seconds) as resp:  # noqa: S310 - http(s) only
-                return bytes(resp.read())
+            with self._opener.open(req, timeout=self.source.timeout_seconds) as resp:
+                data = bytes(resp.read(max_bytes + 1))
         except urllib.error.HTTPError as err:
-            detail = err.read()[:300].decode("utf-8", "replace")
-            raise DatasetError(f"the device answered {err.code} for {path}: {detail}") from err
+            # The status only: echoing the body would let a token holder read any URL through the trainer.
+            raise DatasetError(f"the device answered {err.code} for {path.split('?')[0]}") from err
         except (urllib.error.URLError, TimeoutError, OSError) as err:
             reason = getattr(err, "reason", err)
             raise DatasetError(f"cannot reach the device at {self.base}: {reason}") from err
+        if len(data) > max_bytes:
+            raise DatasetError(f"the device's answer to {path.split('?')[0]} is larger than {max_bytes // MIB} MiB")
+        return data
 
     def _get_json(self, path: str) -> Any:
         try:
             return json.loads(self._get(path))
-        except json.JSONDecodeError as err:
-            raise DatasetError(f"the device's answer to {path} is not JSON: {err}") from err
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            # Where it failed, not what it said.
+            raise DatasetError(f"the device's answer to {path.split('?')[0]} is not JSON") from err
 
     def pages(self, *, tagged_only: bool) -> Iterator[list[dict[str, Any]]]:
         """The generator of pages: page 1, 2, ... of image records, until the device has no more."""
@@ -224,7 +278,7 @@ class DeviceClient:
 
     def image_file(self, image_id: int) -> bytes:
         """One image's stored file."""
-        return self._get(f"images/{int(image_id)}/file")
+        return self._get(f"images/{int(image_id)}/file", max_bytes=self.max_file_bytes)
 
 
 def _image_id(item: Any) -> int:
@@ -260,7 +314,7 @@ def pull_dataset(store: JobStore, request: PullRequest, limits: Limits) -> Datas
     from edge.datasets.formats import write_dataset
     from edge.store.images import validate_image
 
-    client = DeviceClient(request.source)
+    client = DeviceClient(request.source, limits.pull_sources, int(limits.max_image_mb * MIB) + 1)
     dataset_id = new_id("ds")
     download = store.data_dir / UPLOADS_DIR / f"{dataset_id}.pull"
     dest = store.data_dir / DATASETS_DIR / dataset_id

@@ -80,6 +80,7 @@ def open_services(config: TrainerConfig, *, runner: str | None = None) -> Traine
         max_archive_bytes=int(config.server.max_archive_mb * MIB),
         max_image_mb=config.server.max_image_mb,
         max_pixels=MAX_PIXELS,
+        pull_sources=tuple(config.server.pull_sources),
     )
     sweeper = RetentionSweeper(store, config.retention.datasets_days)
     return TrainerServices(config, data_dir, store, queue, limits, signing_key, tokens, sweeper, recovered)

@@ -26,7 +26,8 @@ def make_config(data_dir: Path, **overrides: Any) -> TrainerConfig:
     """A TrainerConfig through the real model: one token, random-init defaults, two torch threads."""
     raw: dict[str, Any] = {
         "data_dir": str(data_dir),
-        "server": {"tokens": [TOKEN], "max_archive_mb": 5, "max_image_mb": 1},
+        # The pull tests' devices listen on loopback ports (tests of the refusal configure their own list).
+        "server": {"tokens": [TOKEN], "max_archive_mb": 5, "max_image_mb": 1, "pull_sources": ["http://127.0.0.1:*"]},
         "training": {"weights": None, "threads": 2},
         "workers": 1,
     }
