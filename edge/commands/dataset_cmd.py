@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,6 +13,7 @@ from edge.errors import ConfigError, DatasetError
 from edge.vocabulary import TASKS
 
 if TYPE_CHECKING:
+    from edge.config import DatasetRulesConfig
     from edge.store import DatasetStore
 
 log = logging.getLogger(__name__)
@@ -23,12 +23,9 @@ ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
 FORMAT_HELP = "coco, yolo, voc, folders or csv"
 
 
-def _open_store(args: argparse.Namespace, *, create: bool = False) -> DatasetStore:
-    """The store of --data-dir (or the config file's data_dir), with the config file's dataset rules."""
+def _data_dir(args: argparse.Namespace) -> tuple[Path, DatasetRulesConfig]:
+    """--data-dir (or the config file's data_dir) and the config file's dataset rules."""
     from edge.config import DatasetRulesConfig, EdgeConfig, load_yaml_config
-    from edge.errors import StoreError
-    from edge.store import DatasetStore
-    from edge.store.store import DB_NAME
 
     rules = DatasetRulesConfig()
     data_dir = args.data_dir
@@ -38,6 +35,16 @@ def _open_store(args: argparse.Namespace, *, create: bool = False) -> DatasetSto
         data_dir = data_dir or cfg.data_dir
     if not data_dir:
         raise ConfigError("give --data-dir DIR (or --config edge.yaml, whose data_dir is used)")
+    return Path(data_dir), rules
+
+
+def _open_store(args: argparse.Namespace, *, create: bool = False) -> DatasetStore:
+    """The store of --data-dir (or the config file's data_dir), with the config file's dataset rules."""
+    from edge.errors import StoreError
+    from edge.store import DatasetStore
+    from edge.store.store import DB_NAME
+
+    data_dir, rules = _data_dir(args)
     # Only import creates a store: a mistyped --data-dir must not answer with a new, empty dataset.
     if not create and not (Path(data_dir) / DB_NAME).is_file():
         raise StoreError(f"no dataset store in {data_dir} (no {DB_NAME}); import a dataset or capture images first")
@@ -49,8 +56,12 @@ def _is_archive(path: Path) -> bool:
 
 
 @contextlib.contextmanager
-def _dataset_root(src: Path, max_archive_mb: float) -> Iterator[Path]:
-    """The folder (or file) to read: an archive is extracted safely into a temp folder that is removed after."""
+def _dataset_root(src: Path, max_archive_mb: float, data_dir: Path) -> Iterator[Path]:
+    """The folder (or file) to read: an archive is extracted safely into a work folder that is removed after.
+
+    The work folder is under data_dir (see edge.store.scratch): one left by a killed import is removed at the next
+    start instead of staying in /tmp.
+    """
     if not src.exists():
         raise DatasetError(f"dataset {src} does not exist")
     if not _is_archive(src):
@@ -60,8 +71,11 @@ def _dataset_root(src: Path, max_archive_mb: float) -> Iterator[Path]:
         from edge.datasets.archive import extract_archive
     except ImportError as err:
         raise DatasetError(f"{src}: archives cannot be imported by this build ({err}); extract it first") from err
-    with tempfile.TemporaryDirectory(prefix="shelfwatch-import-") as tmp:
-        yield extract_archive(src, Path(tmp) / "dataset", max_bytes=int(max_archive_mb * 1024 * 1024))
+    from edge.store import scratch
+    from edge.store.store import SCRATCH_DIR
+
+    with scratch.folder(data_dir / SCRATCH_DIR, "import") as tmp:
+        yield extract_archive(src, tmp / "dataset", max_bytes=int(max_archive_mb * 1024 * 1024))
 
 
 def _column(value: str | None) -> int | str | None:
@@ -80,7 +94,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         "label_column": _column(args.label_column),
         "labels": args.labels,
     }
-    with _dataset_root(src, args.max_archive_mb) as root:
+    with _dataset_root(src, args.max_archive_mb, _data_dir(args)[0]) as root:
         fmt = detect_format(root) if args.format == "auto" else args.format
         ds = read_dataset(root, fmt, **options)
         log.info("read %s images and %s labels from %s as %s", len(ds.samples), len(ds.labels), src, fmt)

@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -150,3 +151,41 @@ def test_a_work_folder_of_a_live_process_is_left_alone(tmp_path: Path) -> None:
         DatasetStore(data).close()  # a second process opening the store (here: this live one)
         assert (work / "part").exists()
     assert not work.exists()
+
+
+CLI_CHILD = textwrap.dedent(
+    """
+    import os, signal, sys
+    import edge.datasets.archive as archive
+    from edge.cli import main
+
+    real_extract = archive.extract_archive
+
+    def extract_then_die(*args, **kwargs):
+        root = real_extract(*args, **kwargs)  # the archive is extracted into the work folder
+        os.kill(os.getpid(), signal.SIGKILL)
+        return root
+
+    archive.extract_archive = extract_then_die
+    main(["dataset", "import", sys.argv[1], "--format", "folders", "--data-dir", sys.argv[2]])
+    """
+)
+
+
+def test_a_cli_import_killed_mid_extraction_leaves_its_work_folder_under_data_dir_until_the_next_start(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    filled(data, n=1)
+    src = tmp_path / "ds.zip"
+    with zipfile.ZipFile(src, "w") as zf:
+        for i in range(3):
+            zf.writestr(f"low/s{i}.jpg", image_bytes(20 + i))
+    proc = subprocess.run(
+        [sys.executable, "-c", CLI_CHILD, str(src), str(data)], cwd=REPO, capture_output=True, timeout=120
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
+    [left] = list((data / "tmp").iterdir())
+    assert left.name.startswith("import-") and len(list(left.rglob("*.jpg"))) == 3
+    DatasetStore(data).close()
+    assert list((data / "tmp").iterdir()) == []
