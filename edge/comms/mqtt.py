@@ -61,6 +61,7 @@ class MqttCommunicator:
         # locks its publish blocks on, so this cannot deadlock with the network thread.
         self._send_lock = threading.Lock()
         self._retained: dict[str, tuple[str, int]] = {}
+        self._to_clear: set[str] = set()  # retained topics of deleted zones to empty once connected
         self._subscriptions: dict[str, Receiver] = {}
         self._strip: dict[str, int] = {}  # full topic -> length of the part the receiver does not see
         self._zones: list[ZoneRef] = []
@@ -178,9 +179,32 @@ class MqttCommunicator:
             self.client.subscribe(full, qos=1)
 
     def announce(self, zones: Sequence[ZoneRef]) -> None:
-        """Publish (retained) Home Assistant discovery for these zones; clear it for zones that went away."""
-        with self._lock:
-            self._zones = list(zones)
+        """Publish (retained) Home Assistant discovery for these zones; clear it, and the retained state, for zones
+        that went away (an empty retained publish removes a topic from the broker)."""
+        current = {f"{self.base}/{z.camera}/{z.zone}/state" for z in zones}
+        with self._send_lock:
+            with self._lock:
+                self._zones = list(zones)
+                prefix = f"{self.base}/"
+                gone = [  # <camera>/<zone>/state topics of zones no longer announced
+                    t
+                    for t in self._retained
+                    if t.startswith(prefix)
+                    and t.endswith("/state")
+                    and t[len(prefix) :].count("/") == 2
+                    and t not in current
+                ]
+                for topic in gone:
+                    del self._retained[topic]
+                self._to_clear.update(gone)
+                self._to_clear.difference_update(current)
+                clearing = list(self._to_clear) if self._connected else []
+            for topic in clearing:
+                self.client.publish(topic, b"", qos=1, retain=True)
+            with self._lock:
+                self._to_clear.difference_update(clearing)
+        if gone:
+            log.info("MQTT: cleared the retained state of %d deleted zone(s)", len(gone))
         if self._connected:
             self._publish_discovery()
 
@@ -231,8 +255,12 @@ class MqttCommunicator:
         with self._send_lock:
             with self._lock:
                 retained = list(self._retained.items())
+                clearing = list(self._to_clear)
+                self._to_clear.clear()
             for topic, (payload, qos) in retained:
                 client.publish(topic, payload, qos=qos, retain=True)
+            for topic in clearing:
+                client.publish(topic, b"", qos=1, retain=True)
         self._wake.set()
 
     def _hp(self) -> tuple[str, int]:

@@ -73,11 +73,17 @@ class MqttConfig(StrictModel):
         return v
 
 
+# Every zone is a crop per evaluated frame and a retained MQTT topic: bounded, far past a real shelf camera.
+MAX_ZONES_PER_CAMERA = 64
+MAX_POLYGON_POINTS = 100
+
+
 class ZoneConfig(StrictModel):
     id: str = Field(description="Zone id, unique within its camera (a slug used in topics).")
     name: str | None = Field(None, description="Human name shown on the page; defaults to the id.")
     polygon: list[tuple[float, float]] = Field(
-        description="Normalised [x, y] corners (0..1, origin top-left), at least 3 points."
+        max_length=MAX_POLYGON_POINTS,
+        description="Normalised [x, y] corners (0..1, origin top-left), at least 3 points.",
     )
     label: str | None = Field(
         None, description="Label that means 'low stock' in this zone; defaults to the model's low-stock label."
@@ -121,7 +127,9 @@ class CameraConfig(StrictModel):
     )
     fps: float = Field(2.0, gt=0, le=60, description="How many frames per second are evaluated.")
     enabled: bool = Field(True, description="Start this camera.")
-    zones: list[ZoneConfig] = Field(default_factory=list, description="Shelf regions evaluated separately.")
+    zones: list[ZoneConfig] = Field(
+        default_factory=list, max_length=MAX_ZONES_PER_CAMERA, description="Shelf regions evaluated separately."
+    )
     reconnect_max_seconds: float = Field(
         30.0, gt=0, description="Upper bound of the exponential backoff between reconnect attempts."
     )

@@ -12,6 +12,7 @@ from flask import Blueprint, Response, current_app, jsonify, render_template
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from edge.config import CameraConfig, EdgeConfig, ZoneConfig
+from edge.config.model import MAX_ZONES_PER_CAMERA
 from edge.web.http import ApiError, read_model, validation_message
 from edge.web.security import requires
 from edge.web.services import current_services
@@ -28,7 +29,9 @@ BOUNDARY = "shelfwatchframe"
 
 
 class ZonesBody(BaseModel):
-    zones: list[ZoneConfig] = Field(description="Every zone of the camera (the list replaces the previous one).")
+    zones: list[ZoneConfig] = Field(
+        max_length=MAX_ZONES_PER_CAMERA, description="Every zone of the camera (the list replaces the previous one)."
+    )
 
     @field_validator("zones")
     @classmethod

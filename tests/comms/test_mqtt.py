@@ -94,6 +94,30 @@ def test_discovery_is_republished_when_home_assistant_comes_online(tmp_path: Pat
         comms.stop()
 
 
+def test_a_deleted_zone_s_retained_state_is_cleared_from_the_broker(tmp_path: Path, broker: Broker) -> None:
+    comms = _comms(tmp_path, broker.port).start()
+    try:
+        assert _wait(lambda: comms.connected)
+        for zone in ("z1", "z2"):
+            comms.publish(f"cam1/{zone}/state", '{"state":"ok"}', retain=True)
+        comms.announce([ZoneRef("cam1", "z1", "Zone 1"), ZoneRef("cam1", "z2", "Zone 2")])
+        comms.announce([ZoneRef("cam1", "z1", "Zone 1")])  # z2 deleted
+        time.sleep(0.5)
+        with MqttSubscriber(broker.port, ["shelfwatch/dev1/+/+/state"]) as sub:
+            assert sub.wait_for(lambda m: len(m) >= 1, timeout=5)
+            time.sleep(0.5)  # every retained message has arrived by now
+            retained = {m.topic for m in sub.messages() if m.retained}
+        assert retained == {"shelfwatch/dev1/cam1/z1/state"}
+        broker.restart()  # the cleared state is not brought back by the re-send of the retained cache
+        assert _wait(lambda: comms.connects >= 2, timeout=20)
+        with MqttSubscriber(broker.port, ["shelfwatch/dev1/+/+/state"]) as sub:
+            assert sub.wait_for(lambda m: len(m) >= 1, timeout=5)
+            time.sleep(0.5)
+            assert {m.topic for m in sub.messages()} == {"shelfwatch/dev1/cam1/z1/state"}
+    finally:
+        comms.stop()
+
+
 def test_durable_messages_arrive_in_order(tmp_path: Path, broker: Broker) -> None:
     n = 30
     comms = _comms(tmp_path, broker.port)

@@ -7,8 +7,9 @@ import json
 import zipfile
 from typing import Any
 
+from edge.config.model import MAX_ZONES_PER_CAMERA
 from tests.helpers.hostile import half_jpeg_with_end_marker, small_image, tiff_declaring
-from tests.web.conftest import SignedIn, Studio
+from tests.web.conftest import CAMERA_ID, SignedIn, Studio
 
 
 def upload(admin: SignedIn, *files: tuple[str, bytes]) -> Any:
@@ -79,3 +80,13 @@ def test_coco_with_malformed_shapes_is_400_naming_the_problem(admin: SignedIn, s
     resp = _import(admin, "ids.zip", _coco_zip(ids))
     assert resp.status_code == 400 and "'image_id' must be an integer or a string" in resp.json["error"]
     assert studio.store.list_images()[1] == before
+
+
+def test_the_zone_count_per_camera_is_capped(admin: SignedIn, studio: Studio) -> None:
+    def zones(n: int) -> dict[str, Any]:
+        return {"zones": [{"id": f"z{i}", "polygon": [[0, 0], [0.5, 0], [0.5, 1]]} for i in range(n)]}
+
+    url = f"/api/v1/cameras/{CAMERA_ID}/zones"
+    too_many = admin.put(url, json=zones(MAX_ZONES_PER_CAMERA + 1))
+    assert too_many.status_code == 400 and f"at most {MAX_ZONES_PER_CAMERA}" in too_many.json["error"]
+    assert admin.put(url, json=zones(MAX_ZONES_PER_CAMERA)).status_code == 200
