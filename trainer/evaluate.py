@@ -7,7 +7,9 @@ target precision (most recall kept), and for the manifest the lowest threshold o
 probability among the alert labels) at which alerts reach the target precision.
 
 The report is report.json (machine-readable), confusion_matrix.png and pr_curve.png (matplotlib, Agg), and
-report.html: one page with the pictures inlined as data: URIs, no external assets.
+report.html: one page with the pictures inlined as data: URIs, no external assets. How the numbers were measured
+(a hold-out test split, or k-fold cross-validation for small datasets: trainer/crossval.py) is the report's
+`evaluation` entry, and the page says it.
 """
 
 from __future__ import annotations
@@ -165,7 +167,7 @@ def _png(fig: Any) -> bytes:
     return buf.getvalue()
 
 
-def confusion_png(labels: Sequence[str], cm: Sequence[Sequence[int]]) -> bytes:
+def confusion_png(labels: Sequence[str], cm: Sequence[Sequence[int]], scope: str = "test split") -> bytes:
     """The confusion matrix as a PNG (counts in the cells)."""
     import matplotlib
 
@@ -184,13 +186,13 @@ def confusion_png(labels: Sequence[str], cm: Sequence[Sequence[int]]) -> bytes:
         top = matrix.max() if matrix.size else 0
         for (i, j), value in np.ndenumerate(matrix):
             ax.text(j, i, str(value), ha="center", va="center", color="white" if value > top / 2 else "black")
-        ax.set_title("Confusion matrix (test split)")
+        ax.set_title(f"Confusion matrix ({scope})")
         return _png(fig)
     finally:
         plt.close(fig)
 
 
-def pr_png(curves: dict[str, list[dict[str, float]]], target: float) -> bytes:
+def pr_png(curves: dict[str, list[dict[str, float]]], target: float, scope: str = "test split") -> bytes:
     """One precision-recall curve per label as a PNG, with the target precision drawn."""
     import matplotlib
 
@@ -207,7 +209,7 @@ def pr_png(curves: dict[str, list[dict[str, float]]], target: float) -> bytes:
         ax.set_ylim(0, 1.02)
         ax.set_xlabel("recall")
         ax.set_ylabel("precision")
-        ax.set_title("Precision-recall per label (test split)")
+        ax.set_title(f"Precision-recall per label ({scope})")
         ax.legend(loc="lower left", fontsize="small")
         return _png(fig)
     finally:
@@ -216,6 +218,28 @@ def pr_png(curves: dict[str, list[dict[str, float]]], target: float) -> bytes:
 
 def _data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def _method_html(report: dict[str, Any], count: int) -> str:
+    """The sentence saying how the numbers were measured (hold-out test split or k-fold), with the folds' spread."""
+    e = html.escape
+    evaluation = report.get("evaluation") or {}
+    if evaluation.get("method") != "kfold":
+        return (
+            f"Evaluated with the exported model through {e(str(report.get('engine', 'onnxruntime')))} on {count} "
+            "test samples it did not train on."
+        )
+    spread = ", ".join(
+        f"{e(name)} {v['mean']:.3f} &plusmn; {v['std']:.3f} (folds {v['min']:.3f}&ndash;{v['max']:.3f})"
+        for name, v in (evaluation.get("metrics") or {}).items()
+    )
+    reason = e(str(evaluation.get("reason", "")))
+    return (
+        f"Evaluated by {evaluation.get('folds')}-fold cross-validation by photo ({reason}): every one of the "
+        f"{count} samples was tested once by a model that did not train on its photo; "
+        f"mean &plusmn; spread over the folds: {spread}. The confusion matrix and curves pool the folds' "
+        "predictions; the shipped model was then trained on every image."
+    )
 
 
 def report_html(report: dict[str, Any], confusion: bytes, pr: bytes) -> str:
@@ -272,8 +296,7 @@ td:first-child,th:first-child{{text-align:left}}.warn{{background:#fff3cd;border
 img{{max-width:100%}}pre{{background:#f5f5f5;padding:.5em;overflow:auto}}</style></head><body>
 <h1>{e(str(report.get("name", "model")))} {e(str(report.get("version", "")))}</h1>
 <p>Task <b>{e(str(report.get("task", "")))}</b>, backbone <b>{e(str(report.get("base", {}).get("backbone", "")))}</b>
-(weights: {e(str(report.get("base", {}).get("weights", "")))}). Evaluated with the exported model through
-{e(str(report.get("engine", "onnxruntime")))} on {count} test samples it did not train on.</p>
+(weights: {e(str(report.get("base", {}).get("weights", "")))}). {_method_html(report, count)}</p>
 {headline}
 {f'<div class="warn"><b>Warnings</b><ul>{warnings}</ul></div>' if warnings else ""}
 <h2>Per label</h2><table><tr><th>label</th><th>precision</th><th>recall</th><th>F1</th><th>support</th>
@@ -295,12 +318,14 @@ def write_report(out_dir: Path, report: dict[str, Any]) -> dict[str, Path]:
     target = metrics.get("target_precision") or metrics.get("suggested_threshold", {}).get(
         "target_precision", DEFAULT_TARGET_PRECISION
     )
+    kfold = (report.get("evaluation") or {}).get("method") == "kfold"
+    scope = "all folds' held-out predictions" if kfold else "test split"
     if report.get("task") == "detection":
         confusion = b""
-        pr = pr_png({"all labels (IoU 0.5)": metrics.get("pr_curve", [])}, target)
+        pr = pr_png({"all labels (IoU 0.5)": metrics.get("pr_curve", [])}, target, scope)
     else:
-        confusion = confusion_png(metrics.get("labels", []), metrics.get("confusion_matrix", []))
-        pr = pr_png(metrics.get("pr_curves", {}), target)
+        confusion = confusion_png(metrics.get("labels", []), metrics.get("confusion_matrix", []), scope)
+        pr = pr_png(metrics.get("pr_curves", {}), target, scope)
     paths = {"report.json": out_dir / "report.json", "pr_curve.png": out_dir / "pr_curve.png"}
     if confusion:
         paths["confusion_matrix.png"] = out_dir / "confusion_matrix.png"

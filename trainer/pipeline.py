@@ -68,6 +68,9 @@ class TrainSpec:
     weights_cache: Path | None = None
     target_precision: float = 0.9
     fine_tune: bool | None = None  # train the trunk's last modules too; None: when every label has 100+ images
+    # How the numbers are measured: auto = k-fold below 50 photos unless the dataset has its own test split.
+    evaluation: Literal["auto", "kfold", "holdout"] = "auto"
+    folds: int | None = None  # k of k-fold (default: the task's, fewer when a label has fewer photos)
 
 
 @dataclass
@@ -238,50 +241,90 @@ def run_training(
 def _run(
     spec: TrainSpec, recipe: TaskRecipe, dataset: Dataset, staging: Path, reporter: _Reporter, started: float
 ) -> TrainResult:
-    """prepare -> fit -> export + parity -> evaluate the exported model -> manifest, report, signature."""
+    """prepare -> (k-fold) -> fit -> export + parity -> evaluate -> manifest, report, signature."""
+    from trainer.crossval import carve_validation
+
     data = recipe.prepare(dataset, reporter.stage("loading"))
     warnings = data.warnings
     split = data.split
+    plan = plan_evaluation(spec, recipe, data)
+
+    cv: _CrossValidation | None = None
+    cv_seconds = 0.0
+    if plan.method == "kfold":
+        everything = list(range(len(data.items)))
+        data.pool = everything
+        cv_started = time.monotonic()
+        cv = _cross_validate(spec, recipe, data, plan, reporter)
+        cv_seconds = time.monotonic() - cv_started
+        if getattr(recipe, "validation_trains", True):
+            train, val = carve_validation(everything, data.groups, data.strata, spec.seed)
+        else:
+            train, val = everything, []
+        test: list[int] = []
+        fit_progress = reporter.stage("training", cv.final_from, 1.0)
+    else:
+        train, val, test = split.train, split.val, split.test
+        data.pool = train + val
+        fit_progress = reporter.stage("training")
 
     train_started = time.monotonic()
-    data.pool = split.train + split.val
-    model = recipe.fit(data, split.train, split.val, reporter.stage("training"))
+    model = recipe.fit(data, train, val, fit_progress)
     if model.weights_warning and model.weights_warning not in warnings:
         warnings.insert(0, model.weights_warning)
     warnings.extend(model.warnings)
     train_seconds = time.monotonic() - train_started
 
     export_started = time.monotonic()
-    files, parity = _export(spec, recipe, data, model, split.test, staging, reporter)
+    files, parity = _export(spec, recipe, data, model, test, staging, reporter)
     warnings.extend(parity["warnings"])
     export_seconds = time.monotonic() - export_started
 
     eval_started = time.monotonic()
-    reporter("evaluating", 0.0, f"{len(split.test)} test samples through ONNX Runtime")
     version = new_version()
-    preliminary = build_manifest(spec, recipe, data, model, files, version)
-    predictions = recipe.predict_exported(staging, preliminary, data, split.test)
-    evaluation = recipe.evaluate(data, split.test, predictions, model)
+    if cv is None:
+        reporter("evaluating", 0.0, f"{len(test)} test samples through ONNX Runtime")
+        preliminary = build_manifest(spec, recipe, data, model, files, version)
+        predictions = recipe.predict_exported(staging, preliminary, data, test)
+        evaluation = recipe.evaluate(data, test, predictions, model)
+        evaluated, source, engine = test, split.source, "onnxruntime"
+    else:
+        # The folds' models are never exported: their numbers come from torch, which the parity check above holds
+        # the exported model to.
+        reporter("evaluating", 0.0, f"pooling {plan.folds} folds")
+        evaluation = recipe.evaluate(data, cv.items, cv.predictions, model)
+        for key, stats in cv.summary.items():
+            evaluation.headline[key] = stats["mean"]
+        evaluated, source, engine = cv.items, "kfold", "torch"
+    summary = plan.summary(len(evaluated), cv)
     warnings.extend(evaluation.warnings)
     manifest = build_manifest(
-        spec, recipe, data, model, files, version, score=evaluation.score_threshold, metrics=evaluation.headline
+        spec,
+        recipe,
+        data,
+        model,
+        files,
+        version,
+        score=evaluation.score_threshold,
+        metrics=evaluation.headline | {"evaluation": summary},
     )
-    evaluate_seconds = time.monotonic() - eval_started
+    evaluate_seconds = time.monotonic() - eval_started + cv_seconds
 
     seconds = {
         "train": round(train_seconds, 3),
         "export": round(export_seconds, 3),
-        "evaluate": round(evaluate_seconds, 3),
+        "evaluate": round(evaluate_seconds, 3),  # k-fold: with the folds' fits
     }
     report: dict[str, Any] = {
         "name": spec.name,
         "version": version,
         "task": recipe.task,
-        "engine": "onnxruntime",
+        "engine": engine,
         "labels": data.labels,
         "metrics": evaluation.metrics,
+        "evaluation": summary | ({"per_fold": cv.per_fold} if cv else {}),
         **model.report,
-        "split": recipe.split_report(data, split.source, split.train, split.val, split.test),
+        "split": recipe.split_report(data, source, train, val, evaluated),
         "parity": parity,
         "base": manifest.base.model_dump(),
         "dataset": manifest.dataset.model_dump(),
@@ -290,7 +333,118 @@ def _run(
     }
     bundle, public = _finish(spec, staging, report, manifest, files, reporter)
     seconds["total"] = round(time.monotonic() - started, 3)
-    return TrainResult(bundle, seconds, evaluation.headline | evaluation.details, report, warnings, public, version)
+    metrics = evaluation.headline | evaluation.details | {"evaluation": summary}
+    return TrainResult(bundle, seconds, metrics, report, warnings, public, version)
+
+
+@dataclass
+class EvaluationPlan:
+    """How a run's numbers are measured: on a hold-out test split, or by k-fold cross-validation."""
+
+    method: Literal["holdout", "kfold"]
+    folds: int
+    photos: int
+    items: int
+    reason: str
+    seed: int
+    test_folds: list[list[int]] = field(default_factory=list)
+
+    def summary(self, tested: int, cv: _CrossValidation | None) -> dict[str, Any]:
+        """The `evaluation` entry of the manifest's metrics and of report.json (see docs/BUNDLE.md)."""
+        out: dict[str, Any] = {
+            "method": self.method,
+            "folds": self.folds,
+            "photos": self.photos,
+            "items": self.items,
+            "test_items": tested,
+            "seed": self.seed,
+            "reason": self.reason,
+        }
+        if cv is not None:
+            out["metrics"] = cv.summary
+        return out
+
+
+def plan_evaluation(spec: TrainSpec, recipe: TaskRecipe, data: TaskData) -> EvaluationPlan:
+    """k-fold below KFOLD_BELOW photos (unless the dataset brings its own test split), hold-out otherwise."""
+    from trainer.crossval import KFOLD_BELOW, folds_for, kfold_splits, photo_count
+
+    photos, items = photo_count(data.groups), len(data.items)
+
+    def holdout(reason: str) -> EvaluationPlan:
+        return EvaluationPlan("holdout", 1, photos, items, reason, spec.seed)
+
+    if spec.evaluation not in ("auto", "kfold", "holdout"):
+        raise TrainingError(f"unknown evaluation {spec.evaluation!r}; use auto, kfold or holdout")
+    if spec.evaluation == "holdout":
+        return holdout("hold-out split asked for")
+    if spec.evaluation == "auto":
+        if data.split.source == "dataset":
+            return holdout("the dataset's own test split")
+        if photos >= KFOLD_BELOW:
+            return holdout(f"{photos} photos (>= {KFOLD_BELOW}): a hold-out split tests on enough of them")
+    wanted = spec.folds or recipe.default_folds
+    if wanted < 2:
+        raise TrainingError(f"k-fold needs at least 2 folds, not {wanted}")
+    k = folds_for(data.groups, data.strata, wanted)
+    if k == 0:
+        if spec.evaluation == "kfold":
+            raise TrainingError("k-fold needs at least 2 photos of every label")
+        return holdout("too few photos per label for k-fold")
+    why = "asked for" if spec.evaluation == "kfold" else f"{photos} photos (< {KFOLD_BELOW})"
+    reason = f"{why}: {k}-fold cross-validation by photo; the shipped model is trained on every image"
+    return EvaluationPlan(
+        "kfold", k, photos, items, reason, spec.seed, kfold_splits(data.groups, data.strata, k, spec.seed)
+    )
+
+
+@dataclass
+class _CrossValidation:
+    """Out-of-fold predictions of every item, pooled, and each fold's headline."""
+
+    items: list[int]
+    predictions: list[Any]
+    per_fold: list[dict[str, Any]]
+    summary: dict[str, dict[str, float]]
+    final_from: float  # where in the training stage the shipped model's fit starts
+
+
+def _cross_validate(
+    spec: TrainSpec, recipe: TaskRecipe, data: TaskData, plan: EvaluationPlan, reporter: _Reporter
+) -> _CrossValidation:
+    """Fit one model per fold on the other folds (validation carved out of them), predict the fold."""
+    from trainer.crossval import carve_validation, summarise_folds
+
+    k = plan.folds
+    # The shipped model's fit is one more; a recipe whose first fit does the heavy lifting (embedding every
+    # image) says how much of the stage it takes.
+    first = float(getattr(recipe, "first_fit_share", 1.0 / (k + 1)))
+    rest = (1.0 - first) / k
+    spans = [(0.0, first)] + [(first + rest * (f - 1), first + rest * f) for f in range(1, k + 1)]
+    items: list[int] = []
+    predictions: list[Any] = []
+    per_fold: list[dict[str, Any]] = []
+    for f, test in enumerate(plan.test_folds):
+        held = set(test)
+        others = [i for i in range(len(data.items)) if i not in held]
+        train, val = carve_validation(others, data.groups, data.strata, spec.seed + f + 1)
+        lo, hi = spans[f]
+        model = recipe.fit(data, train, val, reporter.stage("training", lo, hi))
+        fold_predictions = recipe.predict(model, data, test)
+        evaluation = recipe.evaluate(data, test, fold_predictions, model)
+        row: dict[str, Any] = {
+            "fold": f + 1,
+            "test_items": len(test),
+            "test_photos": len({data.groups[i] for i in test}),
+        }
+        row |= {key: evaluation.headline[key] for key in recipe.spread_metrics if key in evaluation.headline}
+        row["score_threshold"] = evaluation.score_threshold
+        per_fold.append(row)
+        items.extend(test)
+        predictions.extend(fold_predictions)
+        log.info("fold %d/%d: %s", f + 1, k, row)
+    summary = summarise_folds(per_fold, recipe.spread_metrics)
+    return _CrossValidation(items, predictions, per_fold, summary, spans[k][0])
 
 
 def _export(

@@ -40,7 +40,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainResult, Path
     root = tmp_path_factory.mktemp("cls")
     coloured_dataset(root / "data", per_label=12)
     seen: list[Progress] = []
-    result = run_training(_spec(root / "data", root / "out" / "bundle"), progress=seen.append)
+    # Hold-out on purpose (36 photos would be cross-validated): this module checks the hold-out path.
+    result = run_training(_spec(root / "data", root / "out" / "bundle", evaluation="holdout"), progress=seen.append)
     return result, root, seen
 
 
@@ -61,6 +62,7 @@ def test_tiny_run_learns_and_writes_a_verified_bundle(trained: tuple[TrainResult
     report = json.loads((result.bundle_dir / "report.json").read_text())
     assert "RANDOM INITIALISATION" in " ".join(report["warnings"])
     assert report["metrics"]["confusion_matrix"] and report["split"]["test"] == {"blue": 1, "green": 1, "red": 1}
+    assert report["evaluation"]["method"] == "holdout" and manifest.metrics["evaluation"]["test_items"] == 3
     stages = [p.stage for p in seen]
     assert stages[0] == "loading" and stages[-1] == "done" and "training" in stages and "exporting" in stages
     assert all(b.fraction >= a.fraction - 1e-9 for a, b in itertools.pairwise(seen))
@@ -157,6 +159,8 @@ def test_cli_train_then_evaluate_json(tmp_path: Path, capsys: pytest.CaptureFixt
             "classification",
             "--out",
             str(tmp_path / "bundle"),
+            "--backbone",
+            "squeezenet1_1",  # the small one: random initialisation learns colours at 64 px
             "--weights",
             "none",
             "--input-size",
@@ -172,6 +176,9 @@ def test_cli_train_then_evaluate_json(tmp_path: Path, capsys: pytest.CaptureFixt
     assert out["bundle"] == str(tmp_path / "bundle")
     assert {"total", "train", "export"} <= set(out["seconds"])
     assert 0.0 <= out["metrics"]["accuracy"] <= 1.0
+    # which weights and which evaluation gave these numbers (30 photos: cross-validated)
+    assert out["base"]["backbone"] == "squeezenet1_1" and out["base"]["weights"] == "random"
+    assert out["evaluation"]["method"] == "kfold" and out["evaluation"]["folds"] == 5
     assert "RANDOM INITIALISATION" in captured.err
     assert "%" in captured.err  # the progress bar
     assert not (tmp_path / "keys").exists()  # the given key was used, none generated

@@ -36,6 +36,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         alert_labels=args.alert_label or None,
         min_per_label=args.min_per_label,
         fine_tune={"auto": None, "on": True, "off": False}[args.fine_tune],
+        evaluation=args.evaluation,
+        folds=args.folds,
     )
     result = run_training(spec, progress=None if args.no_progress else ProgressBar())
     for warning in result.warnings:
@@ -51,6 +53,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             "task": spec.task,
             "seconds": result.seconds,
             "metrics": result.metrics,
+            "base": result.report.get("base"),  # backbone and the weights it started from
+            "evaluation": result.metrics.get("evaluation"),  # hold-out or k-fold, and why
             "warnings": result.warnings,
             "public_key": str(result.public_key) if result.public_key else None,
             "report": str(result.bundle_dir / "report.html"),
@@ -59,7 +63,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         m = result.metrics
         headline = ", ".join(f"{k} {v:.3f}" for k, v in m.items() if isinstance(v, float))
-        print(f"bundle {result.version} written to {result.bundle_dir} ({headline}); report: report.html")
+        ev = m.get("evaluation") or {}
+        method = f"{ev['folds']}-fold cross-validation" if ev.get("method") == "kfold" else "hold-out test split"
+        print(f"bundle {result.version} written to {result.bundle_dir} ({headline}; {method}); report: report.html")
     return 0
 
 
@@ -90,6 +96,14 @@ def register(sub: Any) -> None:
         default="auto",
         help="also train the backbone's last modules (auto: when every label has 100+ training images)",
     )
+    p.add_argument(
+        "--evaluation",
+        choices=["auto", "kfold", "holdout"],
+        default="auto",
+        help="how to measure the model (auto: k-fold cross-validation below 50 photos, unless the dataset has "
+        "its own test split)",
+    )
+    p.add_argument("--folds", type=int, default=None, help="k of k-fold (default 5 for classification, 3 detection)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: all)")
     p.add_argument("--int8", action="store_true", help="also export an INT8 OpenVINO model (needs NNCF)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")

@@ -1,0 +1,156 @@
+"""Small datasets are evaluated by k-fold cross-validation through the whole pipeline: whole images, zone crops and
+detection; the report and the manifest say so; the same seed gives the same folds and the same model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from edge.bundle import verify_bundle
+from edge.datasets.model import Box, Dataset, LabelInfo, Sample
+from tests.trainer.helpers import coloured_dataset
+from tests.trainer.test_pipeline_detection import _photos
+from trainer.pipeline import TrainResult, TrainSpec, run_training
+
+
+def _spec(data: Path, out: Path, **kw: object) -> TrainSpec:
+    base: dict[str, object] = dict(
+        data=data,
+        fmt="folders",
+        task="classification",
+        out=out,
+        weights=None,
+        input_size=64,
+        views=2,
+        threads=2,
+        min_per_label=5,
+    )
+    base.update(kw)
+    return TrainSpec(**base)  # type: ignore[arg-type]
+
+
+def _check_kfold(result: TrainResult, items: int, photos: int, folds: int, headline: str) -> dict:
+    report = json.loads((result.bundle_dir / "report.json").read_text())
+    evaluation = report["evaluation"]
+    assert evaluation["method"] == "kfold" and evaluation["folds"] == folds
+    assert evaluation["photos"] == photos and evaluation["items"] == items and evaluation["test_items"] == items
+    assert "cross-validation" in evaluation["reason"]
+    per_fold = evaluation["per_fold"]
+    assert [f["fold"] for f in per_fold] == list(range(1, folds + 1))
+    assert sum(f["test_items"] for f in per_fold) == items  # every item tested exactly once
+    assert sum(f["test_photos"] for f in per_fold) == photos  # and every photo in one fold only
+    values = [f[headline] for f in per_fold]
+    spread = evaluation["metrics"][headline]
+    assert spread["mean"] == pytest.approx(float(np.mean(values)))
+    assert spread["std"] == pytest.approx(float(np.std(values)))
+    assert spread["min"] == min(values) and spread["max"] == max(values)
+    manifest = json.loads((result.bundle_dir / "manifest.json").read_text())
+    # The device reads the headline under its usual key: the k-fold mean, with the method beside it.
+    assert manifest["metrics"][headline] == pytest.approx(spread["mean"])
+    assert manifest["metrics"]["evaluation"]["method"] == "kfold"
+    assert "per_fold" not in manifest["metrics"]["evaluation"]
+    assert result.metrics["evaluation"]["method"] == "kfold"
+    assert report["split"]["source"] == "kfold" and report["engine"] == "torch"
+    assert "cross-validation" in (result.bundle_dir / "report.html").read_text()
+    assert report["parity"]["passed"]  # the shipped model is still exported and checked
+    return report
+
+
+@pytest.mark.slow
+def test_small_classification_set_is_cross_validated_and_deterministic(tmp_path: Path) -> None:
+    ds = coloured_dataset(tmp_path / "data", per_label=6)
+    a = run_training(_spec(tmp_path / "data", tmp_path / "a"), dataset=ds)
+    report = _check_kfold(a, items=18, photos=18, folds=5, headline="accuracy")
+    # The pooled out-of-fold predictions: one row per image in the confusion matrix.
+    assert sum(map(sum, report["metrics"]["confusion_matrix"])) == 18
+    assert report["metrics"]["samples"] == 18 and a.metrics["test_samples"] == 18
+    # The shipped model learnt from every image: validation was carved out and then refitted on.
+    split = report["split"]
+    assert {k: split["train"][k] + split["val"][k] for k in split["train"]} == {"blue": 6, "green": 6, "red": 6}
+    assert a.metrics["accuracy"] >= 0.6  # chance is 0.33
+    verify_bundle(a.bundle_dir, [str(tmp_path / "keys" / "bundle-signing.pub")])
+
+    b = run_training(_spec(tmp_path / "data", tmp_path / "b"), dataset=ds)
+    assert b.report["evaluation"]["per_fold"] == a.report["evaluation"]["per_fold"]
+    probe = np.random.default_rng(0).normal(size=(2, 3, 64, 64)).astype(np.float32)
+
+    def logits(bundle: Path) -> np.ndarray:
+        s = ort.InferenceSession(str(bundle / "model.onnx"), providers=["CPUExecutionProvider"])
+        return np.asarray(s.run(None, {"input": probe})[0])
+
+    assert np.array_equal(logits(a.bundle_dir), logits(b.bundle_dir))
+
+
+@pytest.mark.slow
+def test_holdout_when_asked_or_when_the_dataset_has_its_own_test_split(tmp_path: Path) -> None:
+    ds = coloured_dataset(tmp_path / "data", per_label=6)
+    result = run_training(_spec(tmp_path / "data", tmp_path / "h", evaluation="holdout"), dataset=ds)
+    evaluation = result.report["evaluation"]
+    assert evaluation["method"] == "holdout" and evaluation["folds"] == 1
+    assert evaluation["test_items"] == result.metrics["test_samples"] == 3
+    assert "per_fold" not in evaluation and result.report["engine"] == "onnxruntime"
+    for s in ds.samples:  # the dataset brings its own split: it is respected
+        s.split = "test" if s.name.endswith(("_00.png", "_01.png")) else "train"
+    result = run_training(_spec(tmp_path / "data", tmp_path / "d"), dataset=ds)
+    assert result.report["evaluation"]["method"] == "holdout"
+    assert result.report["evaluation"]["reason"] == "the dataset's own test split"
+    assert result.metrics["test_samples"] == 6
+
+
+@pytest.mark.slow
+def test_zone_crops_of_one_photo_stay_in_one_fold(tmp_path: Path) -> None:
+    from edge.config.model import ZoneConfig
+
+    zones = [
+        ZoneConfig.model_validate({"id": "top", "polygon": [[0, 0], [1, 0], [1, 0.5], [0, 0.5]]}),
+        ZoneConfig.model_validate({"id": "bottom", "polygon": [[0, 0.5], [1, 0.5], [1, 1], [0, 1]]}),
+    ]
+    rng = np.random.default_rng(0)
+    ds = Dataset(labels=[LabelInfo("empty")])
+    for i in range(10):  # a dark (empty) half where a box says so, stocked colour elsewhere
+        image = np.zeros((64, 64, 3), np.uint8)
+        boxes = []
+        for half, (y1, y2) in enumerate(((0, 32), (32, 64))):
+            if (i + half) % 2:
+                image[y1:y2] = rng.integers(0, 40, (y2 - y1, 64, 3))
+                boxes.append(Box("empty", 0.05, y1 / 64 + 0.05, 0.95, y2 / 64 - 0.05))
+            else:
+                image[y1:y2] = rng.integers(0, 40, (y2 - y1, 64, 3)) + np.array([30, 150, 200], np.uint8)
+        path = tmp_path / f"shelf{i}.png"
+        cv2.imwrite(str(path), image)
+        ds.samples.append(Sample(path, path.name, boxes=boxes))
+    result = run_training(
+        _spec(tmp_path, tmp_path / "b", zones=zones, alert_labels=["empty"], folds=4, input_size=32), dataset=ds
+    )
+    # 10 photos x 2 zones = 20 crops; both crops of a photo always in the same fold (test_photos add up to 10).
+    _check_kfold(result, items=20, photos=10, folds=4, headline="accuracy")
+    assert result.metrics["accuracy"] >= 0.7
+
+
+@pytest.mark.slow
+def test_small_detection_set_is_cross_validated(tmp_path: Path) -> None:
+    ds = _photos(tmp_path / "photos", 9)
+    spec = TrainSpec(
+        data=tmp_path / "photos",
+        fmt=None,
+        task="detection",
+        out=tmp_path / "bundle",
+        weights=None,
+        epochs=1,
+        input_size=64,
+        views=1,
+        threads=2,
+        min_per_label=5,
+    )
+    result = run_training(spec, dataset=ds)
+    report = _check_kfold(result, items=9, photos=9, folds=3, headline="map50")
+    assert set(report["evaluation"]["metrics"]) == {"map50", "map50_95", "precision", "recall", "f1"}
+    assert report["metrics"]["images"] == 9 and result.metrics["test_images"] == 9
+    assert report["split"]["train_images"] == 9  # the shipped detector trained on every photo
+    manifest = verify_bundle(result.bundle_dir, [str(tmp_path / "keys" / "bundle-signing.pub")])
+    assert manifest.thresholds.score == pytest.approx(round(report["metrics"]["score_threshold"], 4))
