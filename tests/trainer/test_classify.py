@@ -1,0 +1,93 @@
+"""The classification head: L2 logistic regression whose strength is chosen by grouped cross-validation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from trainer.classify import C_GRID, DEFAULT_C, Embedder, GlobalPool, fit_logistic_head
+
+
+def _blobs(n_per: int, n_classes: int, dim: int, views: int, seed: int, spread: float = 1.0) -> tuple[np.ndarray, ...]:
+    """Gaussian classes apart in 4 dimensions, noise in all; every 'photo' contributes `views` noisy copies of
+    itself (like plain + flipped views)."""
+    rng = np.random.default_rng(seed)
+    centres = np.zeros((n_classes, dim))
+    centres[:, :4] = rng.normal(0, 1, (n_classes, 4)) * 3
+    photo_y = np.repeat(np.arange(n_classes), n_per)
+    photos = centres[photo_y] + rng.normal(0, spread * 3, (len(photo_y), dim))
+    x = np.repeat(photos, views, 0) + rng.normal(0, 0.1, (len(photo_y) * views, dim))
+    return x.astype(np.float32), np.repeat(photo_y, views), np.repeat(np.arange(len(photo_y)), views)
+
+
+def test_folded_head_equals_sklearn_on_standardised_inputs() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    x, y, groups = _blobs(12, 3, 20, 2, seed=1)
+    fit = fit_logistic_head(x, y, groups, 3, seed=0)
+    assert fit.folds == 5 and set(fit.cv) == {f"{c:g}" for c in C_GRID}
+    assert fit.c == min(C_GRID, key=lambda c: fit.cv[f"{c:g}"])
+    z = (x - x.mean(0)) / (x.std(0) + 1e-6)
+    reference = LogisticRegression(C=fit.c, class_weight="balanced", max_iter=2000).fit(z, y).predict_proba(z)
+    np.testing.assert_allclose(fit.predict_proba(x), reference, atol=1e-4)
+
+
+def test_two_labels_give_proper_probabilities() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    x, y, groups = _blobs(10, 2, 8, 1, seed=2)
+    fit = fit_logistic_head(x, y, groups, 2, seed=0, c=0.1)
+    assert fit.folds == 0 and fit.cv == {}  # a given C is obeyed without cross-validation
+    z = (x - x.mean(0)) / (x.std(0) + 1e-6)
+    reference = LogisticRegression(C=0.1, class_weight="balanced", max_iter=2000).fit(z, y).predict_proba(z)
+    np.testing.assert_allclose(fit.predict_proba(x), reference, atol=1e-4)
+
+
+def test_noisier_data_is_regularised_harder() -> None:
+    """The point of choosing C on the data: separable classes tolerate a weak penalty, noisy ones need a strong
+    one (the chosen C is smaller)."""
+    clean = fit_logistic_head(*_blobs(15, 4, 64, 2, seed=3, spread=0.2), 4, seed=0)
+    noisy = fit_logistic_head(*_blobs(15, 4, 64, 2, seed=3, spread=3.0), 4, seed=0)
+    assert noisy.c < clean.c
+
+
+def test_copies_of_a_photo_stay_in_one_fold() -> None:
+    """Each photo's views are identical here: if copies leaked across folds, held-out rows would be memorised and
+    the weakest penalty would win with a near-zero held-out loss."""
+    rng = np.random.default_rng(4)
+    photos = rng.normal(0, 1, (40, 50)).astype(np.float32)  # labels are pure noise: nothing to learn
+    y_photo = np.arange(40) % 4
+    x = np.repeat(photos, 4, 0)
+    fit = fit_logistic_head(x, np.repeat(y_photo, 4), np.repeat(np.arange(40), 4), 4, seed=0)
+    assert min(fit.cv.values()) > 1.0  # chance log-loss for 4 labels is 1.386
+    assert fit.c <= C_GRID[1]  # one of the two strongest penalties
+
+
+def test_too_few_photos_per_label_fall_back_to_the_default() -> None:
+    x, y, groups = _blobs(1, 3, 5, 2, seed=5)
+    fit = fit_logistic_head(x, y, groups, 3, seed=0)
+    assert fit.folds == 0 and fit.c == DEFAULT_C
+    assert (fit.predict_proba(x).argmax(1) == y).all()
+
+
+def test_same_seed_same_head() -> None:
+    x, y, groups = _blobs(8, 3, 16, 2, seed=6)
+    a = fit_logistic_head(x, y, groups, 3, seed=7)
+    b = fit_logistic_head(x, y, groups, 3, seed=7)
+    assert a.cv == b.cv and torch.equal(a.head.weight, b.head.weight) and torch.equal(a.head.bias, b.head.bias)
+
+
+def test_avgmax_pooling_doubles_the_embedding() -> None:
+    from trainer.backbones import build_backbone
+
+    backbone = build_backbone("squeezenet1_1", None)
+    avg, both = Embedder(backbone, "avg").eval(), Embedder(backbone, "avgmax").eval()
+    x = torch.rand(2, 3, 96, 96)
+    with torch.no_grad():
+        a, b = avg(x), both(x)
+        trunk = backbone.features(x)
+    assert a.shape == (2, 512) and b.shape == (2, 1024) and both.dim == 1024
+    assert torch.allclose(b[:, :512], a) and torch.allclose(b[:, 512:], trunk.amax((2, 3)))
+    with pytest.raises(ValueError, match="avg or avgmax"):
+        GlobalPool("median")
