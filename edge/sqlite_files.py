@@ -28,7 +28,9 @@ def quick_check(conn: sqlite3.Connection, path: Path, advice: str) -> None:
     except sqlite3.DatabaseError as err:
         raise damaged(path, str(err), advice) from err
     if rows != ["ok"]:
-        raise damaged(path, "; ".join(rows), advice)
+        # One line for the log and the CLI: SQLite may put several problems into one row.
+        detail = "; ".join(line.strip() for row in rows for line in row.splitlines() if line.strip())
+        raise damaged(path, detail[:500], advice)
 
 
 def open_checked(path: Path, advice: str, *, timeout: float = 5.0) -> sqlite3.Connection:

@@ -70,6 +70,7 @@ def test_a_corrupt_page_is_refused_at_start_naming_the_file(tmp_path: Path) -> N
     with pytest.raises(StoreError) as err:
         DatasetStore(tmp_path)
     assert str(db) in str(err.value) and "damaged" in str(err.value) and ".recover" in str(err.value)
+    assert "\n" not in str(err.value)  # one line on the CLI
 
 
 CHILD = textwrap.dedent(
