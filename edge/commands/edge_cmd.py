@@ -21,6 +21,7 @@ from edge.vocabulary import BACKBONES, TASK_CHOICES
 
 if TYPE_CHECKING:
     from edge.config import EdgeConfig
+    from edge.model_repository import ModelRepository
     from edge.training.runs import TrainingRun
 
 log = logging.getLogger(__name__)
@@ -126,7 +127,7 @@ def _progress_line(run: TrainingRun) -> str:
 # ------------------------------------------------------------------------------------------------ models
 
 
-def _repository(args: argparse.Namespace) -> Any:
+def _repository(args: argparse.Namespace) -> ModelRepository:
     from edge.model_repository import ModelRepository
 
     cfg = _config(args)
