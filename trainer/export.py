@@ -17,13 +17,16 @@ import logging
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from trainer.errors import TrainingError
+
+if TYPE_CHECKING:
+    from edge.runtime.engines import Engine
 
 log = logging.getLogger(__name__)
 
@@ -135,15 +138,13 @@ PARITY_FILES = {
 }
 
 
-def exported_engine(name: str, path: Path, threads: int | None = None) -> Any:
-    """The device's engine (edge.runtime) for one exported model file, computing in fp32."""
+def exported_engine(name: str, path: Path, threads: int | None = None) -> Engine:
+    """The device's engine (edge.runtime's registry) for one exported model file, computing in fp32."""
     from edge.errors import EngineError
-    from edge.runtime.engines import OnnxRuntimeEngine, OpenVinoEngine
+    from edge.runtime.engines import open_engine
 
     try:
-        if name == "onnxruntime":
-            return OnnxRuntimeEngine(path, threads)
-        return OpenVinoEngine(path, threads, "fp32")
+        return open_engine("onnxruntime" if name == "onnxruntime" else "openvino", path, threads, "fp32")
     except EngineError as err:
         raise TrainingError(f"the exported model {path.name} does not load: {err}") from err
 
@@ -182,7 +183,7 @@ def check_parity(
             continue
         engine = exported_engine(name, model_files[rel], threads)
 
-        def exported(batch: np.ndarray, engine: Any = engine) -> Outputs:
+        def exported(batch: np.ndarray, engine: Engine = engine) -> Outputs:
             return engine.infer({input_name: batch})
 
         stats, failure, warning = rule(name, reference, exported, tensor, images)
