@@ -52,13 +52,20 @@ def page() -> str:
 @bp.get("/api/v1/labels")
 @requires("viewer")
 def list_labels() -> Any:
-    """Every label with description, colour and use counts; `has_other` says whether a NONE/other class exists."""
-    labels = current_services().store.list_labels(project=project_ref())
+    """Every label with description, colour and use counts; `has_other` says whether a NONE/other class exists.
+
+    `suggested_other` is the NONE/other class to offer, or null for a detection project, where it means nothing
+    (a box is drawn around what is there; the trainer needs no "none" box).
+    """
+    store = current_services().store
+    project = store.get_project(project_ref())
+    labels = store.list_labels(project=project.id)
+    offer = project.task != "detection"
     return jsonify(
         {
             "items": [lab.as_dict() for lab in labels],
             "has_other": has_other_class([lab.name for lab in labels]),
-            "suggested_other": {"name": NONE_LABEL, "description": NONE_DESCRIPTION},
+            "suggested_other": {"name": NONE_LABEL, "description": NONE_DESCRIPTION} if offer else None,
         }
     )
 

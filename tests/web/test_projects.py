@@ -182,3 +182,11 @@ def test_viewers_may_list_but_only_admins_create(admin: SignedIn, studio: Any) -
     assert admin.client.get("/api/v1/projects", headers=headers).status_code == 200
     resp = admin.client.post("/api/v1/projects", json={"name": "X", "task": "detection"}, headers=headers)
     assert resp.status_code == 403
+
+
+def test_the_none_class_is_offered_only_where_it_means_something(admin: SignedIn) -> None:
+    create(admin, name="Boxes", task="detection", labels=[{"name": "gap"}])
+    create(admin, name="Tags", task="classification", labels=[{"name": "low"}])
+    assert admin.get("/api/v1/labels?project=Boxes").json["suggested_other"] is None
+    assert admin.get("/api/v1/labels?project=Tags").json["suggested_other"]["name"] == "none"
+    assert admin.get("/api/v1/labels").json["suggested_other"]["name"] == "none"  # the default project's auto

@@ -6,7 +6,7 @@
 
   async function load() {
     const data = await SW.api("GET", "/api/v1/labels");
-    document.getElementById("other-hint").hidden = data.has_other || data.items.length === 0;
+    document.getElementById("other-hint").hidden = !data.suggested_other || data.has_other || data.items.length === 0;
     document.getElementById("labels-empty").hidden = data.items.length > 0;
     rows.replaceChildren(...data.items.map(row));
   }
