@@ -99,7 +99,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         ds = read_dataset(root, fmt, **options)
         log.info("read %s images and %s labels from %s as %s", len(ds.samples), len(ds.labels), src, fmt)
         with _open_store(args, create=True) as store:
-            stats = store.import_dataset(ds, split_from_source=not args.ignore_splits)
+            stats = store.import_dataset(ds, split_from_source=not args.ignore_splits, project=args.project)
     result = {"source": str(src), "format": fmt, "samples": len(ds.samples), **stats}
     if args.json:
         from edge.cli import print_json
@@ -118,7 +118,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from edge.datasets.formats import write_dataset
 
     with _open_store(args) as store:
-        ds = store.export_dataset(only_tagged=args.only_tagged)
+        ds = store.export_dataset(only_tagged=args.only_tagged, project=args.project)
         write_dataset(ds, Path(args.out), args.format)
     result = {
         "out": str(args.out),
@@ -140,7 +140,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_stats(args: argparse.Namespace) -> int:
     """Print per-label counts and the readiness verdict; exit 0 either way (the verdict is data)."""
     with _open_store(args) as store:
-        summary = store.summary(args.task)
+        summary = store.summary(args.task, project=args.project)
     if args.json:
         from edge.cli import print_json
 
@@ -166,7 +166,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 def cmd_split(args: argparse.Namespace) -> int:
     """Assign train/test splits, stratified by label (80/20 by default)."""
     with _open_store(args) as store:
-        counts = store.auto_split(args.test_fraction, args.seed, only_auto=not args.all)
+        counts = store.auto_split(args.test_fraction, args.seed, only_auto=not args.all, project=args.project)
     if args.json:
         from edge.cli import print_json
 
@@ -180,6 +180,10 @@ def _store_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", help="the device's data folder (holds shelfwatch.db and images/)")
     p.add_argument("--config", help="edge.yaml: its data_dir (unless --data-dir) and dataset rules are used")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+
+
+def _project_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--project", help="the project (id or name; default: the default project)")
 
 
 def register(sub: Any) -> None:
@@ -202,6 +206,7 @@ def register(sub: Any) -> None:
     )
     imp.add_argument("--ignore-splits", action="store_true", help="put every image in split 'auto'")
     _store_args(imp)
+    _project_arg(imp)
     imp.set_defaults(func=cmd_import)
 
     exp = dsub.add_parser("export", help="write the store's dataset in a format")
@@ -209,11 +214,13 @@ def register(sub: Any) -> None:
     exp.add_argument("--out", required=True, help="output folder (new or empty)")
     exp.add_argument("--only-tagged", action="store_true", help="leave out images without tags or boxes")
     _store_args(exp)
+    _project_arg(exp)
     exp.set_defaults(func=cmd_export)
 
     st = dsub.add_parser("stats", help="per-label counts and the readiness verdict")
     st.add_argument("--task", choices=TASKS, help="default: detection if any boxes")
     _store_args(st)
+    _project_arg(st)
     st.set_defaults(func=cmd_stats)
 
     sp = dsub.add_parser("split", help="assign train/test splits, stratified by label")
@@ -221,4 +228,5 @@ def register(sub: Any) -> None:
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--all", action="store_true", help="re-split every image, not only those in split 'auto'")
     _store_args(sp)
+    _project_arg(sp)
     sp.set_defaults(func=cmd_split)

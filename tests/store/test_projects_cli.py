@@ -9,6 +9,7 @@ import pytest
 
 from edge.cli import main
 from edge.store import DatasetStore
+from tests.store.helpers import image_bytes
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -50,3 +51,22 @@ def test_refusals_are_one_line_and_exit_1(tmp_path: Path, capsys: pytest.Capture
     with pytest.raises(SystemExit) as exit_:
         main(["projects", "create", "X", "--task", "segmentation", "--data-dir", data])
     assert exit_.value.code == 2
+
+
+def test_dataset_commands_take_project(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "data"
+    source = tmp_path / "src" / "low"
+    source.mkdir(parents=True)
+    for i in range(3):
+        (source / f"s{i}.jpg").write_bytes(image_bytes(30 + i))
+    assert run(capsys, "projects", "create", "Fridges", "--task", "classification", "--data-dir", str(data))[0] == 0
+    argv = ("--data-dir", str(data), "--project", "Fridges", "--json")
+    rc, out, _ = run(capsys, "dataset", "import", str(source.parent), "--format", "folders", *argv)
+    assert rc == 0 and json.loads(out.strip().splitlines()[-1])["images"] == 3
+    rc, out, _ = run(capsys, "dataset", "stats", *argv)
+    stats = json.loads(out.strip().splitlines()[-1])
+    assert (stats["project"]["name"], stats["images"], stats["task"]) == ("Fridges", 3, "classification")
+    rc, out, _ = run(capsys, "dataset", "stats", "--data-dir", str(data), "--json")
+    assert json.loads(out.strip().splitlines()[-1])["images"] == 0  # the default project
+    rc, _, err = run(capsys, "dataset", "stats", "--data-dir", str(data), "--project", "nope")
+    assert rc == 1 and "project 'nope' does not exist" in err
