@@ -219,6 +219,26 @@ def _manifest(
     }
 
 
+def _rgb_input(width: int, height: int, resize: str) -> dict[str, Any]:
+    """The manifest input of the tiny models: RGB scaled to 0..1, no mean or std."""
+    return {
+        "width": width,
+        "height": height,
+        "color": "RGB",
+        "scale": 1.0 / 255.0,
+        "mean": [0.0, 0.0, 0.0],
+        "std": [1.0, 1.0, 1.0],
+        "resize": resize,
+    }
+
+
+def _signed(dest: Path, manifest: Any, graph: Any, openvino: bool, private: Path, public: Path) -> TinyBundle:
+    """Export the graph and write the signed bundle at dest."""
+    with tempfile.TemporaryDirectory() as tmp:
+        files = _export(graph, Path(tmp), openvino)
+        return TinyBundle(write_bundle(dest, manifest, files, private), public)
+
+
 def make_classification_bundle(
     out_dir: Path,
     *,
@@ -239,22 +259,11 @@ def make_classification_bundle(
         task="classification",
         labels=labels,
         alert_labels=alert_labels,
-        input_spec={
-            "width": size,
-            "height": size,
-            "color": "RGB",
-            "scale": 1.0 / 255.0,
-            "mean": [0.0, 0.0, 0.0],
-            "std": [1.0, 1.0, 1.0],
-            "resize": "stretch",
-        },
+        input_spec=_rgb_input(size, size, "stretch"),
         outputs={"type": "classification", "logits": "logits", "activation": "softmax"},
         score_threshold=score_threshold,
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        files = _export(classification_graph(labels, size), Path(tmp), openvino)
-        bundle = write_bundle(out_dir / version, manifest, files, private)
-    return TinyBundle(bundle, public)
+    return _signed(out_dir / version, manifest, classification_graph(labels, size), openvino, private, public)
 
 
 def make_detection_bundle(
@@ -280,22 +289,12 @@ def make_detection_bundle(
         task="detection",
         labels=labels,
         alert_labels=alert_labels,
-        input_spec={
-            "width": width,
-            "height": height,
-            "color": "RGB",
-            "scale": 1.0 / 255.0,
-            "mean": [0.0, 0.0, 0.0],
-            "std": [1.0, 1.0, 1.0],
-            "resize": resize,
-        },
+        input_spec=_rgb_input(width, height, resize),
         outputs={"type": "detection", "boxes": "boxes", "scores": "scores", "nms": "device", "max_detections": 100},
         score_threshold=score_threshold,
     )
-    with tempfile.TemporaryDirectory() as tmp:
-        files = _export(detection_graph(labels, width, height, boxes), Path(tmp), openvino)
-        bundle = write_bundle(out_dir / version, manifest, files, private)
-    return TinyBundle(bundle, public)
+    graph = detection_graph(labels, width, height, boxes)
+    return _signed(out_dir / version, manifest, graph, openvino, private, public)
 
 
 def solid_image(bgr: tuple[int, int, int], width: int = 64, height: int = 48) -> np.ndarray:
