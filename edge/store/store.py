@@ -338,8 +338,7 @@ class DatasetStore:
     ) -> Annotations:
         """Replace the image's tags and boxes (labels of the image's project) atomically after validating them."""
         with self._db.tx(write=True) as conn:
-            if conn.execute("SELECT 1 FROM images WHERE id = ?", (int(image_id),)).fetchone() is not None:
-                self._check_image_in(conn, image_id, project)
+            self._check_image_in(conn, image_id, project)
             return annotation_rows.replace(conn, image_id, tags, boxes)
 
     # -- labels ---------------------------------------------------------------------------------------------------
