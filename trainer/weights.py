@@ -33,6 +33,7 @@ from torch import nn
 
 from edge.bundle import sha256_file
 from trainer.errors import WeightsError
+from trainer.weight_signatures import owner_of_shapes
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +243,7 @@ def load_weights_into(
         path = Path(weights).expanduser()
         source = str(path)
     state = read_state_dict(path)
-    owner = _owner_of(state)
+    owner = owner_of_shapes({k: tuple(v.shape) for k, v in state.items()})
     if owner is not None and owner != backbone:
         raise WeightsError(
             f"weights {source} are {owner} weights, not {backbone}'s: use --backbone {owner}, or give "
@@ -250,20 +251,3 @@ def load_weights_into(
         )
     load_state_dict_strict(model, state, source)
     return WeightsInfo(source, sha256_file(path))
-
-
-# A key (and its shape) that only one backbone's state dict has: names the backbone a file belongs to, so a file
-# for another backbone is refused in one sentence instead of a wall of missing and unexpected key names.
-_SIGNATURES: dict[str, tuple[str, tuple[int, ...]]] = {
-    "squeezenet1_1": ("features.0.weight", (64, 3, 3, 3)),
-    "mobilenet_v3_small": ("features.0.0.weight", (16, 3, 3, 3)),
-    "mobilenet_v3_large": ("features.16.0.weight", (960, 160, 1, 1)),
-    "efficientnet_lite0": ("_conv_stem.weight", (32, 3, 3, 3)),
-}
-
-
-def _owner_of(state: dict[str, torch.Tensor]) -> str | None:
-    owners = [name for name, (key, shape) in _SIGNATURES.items() if key in state and tuple(state[key].shape) == shape]
-    if "mobilenet_v3_large" in owners:  # the large net has a 16x3x3x3 stem too
-        owners = ["mobilenet_v3_large"]
-    return owners[0] if len(owners) == 1 else None

@@ -284,3 +284,24 @@ def test_lite0_sees_a_real_banana(shared_dir: Path) -> None:
         top5 = model(torch.from_numpy(tensor)).topk(5, 1).indices
     for photo, classes in zip(photos, top5.tolist(), strict=True):
         assert 954 in classes, (photo.name, classes)
+
+
+def test_a_weights_file_names_its_backbone(tmp_path: Path) -> None:
+    """A run (or trainer.yaml) naming weights but no backbone trains the backbone that file belongs to."""
+    from edge.vocabulary import DEFAULT_BACKBONE
+    from trainer.weight_signatures import backbone_of_file, resolve_backbone
+
+    for name in ("squeezenet1_1", "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_lite0"):
+        state = build_backbone(name, None).state_dict()
+        torch.save(state, tmp_path / f"{name}.pth")
+        np.savez(tmp_path / f"{name}.npz", **{k: v.numpy() for k, v in state.items()})
+        assert backbone_of_file(tmp_path / f"{name}.pth") == name
+        assert backbone_of_file(tmp_path / f"{name}.npz") == name
+        assert resolve_backbone(None, str(tmp_path / f"{name}.npz")) == name
+    (tmp_path / "junk.npz").write_bytes(b"junk")
+    assert backbone_of_file(tmp_path / "junk.npz") is None
+    assert resolve_backbone(None, str(tmp_path / "junk.npz")) == DEFAULT_BACKBONE  # refused later, clearly
+    assert resolve_backbone("mobilenet_v3_small", str(tmp_path / "squeezenet1_1.npz")) == "mobilenet_v3_small"
+    assert (
+        resolve_backbone(None, "imagenet") == resolve_backbone(None, None) == DEFAULT_BACKBONE == "efficientnet_lite0"
+    )

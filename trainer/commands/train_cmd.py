@@ -16,6 +16,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     require_torch()
     from trainer.pipeline import TrainSpec, run_training
+    from trainer.weight_signatures import resolve_backbone
 
     weights = None if args.weights.lower() in ("none", "random") else args.weights
     spec = TrainSpec(
@@ -23,7 +24,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         fmt=args.format,
         task=args.task,
         out=Path(args.out),
-        backbone=args.backbone,
+        backbone=resolve_backbone(args.backbone, weights),
         weights=weights,
         epochs=args.epochs,
         seed=args.seed,
@@ -76,7 +77,12 @@ def register(sub: Any) -> None:
     p.add_argument("--format", default=None, help="coco, yolo, voc, folders or csv (default: detect)")
     p.add_argument("--task", required=True, choices=TASKS)
     p.add_argument("--out", required=True, help="bundle directory to write (new, empty, or an older bundle)")
-    p.add_argument("--backbone", default=DEFAULT_BACKBONE, choices=BACKBONES)
+    p.add_argument(
+        "--backbone",
+        default=None,
+        choices=BACKBONES,
+        help=f"default: the backbone a --weights FILE belongs to, else {DEFAULT_BACKBONE} (ImageNet weights via pip)",
+    )
     p.add_argument(
         "--weights",
         default="imagenet",

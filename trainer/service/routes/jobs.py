@@ -123,6 +123,8 @@ def finished_bundle(store: JobStore, job_id: str) -> Path:
 
 def train_spec(svc: TrainerServices, job_id: str, data: Path, fmt: str, body: JobRequest) -> dict[str, Any]:
     """The TrainSpec fields of a job as JSON: the request, with trainer.yaml's defaults filled in."""
+    from trainer.weight_signatures import resolve_backbone
+
     training = svc.config.training
     weights = {"default": training.weights, "imagenet": "imagenet", "none": None}[body.weights]
     return {
@@ -130,7 +132,10 @@ def train_spec(svc: TrainerServices, job_id: str, data: Path, fmt: str, body: Jo
         "fmt": fmt,
         "task": body.task,
         "out": str(svc.data_dir / BUNDLES_DIR / job_id),
-        "backbone": body.backbone or training.backbone,
+        # A trainer.yaml that sets weights to a file but no backbone trains the backbone that file belongs to.
+        "backbone": resolve_backbone(
+            body.backbone or (training.backbone if "backbone" in training.model_fields_set else None), weights
+        ),
         "weights": weights,
         "epochs": body.epochs if body.epochs is not None else training.epochs,
         "seed": body.seed if body.seed is not None else training.seed,
