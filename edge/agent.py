@@ -62,7 +62,7 @@ class AgentOptions:
     unpaced: bool = False
 
 
-@dataclass
+@dataclass(eq=False)  # parts (and the Agent built on them) are compared by identity
 class DeviceParts:
     """Every part of a device, built from one EdgeConfig and connected, none started."""
 
