@@ -199,7 +199,13 @@ def start_trainer(data_dir: Path, runner: str | None) -> Trainer:
     config = TrainerConfig.model_validate(
         {
             "data_dir": str(data_dir),
-            "server": {"tokens": [TOKEN], "max_archive_mb": 20, "max_image_mb": 2},
+            # The device pulled from listens on a loopback port (trainer.yaml server.pull_sources).
+            "server": {
+                "tokens": [TOKEN],
+                "max_archive_mb": 20,
+                "max_image_mb": 2,
+                "pull_sources": ["http://127.0.0.1:*"],
+            },
             "training": {"weights": None, "threads": 2},
             "workers": 1,
         }
