@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
-APT_PACKAGES := mosquitto mosquitto-clients chromium systemd openssl redis-server
+APT_PACKAGES := mosquitto mosquitto-clients chromium systemd openssl redis-server postgresql
 PYTEST_ARGS ?=
 
 .PHONY: demo test lint typecheck pytest system-deps clean

@@ -57,6 +57,13 @@ class CeleryQueueConfig(StrictModel):
     )
 
 
+class PostgresStoreConfig(StrictModel):
+    """The job store in PostgreSQL, shared by several API replicas and the workers."""
+
+    kind: Literal["postgresql"] = Field(description="Keep datasets and jobs in PostgreSQL.")
+    url: Secret = Field(description="postgresql://user:password@host:5432/db (literal, ${ENV} or a credential).")
+
+
 class RetentionConfig(StrictModel):
     datasets_days: float | None = Field(
         None,
@@ -75,6 +82,9 @@ class TrainerConfig(StrictModel):
     signing_key: Secret | None = Field(
         None,
         description="Path of the ed25519 private key (PEM) that signs bundles; ${ENV} or a systemd credential.",
+    )
+    job_store: Literal["sqlite"] | PostgresStoreConfig = Field(
+        "sqlite", description="'sqlite': data_dir/trainer.db (one machine); or {kind: postgresql, url}."
     )
     retention: RetentionConfig = Field(default_factory=RetentionConfig, description="How long datasets are kept.")
     workers: int = Field(1, ge=1, le=16, description="Training jobs run at the same time (each in its own process).")

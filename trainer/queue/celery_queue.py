@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from trainer.config import CeleryQueueConfig, TrainerConfig
-from trainer.service.store import JobStore
+from trainer.service.store import JobStore, open_job_store
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -137,7 +137,7 @@ def run_worker(config: TrainerConfig, *, runner: str | None = None, name: str | 
 
         raise ConfigError("`shelfwatch trainer worker` needs `queue: {kind: celery, broker_url: ...}` in trainer.yaml")
     app = celery_app(config.queue)
-    store = JobStore(config.data_dir)
+    store = open_job_store(config)
     job_runner = load_runner(runner or DEFAULT_RUNNER)
     _warm_up()
     node = name or f"trainer-{os.getpid()}@{socket.gethostname()}"

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from trainer.service.store import JobStore
+from trainer.service.store import STORE_URL_ENV, JobStore
 from trainer.service.worker import DEFAULT_RUNNER
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,9 @@ class Scheduler:
                 except subprocess.TimeoutExpired:
                     running.process.kill()
                     running.process.wait()
-                self.store.finish(job_id, "failed", error="the trainer stopped during training")
+                self.store.finish(
+                    job_id, "failed", pid=running.process.pid, error="the trainer stopped during training"
+                )
             self._running.clear()
 
     @property
@@ -103,7 +105,13 @@ class Scheduler:
             code = running.process.poll()
             if code is not None:
                 del self._running[job_id]
-                if self.store.finish(job_id, "failed", error=f"the training worker exited with code {code}"):
+                # Scoped to this worker's pid: with several API replicas another replica's worker may hold the job.
+                reason = f"the training worker exited with code {code}"
+                if self.store.finish(job_id, "failed", pid=running.process.pid, error=reason) or (
+                    code != 0
+                    and self.store.get_job(job_id).state == "queued"  # died before claiming: never retry
+                    and self.store.finish(job_id, "failed", error=reason)
+                ):
                     log.error("job %s: worker exited with code %s without an outcome", job_id, code)
                 continue
             if self.store.cancel_requested(job_id):
@@ -114,7 +122,9 @@ class Scheduler:
                     running.process.kill()
                     running.process.wait()
                     del self._running[job_id]
-                    self.store.finish(job_id, "cancelled", error="cancelled on request (worker terminated)")
+                    self.store.finish(
+                        job_id, "cancelled", pid=running.process.pid, error="cancelled on request (worker terminated)"
+                    )
         while len(self._running) < self.workers and not self._stop.is_set():
             job = self.store.next_queued(exclude=set(self._running))
             if job is None:
@@ -139,4 +149,8 @@ class Scheduler:
             self.log_level,
         ]
         # The worker logs to the server's own stdout/stderr (the journal under systemd); no pipe that could fill.
-        return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, close_fds=True)
+        env = None
+        if self.store.postgres:
+            # The store's URL holds a password: the environment, not the command line others can read.
+            env = {**os.environ, STORE_URL_ENV: self.store.engine.url.render_as_string(hide_password=False)}
+        return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, close_fds=True, env=env)

@@ -20,7 +20,7 @@ from trainer.queue import JobQueue
 from trainer.service.datasets import MAX_PIXELS, UPLOADS_DIR, Limits
 from trainer.service.retention import RetentionSweeper
 from trainer.service.scheduler import Scheduler
-from trainer.service.store import RUNNING_STATES, JobStore
+from trainer.service.store import RUNNING_STATES, JobStore, open_job_store
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def open_services(config: TrainerConfig, *, runner: str | None = None) -> Traine
     from trainer.service.worker import DEFAULT_RUNNER
 
     data_dir = Path(config.data_dir)
-    store = JobStore(data_dir)
+    store = open_job_store(config)
     queue: JobQueue
     if isinstance(config.queue, CeleryQueueConfig):
         from trainer.queue.celery_queue import CeleryQueue

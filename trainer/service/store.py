@@ -1,9 +1,13 @@
-"""The training service's persistent state: datasets and jobs in one SQLite database (WAL) under data_dir.
+"""The training service's persistent state: datasets and jobs in one SQL database, through SQLAlchemy Core.
 
-The API process and the worker processes open the same file; WAL lets readers go on while a worker writes its
-progress. A job moves queued -> training -> exporting / evaluating -> succeeded | failed | cancelled; the terminal
-states never change again. Updates from a worker name the worker's pid, so a worker orphaned by a killed server
-cannot overwrite what the restarted server decided.
+By default an SQLite file (WAL) under data_dir that the API process and the worker processes open together (WAL
+lets readers go on while a worker writes its progress); or PostgreSQL (`job_store: {kind: postgresql, url}`), which
+several API replicas and workers on other machines share. The SQL is one text for both (placeholders adapted to
+the driver); every state change is one conditional statement, so concurrent processes cannot both win.
+
+A job moves queued -> training -> exporting / evaluating -> succeeded | failed | cancelled; the terminal states
+never change again. Updates from a worker name the worker's pid, so a worker orphaned by a killed server cannot
+overwrite what the restarted server decided.
 """
 
 from __future__ import annotations
@@ -12,9 +16,8 @@ import functools
 import json
 import logging
 import secrets
-import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,40 +151,108 @@ class JobRecord:
         }
 
 
-class JobStore:
-    """Datasets and jobs in data_dir/trainer.db; safe to use from several threads and processes."""
+class _Db:
+    """One transaction: `execute(sql, params)` with `?` placeholders whatever the driver, rows as mappings."""
 
-    def __init__(self, data_dir: str | Path) -> None:
+    def __init__(self, conn: Any, qmark: bool) -> None:
+        self.conn = conn
+        self.qmark = qmark
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> _Result:
+        return _Result(self.conn.exec_driver_sql(sql if self.qmark else sql.replace("?", "%s"), tuple(params)))
+
+
+class _Result:
+    def __init__(self, result: Any) -> None:
+        self.result = result
+        self.rowcount: int = result.rowcount
+
+    def fetchone(self) -> Any:
+        return self.result.mappings().fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return list(self.result.mappings().fetchall())
+
+
+class JobStore:
+    """Datasets and jobs in data_dir/trainer.db or in PostgreSQL (`url`); safe from several threads and processes."""
+
+    def __init__(self, data_dir: str | Path, url: str | None = None) -> None:
+        from sqlalchemy import create_engine, event
+
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.db_path = self.data_dir / DB_NAME
         self._lock = threading.Lock()
-        with self._connect() as db:
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                from edge.errors import StoreError
+        self.postgres = url is not None
+        if url is None:
+            from sqlalchemy.pool import NullPool
 
-                raise StoreError(f"{self.db_path} was written by a newer Shelfwatch (schema {version})")
-            db.executescript(_SCHEMA)
+            # One short-lived connection per operation: workers and the API never share a handle across processes.
+            self.engine = create_engine(f"sqlite:///{self.db_path}", poolclass=NullPool, connect_args={"timeout": 30})
+
+            @event.listens_for(self.engine, "connect")
+            def _pragmas(dbapi: Any, _record: Any) -> None:
+                dbapi.isolation_level = None  # BEGIN/COMMIT come from SQLAlchemy's own transaction below
+                cur = dbapi.cursor()
+                for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
+                    cur.execute(f"PRAGMA {pragma}")
+                cur.close()
+
+            @event.listens_for(self.engine, "begin")
+            def _begin(conn: Any) -> None:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")  # take the write lock up front: no upgrade deadlocks
+        else:
+            self.engine = create_engine(_postgres_url(url), pool_pre_ping=True, pool_size=5, max_overflow=5)
+        self._create_schema()
+
+    def _create_schema(self) -> None:
+        from sqlalchemy import inspect
+
+        from edge.errors import StoreError
+
+        with self._connect() as db:
+            if self.postgres:
+                db.execute("CREATE TABLE IF NOT EXISTS trainer_schema (version INTEGER NOT NULL)")
+                row = db.execute("SELECT MAX(version) AS version FROM trainer_schema").fetchone()
+                version = int(row["version"] or 0)
+            else:
+                version = int(db.execute("PRAGMA user_version").fetchone()["user_version"])
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"the job store was written by a newer Shelfwatch (schema {version})")
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            inspector = inspect(db.conn)
             for table, column in _ADDED_COLUMNS:
-                present = {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
-                if column not in present:
+                if column not in {c["name"] for c in inspector.get_columns(table)}:
                     db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            if self.postgres:
+                db.execute("DELETE FROM trainer_schema")
+                db.execute("INSERT INTO trainer_schema (version) VALUES (?)", (SCHEMA_VERSION,))
+            else:
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        # One short-lived connection per operation: workers and the API never share a handle across processes.
-        db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
-        try:
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA foreign_keys=ON")
-            with self._lock:
-                yield db
-        finally:
-            db.close()
+    def _connect(self) -> Iterator[_Db]:
+        """One transaction (committed when the block ends, rolled back on an exception)."""
+        if self.postgres:
+            with self.engine.begin() as conn:
+                yield _Db(conn, qmark=False)
+            return
+        with self._lock, self.engine.begin() as conn:
+            yield _Db(conn, qmark=True)
+
+    def _lock_dataset(self, db: _Db, dataset_id: str) -> None:
+        """PostgreSQL: hold the dataset's row until the transaction ends, so queueing a job on it and deleting it
+        run one after the other and the later statement sees the earlier one's outcome (SQLite: one writer at a
+        time already)."""
+        if self.postgres:
+            db.execute("SELECT id FROM datasets WHERE id = ? FOR UPDATE", (dataset_id,))
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self.engine.dispose()
 
     # ------------------------------------------------------------------------------------------------ datasets
 
@@ -221,6 +292,7 @@ class JobStore:
         it, NotFoundError when unknown. One statement, so a job cannot be queued on it in between."""
         record = self.get_dataset(dataset_id)
         with self._connect() as db:
+            self._lock_dataset(db, dataset_id)
             cur = db.execute(
                 "UPDATE datasets SET deleted = ?, labels = '[]' WHERE id = ? AND deleted IS NULL AND NOT EXISTS "
                 "(SELECT 1 FROM jobs WHERE jobs.dataset = datasets.id "
@@ -241,7 +313,7 @@ class JobStore:
                 "AND (jobs.created >= ? OR state NOT IN ('succeeded', 'failed', 'cancelled'))) ORDER BY created",
                 (cutoff, cutoff),
             ).fetchall()
-        return [r[0] for r in rows]
+        return [r["id"] for r in rows]
 
     # ---------------------------------------------------------------------------------------------------- jobs
 
@@ -252,6 +324,7 @@ class JobStore:
         stamp = now_iso()
         with self._connect() as db:
             # Only while the dataset is not deleted: a concurrent DELETE and this insert cannot both win.
+            self._lock_dataset(db, dataset_id)
             cur = db.execute(
                 "INSERT INTO jobs (id, dataset, spec, state, created, updated) SELECT ?,?,?,?,?,? "
                 "WHERE EXISTS (SELECT 1 FROM datasets WHERE id = ? AND deleted IS NULL)",
@@ -401,13 +474,13 @@ class JobStore:
         """Whether someone asked this job to stop."""
         with self._connect() as db:
             row = db.execute("SELECT cancel_requested FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return bool(row and row[0])
+        return bool(row and row["cancel_requested"])
 
     def recover_after_restart(self) -> list[str]:
         """Fail the jobs a previous server process left running (their worker died with it); returns their ids."""
         with self._connect() as db:
             rows = db.execute("SELECT id FROM jobs WHERE state IN ('training', 'evaluating', 'exporting')").fetchall()
-            ids = [r[0] for r in rows]
+            ids = [r["id"] for r in rows]
             for job_id in ids:
                 db.execute(
                     "UPDATE jobs SET state = 'failed', error = ?, eta_seconds = NULL, updated = ? "
@@ -419,7 +492,25 @@ class JobStore:
         return ids
 
 
-def _dataset(row: sqlite3.Row) -> DatasetRecord:
+STORE_URL_ENV = "SHELFWATCH_JOB_STORE_URL"  # how the local queue hands a PostgreSQL URL to its worker processes
+
+
+def open_job_store(config: Any) -> JobStore:
+    """The job store trainer.yaml (`job_store`) names."""
+    store = config.job_store
+    url = None if isinstance(store, str) else store.url.get_secret_value()
+    return JobStore(config.data_dir, url)
+
+
+def _postgres_url(url: str) -> str:
+    """postgresql://... with the psycopg 3 driver SQLAlchemy should use."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url[len(scheme) :]
+    return url
+
+
+def _dataset(row: Any) -> DatasetRecord:
     return DatasetRecord(
         id=row["id"],
         created=row["created"],
@@ -431,7 +522,7 @@ def _dataset(row: sqlite3.Row) -> DatasetRecord:
     )
 
 
-def _job(row: sqlite3.Row) -> JobRecord:
+def _job(row: Any) -> JobRecord:
     return JobRecord(
         id=row["id"],
         dataset=row["dataset"],

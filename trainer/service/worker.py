@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.errors import ShelfwatchError
-from trainer.service.store import JobRecord, JobStore
+from trainer.service.store import STORE_URL_ENV, JobRecord, JobStore
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     _die_with_parent(args.parent_pid)
-    store = JobStore(args.data_dir)
+    store = JobStore(args.data_dir, os.environ.get(STORE_URL_ENV) or None)
     state = run_job(store, args.job, load_runner(args.runner), args.parent_pid)
     return 0 if state in ("succeeded", "cancelled", "lost") else 1
 
