@@ -37,13 +37,6 @@ log = logging.getLogger(__name__)
 STOPPED_SOURCE_POLL_SECONDS = 0.5  # how often a pipeline looks whether its stopped camera runs again
 
 
-class FrameLike(Protocol):
-    """What the pipeline reads from a captured frame (edge.cameras.capture.Frame)."""
-
-    seq: int
-    image: np.ndarray
-
-
 class FrameFeed(Protocol):
     """What the pipeline needs from a camera capture (edge.cameras.capture.CameraCapture).
 
