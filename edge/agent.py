@@ -35,7 +35,7 @@ from edge.pipeline.reporter import Reporter
 from edge.pipeline.stats import publish_stats, stats_payload
 
 if TYPE_CHECKING:
-    from edge.cameras.capture import CameraCapture, CameraHub
+    from edge.cameras.capture import CameraCapture, CameraHub, SourceFactory
     from edge.model_repository import ModelRepository
     from edge.store import DatasetStore
     from edge.web.server import WebServer
@@ -55,7 +55,7 @@ class AgentOptions:
     mqtt_reconnect_max_seconds: float = 30.0
     flush_timeout: float = 5.0
     camera_stall_seconds: float = 10.0
-    source_factory: Callable[[str | int], Any] | None = None
+    source_factory: SourceFactory | None = None
     # The benchmark: what each pipeline reads from its capture, where pipelines report, and no fps limit.
     feed: Callable[[CameraCapture], FrameFeed] | None = None
     sink: Callable[[Reporter], PipelineSink] | None = None

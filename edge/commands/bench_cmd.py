@@ -264,7 +264,7 @@ class PipelineRig:
     ) -> None:
         from edge.agent import AgentOptions, wire
         from edge.cameras.capture import CameraCapture, CameraHub
-        from edge.cameras.sources import open_source
+        from edge.cameras.sources import SourceSettings, open_source
         from edge.config.model import CameraConfig, EdgeConfig, ModelConfig, MqttConfig
 
         self.paused = threading.Event()
@@ -289,7 +289,7 @@ class PipelineRig:
         hub = CameraHub([])
         for cam in config.cameras:
 
-            def factory(src: str | int, gate: threading.Semaphore = gates[cam.id]) -> Any:
+            def factory(src: SourceSettings, gate: threading.Semaphore = gates[cam.id]) -> Any:
                 return _GatedSource(open_source(src, realtime=False), gate)
 
             hub.captures[cam.id] = CameraCapture(cam, factory)
