@@ -5,19 +5,34 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from flask import current_app
 
 from edge.web.http import ApiError
 from edge.web.services import current_services
 
+if TYPE_CHECKING:
+    from edge.cameras.capture import CameraHub
+    from edge.config import EdgeConfig
+    from edge.events import EventLog
+    from edge.model_repository import ModelRepository
+    from edge.pipeline.metrics import MetricsRegistry
+
 log = logging.getLogger(__name__)
 
 PREDICT_CACHE_KEY = "shelfwatch.predict_model"
 
 
-def require_service(name: str) -> Any:
+@overload
+def require_service(name: Literal["models"]) -> ModelRepository: ...
+@overload
+def require_service(name: Literal["events"]) -> EventLog: ...
+@overload
+def require_service(name: Literal["cameras"]) -> CameraHub: ...
+@overload
+def require_service(name: Literal["metrics"]) -> MetricsRegistry: ...
+def require_service(name: str) -> object:
     """The named Services field, or 503 saying the part is not running on this device."""
     service = getattr(current_services(), name)
     if service is None:
@@ -25,9 +40,10 @@ def require_service(name: str) -> Any:
     return service
 
 
-def config() -> Any:
+def config() -> EdgeConfig:
     """The EdgeConfig the app was created with."""
-    return current_app.config["SHELFWATCH_CONFIG"]
+    cfg: EdgeConfig = current_app.config["SHELFWATCH_CONFIG"]
+    return cfg
 
 
 class _PredictCache:
