@@ -22,7 +22,7 @@ from edge.web.services import EXTENSION_KEY, Services
 
 log = logging.getLogger(__name__)
 
-# One module per area. The runtime side appends its own (models, events, predict, status, metrics, training).
+# One module per area (a module exposes `bp` and optionally `NAV`); other packages append theirs before create_app.
 BLUEPRINTS: list[str] = [
     "edge.web.auth",
     "edge.web.users",
