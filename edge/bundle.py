@@ -54,7 +54,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from edge.errors import BundleError
+from edge.errors import BundleError, validation_message
 from edge.vocabulary import Task, default_alert_labels
 
 log = logging.getLogger(__name__)
@@ -623,12 +623,7 @@ def _parse_manifest(data: bytes) -> Manifest:
 
 
 def _first_errors(err: ValidationError, limit: int = 3) -> str:
-    parts = []
-    for e in err.errors()[:limit]:
-        loc = ".".join(str(x) for x in e["loc"]) or "(root)"
-        parts.append(f"{loc}: {e['msg']}")
-    more = len(err.errors()) - limit
-    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+    return validation_message(err, limit=limit)
 
 
 def _load_trusted(trusted_keys: list[str] | list[Ed25519PublicKey]) -> list[Ed25519PublicKey]:

@@ -42,7 +42,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from edge.cameras.pacing import Pacer
 from edge.datasets.imaging import MAX_FRAME_PIXELS, decode_image
-from edge.errors import CameraError, ImageError
+from edge.errors import CameraError, ImageError, validation_message
 from edge.strict import StrictModel
 
 log = logging.getLogger(__name__)
@@ -608,7 +608,7 @@ def source_config(source: str | int | SourceSettings) -> SourceSettings:
     try:
         return SOURCE_KINDS[mapping["kind"]].config.model_validate(mapping)
     except ValidationError as err:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        problems = validation_message(err)
         raise CameraError(f"camera source {describe_source(source)!r}: {problems}") from None
 
 

@@ -126,7 +126,7 @@ def build_demo_config(args: argparse.Namespace) -> Any:
 
     from edge.cameras.synthetic import default_zones
     from edge.config import EdgeConfig
-    from edge.errors import ConfigError
+    from edge.errors import ConfigError, validation_message
 
     data_dir = Path(args.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -152,7 +152,7 @@ def build_demo_config(args: argparse.Namespace) -> Any:
             }
         )
     except ValidationError as err:
-        problems = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in err.errors())
+        problems = validation_message(err)
         raise ConfigError(f"the demo's options make an invalid config: {problems}") from err
 
 

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from edge.errors import validation_message
 from trainer.errors import TrainingError
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ def read_zones(path: str | None) -> list[ZoneConfig] | None:
     try:
         return [ZoneConfig.model_validate(z) for z in data]
     except ValidationError as err:
-        raise TrainingError(f"zones file {file}: {err.errors()[0]['loc']}: {err.errors()[0]['msg']}") from err
+        raise TrainingError(f"zones file {file}: {validation_message(err, limit=1)}") from err
 
 
 class ProgressBar:
