@@ -431,15 +431,12 @@ class SyntheticSourceConfig(SourceSettings):
         if not text.startswith(cls.PREFIX):
             return None
         query = text[len(cls.PREFIX) :].lstrip("/").lstrip("?")
-        types = {
-            name: cls.model_fields[name].annotation for name in ("width", "height", "rows", "period", "seed", "fps")
-        }
+        known = [name for name in cls.model_fields if name != "kind"]
         options: dict[str, Any] = {"kind": "synthetic"}
         for key, value in parse_qsl(query, keep_blank_values=True):
-            kind = types.get(key)
-            if kind is None:
-                raise CameraError(f"synthetic source: unknown option {key!r} (known: {', '.join(sorted(types))})")
-            convert = int if kind in (int, "int") else float
+            if key not in known:
+                raise CameraError(f"synthetic source: unknown option {key!r} (known: {', '.join(sorted(known))})")
+            convert = int if cls.model_fields[key].annotation is int else float
             try:
                 options[key] = convert(value)
             except ValueError:
