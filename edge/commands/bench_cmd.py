@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.errors import ShelfwatchError
+from edge.processes import stop_process
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +79,7 @@ def mosquitto(host: str | None, port: int | None) -> Iterator[tuple[str, int]]:
                     time.sleep(0.05)
             yield "127.0.0.1", free
         finally:
-            proc.terminate()
-            proc.wait(timeout=5)
+            stop_process(proc)
 
 
 class DecodeRig:

@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from edge.processes import stop_process
+
 MOSQUITTO_SUB = shutil.which("mosquitto_sub")
 
 
@@ -89,12 +91,7 @@ class MqttSubscriber:
     def stop(self) -> None:
         """Stop mosquitto_sub."""
         if self._proc is not None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+            stop_process(self._proc)
             self._proc = None
 
     def __enter__(self) -> MqttSubscriber:
