@@ -139,7 +139,7 @@ class CameraConfig(StrictModel):
     def _id(cls, v: str) -> str:
         return _slug(v, "camera id")
 
-    @field_validator("source", mode="before")
+    @field_validator("source", mode="before", json_schema_input_type=str | int | SourceConfig)
     @classmethod
     def _plain_source(cls, v: object) -> object:
         """A plain string or number (`/dev/video0`, `rtsp://...`, a path, `synthetic:?...`) becomes its mapping."""
@@ -187,7 +187,7 @@ class ModelConfig(StrictModel):
     keep_versions: int = Field(5, ge=2, le=100, description="Installed model versions kept for rollback.")
     watchdog_seconds: float = Field(10.0, gt=0, description="An inference call longer than this is reported hung.")
 
-    @field_validator("engine", mode="before")
+    @field_validator("engine", mode="before", json_schema_input_type=str | EngineConfig)
     @classmethod
     def _engine_name(cls, v: object) -> object:
         """A plain engine name becomes its kind's mapping; an unknown name is refused with the known ones."""

@@ -113,6 +113,19 @@ def test_cli_validates_trainer_yaml_registered_by_the_trainer(
     assert '"TrainingDefaults"' in capsys.readouterr().out
 
 
+def test_schema_offers_plain_sources_and_engines_beside_their_mapping_forms(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    assert main(["config", "schema"]) == 0
+    defs = json.loads(capsys.readouterr().out)["$defs"]
+    source = defs["CameraConfig"]["properties"]["source"]["anyOf"]
+    assert {"type": "string"} in source and {"type": "integer"} in source
+    assert set(source[2]["discriminator"]["mapping"]) == {"synthetic", "stream", "v4l2", "file"}
+    engine = defs["ModelConfig"]["properties"]["engine"]["anyOf"]
+    assert {"type": "string"} in engine
+    assert defs["OpenVinoSettings"]["properties"]["precision"]["anyOf"][0]["enum"] == ["fp32", "fp16", "bf16"]
+
+
 def test_config_doc_lists_every_field() -> None:
     """docs/CONFIG.md's tables are generated from the models; a new field without regenerating fails here."""
     import importlib.util
