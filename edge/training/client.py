@@ -41,11 +41,21 @@ USER_AGENT = "shelfwatch-edge"
 
 
 class TrainerHttpError(TrainerError):
-    """The trainer answered with an HTTP error; `status` is its code and the message is the trainer's."""
+    """The trainer answered with an HTTP error; `status` is its code and the message is the trainer's.
+
+    The device answers a trainer's refusal (4xx) with 400 and a trainer's fault (5xx) with 502.
+    """
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+        self.http_status = 502 if status >= 500 else 400
+
+
+class TrainerUnreachable(TrainerError):
+    """The trainer service did not answer (down, refused, timed out): 503 on the device."""
+
+    http_status = 503
 
 
 class WaitStopped(TrainerError):
@@ -136,7 +146,7 @@ class TrainerClient:
             raise TrainerHttpError(err.code, f"trainer: {message}") from None
         except (urllib.error.URLError, OSError) as err:
             reason = getattr(err, "reason", err)
-            raise TrainerError(f"trainer at {self.url} cannot be reached: {reason}") from err
+            raise TrainerUnreachable(f"trainer at {self.url} cannot be reached: {reason}") from err
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         with self._request(method, path, **kwargs) as resp:

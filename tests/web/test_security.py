@@ -28,6 +28,7 @@ from edge.errors import (
     status_for,
 )
 from edge.store.users import USERS_DB, UserStore, hash_password
+from edge.training.client import TrainerHttpError, TrainerUnavailable, TrainerUnreachable
 from edge.web import WebServer
 from edge.web.http import MAX_JSON_DEPTH, json_depth
 from edge.web.security import requires
@@ -223,6 +224,8 @@ def test_status_for_each_error_class() -> None:
     assert status_for(ImageTooLargeError("x")) == 413 and status_for(CameraError("x")) == 503
     assert status_for(StoreError("x")) == 500 and status_for(EngineError("x")) == 500
     assert status_for(RuntimeError("x")) == 500
+    assert status_for(TrainerUnreachable("down")) == 503 and status_for(TrainerUnavailable("none")) == 503
+    assert status_for(TrainerHttpError(500, "trainer broke")) == 502 and status_for(TrainerHttpError(404, "x")) == 400
     assert status_for(OSError(errno.ENOSPC, "No space left on device")) == 507
     assert status_for(sqlite3.OperationalError("database or disk is full")) == 507
 
