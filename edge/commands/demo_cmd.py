@@ -27,6 +27,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from edge.processes import stop_process
+
 log = logging.getLogger(__name__)
 
 DEMO_CAMERA = "shelf"
@@ -107,13 +109,8 @@ class LocalTrainer:
         raise RuntimeError(f"the local trainer did not answer within {timeout}s; see {self.log_path}")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc, timeout=15)
 
 
 def _trainer_installed() -> bool:
