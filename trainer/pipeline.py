@@ -250,18 +250,27 @@ def _run(
     plan = plan_evaluation(spec, recipe, data)
 
     cv: _CrossValidation | None = None
-    cv_seconds = 0.0
+    cv_seconds = pool_seconds = 0.0
     if plan.method == "kfold":
         everything = list(range(len(data.items)))
         data.pool = everything
-        cv_started = time.monotonic()
-        cv = _cross_validate(spec, recipe, data, plan, reporter)
-        cv_seconds = time.monotonic() - cv_started
         if getattr(recipe, "validation_trains", True):
             train, val = carve_validation(everything, data.groups, data.strata, spec.seed)
         else:
             train, val = everything, []
         test: list[int] = []
+        # Optional capability: a recipe that prepares every image once for all fits (the classification recipe
+        # embeds them) does it here, counted as training; the folds' fits are then the evaluation's cost.
+        prepare_pool = getattr(recipe, "prepare_pool", None)
+        start = 0.0
+        if prepare_pool is not None:
+            pool_started = time.monotonic()
+            start = 0.7
+            prepare_pool(data, train, val, reporter.stage("training", 0.0, start))
+            pool_seconds = time.monotonic() - pool_started
+        cv_started = time.monotonic()
+        cv = _cross_validate(spec, recipe, data, plan, reporter, start)
+        cv_seconds = time.monotonic() - cv_started
         fit_progress = reporter.stage("training", cv.final_from, 1.0)
     else:
         train, val, test = split.train, split.val, split.test
@@ -273,7 +282,7 @@ def _run(
     if model.weights_warning and model.weights_warning not in warnings:
         warnings.insert(0, model.weights_warning)
     warnings.extend(model.warnings)
-    train_seconds = time.monotonic() - train_started
+    train_seconds = time.monotonic() - train_started + pool_seconds
 
     export_started = time.monotonic()
     files, parity = _export(spec, recipe, data, model, test, staging, reporter)
@@ -410,17 +419,15 @@ class _CrossValidation:
 
 
 def _cross_validate(
-    spec: TrainSpec, recipe: TaskRecipe, data: TaskData, plan: EvaluationPlan, reporter: _Reporter
+    spec: TrainSpec, recipe: TaskRecipe, data: TaskData, plan: EvaluationPlan, reporter: _Reporter, start: float
 ) -> _CrossValidation:
     """Fit one model per fold on the other folds (validation carved out of them), predict the fold."""
     from trainer.crossval import carve_validation, summarise_folds
 
     k = plan.folds
-    # The shipped model's fit is one more; a recipe whose first fit does the heavy lifting (embedding every
-    # image) says how much of the stage it takes.
-    first = float(getattr(recipe, "first_fit_share", 1.0 / (k + 1)))
-    rest = (1.0 - first) / k
-    spans = [(0.0, first)] + [(first + rest * (f - 1), first + rest * f) for f in range(1, k + 1)]
+    # k fits and the shipped model's share what the pool's preparation leaves of the training stage.
+    step = (1.0 - start) / (k + 1)
+    spans = [(start + step * f, start + step * (f + 1)) for f in range(k + 1)]
     items: list[int] = []
     predictions: list[Any] = []
     per_fold: list[dict[str, Any]] = []

@@ -71,7 +71,6 @@ class ClassificationRecipe:
     parity_images = MAX_PARITY_IMAGES
     calibration_images = MAX_CALIBRATION_IMAGES
     parity_header: dict[str, Any] = {"tolerance": FP32_TOLERANCE}
-    first_fit_share = 0.7  # the first fit embeds the pool; the later ones fit heads on the cache
 
     def __init__(self, spec: TrainSpec, scratch: Path) -> None:
         self.spec = spec
@@ -140,14 +139,14 @@ class ClassificationRecipe:
 
     # ------------------------------------------------------------------------------------------ training
 
-    def _embed_pool(
-        self, data: TaskData, pool: list[int], train: list[int], val: list[int], progress: FitProgress
-    ) -> None:
-        """Embed every view of the pool's images once (the first fit of a run)."""
+    def prepare_pool(self, data: TaskData, train: list[int], val: list[int], progress: FitProgress) -> None:
+        """Embed every view of the pool's images (`data.pool`) once, before the run's first fit; `train` and `val`
+        (the shipped model's) decide whether fine-tuning runs, which changes what is cached."""
         from trainer.classify import FINE_TUNE_MIN_PER_LABEL, FINE_TUNE_MODULES, embed_images, tail_embeddings
         from trainer.data import augment
 
         spec = self.spec
+        pool = data.pool or train + val
         assert self._embedder is not None and self._weights is not None
         views = views_for(len(pool), spec.views)
         images: list[np.ndarray] = []
@@ -206,7 +205,7 @@ class ClassificationRecipe:
 
         spec = self.spec
         if self._features is None:
-            self._embed_pool(data, data.pool or train + val, train, val, progress)
+            self.prepare_pool(data, train, val, progress)
         f = self._features
         assert f is not None and self._embedder is not None and self._weights is not None
         missing = [i for i in train + val if i not in f.row]
