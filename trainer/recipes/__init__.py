@@ -17,8 +17,16 @@ task's meaning:
 - `parity(...)` compares one exported model's outputs with torch's (the pipeline runs every exported file through
   `edge.runtime`'s engines).
 
-A recipe instance serves one run (`recipe_for(spec)`): it may cache what every fit reuses (the classification
-recipe embeds each image's views once and fits a head per fold on the cached embeddings).
+A recipe instance serves one run (`recipe_for(spec, scratch)`): it may cache what every fit reuses (the
+classification recipe embeds each image's views once and fits a head per fold on the cached embeddings).
+
+Optional capabilities, read with `getattr` by the pipeline's k-fold (trainer/crossval.py):
+
+- `prepare_pool(data, train, val, progress)`: prepare every item of `data.pool` once before the folds' fits
+  (`train` / `val`: the shipped model's), counted as training time;
+- `validation_trains` (default True): whether a fit learns from its validation items too (the classification head
+  is refitted on train + validation); when False (detection: validation only picks the score threshold) the
+  shipped model of a k-fold run fits on every item with no validation.
 """
 
 from __future__ import annotations
