@@ -64,6 +64,29 @@ class PostgresStoreConfig(StrictModel):
     url: Secret = Field(description="postgresql://user:password@host:5432/db (literal, ${ENV} or a credential).")
 
 
+class S3StorageConfig(StrictModel):
+    """Datasets and bundles in an S3-compatible bucket, shared by API replicas and workers (boto3)."""
+
+    kind: Literal["s3"] = Field(description="Keep datasets and bundles in S3-compatible object storage.")
+    bucket: str = Field(min_length=3, max_length=63, description="Bucket name (it must exist).")
+    endpoint_url: str | None = Field(None, description="S3 endpoint, e.g. http://seaweedfs:8333; null: AWS.")
+    region: str = Field("us-east-1", description="Region name the endpoint expects.")
+    prefix: str = Field("shelfwatch/", max_length=200, description="Key prefix of everything the trainer writes.")
+    access_key_id: Secret | None = Field(None, description="Access key (literal, ${ENV} or a credential).")
+    secret_access_key: Secret | None = Field(None, description="Secret key (literal, ${ENV} or a credential).")
+
+    def settings(self) -> dict[str, str | None]:
+        """Plain values for the boto3 client (secrets revealed: keep them in memory or a child's environment)."""
+        return {
+            "bucket": self.bucket,
+            "endpoint_url": self.endpoint_url,
+            "region": self.region,
+            "prefix": self.prefix,
+            "access_key_id": self.access_key_id.get_secret_value() if self.access_key_id else None,
+            "secret_access_key": self.secret_access_key.get_secret_value() if self.secret_access_key else None,
+        }
+
+
 class RetentionConfig(StrictModel):
     datasets_days: float | None = Field(
         None,
@@ -85,6 +108,9 @@ class TrainerConfig(StrictModel):
     )
     job_store: Literal["sqlite"] | PostgresStoreConfig = Field(
         "sqlite", description="'sqlite': data_dir/trainer.db (one machine); or {kind: postgresql, url}."
+    )
+    storage: Literal["local"] | S3StorageConfig = Field(
+        "local", description="'local': datasets and bundles under data_dir; or {kind: s3, bucket, endpoint_url, ...}."
     )
     retention: RetentionConfig = Field(default_factory=RetentionConfig, description="How long datasets are kept.")
     workers: int = Field(1, ge=1, le=16, description="Training jobs run at the same time (each in its own process).")

@@ -21,9 +21,11 @@ import os
 import socket
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trainer.config import CeleryQueueConfig, TrainerConfig
+from trainer.service.artifacts import open_artifacts
 from trainer.service.store import JobStore, open_job_store
 
 if TYPE_CHECKING:
@@ -138,13 +140,14 @@ def run_worker(config: TrainerConfig, *, runner: str | None = None, name: str | 
         raise ConfigError("`shelfwatch trainer worker` needs `queue: {kind: celery, broker_url: ...}` in trainer.yaml")
     app = celery_app(config.queue)
     store = open_job_store(config)
+    artifacts = open_artifacts(config, Path(config.data_dir))
     job_runner = load_runner(runner or DEFAULT_RUNNER)
     _warm_up()
     node = name or f"trainer-{os.getpid()}@{socket.gethostname()}"
 
     @app.task(name=TASK_NAME)
     def _run(job_id: str) -> str:
-        return run_job(store, job_id, job_runner, None, worker=node, heartbeat_s=HEARTBEAT_S)
+        return run_job(store, job_id, job_runner, None, worker=node, heartbeat_s=HEARTBEAT_S, artifacts=artifacts)
 
     argv: list[Any] = [
         "worker",

@@ -13,6 +13,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 from edge.timestamps import iso_utc
+from trainer.service.artifacts import Artifacts
 from trainer.service.datasets import DATASETS_DIR
 from trainer.service.store import DatasetRecord, JobStore
 
@@ -21,23 +22,28 @@ log = logging.getLogger(__name__)
 SWEEP_INTERVAL_S = 3600.0
 
 
-def delete_dataset(store: JobStore, dataset_id: str) -> DatasetRecord:
-    """Mark the dataset deleted, then remove its folder; ConflictError while a job uses it."""
+def delete_dataset(store: JobStore, dataset_id: str, artifacts: Artifacts | None = None) -> DatasetRecord:
+    """Mark the dataset deleted, then remove its folder (and its object-storage copy); ConflictError while a job
+    uses it."""
     record = store.mark_dataset_deleted(dataset_id)
+    if artifacts is not None:
+        artifacts.delete_dataset(dataset_id)
     # The record's path is the dataset's root inside the archive; the whole extracted folder goes.
     shutil.rmtree(store.data_dir / DATASETS_DIR / dataset_id, ignore_errors=True)
     log.info("dataset %s deleted (%d images)", dataset_id, record.images)
     return record
 
 
-def sweep_datasets(store: JobStore, max_age_days: float, *, now: datetime | None = None) -> list[str]:
+def sweep_datasets(
+    store: JobStore, max_age_days: float, *, now: datetime | None = None, artifacts: Artifacts | None = None
+) -> list[str]:
     """Delete every dataset unused for max_age_days; returns their ids."""
     cutoff = (now or datetime.now(UTC)) - timedelta(days=max_age_days)
     stamp = iso_utc(cutoff, "milliseconds")
     deleted = []
     for dataset_id in store.datasets_unused_since(stamp):
         try:
-            delete_dataset(store, dataset_id)
+            delete_dataset(store, dataset_id, artifacts)
         except Exception as err:  # a job queued on it meanwhile (409) or a vanished row: next sweep decides
             log.info("retention: dataset %s kept: %s", dataset_id, err)
             continue
@@ -50,8 +56,15 @@ def sweep_datasets(store: JobStore, max_age_days: float, *, now: datetime | None
 class RetentionSweeper:
     """A daemon thread that sweeps at start and then every SWEEP_INTERVAL_S (no thread without a retention)."""
 
-    def __init__(self, store: JobStore, max_age_days: float | None, interval_s: float = SWEEP_INTERVAL_S) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        max_age_days: float | None,
+        artifacts: Artifacts | None = None,
+        interval_s: float = SWEEP_INTERVAL_S,
+    ) -> None:
         self.store = store
+        self.artifacts = artifacts
         self.max_age_days = max_age_days
         self.interval_s = interval_s
         self._stop = threading.Event()
@@ -75,7 +88,7 @@ class RetentionSweeper:
         assert self.max_age_days is not None
         while not self._stop.is_set():
             try:
-                sweep_datasets(self.store, self.max_age_days)
+                sweep_datasets(self.store, self.max_age_days, artifacts=self.artifacts)
             except Exception:  # a transient database error must not end retention for good
                 log.exception("retention sweep failed")
             self._stop.wait(self.interval_s)

@@ -35,12 +35,19 @@ class Scheduler:
     """Runs the job queue of a JobStore with worker subprocesses."""
 
     def __init__(
-        self, store: JobStore, *, workers: int = 1, runner: str = DEFAULT_RUNNER, log_level: str = "info"
+        self,
+        store: JobStore,
+        *,
+        workers: int = 1,
+        runner: str = DEFAULT_RUNNER,
+        log_level: str = "info",
+        env: dict[str, str] | None = None,
     ) -> None:
         self.store = store
         self.workers = workers
         self.runner = runner
         self.log_level = log_level
+        self.env = env or {}  # settings with secrets for the workers (object storage): never on a command line
         self._running: dict[str, _Running] = {}
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -149,8 +156,8 @@ class Scheduler:
             self.log_level,
         ]
         # The worker logs to the server's own stdout/stderr (the journal under systemd); no pipe that could fill.
-        env = None
+        env = {**os.environ, **self.env} if self.env else None
         if self.store.postgres:
             # The store's URL holds a password: the environment, not the command line others can read.
-            env = {**os.environ, STORE_URL_ENV: self.store.engine.url.render_as_string(hide_password=False)}
+            env = {**(env or os.environ), STORE_URL_ENV: self.store.engine.url.render_as_string(hide_password=False)}
         return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, close_fds=True, env=env)

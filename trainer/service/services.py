@@ -17,6 +17,7 @@ from flask import current_app
 
 from trainer.config import CeleryQueueConfig, TrainerConfig
 from trainer.queue import JobQueue
+from trainer.service.artifacts import Artifacts, S3Artifacts, open_artifacts
 from trainer.service.datasets import MAX_PIXELS, UPLOADS_DIR, Limits
 from trainer.service.retention import RetentionSweeper
 from trainer.service.scheduler import Scheduler
@@ -42,6 +43,7 @@ class TrainerServices:
     signing_key: Path
     tokens: list[str]
     sweeper: RetentionSweeper
+    artifacts: Artifacts
     recovered: list[str] = field(default_factory=list)
 
     def start(self) -> None:
@@ -59,6 +61,7 @@ def open_services(config: TrainerConfig, *, runner: str | None = None) -> Traine
 
     data_dir = Path(config.data_dir)
     store = open_job_store(config)
+    artifacts = open_artifacts(config, data_dir)
     queue: JobQueue
     if isinstance(config.queue, CeleryQueueConfig):
         from trainer.queue.celery_queue import CeleryQueue
@@ -66,13 +69,22 @@ def open_services(config: TrainerConfig, *, runner: str | None = None) -> Traine
         # Jobs run on workers of their own: running ones go on across an API restart (their heartbeat decides).
         queue, recovered = CeleryQueue(store, config.queue), []
     else:
-        queue = Scheduler(store, workers=config.workers, runner=runner or DEFAULT_RUNNER, log_level=config.log_level)
+        env = artifacts.env() if isinstance(artifacts, S3Artifacts) else None
+        queue = Scheduler(
+            store, workers=config.workers, runner=runner or DEFAULT_RUNNER, log_level=config.log_level, env=env
+        )
         recovered = store.recover_after_restart()
     if isinstance(config.queue, CeleryQueueConfig):
         remove_stale_staging(data_dir, store, min_age_s=STALE_SHARED_S)
     else:
         remove_stale_staging(data_dir)
     signing_key = ensure_signing_key(config, data_dir)
+    if config.signing_key is None and (artifacts.remote or not isinstance(config.queue, str)):
+        log.warning(
+            "signing_key is not configured: this process signs with its own %s; with several machines configure one "
+            "key for all (devices trust one public key)",
+            signing_key,
+        )
     tokens = [t.get_secret_value() for t in config.server.tokens if t.get_secret_value()]
     if not tokens:
         log.warning("server.tokens is empty: the trainer API refuses every request until a token is configured")
@@ -82,8 +94,8 @@ def open_services(config: TrainerConfig, *, runner: str | None = None) -> Traine
         max_pixels=MAX_PIXELS,
         pull_sources=tuple(config.server.pull_sources),
     )
-    sweeper = RetentionSweeper(store, config.retention.datasets_days)
-    return TrainerServices(config, data_dir, store, queue, limits, signing_key, tokens, sweeper, recovered)
+    sweeper = RetentionSweeper(store, config.retention.datasets_days, artifacts)
+    return TrainerServices(config, data_dir, store, queue, limits, signing_key, tokens, sweeper, artifacts, recovered)
 
 
 def services() -> TrainerServices:

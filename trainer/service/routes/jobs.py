@@ -16,7 +16,7 @@ from edge.strict import StrictModel
 from edge.vocabulary import Backbone, Task
 from trainer.service.http import error_response
 from trainer.service.services import BUNDLES_DIR, TrainerServices, services
-from trainer.service.store import JOB_STATES, JobStore, new_id
+from trainer.service.store import JOB_STATES, new_id
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,10 @@ def add_job() -> Any:
     dataset = svc.store.get_dataset(body.dataset)
     job_id = new_id("job")
     spec = train_spec(svc, job_id, dataset.path, dataset.format, body)
+    # Where the data sits inside the dataset's folder: a worker with its own data_dir (object storage) finds it.
+    parts = dataset.path.parts
+    inner = parts[parts.index(dataset.id) + 1 :] if dataset.id in parts else ()
+    spec["_data_rel"] = Path(*inner).as_posix() if inner else "."
     job = svc.store.add_job(dataset.id, spec, job_id=job_id)
     svc.queue.submit(job.id)
     log.info("job %s queued: %s on dataset %s", job.id, body.task, dataset.id)
@@ -90,7 +94,7 @@ def get_bundle(job_id: str) -> Any:
     from edge.bundle import pack_bundle
 
     svc = services()
-    bundle_dir = finished_bundle(svc.store, job_id)
+    bundle_dir = finished_bundle(svc, job_id)
     packed = svc.data_dir / BUNDLES_DIR / f"{job_id}.tar.gz"
     if not packed.is_file():
         pack_bundle(bundle_dir, packed)
@@ -103,19 +107,20 @@ def get_report(job_id: str) -> Any:
     fmt = request.args.get("format", "json")
     if fmt not in ("json", "html"):
         return error_response(400, "format must be json or html")
-    path = finished_bundle(services().store, job_id) / f"report.{fmt}"
+    path = finished_bundle(services(), job_id) / f"report.{fmt}"
     if not path.is_file():
         raise NotFoundError(f"job {job_id} has no report.{fmt}")
     mimetype = "application/json" if fmt == "json" else "text/html"
     return send_file(path, mimetype=mimetype)
 
 
-def finished_bundle(store: JobStore, job_id: str) -> Path:
-    """The bundle folder of a succeeded job; 409 before that, 404 when its files are gone."""
-    job = store.get_job(job_id)
+def finished_bundle(svc: TrainerServices, job_id: str) -> Path:
+    """The bundle folder of a succeeded job (fetched from object storage when needed); 409 before that, 404 when
+    its files are gone."""
+    job = svc.store.get_job(job_id)
     if job.state != "succeeded" or not job.bundle:
         raise ConflictError(f"job {job_id} is {job.state}; its bundle exists once it has succeeded")
-    bundle_dir = Path(job.bundle)
+    bundle_dir = svc.artifacts.ensure_bundle(job_id) if svc.artifacts.remote else Path(job.bundle)
     if not (bundle_dir / "manifest.json").is_file():
         raise NotFoundError(f"the bundle of job {job_id} is missing on the server")
     return bundle_dir
