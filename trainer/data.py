@@ -253,10 +253,14 @@ def split_classification(
 
 def load_image(path: Path) -> np.ndarray:
     """Decode an image file into BGR uint8; TrainingError naming the file when it cannot be read."""
-    data = np.fromfile(str(path), dtype=np.uint8) if Path(path).is_file() else None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data is not None and data.size else None
-    if image is None:
-        raise TrainingError(f"cannot decode image {path}")
+    from edge.datasets.imaging import MAX_FRAME_PIXELS, decode_image
+    from edge.errors import ImageError
+
+    # The device's one intake: header first (allow-list, pixel limit), so a local dataset cannot smuggle in a bomb.
+    try:
+        _, image = decode_image(Path(path).read_bytes(), str(path), max_pixels=MAX_FRAME_PIXELS)
+    except (OSError, ImageError) as err:
+        raise TrainingError(f"cannot decode image {path}: {err}") from err
     return image
 
 

@@ -186,3 +186,14 @@ def test_polygon_zone_crops_match_what_the_device_classifies(tmp_path: Path) -> 
     expected = crop_zone(load_image(path), Zone("tri", tuple(triangle), ()))
     assert crop.shape == expected.shape and np.array_equal(crop, expected)
     assert (crop[-1, 0] == 0).all() and (crop[crop.shape[0] // 2, crop.shape[1] // 2] != 0).any()
+
+
+def test_load_image_reads_the_header_first(tmp_path: Path) -> None:
+    # The device's one intake: a TIFF declaring 30000x30000 is refused from its header, never decoded.
+    from tests.helpers.hostile import tiff_declaring
+    from trainer.data import load_image
+
+    bomb = tmp_path / "bomb.tif"
+    bomb.write_bytes(tiff_declaring(30000, 30000, complete=False))
+    with pytest.raises(TrainingError, match=r"bomb\.tif: 30000x30000 pixels is over the limit"):
+        load_image(bomb)
