@@ -259,6 +259,8 @@ class EdgeConfig(StrictModel):
     @field_validator("device_id")
     @classmethod
     def _id(cls, v: str) -> str:
+        if v == "fleet":  # <prefix>/fleet/<group>/model are the fleet's announcements, not a device's subtree
+            raise ValueError("device_id 'fleet' is reserved for the fleet's topics")
         return _slug(v, "device_id")
 
     @field_validator("group")

@@ -151,3 +151,5 @@ def test_group_is_a_slug_in_edge_yaml() -> None:
     assert EdgeConfig.model_validate({}).group is None
     with pytest.raises(ValueError, match="group"):
         EdgeConfig.model_validate({"group": "North/1"})
+    with pytest.raises(ValueError, match="reserved"):
+        EdgeConfig.model_validate({"device_id": "fleet"})  # shelfwatch/fleet/... are the announcements
