@@ -56,7 +56,7 @@ def test_edge_image_is_slim_non_root_without_torch() -> None:
 def test_trainer_image_has_cpu_torch_non_root_and_healthcheck() -> None:
     steps = _instructions("Dockerfile.trainer")
     runs = " ".join(rest for word, rest in steps if word == "RUN")
-    assert "download.pytorch.org/whl/cpu" in runs and '".[trainer]"' in runs
+    assert "download.pytorch.org/whl/cpu" in runs and '".[scale]"' in runs  # trainer + Celery, PostgreSQL, S3
     users = [rest for word, rest in steps if word == "USER"]
     assert users and users[-1].split(":")[0] not in ("0", "root")
     health = [rest for word, rest in steps if word == "HEALTHCHECK"]
