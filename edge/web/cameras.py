@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -23,6 +24,10 @@ bp = Blueprint("cameras", __name__)
 NAV = [("cameras.live", "Live", 10), ("cameras.zones_page", "Zones", 60)]
 
 STREAM_MAX_FPS = 10.0
+# Each open MJPEG stream holds one of the web server's worker threads (edge.web.server.THREADS = 16) for as long as
+# it is watched; past this many the next one is refused (503) so that pages and the API keep answering.
+MAX_STREAMS = 10
+STREAM_SLOTS_KEY = "shelfwatch.stream_slots"
 STREAM_JPEG_QUALITY = 80
 CAPTURE_JPEG_QUALITY = 95
 BOUNDARY = "shelfwatchframe"
@@ -161,6 +166,10 @@ def stream(camera_id: str) -> Response:
     """An MJPEG stream of the camera (at most STREAM_MAX_FPS); it ends when the server stops."""
     capture = _capture_for(camera_id)
     stopping = current_app.extensions["shelfwatch.stopping"]
+    slots = current_app.extensions.setdefault(STREAM_SLOTS_KEY, threading.BoundedSemaphore(MAX_STREAMS))
+    if not slots.acquire(blocking=False):
+        message = f"{MAX_STREAMS} live streams are open already; close one (a tab) and retry"
+        raise ApiError(503, message, headers={"Retry-After": "5"})
 
     def parts() -> Iterator[bytes]:
         seq = -1
@@ -181,7 +190,8 @@ def stream(camera_id: str) -> Response:
                 stopping.wait(wait)
             next_at = time.monotonic() + 1.0 / STREAM_MAX_FPS
 
-    resp = Response(parts(), mimetype=f"multipart/x-mixed-replace; boundary={BOUNDARY}", direct_passthrough=True)
+    body = _ReleasingStream(parts(), slots)  # the server closes it when the client goes or the stream ends
+    resp = Response(body, mimetype=f"multipart/x-mixed-replace; boundary={BOUNDARY}", direct_passthrough=True)
     resp.headers["Cache-Control"] = "no-store"
     return resp
 

@@ -41,12 +41,13 @@ class RowIdConverter(IntegerConverter):
     regex = r"\d{1,18}"
 
 
-class ApiError(Exception):
-    """An error answered with a status code and a message ({"error": message} under /api)."""
+class ApiError(ShelfwatchError):
+    """An error of the web layer itself answered with its status and message ({"error": message} under /api)."""
 
     def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.http_status = status
         self.message = message
         self.headers = headers or {}
 

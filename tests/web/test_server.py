@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import time
 
 from edge.web import WebServer
 from tests.web.conftest import ADMIN, ADMIN_PASSWORD, CAMERA_ID, Studio
@@ -69,4 +70,50 @@ def test_half_open_connections_take_no_threads_and_idle_ones_are_closed(studio: 
     finally:
         for sock in stalled:
             sock.close()
+        server.stop()
+
+
+def test_live_streams_are_capped_so_the_worker_pool_keeps_answering(studio: Studio) -> None:
+    """Every open MJPEG stream holds a worker thread: past MAX_STREAMS the next is 503 and pages still answer."""
+    from edge.web.cameras import MAX_STREAMS
+
+    users = studio.services.users
+    assert users is not None
+    token, _ = users.issue_token(users.create_first_admin(ADMIN, ADMIN_PASSWORD).id)
+    auth = {"Authorization": f"Bearer {token}"}
+    server = WebServer(studio.app, host="127.0.0.1", port=0).start()
+    streams = []
+    try:
+        for _ in range(MAX_STREAMS):
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=20)
+            conn.request("GET", f"/api/v1/cameras/{CAMERA_ID}/stream.mjpg", headers=auth)
+            answer = conn.getresponse()
+            assert answer.status == 200 and answer.readline().startswith(b"--shelfwatchframe")
+            streams.append((conn, answer))
+        extra = http.client.HTTPConnection("127.0.0.1", server.port, timeout=20)
+        extra.request("GET", f"/api/v1/cameras/{CAMERA_ID}/stream.mjpg", headers=auth)
+        refused = extra.getresponse()
+        assert refused.status == 503 and "live streams" in json.loads(refused.read())["error"]
+        page = http.client.HTTPConnection("127.0.0.1", server.port, timeout=20)
+        page.request("GET", "/api/v1/status", headers=auth)
+        assert page.getresponse().status == 200
+        # A viewer who leaves frees the slot for the next one.
+        conn, answer = streams.pop()
+        answer.close()  # the response holds the socket open until it is closed too
+        conn.close()
+        for _ in range(100):
+            again = http.client.HTTPConnection("127.0.0.1", server.port, timeout=20)
+            again.request("GET", f"/api/v1/cameras/{CAMERA_ID}/stream.mjpg", headers=auth)
+            resp = again.getresponse()
+            if resp.status == 200:
+                break
+            resp.read()
+            again.close()
+            time.sleep(0.2)
+        assert resp.status == 200
+        streams.append((again, resp))
+    finally:
+        for conn, answer in streams:
+            answer.close()
+            conn.close()
         server.stop()
