@@ -196,6 +196,25 @@ def stream(camera_id: str) -> Response:
     return resp
 
 
+class _ReleasingStream:
+    """A streamed body that gives its stream slot back when the server closes it (started or not)."""
+
+    def __init__(self, parts: Iterator[bytes], slots: threading.BoundedSemaphore) -> None:
+        self._parts = parts
+        self._slots: threading.BoundedSemaphore | None = slots
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self._parts
+
+    def close(self) -> None:
+        try:
+            self._parts.close()  # type: ignore[attr-defined]
+        finally:
+            if self._slots is not None:
+                self._slots.release()
+                self._slots = None
+
+
 @bp.post("/api/v1/cameras/<camera_id>/capture")
 @requires("labeller")
 def capture(camera_id: str) -> Any:
