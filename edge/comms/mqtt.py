@@ -62,6 +62,11 @@ class MqttCommunicator:
         self._send_lock = threading.Lock()
         self._retained: dict[str, tuple[str, int]] = {}
         self._to_clear: set[str] = set()  # retained topics of deleted zones to empty once connected
+        # Retained zone states already on the broker (a previous run's): those of zones no longer configured are
+        # emptied once the first announce says which zones exist.
+        self._state_wildcard = f"{self.base}/+/+/state"
+        self._zones_known = False
+        self._broker_states: set[str] = set()
         self._subscriptions: dict[str, Receiver] = {}
         self._strip: dict[str, int] = {}  # full topic -> length of the part the receiver does not see
         self._zones: list[ZoneRef] = []
@@ -185,6 +190,9 @@ class MqttCommunicator:
         with self._send_lock:
             with self._lock:
                 self._zones = list(zones)
+                self._zones_known = True
+                self._to_clear.update(t for t in self._broker_states if t not in current and t not in self._retained)
+                self._broker_states.clear()
                 prefix = f"{self.base}/"
                 gone = [  # <camera>/<zone>/state topics of zones no longer announced
                     t
@@ -251,6 +259,7 @@ class MqttCommunicator:
             client.subscribe(topic, qos=1)
         if self.config.discovery:
             client.subscribe(self.ha_status_topic, qos=1)
+        client.subscribe(self._state_wildcard, qos=1)  # the broker answers with the states it retains
         self._publish_discovery()
         with self._send_lock:
             with self._lock:
@@ -278,6 +287,10 @@ class MqttCommunicator:
         self._wake.set()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        if message.retain and mqtt.topic_matches_sub(self._state_wildcard, message.topic):
+            if message.payload:
+                self._sweep_state(message.topic)
+            return
         payload = message.payload.decode("utf-8", errors="replace")
         if message.topic == self.ha_status_topic:
             if payload == "online":
@@ -293,6 +306,18 @@ class MqttCommunicator:
             receiver(message.topic[strip:], payload)
         except Exception:
             log.exception("MQTT: handler for %s failed", message.topic)
+
+    def _sweep_state(self, topic: str) -> None:
+        """A retained zone state the broker holds: emptied when its zone is not configured (deleted while away)."""
+        with self._lock:
+            if not self._zones_known:
+                self._broker_states.add(topic)
+                return
+            current = {f"{self.base}/{z.camera}/{z.zone}/state" for z in self._zones}
+            stale = topic not in current and topic not in self._retained
+        if stale:
+            log.info("MQTT: clearing the retained state %s of a zone that no longer exists", topic)
+            self.client.publish(topic, b"", qos=1, retain=True)
 
     # -- the outbox pump -------------------------------------------------------------------------------------
 

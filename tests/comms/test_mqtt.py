@@ -66,6 +66,9 @@ def test_retained_state_is_republished_after_a_broker_restart(tmp_path: Path, br
         broker.restart()  # persistence off: the broker forgets every retained message
         assert _wait(lambda: comms.connects >= 2, timeout=20)
         with MqttSubscriber(broker.port, ["shelfwatch/#", "homeassistant/#"]) as sub:
+            # The re-send follows the CONNACK: wait for the state itself (it may arrive live to this subscriber).
+            assert sub.wait_for(lambda m: any(x.topic.endswith("/z1/state") for x in m), timeout=5)
+        with MqttSubscriber(broker.port, ["shelfwatch/#", "homeassistant/#"]) as sub:  # a newcomer sees retained
             assert sub.wait_for(lambda m: len(m) >= 3, timeout=5)
             retained = {m.topic: m.payload for m in sub.messages() if m.retained}
         assert retained["shelfwatch/dev1/cam1/z1/state"] == '{"state":"ok"}'
@@ -116,6 +119,29 @@ def test_a_deleted_zone_s_retained_state_is_cleared_from_the_broker(tmp_path: Pa
             assert {m.topic for m in sub.messages()} == {"shelfwatch/dev1/cam1/z1/state"}
     finally:
         comms.stop()
+
+
+def test_a_zone_deleted_while_the_agent_was_stopped_loses_its_retained_state(tmp_path: Path, broker: Broker) -> None:
+    first = _comms(tmp_path / "a", broker.port).start()
+    try:
+        assert _wait(lambda: first.connected)
+        for zone in ("z1", "z2"):
+            first.publish(f"cam1/{zone}/state", '{"state":"ok"}', retain=True)
+        time.sleep(0.5)
+    finally:
+        first.stop()
+    # The next run has only z1 configured: the broker's retained z2 state is emptied once zones are announced.
+    second = _comms(tmp_path / "b", broker.port).start()
+    try:
+        second.announce([ZoneRef("cam1", "z1", "Zone 1")])
+        assert _wait(lambda: second.connected)
+        time.sleep(1.0)
+        with MqttSubscriber(broker.port, ["shelfwatch/dev1/+/+/state"]) as sub:
+            assert sub.wait_for(lambda m: len(m) >= 1, timeout=5)
+            time.sleep(0.5)
+            assert {m.topic for m in sub.messages() if m.retained} == {"shelfwatch/dev1/cam1/z1/state"}
+    finally:
+        second.stop()
 
 
 def test_durable_messages_arrive_in_order(tmp_path: Path, broker: Broker) -> None:
