@@ -56,13 +56,14 @@ def utc_now() -> str:
 
 
 class BundleRef(BaseModel):
-    """Where a bundle is and what its archive hashes to."""
+    """Where a bundle is and what its archive hashes to; both null for a version the devices already hold (a
+    rollback to what they ran before the group's first announcement)."""
 
     model_config = ConfigDict(extra="forbid")
 
     version: str = Field(min_length=1, max_length=128)
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    url: str = Field(min_length=1, max_length=2000)
+    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    url: str | None = Field(None, min_length=1, max_length=2000)
 
 
 class Announcement(BundleRef):

@@ -190,6 +190,8 @@ class FleetFollower:
         return self._report(self.models.active_version(), "active", announcement.version, None)
 
     def _fetch_and_install(self, announcement: Announcement) -> None:
+        if announcement.url is None or announcement.sha256 is None:
+            raise BundleError(f"version {announcement.version} is not installed here and the announcement has no URL")
         self.work_dir.mkdir(parents=True, exist_ok=True)
         folder = Path(tempfile.mkdtemp(prefix=".download-", dir=self.work_dir))
         try:

@@ -17,6 +17,7 @@ import random
 import secrets
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -166,7 +167,12 @@ class FleetController:
         if not members:
             raise NotFoundError(f"no device reports group {group!r} (is `group:` set in their edge.yaml?)")
         current = self.announcement(group)
-        previous = BundleRef(version=current.version, sha256=current.sha256, url=current.url) if current else None
+        if current is not None:
+            previous: BundleRef | None = BundleRef(version=current.version, sha256=current.sha256, url=current.url)
+        else:
+            # The group's first announcement: what most members run now is what a rollback returns to (they hold it).
+            running = Counter(r.version for r in self.members(group).values() if r.version)
+            previous = BundleRef(version=running.most_common(1)[0][0]) if running else None
         if previous is not None and previous.version == bundle.version and current and current.stage == "all":
             raise ConflictError(f"group {group} is already announced version {bundle.version}")
         rollout_id = secrets.token_hex(4)

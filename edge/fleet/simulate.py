@@ -259,6 +259,8 @@ class Simulation:
 
         assert self.verified is not None
         try:
+            if announcement.url is None or announcement.sha256 is None:
+                raise BundleError(f"version {announcement.version} is not installed and the announcement has no URL")
             with urllib.request.urlopen(announcement.url, timeout=60) as resp:  # noqa: S310 - our own loopback URL
                 data = resp.read()
             digest = hashlib.sha256(data).hexdigest()
@@ -361,8 +363,11 @@ class Simulation:
             reports = controller.members(cfg.group)
             canaries = set(result.canaries)
             out["on_new_version"] = sum(1 for r in reports.values() if r.version == version)
+            # Never asked to switch: still on the initial version, never downloading or failing the new one.
             out["others_untouched"] = sum(
-                1 for d, r in reports.items() if d not in canaries and r.version == INITIAL_VERSION and r.target is None
+                1
+                for d, r in reports.items()
+                if d not in canaries and r.version == INITIAL_VERSION and r.target != version and r.state == "active"
             )
             out["canaries"] = len(result.canaries)
             out["failed"] = len(result.failed)
