@@ -242,35 +242,16 @@ def _run(
     spec: TrainSpec, recipe: TaskRecipe, dataset: Dataset, staging: Path, reporter: _Reporter, started: float
 ) -> TrainResult:
     """prepare -> (k-fold) -> fit -> export + parity -> evaluate -> manifest, report, signature."""
-    from trainer.crossval import carve_validation
-
     data = recipe.prepare(dataset, reporter.stage("loading"))
     warnings = data.warnings
     split = data.split
     plan = plan_evaluation(spec, recipe, data)
 
     cv: _CrossValidation | None = None
-    cv_seconds = pool_seconds = 0.0
+    test: list[int] = []
     if plan.method == "kfold":
-        everything = list(range(len(data.items)))
-        data.pool = everything
-        if getattr(recipe, "validation_trains", True):
-            train, val = carve_validation(everything, data.groups, data.strata, spec.seed)
-        else:
-            train, val = everything, []
-        test: list[int] = []
-        # Optional capability: a recipe that prepares every image once for all fits (the classification recipe
-        # embeds them) does it here, counted as training; the folds' fits are then the evaluation's cost.
-        prepare_pool = getattr(recipe, "prepare_pool", None)
-        start = 0.0
-        if prepare_pool is not None:
-            pool_started = time.monotonic()
-            start = 0.7
-            prepare_pool(data, train, val, reporter.stage("training", 0.0, start))
-            pool_seconds = time.monotonic() - pool_started
-        cv_started = time.monotonic()
-        cv = _cross_validate(spec, recipe, data, plan, reporter, start)
-        cv_seconds = time.monotonic() - cv_started
+        cv = _cross_validate(spec, recipe, data, plan, reporter)
+        train, val = cv.train, cv.val
         fit_progress = reporter.stage("training", cv.final_from, 1.0)
     else:
         train, val, test = split.train, split.val, split.test
@@ -282,7 +263,7 @@ def _run(
     if model.weights_warning and model.weights_warning not in warnings:
         warnings.insert(0, model.weights_warning)
     warnings.extend(model.warnings)
-    train_seconds = time.monotonic() - train_started + pool_seconds
+    train_seconds = time.monotonic() - train_started + (cv.pool_seconds if cv else 0.0)
 
     export_started = time.monotonic()
     files, parity = _export(spec, recipe, data, model, test, staging, reporter)
@@ -317,7 +298,7 @@ def _run(
         score=evaluation.score_threshold,
         metrics=evaluation.headline | {"evaluation": summary},
     )
-    evaluate_seconds = time.monotonic() - eval_started + cv_seconds
+    evaluate_seconds = time.monotonic() - eval_started + (cv.seconds if cv else 0.0)
 
     seconds = {
         "train": round(train_seconds, 3),
@@ -409,21 +390,41 @@ def plan_evaluation(spec: TrainSpec, recipe: TaskRecipe, data: TaskData) -> Eval
 
 @dataclass
 class _CrossValidation:
-    """Out-of-fold predictions of every item, pooled, and each fold's headline."""
+    """Out-of-fold predictions of every item, pooled, each fold's headline, and the shipped model's fit."""
 
     items: list[int]
     predictions: list[Any]
     per_fold: list[dict[str, Any]]
     summary: dict[str, dict[str, float]]
+    train: list[int]  # the shipped model's training items (every item, validation apart where it is refitted on)
+    val: list[int]
     final_from: float  # where in the training stage the shipped model's fit starts
+    pool_seconds: float  # preparing every item once (training time)
+    seconds: float  # the folds' fits and predictions (evaluation time)
 
 
 def _cross_validate(
-    spec: TrainSpec, recipe: TaskRecipe, data: TaskData, plan: EvaluationPlan, reporter: _Reporter, start: float
+    spec: TrainSpec, recipe: TaskRecipe, data: TaskData, plan: EvaluationPlan, reporter: _Reporter
 ) -> _CrossValidation:
     """Fit one model per fold on the other folds (validation carved out of them), predict the fold."""
     from trainer.crossval import carve_validation, summarise_folds
 
+    everything = list(range(len(data.items)))
+    data.pool = everything
+    if getattr(recipe, "validation_trains", True):
+        final_train, final_val = carve_validation(everything, data.groups, data.strata, spec.seed)
+    else:
+        final_train, final_val = everything, []
+    # Optional capability: a recipe that prepares every item once for all fits (the classification recipe embeds
+    # them) does it first, counted as training; the folds' fits are then the evaluation's cost.
+    prepare_pool = getattr(recipe, "prepare_pool", None)
+    start, pool_seconds = 0.0, 0.0
+    if prepare_pool is not None:
+        pool_started = time.monotonic()
+        start = 0.7
+        prepare_pool(data, final_train, final_val, reporter.stage("training", 0.0, start))
+        pool_seconds = time.monotonic() - pool_started
+    started = time.monotonic()
     k = plan.folds
     # k fits and the shipped model's share what the pool's preparation leaves of the training stage.
     step = (1.0 - start) / (k + 1)
@@ -451,7 +452,10 @@ def _cross_validate(
         predictions.extend(fold_predictions)
         log.info("fold %d/%d: %s", f + 1, k, row)
     summary = summarise_folds(per_fold, recipe.spread_metrics)
-    return _CrossValidation(items, predictions, per_fold, summary, spans[k][0])
+    seconds = time.monotonic() - started
+    return _CrossValidation(
+        items, predictions, per_fold, summary, final_train, final_val, spans[k][0], pool_seconds, seconds
+    )
 
 
 def _export(

@@ -3,6 +3,7 @@ detection; the report and the manifest say so; the same seed gives the same fold
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from edge.bundle import verify_bundle
 from edge.datasets.model import Box, Dataset, LabelInfo, Sample
 from tests.trainer.helpers import coloured_dataset
 from tests.trainer.test_pipeline_detection import _photos
-from trainer.pipeline import TrainResult, TrainSpec, run_training
+from trainer.pipeline import Progress, TrainResult, TrainSpec, run_training
 
 
 def _spec(data: Path, out: Path, **kw: object) -> TrainSpec:
@@ -64,8 +65,12 @@ def _check_kfold(result: TrainResult, items: int, photos: int, folds: int, headl
 @pytest.mark.slow
 def test_small_classification_set_is_cross_validated_and_deterministic(tmp_path: Path) -> None:
     ds = coloured_dataset(tmp_path / "data", per_label=6)
-    a = run_training(_spec(tmp_path / "data", tmp_path / "a"), dataset=ds)
+    seen: list[Progress] = []
+    a = run_training(_spec(tmp_path / "data", tmp_path / "a"), progress=seen.append, dataset=ds)
     report = _check_kfold(a, items=18, photos=18, folds=5, headline="accuracy")
+    # one progress bar over the folds and the shipped model: it never goes back
+    assert all(q.fraction >= p.fraction - 1e-9 for p, q in itertools.pairwise(seen))
+    assert [p.stage for p in seen][-1] == "done" and sum(p.message == "fitting head" for p in seen) > 6
     # The pooled out-of-fold predictions: one row per image in the confusion matrix.
     assert sum(map(sum, report["metrics"]["confusion_matrix"])) == 18
     assert report["metrics"]["samples"] == 18 and a.metrics["test_samples"] == 18
