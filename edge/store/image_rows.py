@@ -10,9 +10,10 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from edge.datasets.model import Box
 from edge.errors import NotFoundError
@@ -22,6 +23,50 @@ from edge.store.records import ImageRecord
 from edge.store.validation import check_split
 
 MAX_PAGE_SIZE = 500
+# images/.pending/<pid>-*: the files an open transaction has written, one relative path a line (PendingFiles).
+PENDING_DIR = ".pending"
+
+
+class PendingFiles:
+    """The image files one open transaction writes, listed in `images/.pending/` until it ends.
+
+    A process killed before its commit leaves its list behind, and the next start removes exactly those files
+    when no row names them. A file without a row for any other reason (say, an older shelfwatch.db restored from a
+    backup) is kept: removing it would lose the only copy of that image.
+    """
+
+    def __init__(self, images_dir: Path) -> None:
+        self.images_dir = images_dir
+        self.paths: list[Path] = []
+        self._list: Path | None = None
+        self._fh: IO[str] | None = None
+
+    def add(self, path: Path) -> None:
+        """Note `path` before it is written (no fsync: a killed process's writes reach the disk anyway, and a list
+        lost to a power cut only keeps an orphan)."""
+        if self._fh is None:
+            folder = self.images_dir / PENDING_DIR
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix=f"{os.getpid()}-", dir=folder)
+            self._list = Path(name)
+            self._fh = os.fdopen(fd, "w", encoding="utf-8")
+        self._fh.write(f"{path.parent.name}/{path.name}\n")
+        self._fh.flush()
+        self.paths.append(path)
+
+    def discard(self) -> None:
+        """The transaction failed: remove the files it wrote."""
+        discard(self.paths)
+        self.close()
+
+    def close(self) -> None:
+        """The transaction ended: forget the list."""
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+        if self._list is not None:
+            self._list.unlink(missing_ok=True)
+            self._list = None
 
 
 def path_for(images_dir: Path, sha256: str, ext: str) -> Path:
@@ -63,13 +108,13 @@ def insert(
     captured_at: str | None,
     split: str,
     near_duplicate_of: int | None,
-    written: list[Path],
+    written: PendingFiles,
 ) -> int:
-    """Write the file (unless present; new paths are appended to `written`) and its row; returns the row id."""
+    """Write the file (unless present; noted in `written` first) and its row; returns the row id."""
     path = path_for(images_dir, facts.sha256, facts.ext)
     if not path.exists():
+        written.add(path)
         write_atomic(path, data)
-        written.append(path)
     cur = conn.execute(
         "INSERT INTO images (project_id, sha256, ext, size, filename, camera, captured_at, created, width, height, "
         "split, phash, near_duplicate_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -261,17 +306,25 @@ def set_split(conn: sqlite3.Connection, ids: Sequence[int], split: str, project_
 
 
 def reconcile_files(conn: sqlite3.Connection, images_dir: Path) -> dict[str, int]:
-    """Undo what a killed process left in images/: restore set-aside files of rows that still exist, remove the rest.
+    """Undo what a killed process left in images/: restore set-aside files of rows that still exist, remove files a
+    killed transaction wrote (its PendingFiles list) that no row names, and temp files.
 
     Must run inside a write transaction: files are written and set aside only while the SQLite write lock is held,
-    so while we hold it, a file without a row (an import killed before its commit), a temp file or a set-aside
-    file belongs to no running transaction. Returns counts: restored, orphans, temp files removed.
+    so while we hold it, a pending list, a temp file or a set-aside file belongs to no running transaction.
+    Returns counts: restored, orphans (removed), temp (removed), kept (files without a row and not pending).
     """
     names = {f"{r[0]}.{r[1]}" for r in conn.execute("SELECT sha256, ext FROM images")}
-    counts = {"restored": 0, "orphans": 0, "temp": 0}
+    counts = {"restored": 0, "orphans": 0, "temp": 0, "kept": 0}
+    pending: set[str] = set()
+    pending_dir = images_dir / PENDING_DIR
+    if pending_dir.is_dir():
+        for listing in pending_dir.iterdir():
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                pending.update(line.strip() for line in listing.read_text(encoding="utf-8").splitlines())
+            listing.unlink(missing_ok=True)
     deleted_prefix = f"{TEMP_PREFIX}deleted-"
     for path in sorted(images_dir.glob("*/*")):
-        if not path.is_file():
+        if not path.is_file() or path.parent.name == PENDING_DIR:
             continue
         if path.name.startswith(deleted_prefix):
             original = path.with_name(path.name[len(deleted_prefix) :])
@@ -284,9 +337,11 @@ def reconcile_files(conn: sqlite3.Connection, images_dir: Path) -> dict[str, int
         elif path.name.startswith(TEMP_PREFIX):
             path.unlink()
             counts["temp"] += 1
-        elif path.name not in names:
+        elif path.name not in names and f"{path.parent.name}/{path.name}" in pending:
             path.unlink()
             counts["orphans"] += 1
+        elif path.name not in names:
+            counts["kept"] += 1
     return counts
 
 
@@ -294,4 +349,8 @@ def stored_file_count(images_dir: Path) -> int:
     """Image files under images/ (temp files aside), whether or not a row names them."""
     if not images_dir.is_dir():
         return 0
-    return sum(1 for p in images_dir.glob("*/*") if p.is_file() and not p.name.startswith(TEMP_PREFIX))
+    return sum(
+        1
+        for p in images_dir.glob("*/*")
+        if p.is_file() and p.parent.name != PENDING_DIR and not p.name.startswith(TEMP_PREFIX)
+    )

@@ -89,7 +89,7 @@ class DatasetStore:
         remove_stale_temp_files(self.images_dir)
         with self._db.tx(write=True) as conn:
             counts = image_rows.reconcile_files(conn, self.images_dir)
-        if any(counts.values()):
+        if counts["restored"] or counts["orphans"] or counts["temp"]:
             log.warning(
                 "%s: an interrupted write left files behind: restored %s, removed %s image files without a row and "
                 "%s temp files",
@@ -97,6 +97,13 @@ class DatasetStore:
                 counts["restored"],
                 counts["orphans"],
                 counts["temp"],
+            )
+        if counts["kept"]:
+            log.warning(
+                "%s holds %s image files that no row names (was an older %s restored?); they are kept",
+                self.images_dir,
+                counts["kept"],
+                DB_NAME,
             )
         removed = scratch.remove_abandoned(self.scratch_dir)
         if removed:
@@ -201,7 +208,7 @@ class DatasetStore:
             )
             for name, data in files
         ]
-        written: list[Path] = []
+        written = image_rows.PendingFiles(self.images_dir)
         results: list[tuple[int, int | None, bool]] = []  # id, duplicate_of, exact duplicate
         try:
             with self._db.tx(write=True) as conn:
@@ -228,8 +235,10 @@ class DatasetStore:
                     hashes.append((image_id, facts.phash))
                     results.append((image_id, near, False))
         except BaseException:
-            image_rows.discard(written)
+            written.discard()
             raise
+        finally:
+            written.close()
         records = []
         for image_id, duplicate_of, exact in results:
             record = self.get_image(image_id)

@@ -76,7 +76,7 @@ def import_dataset(
             raise DatasetError(f"nothing imported: {err}") from err
 
     stats = {"images": 0, "duplicates": 0, "boxes": 0, "tags": 0, "labels": 0}
-    written: list[Path] = []
+    written = image_rows.PendingFiles(images_dir)
     try:
         with db.tx(write=True) as conn:
             known = labels.ids_by_name(conn, project_id)
@@ -125,8 +125,10 @@ def import_dataset(
                 stats["tags"] += len(tag_ids)
                 stats["boxes"] += len(box_ids)
     except BaseException:
-        image_rows.discard(written)
+        written.discard()
         raise
+    finally:
+        written.close()
     log.info("imported %s", stats)
     return stats
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -14,6 +15,7 @@ import pytest
 
 from edge.errors import StoreError
 from edge.store import DatasetStore
+from edge.store.image_rows import PENDING_DIR
 from edge.store.images import TEMP_PREFIX
 from tests.store.helpers import image_bytes
 
@@ -21,7 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def image_files(store_dir: Path) -> list[Path]:
-    return sorted(p for p in (store_dir / "images").rglob("*") if p.is_file())
+    return sorted(p for p in (store_dir / "images").rglob("*") if p.is_file() and PENDING_DIR not in p.parts)
 
 
 def filled(data_dir: Path, n: int = 4) -> list[int]:
@@ -129,6 +131,22 @@ def test_an_import_killed_before_its_commit_leaves_nothing_after_the_next_start(
         files = image_files(data)
         assert len(files) == 2 and {store.image_path(r.id) for r in store.list_images()[0]} == set(files)
         assert list((data / "tmp").iterdir()) == []
+
+
+def test_a_restored_older_database_keeps_the_image_files_it_does_not_know(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    filled(data, n=2)
+    backup = tmp_path / "backup.db"
+    shutil.copy(data / "shelfwatch.db", backup)
+    with DatasetStore(data) as store:
+        store.add_image(image_bytes(50))
+        store.add_image(image_bytes(51))
+    for extra in ("shelfwatch.db-wal", "shelfwatch.db-shm"):
+        (data / extra).unlink(missing_ok=True)
+    shutil.copy(backup, data / "shelfwatch.db")  # the user followed "restore it from a backup"
+    with DatasetStore(data) as store:
+        assert store.list_images()[1] == 2
+    assert len(image_files(data)) == 4  # the two newer photos are not thrown away as orphans
 
 
 def test_a_delete_killed_before_its_commit_gets_its_files_back(tmp_path: Path) -> None:
