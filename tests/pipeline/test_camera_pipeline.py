@@ -21,18 +21,14 @@ from edge.pipeline.zone_scoring import ZoneScore
 from edge.pipeline.zone_state import Transition, ZoneState
 from edge.runtime.wrappers import load_model
 from tests.helpers.tiny_bundle import TinyBundle, make_detection_bundle
+from tests.helpers.waiting import wait_until
 
 ZONES = [ZoneConfig(id="left", polygon=[(0, 0), (0.5, 0), (0.5, 1), (0, 1)])]
 EVENTS = EventsConfig(on_threshold=0.6, off_threshold=0.4, min_frames=2)
 
 
 def wait(cond: Callable[[], bool], timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return bool(cond())
+    return wait_until(cond, timeout, interval=0.02)
 
 
 class RecordingSink:

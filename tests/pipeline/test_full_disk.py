@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,17 +19,9 @@ from tests.helpers.broker import Broker
 from tests.helpers.disk import fill, small_filesystem
 from tests.helpers.mqtt_sub import MqttSubscriber
 from tests.helpers.tiny_bundle import TinyBundle, make_detection_bundle
+from tests.helpers.waiting import wait_until as wait
 
 BASE = "shelfwatch/dev1"
-
-
-def wait(cond: Callable[[], bool], timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.05)
-    return bool(cond())
 
 
 @pytest.fixture
