@@ -54,3 +54,27 @@ def test_wal_mode(tmp_path: Path) -> None:
     Outbox(tmp_path / "o.db").close()
     mode = sqlite3.connect(tmp_path / "o.db").execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
+
+
+def test_acks_the_full_disk_refuses_are_kept_and_deleted_once_space_returns(tmp_path: Path) -> None:
+    from tests.helpers.disk import fill, small_filesystem
+
+    with small_filesystem(tmp_path / "disk", "2m") as disk:
+        box = Outbox(disk / "outbox.db")
+        try:
+            positions = [box.put("t", f"m{i}".encode()) for i in range(5)]
+            filler = fill(disk)
+            for pos in positions[:3]:
+                box.ack(pos)  # may be refused by the disk: never raises, never re-sends
+            assert box.depth() == 2
+            assert [m.payload for m in box.peek()] == [b"m3", b"m4"]
+            filler.unlink()
+            box.ack(positions[3])
+            assert box.depth() == 1 and [m.payload for m in box.peek()] == [b"m4"]
+        finally:
+            box.close()
+        reopened = Outbox(disk / "outbox.db")  # the refused deletes reached the file once space returned
+        try:
+            assert [m.payload for m in reopened.peek()] == [b"m4"]
+        finally:
+            reopened.close()
