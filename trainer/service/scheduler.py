@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge.processes import stop_process
 from trainer.service.store import STORE_URL_ENV, JobStore
 from trainer.service.worker import DEFAULT_RUNNER
 
@@ -81,12 +82,7 @@ class Scheduler:
             self._thread = None
         if terminate:
             for job_id, running in list(self._running.items()):
-                running.process.terminate()
-                try:
-                    running.process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    running.process.kill()
-                    running.process.wait()
+                stop_process(running.process, timeout=10)
                 self.store.finish(
                     job_id, "failed", pid=running.process.pid, error="the trainer stopped during training"
                 )

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from edge.processes import stop_process
 from tests.helpers.broker import free_port, wait_port
 
 REDIS_SERVER = shutil.which("redis-server") or (
@@ -47,12 +48,7 @@ class RedisServer:
 
     def __exit__(self, *exc: object) -> None:
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            stop_process(self.proc, timeout=10)
 
 
 PG_BIN = (
@@ -198,10 +194,5 @@ class SeaweedS3:
 
     def __exit__(self, *exc: object) -> None:
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            stop_process(self.proc, timeout=15)
             self.proc = None

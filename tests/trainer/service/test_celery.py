@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from edge.processes import stop_process
 from tests.trainer.helpers import coloured_dataset
 from tests.trainer.service.conftest import TOKEN, zip_folder
 from tests.trainer.service.servers import RedisServer
@@ -52,13 +53,7 @@ class Worker:
         raise AssertionError(f"worker {self.name} never became ready: {self.log.read_text()[-3000:]}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, timeout=20)
 
 
 @pytest.fixture
