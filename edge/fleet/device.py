@@ -19,7 +19,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from edge.errors import BundleError, ShelfwatchError
 from edge.fleet.contract import Announcement, DeviceState, ModelReport
@@ -126,6 +126,8 @@ class FleetFollower:
     def start(self) -> FleetFollower:
         """Report the running model and follow the group's announcement."""
         self._report(self.models.active_version(), "active", None, None)
+        # A model activated another way (the studio, `edge models rollback`) is reported too.
+        self.models.on_activate(self._on_activate)
         self._thread.start()
         self.comms.subscribe_shared(f"fleet/{self.group}/model", self._on_message)
         return self
@@ -137,6 +139,11 @@ class FleetFollower:
             self._cond.notify_all()
         if self._thread.is_alive():
             self._thread.join(timeout=30)
+
+    def _on_activate(self, manifest: Any, _bundle_dir: Path) -> None:
+        last = self.last
+        if last is None or last.version != manifest.version or last.state != "active":
+            self._report(manifest.version, "active", last.target if last else None, None)
 
     def _on_message(self, topic: str, payload: str) -> None:
         if not payload:

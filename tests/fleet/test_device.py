@@ -129,6 +129,11 @@ def test_group_rollout_status_rollback_and_forged_announcement(
         assert code == 0 and back["version"] == "fleet-v1"
         _until(lambda: [d.models.active_version() for d in devices] == ["fleet-v1"] * 2)
         _until(lambda: all(d.follower.last and d.follower.last.version == "fleet-v1" for d in devices))
+        devices[0].models.rollback()  # activated another way (the studio, `edge models rollback`): reported too
+        _until(lambda: devices[0].follower.last is not None and devices[0].follower.last.version == "fleet-v2")
+        code, status = _fleet(broker, "status", "--group", "north")
+        assert [d["version"] for d in status["devices"]] == ["fleet-v2", "fleet-v1"]
+        devices[0].models.activate("fleet-v1")
 
         # An announcement signed by a key the devices do not trust: refused with the reason, model kept.
         forged_key_path = tmp_path / "forged.key"
