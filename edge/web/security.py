@@ -38,6 +38,7 @@ CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 RATE_LIMITER_KEY = "shelfwatch.login_limiter"
+MAX_TRACKED_ADDRESSES = 10_000
 SESSION_ID = "sid"
 ROLE_ATTR = "shelfwatch_role"
 
@@ -127,11 +128,19 @@ class LoginRateLimiter:
         """Count an attempt now unless the address is over its limit: 0 when counted, else seconds to wait."""
         now = time.monotonic()
         with self._lock:
+            if len(self._failures) >= MAX_TRACKED_ADDRESSES:
+                self._forget_quiet(now)
             attempts = self._recent(address, now)
             if len(attempts) >= self.attempts_per_minute:
                 return max(1, int(attempts[0] + self.window_seconds - now) + 1)
             attempts.append(now)
             return 0
+
+    def _forget_quiet(self, now: float) -> None:
+        """Drop addresses without an attempt inside the window, so many addresses cannot grow the table forever."""
+        cutoff = now - self.window_seconds
+        for address in [a for a, times in self._failures.items() if not times or times[-1] <= cutoff]:
+            del self._failures[address]
 
     def forgive(self, address: str) -> None:
         """Take back the newest counted attempt (it signed in)."""

@@ -303,3 +303,16 @@ def test_old_scrypt_hashes_still_sign_in_and_are_upgraded(tmp_path: Path) -> Non
         (stored,) = db.execute("SELECT password_hash FROM users").fetchone()
     assert stored.startswith("$argon2id$") and users.authenticate("alice", "old password") is not None
     assert hash_password("x").startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+
+
+def test_the_limiter_forgets_quiet_addresses() -> None:
+    from edge.web.security import MAX_TRACKED_ADDRESSES, LoginRateLimiter
+
+    limiter = LoginRateLimiter(3, window_seconds=0.05)
+    for i in range(MAX_TRACKED_ADDRESSES):
+        assert limiter.acquire(f"10.0.{i // 256}.{i % 256}") == 0
+    import time
+
+    time.sleep(0.1)  # every address falls out of its window
+    assert limiter.acquire("192.0.2.1") == 0
+    assert len(limiter._failures) == 1
