@@ -55,16 +55,51 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _trainer_bundle(args: argparse.Namespace, dest: Path) -> str:
+    """Download a succeeded job's bundle from the trainer into dest; the URL devices fetch it from."""
+    import os
+    import urllib.error
+    import urllib.request
+
+    if not args.job:
+        raise ShelfwatchError("--trainer needs --job JOB_ID (a succeeded training job)")
+    token = os.environ.get(args.token_env or "", "")
+    if not token:
+        raise ShelfwatchError(f"set the trainer token in the environment variable {args.token_env or '(--token-env)'}")
+    url = f"{args.trainer.rstrip('/')}/v1/jobs/{args.job}/bundle"
+    if not url.startswith(("http://", "https://")):
+        raise ShelfwatchError(f"--trainer {args.trainer!r} must be an http(s) URL")
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})  # noqa: S310 - http(s) only
+    try:
+        with urllib.request.urlopen(request, timeout=120) as resp, dest.open("wb") as out:  # noqa: S310
+            while chunk := resp.read(1 << 20):
+                out.write(chunk)
+    except urllib.error.HTTPError as err:
+        raise ShelfwatchError(f"the trainer answered {err.code} for {url}: {err.read()[:200]!r}") from err
+    except OSError as err:
+        raise ShelfwatchError(f"cannot reach the trainer at {args.trainer}: {err}") from err
+    return url
+
+
 def cmd_rollout(args: argparse.Namespace) -> int:
     """A staged rollout of a bundle archive to a group: canaries first; exit 1 when it halts."""
+    import tempfile
+
     from edge.bundle import inspect_bundle, load_private_key, sha256_file
     from edge.fleet.contract import BundleRef
 
-    archive = Path(args.bundle)
-    if not archive.is_file():
-        raise ShelfwatchError(f"--bundle {archive} is not a .tar.gz file (shelfwatch bundle pack makes one)")
     key = load_private_key(args.signing_key)
-    ref = BundleRef(version=inspect_bundle(archive).version, sha256=sha256_file(archive), url=args.url)
+    with tempfile.TemporaryDirectory(prefix="shelfwatch-fleet-") as tmp:
+        if args.trainer:
+            archive = Path(tmp) / "bundle.tar.gz"
+            url = _trainer_bundle(args, archive)
+        else:
+            if not args.bundle or not args.url:
+                raise ShelfwatchError("give --bundle FILE.tar.gz and --url URL, or --trainer URL --job JOB_ID")
+            archive, url = Path(args.bundle), args.url
+            if not archive.is_file():
+                raise ShelfwatchError(f"--bundle {archive} is not a .tar.gz file (shelfwatch bundle pack makes one)")
+        ref = BundleRef(version=inspect_bundle(archive).version, sha256=sha256_file(archive), url=url)
     link, controller = _controller(args)
     try:
         result = controller.rollout(
@@ -158,8 +193,11 @@ def register(sub: Any) -> None:
 
     rollout = fleet_sub.add_parser("rollout", help="Announce a signed bundle to a group, canaries first.")
     _common(rollout)
-    rollout.add_argument("--bundle", required=True, help="the bundle .tar.gz (version and sha256 are read from it)")
-    rollout.add_argument("--url", required=True, help="where devices fetch it (http(s), e.g. the trainer's bundle)")
+    rollout.add_argument("--bundle", default=None, help="the bundle .tar.gz (version and sha256 are read from it)")
+    rollout.add_argument("--url", default=None, help="where devices fetch that file (http(s))")
+    rollout.add_argument("--trainer", default=None, help="or: the trainer's URL; devices fetch the job's bundle there")
+    rollout.add_argument("--job", default=None, help="with --trainer: the succeeded job whose bundle to roll out")
+    rollout.add_argument("--token-env", default="TRAINER_TOKEN", help="environment variable with the trainer token")
     rollout.add_argument("--signing-key", required=True, help="ed25519 private key the devices trust (PEM)")
     _rollout_args(rollout)
     rollout.set_defaults(func=cmd_rollout)
