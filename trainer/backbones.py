@@ -53,6 +53,9 @@ class BackboneNet(nn.Module):
     out_channels: int
     stages: tuple[Stage, ...]
     weights_info: WeightsInfo | None = None
+    # How trainer.classify.Embedder pools this trunk by default (measured on grocery5, docs/TRAINING.md).
+    embed_pooling: str = "avgmax"
+    embed_taps: tuple[int, ...] = ()  # feature indices whose average-pooled outputs are appended
 
 
 # ---------------------------------------------------------------------------------------------------- SqueezeNet

@@ -14,7 +14,8 @@ Input: RGB, x/255, mean 0.498, std 0.502 per channel (the TensorFlow Lite models
 
 `.features` is an unregistered `nn.Sequential` view over the same modules (stem, 16 blocks, head) so embedders
 and detection heads can slice it like torchvision's networks without the parameters appearing twice in the
-state dict:
+state dict. Its last module is the head convolution + BatchNorm *before* ReLU6 (the classifier applies it), which
+is what the few-shot embedding pools:
 
     efficientnet_lite0 stages (3, 4, 24), (5, 8, 40), (11, 16, 112), (17, 32, 1280)   out_channels 1280
 """
@@ -101,13 +102,13 @@ class MBConvLite(nn.Module):
 
 
 class _ConvBN(nn.Module):
-    """A view module: an existing conv and BatchNorm followed by ReLU6 (the stem and the head)."""
+    """A view module: an existing conv and BatchNorm, then ReLU6 unless `activate` is off (the stem; the head)."""
 
-    def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
+    def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d, activate: bool = True) -> None:
         super().__init__()
         self.conv = conv
         self.bn = bn
-        self.act = nn.ReLU6(inplace=True)
+        self.act: nn.Module = nn.ReLU6(inplace=True) if activate else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.bn(self.conv(x)))
@@ -118,6 +119,11 @@ class EfficientNetLite0(BackboneNet):
 
     stages: tuple[Stage, ...] = (Stage(3, 4, 24), Stage(5, 8, 40), Stage(11, 16, 112), Stage(17, 32, 1280))
     out_channels = 1280
+    # Few-shot embedding: the average of the head before its ReLU6 (which clips the strongest responses at 6)
+    # plus the average of the last block's 320 channels; measured best on grocery5 (docs/TRAINING.md).
+    embed_pooling = "avg"
+    embed_taps = (16,)
+    embed_tap_stages = (Stage(16, 32, 320),)
 
     def __init__(self, num_classes: int = 1000, dropout: float = 0.2) -> None:
         super().__init__()
@@ -147,7 +153,7 @@ class EfficientNetLite0(BackboneNet):
         object.__setattr__(self, "features", view)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.flatten(self._avg_pooling(self.features(x)), 1)
+        x = torch.flatten(self._avg_pooling(F.relu6(self.features(x))), 1)
         return self._fc(self._dropout(x))
 
 

@@ -27,7 +27,10 @@ def test_folded_head_equals_sklearn_on_standardised_inputs() -> None:
     x, y, groups = _blobs(12, 3, 20, 2, seed=1)
     fit = fit_logistic_head(x, y, groups, 3, seed=0)
     assert fit.folds == 5 and set(fit.cv) == {f"{c:g}" for c in C_GRID}
-    assert fit.c == min(C_GRID, key=lambda c: fit.cv[f"{c:g}"])
+    best = min(C_GRID, key=lambda c: fit.cv[f"{c:g}"])
+    # one-standard-error rule: the strongest penalty within one SE of the best held-out loss
+    assert fit.c == min(c for c in C_GRID if fit.cv[f"{c:g}"] <= fit.cv[f"{best:g}"] + fit.cv_se[f"{best:g}"])
+    assert fit.c <= best
     z = (x - x.mean(0)) / (x.std(0) + 1e-6)
     reference = LogisticRegression(C=fit.c, class_weight="balanced", max_iter=2000).fit(z, y).predict_proba(z)
     np.testing.assert_allclose(fit.predict_proba(x), reference, atol=1e-4)
@@ -91,3 +94,26 @@ def test_avgmax_pooling_doubles_the_embedding() -> None:
     assert torch.allclose(b[:, :512], a) and torch.allclose(b[:, 512:], trunk.amax((2, 3)))
     with pytest.raises(ValueError, match="avg or avgmax"):
         GlobalPool("median")
+
+
+def test_lite0_embedding_is_pre_activation_head_plus_last_block() -> None:
+    """EfficientNet-Lite0's few-shot embedding: average of the head before ReLU6 (1280) + average of the last
+    block (320); splitting for fine-tuning must give the same numbers from cached trunk activations."""
+    from trainer.backbones import build_backbone
+
+    backbone = build_backbone("efficientnet_lite0", None).eval()
+    embedder = Embedder(backbone).eval()
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        emb = embedder(x)
+        block15 = backbone.features[:17](x)
+        head = backbone._bn1(backbone._conv_head(block15))
+        trunk, tail = embedder.split(2)
+        resumed = tail(trunk(x))
+    assert embedder.dim == 1600 and emb.shape == (2, 1600)
+    assert torch.allclose(emb[:, :1280], head.mean((2, 3)), atol=1e-5)
+    assert torch.allclose(emb[:, 1280:], block15.mean((2, 3)), atol=1e-5)
+    assert (head < 0).any()  # really before the ReLU6
+    assert torch.allclose(resumed, emb, atol=1e-5)
+    with pytest.raises(ValueError, match="must lie in the last 1 modules"):
+        embedder.split(1)

@@ -40,12 +40,12 @@ MAX_CALIBRATION_IMAGES = 300
 
 
 def views_for(n_train: int, requested: int | None) -> int:
-    """Views per training image: several for few images, fewer when the data itself varies enough."""
+    """Views per training image (trainer.classify.training_views): the image and its mirror unless asked for more."""
     if requested:
         return max(1, requested)
-    # Embedding is the cost of a run (about 300 views keep a 15-per-class, 5-label run well under a minute on two
-    # cores); grocery5 measured 0.96-0.97 accuracy with 4 and 10 views alike.
-    return int(max(2, min(8, 300 // max(1, n_train))))
+    # Measured on grocery5 test/ (docs/TRAINING.md): the mirror adds 2-3 points; random crops and colour jitter on
+    # top of it added nothing at 15 per class and cost embedding time.
+    return 2
 
 
 @dataclass
@@ -142,8 +142,13 @@ class ClassificationRecipe:
     def prepare_pool(self, data: TaskData, train: list[int], val: list[int], progress: FitProgress) -> None:
         """Embed every view of the pool's images (`data.pool`) once, before the run's first fit; `train` and `val`
         (the shipped model's) decide whether fine-tuning runs, which changes what is cached."""
-        from trainer.classify import FINE_TUNE_MIN_PER_LABEL, FINE_TUNE_MODULES, embed_images, tail_embeddings
-        from trainer.data import augment
+        from trainer.classify import (
+            FINE_TUNE_MIN_PER_LABEL,
+            FINE_TUNE_MODULES,
+            embed_images,
+            tail_embeddings,
+            training_views,
+        )
 
         spec = self.spec
         pool = data.pool or train + val
@@ -153,8 +158,7 @@ class ClassificationRecipe:
         for item in pool:
             progress.check()
             base = self.image(data, item)
-            images.append(base)
-            images.extend(augment(base, self._rng) for _ in range(views - 1))
+            images.extend(training_views(base, views, self._rng))
         counter = Counter(data.items[i].label for i in train)
         min_train = min(counter.get(k, 0) for k in range(len(data.labels)))
         fine_tune = (
@@ -237,6 +241,7 @@ class ClassificationRecipe:
                 refit_y=np.repeat(f.labels[both], views) if refit else None,
                 on_step=on_step,
                 should_cancel=progress.cancelled,
+                views=views,  # each image's views are one cross-validation group
             )
 
         # Fine-tuning is judged on validation, so its starting head must not have seen validation (no refit).
@@ -305,6 +310,7 @@ class ClassificationRecipe:
                 "train_accuracy": train_accuracy,
                 "training": {
                     "views_per_image": views,
+                    "head": {"kind": fit.head_kind, "c": fit.c, "cv_folds": fit.cv_folds, "cv_log_loss": fit.cv},
                     "best_epoch": fit.best_epoch,
                     "epochs_run": fit.epochs_run,
                     "train_loss": fit.train_loss,
