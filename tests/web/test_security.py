@@ -33,7 +33,7 @@ from edge.web import WebServer
 from edge.web.http import MAX_JSON_DEPTH, json_depth
 from edge.web.security import requires
 from tests.helpers.disk import fill, small_filesystem
-from tests.web.conftest import ADMIN, ADMIN_PASSWORD, CAMERA_ID, SignedIn, Studio, csrf_of, open_studio
+from tests.web.conftest import ADMIN, ADMIN_PASSWORD, CAMERA_ID, SignedIn, Studio, csrf_of, jpeg_bytes, open_studio
 
 DEEP = "[" * 100_000 + "]" * 100_000
 COOKIE = "shelfwatch_session"
@@ -166,6 +166,9 @@ def test_bearer_reads_work_on_a_full_disk_and_writes_answer_507(tmp_path: Path, 
             assert resp.status_code == 507 and "insufficient storage" in resp.json["error"]  # the dataset store
             resp = client.post("/api/v1/auth/tokens", json={"name": "x"}, headers=bearer)
             assert resp.status_code == 507 and "insufficient storage" in resp.json["error"]  # the account store
+            photo = {"file": (io.BytesIO(jpeg_bytes(3)), "shelf.jpg")}
+            resp = client.post("/api/v1/images", data=photo, headers=bearer)
+            assert resp.status_code == 507 and "insufficient storage" in resp.json["error"]  # an image file
         finally:
             filler.unlink()
         assert (
