@@ -1,4 +1,4 @@
-"""Run the trainer API until SIGTERM/SIGINT: threaded werkzeug server, job scheduler, systemd notifications."""
+"""Run the trainer API until SIGTERM/SIGINT: waitress (edge.web.server), job scheduler, systemd notifications."""
 
 from __future__ import annotations
 
