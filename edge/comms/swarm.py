@@ -12,6 +12,7 @@ import itertools
 import logging
 import selectors
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -72,6 +73,8 @@ class Swarm:
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=True)
         if self.broker.username:
             client.username_pw_set(self.broker.username, self.broker.password)
+        if self.broker.ca_file is not None:
+            client.tls_set(ca_certs=str(self.broker.ca_file), cert_reqs=ssl.CERT_REQUIRED)
         if will is not None:
             topic, payload, qos, retain = will
             client.will_set(topic, payload, qos=qos, retain=retain)
