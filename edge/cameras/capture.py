@@ -126,6 +126,18 @@ class Backoff:
         self._attempt = 0
 
 
+def camera_source_factory(cfg: CameraConfig) -> SourceFactory:
+    """open_source for this camera: a folder or image (`file` kind) with no `rate` of its own is paced at the
+    camera's `fps`, so it delivers (and the studio shows) the rate it is evaluated at, not DEFAULT_FOLDER_RATE."""
+
+    def factory(source: SourceSettings) -> FrameSource:
+        if getattr(source, "kind", None) == "file" and getattr(source, "rate", None) is None:
+            return open_source(source, rate=cfg.fps)
+        return open_source(source)
+
+    return factory
+
+
 class CameraCapture:
     """One camera's capture thread with a latest-frame slot, status, reconnect with backoff and a stall watchdog."""
 
@@ -140,7 +152,7 @@ class CameraCapture:
     ) -> None:
         self.cfg = cfg
         self.id = cfg.id
-        self._factory = source_factory
+        self._factory = camera_source_factory(cfg) if source_factory is open_source else source_factory
         self.stall_seconds = stall_seconds
         self._fps_window = fps_window
         self._backoff = Backoff(initial_backoff, cfg.reconnect_max_seconds)

@@ -9,6 +9,13 @@
   status and counters and the loop goes on; while the sink cannot store events (`sink.problem`) the status is
   `degraded` with the reason in `last_error`, and evaluation continues.
 - Supervision: the watchdog thread restarts a worker thread that died anyway, without systemd.
+- Whole frame: a camera without zones is evaluated as one zone covering the frame (`WHOLE_FRAME_ZONE_ID`), with
+  state, retained topic and events like any other zone, as the Zones page says.
+- Live view: every evaluated frame (and every online/offline change) updates `live()`, a JSON-ready picture of what
+  the model sees (zones with state and score, detections, model, evaluated fps, inference ms); `wait_live()` lets
+  the studio's server-sent events follow it without polling.
+- Snapshots: an event's image is annotated before it reaches the sink (the zone outline in the state's colour and
+  the detection box that raised it, drawn with OpenCV on the device).
 - Watchdog: a `Watchdog` thread watches every pipeline's engine call; one that runs longer than
   `watchdog_seconds` is reported (status `hung`, error log, `shelfwatch_watchdog_trips_total`) and the pipeline
   recovers: the stuck worker is abandoned (it exits if the call ever returns), the engine is recreated from the
@@ -24,6 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import cv2
 import numpy as np
 
 from edge.config.model import EventsConfig, ZoneConfig
@@ -35,6 +43,13 @@ from edge.pipeline.zone_state import Transition, ZoneState
 log = logging.getLogger(__name__)
 
 STOPPED_SOURCE_POLL_SECONDS = 0.5  # how often a pipeline looks whether its stopped camera runs again
+WHOLE_FRAME_ZONE_ID = "frame"
+WHOLE_FRAME_ZONE = ZoneConfig(
+    id=WHOLE_FRAME_ZONE_ID, name="Whole frame", polygon=[(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]
+)
+# BGR colours of the states on snapshots (the studio's CSS uses the same hues).
+STATE_COLOURS_BGR = {"low_stock": (38, 38, 220), "ok": (94, 197, 34), "unknown": (184, 163, 148)}
+BOX_COLOUR_BGR = (36, 191, 251)
 
 
 class FrameFeed(Protocol):
@@ -87,16 +102,40 @@ def evaluate_zones(
     active: ActiveModel, image: np.ndarray, zones: Sequence[Zone], min_overlap: float
 ) -> list[ZoneScore]:
     """Run the model on one frame and score every zone (see edge.pipeline.zone_scoring for the rules)."""
+    return evaluate_frame(active, image, zones, min_overlap)[0]
+
+
+def evaluate_frame(
+    active: ActiveModel, image: np.ndarray, zones: Sequence[Zone], min_overlap: float
+) -> tuple[list[ZoneScore], list[DetectedBox]]:
+    """The zone scores and, for a detector, every box it found (normalised), of one frame."""
     if not zones:
-        return []
+        return [], []
     model = active.model
     if active.task == "detection":
         detections = model.predict(image)
         boxes = [DetectedBox(d.label, float(d.score), tuple(d.bbox)) for d in detections]  # type: ignore[arg-type]
-        return score_detections(boxes, zones, min_overlap)
+        return score_detections(boxes, zones, min_overlap), boxes
     crops = [crop_zone(image, z) for z in zones]
     results = model.predict_batch(crops)
-    return score_classification([dict(r.label_scores) for r in results], zones)
+    return score_classification([dict(r.label_scores) for r in results], zones), []
+
+
+def annotate_snapshot(
+    image: np.ndarray, polygon: Sequence[tuple[float, float]], state: str, bbox: Sequence[float] | None
+) -> np.ndarray:
+    """A copy of the frame with the zone outline (in its state's colour) and the box that raised the event."""
+    out = image.copy()
+    h, w = out.shape[:2]
+    thick = max(2, round(min(w, h) / 240))
+    pts = np.array([[round(x * (w - 1)), round(y * (h - 1))] for x, y in polygon], dtype=np.int32)
+    cv2.polylines(out, [pts], isClosed=True, color=STATE_COLOURS_BGR.get(state, (255, 255, 255)), thickness=thick)
+    if bbox is not None and len(bbox) == 4:
+        x1, y1, x2, y2 = (float(v) for v in bbox)
+        p1 = (round(x1 * (w - 1)), round(y1 * (h - 1)))
+        p2 = (round(x2 * (w - 1)), round(y2 * (h - 1)))
+        cv2.rectangle(out, p1, p2, BOX_COLOUR_BGR, thickness=thick)
+    return out
 
 
 @dataclass
@@ -158,6 +197,12 @@ class CameraPipeline:
         self._busy_since: float | None = None
         self._busy_generation = -1
         self._last_seq = -1
+        self._live_cond = threading.Condition()
+        self._live_seq = 0
+        self._live_frame_seq = -1
+        self._live_boxes: list[DetectedBox] = []
+        self._live_model: ActiveModel | None = None
+        self._live_scores: dict[str, ZoneScore] = {}
         self._thread: threading.Thread | None = None
         self._labels = {"camera": camera_id}
         # Counters exist from the start (at 0) so dashboards and rate() see every camera before anything happens.
@@ -229,6 +274,8 @@ class CameraPipeline:
                 for zone_id, state in self._states.items():
                     if state.set_offline() is not None:
                         self._publish_state(zone_id, state, model)
+                self._live_boxes, self._live_scores = [], {}
+        self._live_changed()
 
     # -- zones -----------------------------------------------------------------------------------------------
 
@@ -242,6 +289,8 @@ class CameraPipeline:
         except Exception as err:
             log.warning("camera %s: could not read zones, keeping the previous ones: %s", self.camera_id, err)
             return
+        if not configs:
+            configs = [WHOLE_FRAME_ZONE]  # no zones drawn: the whole frame is one zone
         if configs == self._zone_configs:
             return
         with self._lock:
@@ -255,6 +304,7 @@ class CameraPipeline:
                         self.events.on_threshold, self.events.off_threshold, self.events.min_frames
                     )
                     self._publish_state(z.id, self._states[z.id], self.slot.current)
+        self._live_changed()
         log.info("camera %s: evaluating %d zone(s): %s", self.camera_id, len(configs), ", ".join(sorted(ids)))
 
     def _zones_for(self, active: ActiveModel) -> list[Zone]:
@@ -271,8 +321,65 @@ class CameraPipeline:
             return dict(self._states)
 
     def zone_configs(self) -> list[ZoneConfig]:
-        """The zones evaluated now."""
+        """The zones evaluated now (the whole-frame zone when the camera has none)."""
         return list(self._zone_configs)
+
+    # -- live view -------------------------------------------------------------------------------------------
+
+    def _live_changed(self) -> None:
+        with self._live_cond:
+            self._live_seq += 1
+            self._live_cond.notify_all()
+
+    def live_seq(self) -> int:
+        """A counter that grows with every change live() would show."""
+        return self._live_seq
+
+    def wait_live(self, after_seq: int, timeout: float) -> int | None:
+        """Wait until live() changed past after_seq; its new seq, or None on timeout."""
+        with self._live_cond:
+            if self._live_seq <= after_seq:
+                self._live_cond.wait(timeout)
+            return self._live_seq if self._live_seq > after_seq else None
+
+    def live(self) -> dict[str, Any]:
+        """What the model sees now, JSON-ready: model, fps, inference ms, zones with state and score, detections."""
+        with self._lock:
+            model = self._live_model or self.slot.current
+            zones = []
+            for z in self._zone_configs:
+                state = self._states.get(z.id)
+                score = self._live_scores.get(z.id)
+                zones.append(
+                    {
+                        "id": z.id,
+                        "name": z.name or z.id,
+                        "polygon": [[float(x), float(y)] for x, y in z.polygon],
+                        "state": state.state if state else "unknown",
+                        "score": None if state is None or state.score is None else round(float(state.score), 4),
+                        "since": state.since if state else None,
+                        "label": score.label if score else None,
+                        "bbox": list(score.bbox) if score and score.bbox else None,
+                        "whole_frame": z.id == WHOLE_FRAME_ZONE_ID and z is WHOLE_FRAME_ZONE,
+                    }
+                )
+            boxes = [
+                {"label": b.label, "score": round(float(b.score), 4), "bbox": [round(float(v), 4) for v in b.bbox]}
+                for b in self._live_boxes
+            ]
+        return {
+            "seq": self._live_seq,
+            "camera": self.camera_id,
+            "status": self.status if self.online is not False else "offline",
+            "online": bool(self.online),
+            "frame_seq": self._live_frame_seq,
+            "model": None if model is None else {"name": model.name, "version": model.version, "task": model.task},
+            "fps": round(self.eval_rate.rate(), 2),
+            "configured_fps": self.fps,
+            "inference_ms": round(self.stats.last_inference_ms, 1),
+            "zones": zones,
+            "detections": boxes,
+        }
 
     # -- the worker ------------------------------------------------------------------------------------------
 
@@ -343,7 +450,7 @@ class CameraPipeline:
         self._busy_generation = generation
         self._busy_since = started
         try:
-            scores = evaluate_zones(active, frame.image, zones, self.min_overlap)
+            scores, boxes = evaluate_frame(active, frame.image, zones, self.min_overlap)
         except Exception as err:
             if generation == self._generation:
                 self._busy_since = None
@@ -362,9 +469,16 @@ class CameraPipeline:
         self.metrics.observe(
             "shelfwatch_inference_ms", "Model time per evaluated frame (ms).", elapsed_ms, self._labels
         )
-        self._apply(frame, zones, scores, active)
+        self._apply(frame, zones, scores, active, boxes)
 
-    def _apply(self, frame: Any, zones: Sequence[Zone], scores: Sequence[ZoneScore], active: ActiveModel) -> None:
+    def _apply(
+        self,
+        frame: Any,
+        zones: Sequence[Zone],
+        scores: Sequence[ZoneScore],
+        active: ActiveModel,
+        boxes: Sequence[DetectedBox] = (),
+    ) -> None:
         now = time.monotonic()
         with self._lock:
             for zone, score in zip(zones, scores, strict=True):
@@ -375,9 +489,17 @@ class CameraPipeline:
                 if transition is not None:
                     self._publish_state(zone.id, state, active)
                     if transition.phase is not None:
-                        self.sink.zone_event(self.camera_id, zone.id, transition, frame.image, active)
+                        image = frame.image
+                        if isinstance(image, np.ndarray) and image.ndim == 3:
+                            image = annotate_snapshot(image, zone.polygon, transition.new, transition.bbox)
+                        self.sink.zone_event(self.camera_id, zone.id, transition, image, active)
                 elif now - self._state_published_at.get(zone.id, 0.0) >= self.state_refresh_seconds:
                     self._publish_state(zone.id, state, active)
+            self._live_scores = {z.id: sc for z, sc in zip(zones, scores, strict=True)}
+            self._live_boxes = list(boxes)
+            self._live_model = active
+            self._live_frame_seq = int(getattr(frame, "seq", -1))
+        self._live_changed()
         self.sink.frame_done(self.camera_id, frame, [(z.id, s) for z, s in zip(zones, scores, strict=True)])
 
     def _publish_state(self, zone_id: str, state: ZoneState, model: ActiveModel | None) -> None:

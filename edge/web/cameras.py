@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -9,7 +10,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, render_template
+from flask import Blueprint, Response, current_app, jsonify, render_template, request
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from edge.config import CameraConfig, EdgeConfig, ZoneConfig
@@ -31,6 +32,11 @@ STREAM_SLOTS_KEY = "shelfwatch.stream_slots"
 STREAM_JPEG_QUALITY = 80
 CAPTURE_JPEG_QUALITY = 95
 BOUNDARY = "shelfwatchframe"
+# Server-sent live results: at most this many messages a second per connection (the pipeline evaluates at the
+# camera's fps, usually 1-5), and a comment line this often when nothing changed, so a closed tab is noticed
+# (its write fails) and frees its slot within that time.
+LIVE_MAX_RATE = 5.0
+LIVE_KEEPALIVE_S = 10.0
 
 
 class ZonesBody(BaseModel):
@@ -92,6 +98,11 @@ def _status(camera: CameraConfig) -> dict[str, Any]:
     details = capture.status().as_dict()
     info.update({k: v for k, v in details.items() if k not in ("id", "name")})
     info["status"] = details.get("state", "unknown")
+    pipeline = current_services().pipelines.get(camera.id)
+    if pipeline is not None:
+        # What the model really evaluates, beside what the camera delivers (`fps`).
+        info["evaluated_fps"] = round(pipeline.eval_rate.rate(), 2)
+        info["inference_ms"] = round(pipeline.stats.last_inference_ms, 1)
     return info
 
 
@@ -166,10 +177,7 @@ def stream(camera_id: str) -> Response:
     """An MJPEG stream of the camera (at most STREAM_MAX_FPS); it ends when the server stops."""
     capture = _capture_for(camera_id)
     stopping = current_app.extensions["shelfwatch.stopping"]
-    slots = current_app.extensions.setdefault(STREAM_SLOTS_KEY, threading.BoundedSemaphore(MAX_STREAMS))
-    if not slots.acquire(blocking=False):
-        message = f"{MAX_STREAMS} live streams are open already; close one (a tab) and retry"
-        raise ApiError(503, message, headers={"Retry-After": "5"})
+    slots = _stream_slot()
 
     def parts() -> Iterator[bytes]:
         seq = -1
@@ -193,6 +201,64 @@ def stream(camera_id: str) -> Response:
     body = _ReleasingStream(parts(), slots)  # the server closes it when the client goes or the stream ends
     resp = Response(body, mimetype=f"multipart/x-mixed-replace; boundary={BOUNDARY}", direct_passthrough=True)
     resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def _stream_slot() -> threading.BoundedSemaphore:
+    """One of MAX_STREAMS long-lived responses (MJPEG streams and live result feeds share them); 503 when none."""
+    slots = current_app.extensions.setdefault(STREAM_SLOTS_KEY, threading.BoundedSemaphore(MAX_STREAMS))
+    if not slots.acquire(blocking=False):
+        message = f"{MAX_STREAMS} live streams are open already; close one (a tab) and retry"
+        raise ApiError(503, message, headers={"Retry-After": "5"})
+    return slots
+
+
+@bp.get("/api/v1/cameras/<camera_id>/live")
+@requires("viewer")
+def live_results(camera_id: str) -> Response:
+    """Server-sent events (text/event-stream) of what the model sees on this camera.
+
+    Each `live` event's data is the pipeline's latest result as JSON (edge.pipeline.camera_pipeline
+    CameraPipeline.live: model, fps, inference_ms, zones with state/score/polygon, detections), sent when it
+    changes, at most LIVE_MAX_RATE a second. `?once=1` sends the current one and ends (scripts, tests).
+    """
+    camera_config(camera_id)
+    pipeline = current_services().pipelines.get(camera_id)
+    if pipeline is None:
+        raise ApiError(503, f"camera {camera_id!r} is not evaluated here (no model pipeline runs for it)")
+    once = request.args.get("once") in ("1", "true")
+    stopping = current_app.extensions["shelfwatch.stopping"]
+    slots = _stream_slot()
+
+    def message(payload: dict[str, Any]) -> bytes:
+        return f"event: live\nid: {payload['seq']}\ndata: {json.dumps(payload, separators=(',', ':'))}\n\n".encode()
+
+    def events() -> Iterator[bytes]:
+        # The client waits this long before reconnecting after the stream ends (EventSource does so by itself).
+        yield b"retry: 3000\n\n"
+        payload = pipeline.live()
+        yield message(payload)
+        if once:
+            return
+        seq = payload["seq"]
+        quiet_since = time.monotonic()
+        while not stopping.is_set():
+            changed = pipeline.wait_live(seq, timeout=1.0)
+            if changed is None:
+                if time.monotonic() - quiet_since >= LIVE_KEEPALIVE_S:
+                    quiet_since = time.monotonic()
+                    yield b": keepalive\n\n"
+                continue
+            payload = pipeline.live()
+            seq = payload["seq"]
+            quiet_since = time.monotonic()
+            yield message(payload)
+            stopping.wait(1.0 / LIVE_MAX_RATE)
+
+    body = _ReleasingStream(events(), slots)
+    resp = Response(body, mimetype="text/event-stream", direct_passthrough=True)
+    resp.headers["Cache-Control"] = "no-store"
+    resp.headers["X-Accel-Buffering"] = "no"  # a reverse proxy must pass each message on at once
     return resp
 
 

@@ -1,0 +1,93 @@
+"""A studio whose folder camera is evaluated by a real pipeline and a real tiny detector, for the live view tests.
+
+The folder holds one picture, `shelf.png`; `show(dark=...)` swaps it (atomically) for a bright shelf or one whose
+left half is black, which the detector (tests.helpers.tiny_bundle: box score = darkness) calls `empty`, so the
+camera's zones go `low_stock` and back to `ok` on demand.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.config.model import EventsConfig
+from edge.pipeline.camera_pipeline import CameraPipeline
+from edge.pipeline.model_slot import ModelSlot
+from edge.runtime.wrappers import load_model
+from tests.helpers.tiny_bundle import make_detection_bundle
+from tests.web.conftest import CAMERA_ID, Studio, open_studio
+
+EVENTS = EventsConfig(on_threshold=0.6, off_threshold=0.4, min_frames=2)
+
+
+class NullSink:
+    """The pipeline's results go to the live view only (no broker in these tests)."""
+
+    problem = None
+
+    def camera_status(self, *args: object) -> None:
+        pass
+
+    def zone_state(self, *args: object) -> None:
+        pass
+
+    def zone_event(self, *args: object) -> None:
+        pass
+
+    def frame_done(self, *args: object) -> None:
+        pass
+
+
+@dataclass
+class LiveRig:
+    studio: Studio
+    folder: Path
+    pipeline: CameraPipeline
+
+    def show(self, *, dark: bool) -> None:
+        """Put a bright shelf (dark=False) or one with an empty left half (dark=True) in front of the camera."""
+        write_shelf(self.folder, dark=dark)
+
+
+def write_shelf(folder: Path, *, dark: bool) -> None:
+    image = np.full((240, 320, 3), 225, dtype=np.uint8)
+    cv2.rectangle(image, (20, 30), (300, 210), (60, 140, 200), 6)
+    if dark:
+        image[:, :160] = 0
+    part = folder / "shelf.part"
+    ok, data = cv2.imencode(".png", image)
+    assert ok
+    part.write_bytes(data.tobytes())
+    os.replace(part, folder / "shelf.png")
+
+
+@contextlib.contextmanager
+def live_rig(tmp_path: Path) -> Iterator[LiveRig]:
+    folder = tmp_path / "camera"
+    folder.mkdir()
+    write_shelf(folder, dark=False)
+    bundle = make_detection_bundle(tmp_path / "bundles", version="det-live", openvino=False)
+    with open_studio(tmp_path / "data", folder) as studio:
+        slot = ModelSlot(lambda path: load_model(path, "onnxruntime", 1))
+        slot.load(bundle.bundle_dir)
+        capture = studio.hub.require(CAMERA_ID)
+        store = studio.store
+
+        def zones() -> list:
+            saved = store.get_zones(CAMERA_ID)
+            return list(saved) if saved is not None else []
+
+        pipeline = CameraPipeline(CAMERA_ID, capture, slot, zones, EVENTS, NullSink(), fps=3, zones_refresh_seconds=0.3)
+        studio.services.pipelines = {CAMERA_ID: pipeline}
+        studio.services.slot = slot
+        pipeline.start()
+        try:
+            yield LiveRig(studio, folder, pipeline)
+        finally:
+            pipeline.stop()
