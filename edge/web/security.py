@@ -98,37 +98,20 @@ class LoginRateLimiter:
     def __init__(self, attempts_per_minute: int, window_seconds: float = 60.0) -> None:
         self.attempts_per_minute = attempts_per_minute
         self.window_seconds = window_seconds
-        self._failures: dict[str, deque[float]] = {}
+        self._attempts: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
 
     def _recent(self, address: str, now: float) -> deque[float]:
-        failures = self._failures.setdefault(address, deque())
-        while failures and failures[0] <= now - self.window_seconds:
-            failures.popleft()
-        return failures
-
-    def retry_after(self, address: str) -> int:
-        """Seconds until this address may try again (0 = it may try now)."""
-        now = time.monotonic()
-        with self._lock:
-            failures = self._recent(address, now)
-            if not failures:
-                del self._failures[address]  # forget quiet addresses so the table cannot grow without bound
-                return 0
-            if len(failures) < self.attempts_per_minute:
-                return 0
-            return max(1, int(failures[0] + self.window_seconds - now) + 1)
-
-    def record_failure(self, address: str) -> None:
-        """Count one failed attempt."""
-        with self._lock:
-            self._recent(address, time.monotonic()).append(time.monotonic())
+        attempts = self._attempts.setdefault(address, deque())
+        while attempts and attempts[0] <= now - self.window_seconds:
+            attempts.popleft()
+        return attempts
 
     def acquire(self, address: str) -> int:
         """Count an attempt now unless the address is over its limit: 0 when counted, else seconds to wait."""
         now = time.monotonic()
         with self._lock:
-            if len(self._failures) >= MAX_TRACKED_ADDRESSES:
+            if len(self._attempts) >= MAX_TRACKED_ADDRESSES:
                 self._forget_quiet(now)
             attempts = self._recent(address, now)
             if len(attempts) >= self.attempts_per_minute:
@@ -139,13 +122,13 @@ class LoginRateLimiter:
     def _forget_quiet(self, now: float) -> None:
         """Drop addresses without an attempt inside the window, so many addresses cannot grow the table forever."""
         cutoff = now - self.window_seconds
-        for address in [a for a, times in self._failures.items() if not times or times[-1] <= cutoff]:
-            del self._failures[address]
+        for address in [a for a, times in self._attempts.items() if not times or times[-1] <= cutoff]:
+            del self._attempts[address]
 
     def forgive(self, address: str) -> None:
         """Take back the newest counted attempt (it signed in)."""
         with self._lock:
-            attempts = self._failures.get(address)
+            attempts = self._attempts.get(address)
             if attempts:
                 attempts.pop()
 

@@ -318,4 +318,4 @@ def test_the_limiter_forgets_quiet_addresses() -> None:
 
     time.sleep(0.1)  # every address falls out of its window
     assert limiter.acquire("192.0.2.1") == 0
-    assert len(limiter._failures) == 1
+    assert len(limiter._attempts) == 1
