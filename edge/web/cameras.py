@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
+import unicodedata
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -39,20 +41,58 @@ LIVE_MAX_RATE = 5.0
 LIVE_KEEPALIVE_S = 10.0
 
 
+class ZoneIn(BaseModel):
+    id: str | None = Field(None, description="Zone id (a slug); generated from the name when absent.")
+    name: str | None = Field(None, max_length=80, description="Free-text name shown on the pages.")
+    polygon: list[tuple[float, float]] = Field(description="Normalised [x, y] corners, at least 3 points.")
+    label: str | None = Field(None, description="The label that means low stock here (else the model's).")
+
+
 class ZonesBody(BaseModel):
-    zones: list[ZoneConfig] = Field(
+    zones: list[ZoneIn] = Field(
         max_length=MAX_ZONES_PER_CAMERA, description="Every zone of the camera (the list replaces the previous one)."
     )
 
     @field_validator("zones")
     @classmethod
-    def _unique(cls, zones: list[ZoneConfig]) -> list[ZoneConfig]:
+    def _unique(cls, zones: list[ZoneIn]) -> list[ZoneIn]:
         seen: set[str] = set()
         for zone in zones:
-            if zone.id in seen:
+            if zone.id and zone.id in seen:
                 raise ValueError(f"zone id {zone.id!r} is used twice")
-            seen.add(zone.id)
+            if zone.id:
+                seen.add(zone.id)
         return zones
+
+
+def zone_slug(name: str | None) -> str:
+    """The id a zone named `name` gets: lower-case ASCII letters, digits and '-' ("End Cap" -> "end-cap")."""
+    text = unicodedata.normalize("NFKD", name or "").encode("ascii", "ignore").decode("ascii").lower()
+    slug = re.sub(r"[^a-z0-9_-]+", "-", text).strip("-_")[:50].strip("-_")
+    return slug or "zone"
+
+
+def zones_with_ids(zones: list[ZoneIn]) -> list[ZoneConfig]:
+    """ZoneConfigs of the body: a zone without id gets its name's slug, made unique with -2, -3..."""
+    taken = {z.id for z in zones if z.id}
+    out: list[ZoneConfig] = []
+    for n, zone in enumerate(zones):
+        zone_id = zone.id
+        if not zone_id:
+            base = zone_slug(zone.name)
+            zone_id, k = base, 2
+            while zone_id in taken:
+                zone_id, k = f"{base}-{k}", k + 1
+            taken.add(zone_id)
+        try:
+            out.append(
+                ZoneConfig(
+                    id=zone_id, name=(zone.name or "").strip() or None, polygon=zone.polygon, label=zone.label or None
+                )
+            )
+        except ValidationError as err:
+            raise ApiError(400, f"zones.{n}: {validation_message(err)}") from err
+    return out
 
 
 def _config() -> EdgeConfig:
@@ -320,13 +360,16 @@ def get_zones(camera_id: str) -> Any:
 @bp.put("/api/v1/cameras/<camera_id>/zones")
 @requires("admin")
 def put_zones(camera_id: str) -> Any:
-    """Replace the camera's zones; each is validated as a ZoneConfig (ids are slugs, polygons inside 0..1)."""
+    """Replace the camera's zones; each is validated as a ZoneConfig (ids are slugs, polygons inside 0..1).
+
+    A zone without `id` gets one from its free-text `name` ("End Cap" -> "end-cap", "end-cap-2" when taken).
+    `label` is the zone's own alert label, which the pipeline's zone alerting uses when the model knows it."""
     camera = camera_config(camera_id)
-    body = read_model(ZonesBody)
+    zones = zones_with_ids(read_model(ZonesBody).zones)
     try:
         # Validate against the whole camera model too, so the saved zones would load from a config file.
-        CameraConfig.model_validate({**camera.model_dump(), "zones": [z.model_dump() for z in body.zones]})
+        CameraConfig.model_validate({**camera.model_dump(), "zones": [z.model_dump() for z in zones]})
     except ValidationError as err:
         raise ApiError(400, validation_message(err)) from err
-    current_services().store.set_zones(camera_id, body.zones)
+    current_services().store.set_zones(camera_id, zones)
     return jsonify({"camera": camera_id, "zones": _zones_of(camera)})

@@ -426,21 +426,48 @@ def test_library_labels_and_zones_in_chromium(
         page.mouse.click(c["x"] + fx * c["width"], c["y"] + fy * c["height"])
     page.mouse.dblclick(c["x"] + 0.12 * c["width"], c["y"] + 0.92 * c["height"])
     assert page.locator("#zonelist li").count() == 2
-    page.locator('#zonelist li input[aria-label="Zone id"]').nth(0).fill("top-shelf")
-    page.locator('#zonelist li input[aria-label="Zone name"]').nth(0).fill("Top shelf")
+    # Free-text names: the id is generated from the name (and made unique), no slug to type.
+    page.locator('#zonelist li input[aria-label="Zone name"]').nth(0).fill("Top Shelf")
+    page.locator('#zonelist li input[aria-label="Zone name"]').nth(1).fill("Top Shelf")
+    page.locator('#zonelist li select[aria-label="Alert label"]').nth(0).select_option(index=0)
     page.click("#save")
     page.wait_for_function("() => document.getElementById('dirty').hidden")
     zones = store.get_zones(CAMERA_ID)
-    assert zones is not None and [z.id for z in zones] == ["top-shelf", "zone-2"]
-    assert zones[0].name == "Top shelf"
+    assert zones is not None and [z.id for z in zones] == ["top-shelf", "top-shelf-2"]
+    assert zones[0].name == "Top Shelf"
     assert zones[0].bbox() == pytest.approx((0.05, 0.1, 0.95, 0.3), abs=0.02)
     assert len(zones[1].polygon) == 4 and zones[1].bbox() == pytest.approx((0.1, 0.55, 0.5, 0.92), abs=0.02)
-    # A bad zone id is refused with the reason, and the saved zones stay.
-    page.locator('#zonelist li input[aria-label="Zone id"]').nth(1).fill("Bad Id!")
+    # Select the rectangle by clicking it, move it down by dragging its inside, resize it by its corner handle.
+    page.click('[data-tool="rect"]')
+    page.mouse.click(c["x"] + 0.5 * c["width"], c["y"] + 0.2 * c["height"])
+    page.wait_for_function("() => document.getElementById('canvas').dataset.selected === 'top-shelf'")
+    drag(
+        page,
+        (c["x"] + 0.5 * c["width"], c["y"] + 0.2 * c["height"]),
+        (c["x"] + 0.5 * c["width"], c["y"] + 0.3 * c["height"]),
+    )
+    drag(
+        page,
+        (c["x"] + 0.95 * c["width"], c["y"] + 0.4 * c["height"]),  # the bottom-right corner after the move
+        (c["x"] + 0.7 * c["width"], c["y"] + 0.5 * c["height"]),
+    )
+    # The rectangle's alert label comes from the labels of the project (a select, not free text).
+    page.locator('#zonelist li select[aria-label="Alert label"]').nth(0).select_option(index=1)
+    alert_label = page.locator('#zonelist li select[aria-label="Alert label"]').nth(0).input_value()
     page.click("#save")
-    page.wait_for_selector(".toast.error")
-    assert "zone id" in page.inner_text(".toast.error")
-    assert [z.id for z in store.get_zones(CAMERA_ID) or []] == ["top-shelf", "zone-2"]
+    page.wait_for_function("() => document.getElementById('dirty').hidden")
+    zones = store.get_zones(CAMERA_ID)
+    assert zones is not None and [z.id for z in zones] == ["top-shelf", "top-shelf-2"], "ids stay once saved"
+    assert zones[0].bbox() == pytest.approx((0.05, 0.2, 0.7, 0.5), abs=0.02)
+    assert zones[0].label == alert_label and alert_label
+    # Delete the polygon with the keyboard: select it, press Delete.
+    page.mouse.click(c["x"] + 0.3 * c["width"], c["y"] + 0.75 * c["height"])
+    page.wait_for_function("() => document.getElementById('canvas').dataset.selected === 'top-shelf-2'")
+    page.keyboard.press("Delete")
+    assert page.locator("#zonelist li").count() == 1
+    page.click("#save")
+    page.wait_for_function("() => document.getElementById('dirty').hidden")
+    assert [z.id for z in store.get_zones(CAMERA_ID) or []] == ["top-shelf"]
     page.screenshot(path=str(shots / "zones-1280x800.png"))
     assert page_errors == []
 
