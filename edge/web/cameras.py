@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from edge.config import CameraConfig, EdgeConfig, ZoneConfig
 from edge.config.model import MAX_ZONES_PER_CAMERA
 from edge.web.http import ApiError, read_model, validation_message
+from edge.web.projects import project_ref
 from edge.web.security import requires
 from edge.web.services import current_services
 
@@ -338,6 +339,7 @@ def capture(camera_id: str) -> Any:
         filename=f"{camera_id}-{stamp}-{frame.seq}.jpg",
         camera=camera_id,
         captured_at=datetime.fromtimestamp(frame.ts, UTC),
+        project=project_ref(),
     )
     log.info("captured frame %s of camera %s as image %s", frame.seq, camera_id, record.id)
     body = {
