@@ -6,6 +6,10 @@ Layout:
     models/active            the running version (one line), replaced atomically (temp file + os.replace)
     models/previous          the version that ran before it: `rollback()` goes back to it in one call
     models/.incoming-*       bundles being copied and verified (removed on failure, cleared at start-up)
+    models/versions.json     each version's project and its number in that project (`v3`), beside the signed files
+
+A version belongs to one project (the studio's projects; None: the default project) and gets the next number of
+that project when it is installed, so people read `Shelf rows v3` while the version id stays the contract.
 
 Every path into the repository verifies: `install` copies or unpacks the bundle into a private temp directory
 and verifies that copy (so nothing can change between check and use), `activate` re-verifies the installed
@@ -21,6 +25,7 @@ caller gets the reason. One process owns a repository; its methods are thread-sa
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import re
@@ -36,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from edge.bundle import Manifest, extract_archive, verify_bundle_dir
 from edge.errors import BundleError, ConflictError, NotFoundError, ShelfwatchError
+from edge.store.schema import DEFAULT_PROJECT_ID
 from edge.timestamps import iso_utc, utc_now_iso
 
 if TYPE_CHECKING:
@@ -45,6 +51,7 @@ log = logging.getLogger(__name__)
 
 ACTIVE_POINTER = "active"
 PREVIOUS_POINTER = "previous"
+VERSIONS_FILE = "versions.json"
 _INCOMING = ".incoming-"
 _TRASH = ".trash-"
 _SAFE_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
@@ -181,13 +188,20 @@ class ModelRepository:
         self.get(version)
         return self.models_dir / version
 
-    def list_versions(self) -> list[dict[str, Any]]:
-        """Every installed version, newest install first, with its state (active, previous, refused)."""
+    def list_versions(self, project: int | None = None) -> list[dict[str, Any]]:
+        """Every installed version (of `project` when given), newest install first, with its state and project.
+
+        `project` and `number` say whose version it is and which (`v3`); untagged versions (installed before
+        projects, or by the CLI or the fleet) belong to the default project.
+        """
         with self._lock:
             self._ensure_loaded()
             active, previous = self._read_pointer(ACTIVE_POINTER), self._read_pointer(PREVIOUS_POINTER)
             rows: list[dict[str, Any]] = []
             for version in self._installed_versions():
+                tag = self.version_tag(version)
+                if project is not None and tag["project"] != project:
+                    continue
                 manifest = self._verified.get(version)
                 installed = datetime.fromtimestamp((self.models_dir / version).stat().st_mtime, UTC)
                 row: dict[str, Any] = {
@@ -197,6 +211,7 @@ class ModelRepository:
                     "installed": iso_utc(installed),
                     "status": "ok" if manifest is not None else "refused",
                     "reason": self._refused.get(version),
+                    **tag,
                 }
                 if manifest is not None:
                     row.update(
@@ -211,8 +226,11 @@ class ModelRepository:
 
     # --- changes ---
 
-    def install(self, path: str | Path, activate: bool = False) -> Manifest:
-        """Verify a bundle (directory or .tar.gz) and install it as models/<version>; refusing changes nothing."""
+    def install(self, path: str | Path, activate: bool = False, project: int | None = None) -> Manifest:
+        """Verify a bundle (directory or .tar.gz) and install it as models/<version>; refusing changes nothing.
+
+        The version is tagged with `project` (None: the default project) and that project's next number.
+        """
         path = Path(path)
         with self._lock:
             self._ensure_loaded()
@@ -222,6 +240,7 @@ class ModelRepository:
                 self.last_refusal = Refusal(str(path), str(err), utc_now_iso())
                 log.error("bundle %s refused: %s", path, err)
                 raise
+            self.tag(manifest.version, project)
             if activate:
                 self.activate(manifest.version)
             self.prune()
@@ -336,6 +355,49 @@ class ModelRepository:
                 raise ConflictError("no previous model version to roll back to")
             log.info("rolling back from %s to %s", self._read_pointer(ACTIVE_POINTER), previous)
             return self.activate(previous)
+
+    def tag(self, version: str, project: int | None) -> dict[str, int]:
+        """Record `version` as `project`'s (None: the default) with its next number; a tagged version keeps its tag."""
+        with self._lock:
+            book = self._read_versions()
+            tags: dict[str, dict[str, int]] = book.setdefault("versions", {})
+            if version in tags:
+                return tags[version]
+            pid = project if project is not None else DEFAULT_PROJECT_ID
+            counters: dict[str, int] = book.setdefault("counters", {})
+            number = counters.get(str(pid), 0) + 1
+            counters[str(pid)] = number
+            tags[version] = {"project": pid, "number": number}
+            self._write_versions(book)
+            return tags[version]
+
+    def version_tag(self, version: str) -> dict[str, int]:
+        """{"project", "number"} of an installed version (an untagged one is tagged as the default project's now)."""
+        with self._lock:
+            tag = self._read_versions().get("versions", {}).get(version)
+            if isinstance(tag, dict) and {"project", "number"} <= set(tag):
+                return {"project": int(tag["project"]), "number": int(tag["number"])}
+            return self.tag(version, None)
+
+    def _read_versions(self) -> dict[str, Any]:
+        try:
+            data = json.loads((self.models_dir / VERSIONS_FILE).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except ValueError:
+            log.error("%s is unreadable; version numbers start again", self.models_dir / VERSIONS_FILE)
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _write_versions(self, book: dict[str, Any]) -> None:
+        fd, tmp = tempfile.mkstemp(prefix=".pointer-", dir=self.models_dir)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(book, fh, indent=1, sort_keys=True)
+            os.replace(tmp, self.models_dir / VERSIONS_FILE)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
     def remove(self, version: str) -> None:
         """Delete an installed version that is neither active nor previous."""

@@ -67,19 +67,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     from edge.training.client import TrainerClient
     from edge.training.plan import training_plan
     from edge.training.runner import TrainingRunner, submit_job
+    from edge.training.runs import default_deploy_threshold, manifest_name
 
     cfg = _config(args)
     client = TrainerClient.from_config(cfg)
     store = DatasetStore(Path(cfg.data_dir), cfg.dataset)
     try:
+        project = store.get_project(args.project)
+        task = None if args.task == "auto" else args.task
         plan = training_plan(
-            cfg, store, None if args.task == "auto" else args.task, camera=args.camera, use_zones=not args.no_zones
+            cfg, store, task or project.task, camera=args.camera, use_zones=not args.no_zones, project=project.id
         ).require_ready()
+        threshold = args.deploy_threshold
         request = plan.request(
             backbone=args.backbone,
             epochs=args.epochs,
             input_size=args.input_size,
-            deploy_threshold=args.deploy_threshold,
+            deploy_threshold=threshold if threshold is not None else default_deploy_threshold(plan.task),
+            project=project.id,
+            project_name=manifest_name(project.name),
         )
         if not args.wait:
             dataset, job = submit_job(client, store, request)
@@ -207,9 +213,11 @@ def register(sub: Any) -> None:
     train.add_argument(
         "--deploy-threshold",
         type=float,
-        default=0.85,
-        help="activate only when the headline metric (accuracy / mAP@0.5) reaches this (default 0.85)",
+        default=None,
+        help="activate only when the headline metric (accuracy / mAP@0.5) reaches this (default: 0.85 for "
+        "classification, 0.50 for detection)",
     )
+    train.add_argument("--project", default=None, help="the project to train (id or name); default: the default one")
     train.add_argument("--poll-seconds", type=float, default=3.0, help="seconds between job status checks")
     train.set_defaults(func=cmd_train)
 

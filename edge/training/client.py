@@ -178,11 +178,13 @@ class TrainerClient:
         log.info("uploaded dataset archive %s (%d bytes) to the trainer: %s", archive.name, size, record.get("id"))
         return _require_id(record, "dataset")
 
-    def upload_store(self, store: DatasetStore, *, only_tagged: bool = True) -> dict[str, Any]:
-        """Export the dataset store as COCO, zip it in a temporary file and upload it; the trainer's record."""
+    def upload_store(
+        self, store: DatasetStore, *, only_tagged: bool = True, project: int | str | None = None
+    ) -> dict[str, Any]:
+        """Export a project of the store (None: the default) as COCO, zip and upload it; the trainer's record."""
         from edge.datasets.formats import write_dataset
 
-        dataset = store.export_dataset(only_tagged=only_tagged)
+        dataset = store.export_dataset(only_tagged=only_tagged, project=project)
         if not dataset.samples:
             raise TrainerError("the dataset has no tagged images to train on")
         work = Path(tempfile.mkdtemp(prefix="shelfwatch-upload-"))
@@ -199,9 +201,17 @@ class TrainerClient:
         finally:
             shutil.rmtree(work, ignore_errors=True)
 
-    def pull_dataset(self, device_url: str, device_token: str, page_size: int = 100) -> dict[str, Any]:
-        """Ask the trainer to pull the dataset page by page; device_url is this device's API base (.../api/v1)."""
-        body = {"source": {"url": device_url.rstrip("/"), "token": device_token, "page_size": page_size}}
+    def pull_dataset(
+        self, device_url: str, device_token: str, page_size: int = 100, project: int | str | None = None
+    ) -> dict[str, Any]:
+        """Ask the trainer to pull a project's dataset page by page; device_url is this device's API base (.../api/v1).
+
+        The project travels as the source's `project` (the trainer adds `?project=` to the image and label URLs).
+        """
+        source: dict[str, Any] = {"url": device_url.rstrip("/"), "token": device_token, "page_size": page_size}
+        if project is not None:
+            source["project"] = str(project)
+        body = {"source": source}
         record = self._json("POST", "/v1/datasets", json_body=body, timeout=max(self.timeout, 600))
         return _require_id(record, "dataset")
 

@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from edge.errors import ConflictError, ShelfwatchError, TrainerError
+from edge.store.schema import DEFAULT_PROJECT_ID
 from edge.timestamps import utc_stamp
 from edge.training.client import CHUNK, TrainerClient, WaitStopped
 from edge.training.deploy import decide_deployment, refused
@@ -46,12 +47,14 @@ def submit_job(
         if not (request.device_url and request.device_token):
             raise TrainerError("source pull needs the device URL and an API token for the trainer")
         try:
-            dataset = client.pull_dataset(request.device_url, request.device_token)
+            # The default project needs no `project` (a trainer from before projects pulls it as it always did).
+            project = request.project if request.project not in (None, DEFAULT_PROJECT_ID) else None
+            dataset = client.pull_dataset(request.device_url, request.device_token, project=project)
         finally:
             if request.after_dataset is not None:
                 request.after_dataset()
     else:
-        dataset = client.upload_store(store)
+        dataset = client.upload_store(store, project=request.project)
     if on_dataset is not None:
         on_dataset(dataset)
     job = client.create_job(dataset["id"], request.task, **request.job_params())
@@ -91,9 +94,12 @@ class TrainingRunner:
 
     # -- queries -----------------------------------------------------------------------------------------------
 
-    def runs(self) -> list[TrainingRun]:
-        """Every remembered run, newest first."""
-        return self.history.runs()
+    def runs(self, project: int | None = None) -> list[TrainingRun]:
+        """Every remembered run (of `project` when given; older runs without one are the default's), newest first."""
+        runs = self.history.runs()
+        if project is None:
+            return runs
+        return [run for run in runs if (run.project or DEFAULT_PROJECT_ID) == project]
 
     def current(self) -> TrainingRun | None:
         """The run in progress, if any."""
@@ -138,6 +144,8 @@ class TrainingRunner:
             source=request.source,
             created=created,
             updated=created,
+            project=request.project,
+            project_name=request.project_name,
         )
         self.history.add(run)
         self._launch(run, functools.partial(self._round_trip, run, request, client))
@@ -298,7 +306,7 @@ class TrainingRunner:
     def _install(self, run: TrainingRun, bundle: Path) -> None:
         """Install the bundle, then activate it when decide_deployment() says so; the outcome goes in the run."""
         try:
-            manifest = self.models.install(bundle, activate=False)
+            manifest = self.models.install(bundle, activate=False, project=run.project)
         except ShelfwatchError as err:
             reason = refused(err, running=self.models.active_version())
             log.error("training run %s: %s", run.id, reason)

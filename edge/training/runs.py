@@ -20,6 +20,22 @@ RUN_STATES_ACTIVE = (
     "installing",
 )
 DEFAULT_DEPLOY_THRESHOLD = 0.85
+# The headline a new model must reach to be activated, per task, unless the user sets one (docs/BENCHMARKS.md):
+# 15-photo classifiers measure 0.92-0.97 accuracy, so 0.85 stops only a clearly worse one; 15-photo detectors
+# measure mAP@0.5 0.59-0.63 (a model trained on the whole 84-photo set reaches 0.80), so 0.85 would never deploy
+# one: 0.50, the detection bar of the benchmarks, deploys a useful first detector and stops a broken one.
+DEFAULT_DEPLOY_THRESHOLDS: dict[str, float] = {"classification": DEFAULT_DEPLOY_THRESHOLD, "detection": 0.50}
+
+
+def default_deploy_threshold(task: str) -> float:
+    """The deploy threshold of `task` when the user set none."""
+    return DEFAULT_DEPLOY_THRESHOLDS.get(task, DEFAULT_DEPLOY_THRESHOLD)
+
+
+def manifest_name(project_name: str) -> str:
+    """A project's name as its bundles' manifest `name` (one line, no path separators, at most 64 characters)."""
+    clean = "".join("-" if ch in "/\\" or not ch.isprintable() else ch for ch in project_name).strip()
+    return clean[:64] or "shelfwatch"
 
 
 @dataclass
@@ -38,6 +54,8 @@ class RunRequest:
     device_token: str | None = None  # pull: an API token of this device for the trainer
     after_dataset: Callable[[], None] | None = None  # called once the trainer holds the dataset (revoke the token)
     zones: list[dict[str, Any]] | None = None  # classification: train on these zone crops (what the pipeline crops)
+    project: int | None = None  # the project whose dataset is trained (None: the default project)
+    project_name: str | None = None  # the bundle's manifest `name`
 
     def headline_metric(self) -> str:
         """The metric compared with deploy_threshold."""
@@ -51,6 +69,7 @@ class RunRequest:
             "seed": self.seed,
             "input_size": self.input_size,
             "zones": self.zones,
+            "name": self.project_name,
         }
 
 
@@ -82,6 +101,8 @@ class TrainingRun:
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
     has_report: bool = False
+    project: int | None = None  # the project trained (None in runs recorded before projects: the default)
+    project_name: str | None = None
 
     @property
     def in_progress(self) -> bool:

@@ -1,4 +1,10 @@
-"""Installed models: list with metrics, upload a bundle (verified before install), activate, one-call rollback."""
+"""Installed models: list with metrics, upload a bundle (verified before install), activate, one-call rollback.
+
+Every route takes `project` (query parameter, JSON or form field; the default project when absent): the list shows
+that project's versions, an upload is tagged with it, activate and rollback refuse (409) a version of another
+project. People read a version by its display name, `<project> v3 · 2026-12-01 19:53` (the project's name, the
+version's number in it, when it was trained); the version id stays what the API and MQTT name.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +15,12 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, render_template, request, send_file
 
-from edge.errors import BundleError, NotFoundError
+from edge.errors import BundleError, ConflictError, NotFoundError
 from edge.web.http import ApiError
+from edge.web.projects import project_ref
 from edge.web.runtime_common import config, require_service
 from edge.web.security import requires
+from edge.web.services import current_services
 
 log = logging.getLogger(__name__)
 
@@ -33,16 +41,77 @@ def _truthy(raw: str | None) -> bool:
     return (raw or "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def models_payload() -> dict[str, Any]:
-    """{"items": [...], "active": version | None, "previous": version | None, "last_refusal": {...} | None}."""
+def _when(created: str | None) -> str:
+    """`2026-12-01 19:53` from a manifest's ISO time (as written, UTC)."""
+    text = (created or "").replace("T", " ")
+    return text[:16] if len(text) >= 16 else text
+
+
+def display_name(version: str, project: int | None = None) -> str:
+    """`<project> v3 · 2026-12-01 19:53` for an installed version; the version id when it is not installed."""
+    repo = current_services().models
+    if repo is None:
+        return version
+    try:
+        manifest = repo.get(version)
+    except (NotFoundError, BundleError):
+        return version
+    tag = repo.version_tag(version)
+    return _display(tag, manifest.created, _project_names())
+
+
+def _project_names() -> dict[int, str]:
+    return {p.id: p.name for p in current_services().store.list_projects()}
+
+
+def _display(tag: dict[str, int], created: str | None, names: dict[int, str]) -> str:
+    name = names.get(tag["project"], f"project {tag['project']}")
+    when = _when(created)
+    return f"{name} v{tag['number']}" + (f" · {when}" if when else "")
+
+
+def _row(row: dict[str, Any], names: dict[int, str]) -> dict[str, Any]:
+    row["project_name"] = names.get(row["project"])
+    row["display_name"] = _display(row, row.get("created"), names)
+    return row
+
+
+def _requested_project() -> int:
+    return int(current_services().store.get_project(project_ref()).id)
+
+
+def models_payload(project: int | None = None) -> dict[str, Any]:
+    """{"items": [...], "active", "previous", "last_refusal", "project"}: `project`'s versions (None: the request's).
+
+    `active` and `previous` are version ids (the one model the device runs may belong to another project), with
+    `active_name`/`previous_name` their display names.
+    """
     repo = require_service("models")
+    pid = project if project is not None else _requested_project()
+    names = _project_names()
     refusal = repo.last_refusal
+    active, previous = repo.active_version(), repo.previous_version()
     return {
-        "items": repo.list_versions(),
-        "active": repo.active_version(),
-        "previous": repo.previous_version(),
+        "items": [_row(row, names) for row in repo.list_versions(project=pid)],
+        "active": active,
+        "active_name": display_name(active) if active else None,
+        "previous": previous,
+        "previous_name": display_name(previous) if previous else None,
         "last_refusal": refusal.as_dict() if refusal is not None else None,
+        "project": {"id": pid, "name": names.get(pid)},
     }
+
+
+def _check_project(version: str, pid: int) -> None:
+    """ConflictError when an installed `version` belongs to another project than `pid`."""
+    repo = require_service("models")
+    repo.get(version)  # 404 for an unknown version first
+    owner = repo.version_tag(version)["project"]
+    if owner != pid:
+        names = _project_names()
+        raise ConflictError(
+            f"model {version} belongs to project {names.get(owner, owner)!r}, not {names.get(pid, pid)!r}"
+        )
 
 
 @bp.get("/models")
@@ -55,7 +124,7 @@ def page() -> str:
 @bp.get("/api/v1/models")
 @requires("viewer")
 def list_models() -> Any:
-    """Installed versions, newest first, with task, labels, metrics and active/previous flags."""
+    """A project's installed versions, newest first, with task, labels, metrics, display name, active/previous."""
     return jsonify(models_payload())
 
 
@@ -64,6 +133,7 @@ def list_models() -> Any:
 def upload_model() -> Any:
     """Install a bundle .tar.gz (multipart `file` or the raw body); verified first, 400 with the reason if refused."""
     repo = require_service("models")
+    pid = _requested_project()
     activate = _truthy(request.args.get("activate") or request.form.get("activate"))
     upload = request.files.get("file") if request.mimetype == "multipart/form-data" else None
     if request.mimetype == "multipart/form-data" and upload is None:
@@ -80,12 +150,12 @@ def upload_model() -> Any:
         if size == 0:
             raise ApiError(400, "the upload is empty: send a bundle .tar.gz")
         try:
-            manifest = repo.install(tmp.name, activate=activate)
+            manifest = repo.install(tmp.name, activate=activate, project=pid)
         except BundleError as err:
             # install() already logged the refusal; the running model is untouched.
             raise ApiError(400, f"bundle refused: {err}") from err
     log.info("bundle %s uploaded through the web (activate=%s)", manifest.version, activate)
-    return jsonify({"version": manifest.version, "activated": activate, **models_payload()}), 201
+    return jsonify({"version": manifest.version, "activated": activate, **models_payload(pid)}), 201
 
 
 @bp.post("/api/v1/models/<version>/activate")
@@ -93,31 +163,39 @@ def upload_model() -> Any:
 def activate(version: str) -> Any:
     """Make an installed version the running one (re-verified first); the old one becomes the rollback target."""
     repo = require_service("models")
+    pid = _requested_project()
+    _check_project(version, pid)
     try:
         repo.activate(version)
     except BundleError as err:
         raise ApiError(400, str(err)) from err
-    return jsonify(models_payload())
+    return jsonify(models_payload(pid))
 
 
 @bp.post("/api/v1/models/rollback")
 @requires("admin")
 def rollback() -> Any:
-    """Go back to the previous version in one call (409 when there is none)."""
+    """Go back to the previous version in one call (409 when there is none, or it is another project's)."""
     repo = require_service("models")
+    pid = _requested_project()
+    previous = repo.previous_version()
+    if previous is not None:
+        _check_project(previous, pid)
     try:
         repo.rollback()
     except BundleError as err:
         raise ApiError(400, str(err)) from err
-    return jsonify(models_payload())
+    return jsonify(models_payload(pid))
 
 
 @bp.delete("/api/v1/models/<version>")
 @requires("admin")
 def remove(version: str) -> Any:
-    """Delete an installed version that is neither active nor the rollback target."""
+    """Delete an installed version of the project that is neither active nor the rollback target."""
+    pid = _requested_project()
+    _check_project(version, pid)
     require_service("models").remove(version)
-    return jsonify(models_payload())
+    return jsonify(models_payload(pid))
 
 
 @bp.get("/api/v1/models/<version>/files/<name>")

@@ -2,7 +2,9 @@
 
 A TrainingRunner (edge.training.runner) does the work on a background thread; the agent may inject one as
 `Services.trainer`, else the first request builds one from the config (trainer.url / trainer.token) with the app's
-store and model repository. The deploy threshold the user sets is remembered in the store's settings.
+store and model repository. Every route takes `project` (query parameter or JSON field; the default project when
+absent): a run trains that project's dataset and its model version is tagged with it. The deploy threshold the user
+sets is remembered per project in the store's settings; unset, it is the task's default (DEFAULT_DEPLOY_THRESHOLDS).
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from edge.errors import ShelfwatchError
 from edge.training.client import TrainerClient, TrainerUnavailable
 from edge.training.plan import training_plan
 from edge.training.runner import TrainingRunner
-from edge.training.runs import DEFAULT_DEPLOY_THRESHOLD, RunRequest
+from edge.training.runs import RunRequest, TrainingRun, default_deploy_threshold, manifest_name
 from edge.vocabulary import BACKBONES, Backbone, Metric, TaskChoice
 from edge.web.http import read_model
+from edge.web.projects import project_ref
 from edge.web.runtime_common import config, require_service
 from edge.web.security import requires
 from edge.web.services import current_services
@@ -52,6 +55,7 @@ class StartBody(BaseModel):
     device_url: str | None = Field(None, max_length=2000, description="pull: this device's URL as the trainer sees it.")
     use_zones: bool = Field(True, description="classification: train on the cameras' zone crops (what is classified).")
     camera: str | None = Field(None, max_length=64, description="classification: whose zones, when cameras differ.")
+    project: int | str | None = Field(None, description="The project trained (id or name); the default when unset.")
 
 
 def runner() -> TrainingRunner:
@@ -75,9 +79,37 @@ def build_runner(cfg: EdgeConfig, store: DatasetStore, models: ModelRepository) 
     return runner
 
 
-def _deploy_threshold() -> float:
-    value = current_services().store.get_setting(THRESHOLD_SETTING, DEFAULT_DEPLOY_THRESHOLD)
-    return float(value) if isinstance(value, int | float) else DEFAULT_DEPLOY_THRESHOLD
+def _threshold_key(project_id: int) -> str:
+    from edge.store.schema import DEFAULT_PROJECT_ID
+
+    # The default project keeps the key of the time before projects, so a threshold set then still holds.
+    return THRESHOLD_SETTING if project_id == DEFAULT_PROJECT_ID else f"{THRESHOLD_SETTING}.{project_id}"
+
+
+def deploy_threshold(project_id: int, task: str) -> float:
+    """The project's deploy threshold: the one the user set, else the default of the task it trains."""
+    value = current_services().store.get_setting(_threshold_key(project_id))
+    return float(value) if isinstance(value, int | float) else default_deploy_threshold(task)
+
+
+def _project() -> Any:
+    """The request's project record (404 for an unknown one)."""
+    return current_services().store.get_project(project_ref())
+
+
+def _project_task(project: Any) -> str:
+    from edge.web.dataset import chosen_task
+
+    return project.task or chosen_task() or current_services().store.default_task(project=project.id)
+
+
+def describe(r: TrainingRunner, run: TrainingRun) -> dict[str, Any]:
+    """A run's JSON form with the display name of its model version (`Shelf rows v3 · 2026-12-01 19:53`)."""
+    from edge.web.model_versions import display_name
+
+    row = r.describe(run)
+    row["display_name"] = display_name(run.version, run.project) if run.version else None
+    return row
 
 
 @bp.get("/training")
@@ -92,13 +124,15 @@ def page() -> str:
 def overview() -> Any:
     """{current, items (newest first), deploy_threshold, trainer_configured}."""
     r = runner()
+    project = _project()
     current = r.current()
     return jsonify(
         {
-            "current": r.describe(current) if current is not None else None,
-            "items": [r.describe(run) for run in r.runs()],
-            "deploy_threshold": _deploy_threshold(),
+            "current": describe(r, current) if current is not None else None,
+            "items": [describe(r, run) for run in r.runs(project=project.id)],
+            "deploy_threshold": deploy_threshold(project.id, _project_task(project)),
             "trainer_configured": bool(config().trainer.url),
+            "project": {"id": project.id, "name": project.name, "task": project.task or "auto"},
         }
     )
 
@@ -106,25 +140,30 @@ def overview() -> Any:
 @bp.post("/api/v1/training")
 @requires("admin")
 def start() -> Any:
-    """Start a round trip: 409 when the dataset is not ready (with the reasons) or a run is in progress."""
+    """Start a round trip of a project: 409 when its dataset is not ready (with the reasons) or a run is in progress."""
     from edge.web.dataset import chosen_task
 
     body = read_model(StartBody)
     r = runner()
     if not config().trainer.url:
         raise TrainerUnavailable("no trainer service configured on this device (trainer.url in edge.yaml)")
-    requested = chosen_task() if body.task == "auto" else body.task
+    store = current_services().store
+    project = store.get_project(body.project if body.project is not None else project_ref())
+    requested = chosen_task(project.task) if body.task == "auto" else body.task
     plan = training_plan(
-        config(), current_services().store, requested, camera=body.camera, use_zones=body.use_zones
+        config(), store, requested, camera=body.camera, use_zones=body.use_zones, project=project.id
     ).require_ready()
-    threshold = body.deploy_threshold if body.deploy_threshold is not None else _deploy_threshold()
-    current_services().store.set_setting(THRESHOLD_SETTING, threshold)
+    threshold = body.deploy_threshold if body.deploy_threshold is not None else deploy_threshold(project.id, plan.task)
+    if body.deploy_threshold is not None:
+        store.set_setting(_threshold_key(project.id), threshold)
     options = body.model_dump(include={"backbone", "epochs", "seed", "input_size", "metric", "source"})
-    run_request = plan.request(deploy_threshold=threshold, **options)
+    run_request = plan.request(
+        deploy_threshold=threshold, project=project.id, project_name=manifest_name(project.name), **options
+    )
     if body.source == "pull":
         _grant_pull_token(run_request, body.device_url)
     run = r.start(run_request)
-    return jsonify(r.describe(run)), 202
+    return jsonify(describe(r, run)), 202
 
 
 def _grant_pull_token(run_request: RunRequest, device_url: str | None) -> None:
@@ -152,7 +191,7 @@ def get_run(run_id: str) -> Any:
     """One run with its report (report.json of the evaluation, once the bundle is downloaded)."""
     r = runner()
     run = r.get(run_id)
-    return jsonify(r.describe(run) | {"report": r.report(run_id), "files": _bundle_files(run.version)})
+    return jsonify(describe(r, run) | {"report": r.report(run_id), "files": _bundle_files(run.version)})
 
 
 def _bundle_files(version: str | None) -> list[str]:
@@ -174,25 +213,31 @@ def _bundle_files(version: str | None) -> list[str]:
 def cancel(run_id: str) -> Any:
     """Cancel a run in progress (the trainer job too); the running model is unchanged."""
     r = runner()
-    return jsonify(r.describe(r.cancel(run_id))), 202
+    return jsonify(describe(r, r.cancel(run_id))), 202
 
 
 @bp.get("/api/v1/training/settings")
 @requires("viewer")
 def settings() -> Any:
-    """{"deploy_threshold"}: the threshold the next run uses unless it names its own."""
-    return jsonify({"deploy_threshold": _deploy_threshold()})
+    """{"deploy_threshold", "default"}: the threshold the project's next run uses unless it names its own."""
+    project = _project()
+    task = _project_task(project)
+    return jsonify({"deploy_threshold": deploy_threshold(project.id, task), "default": default_deploy_threshold(task)})
 
 
 @bp.put("/api/v1/training/settings")
 @requires("admin")
 def put_settings() -> Any:
-    """Set the default deploy threshold: {"deploy_threshold": 0.85}."""
+    """Set a project's deploy threshold: {"deploy_threshold": 0.85}; null goes back to the task's default."""
 
     class Body(BaseModel):
-        deploy_threshold: float = Field(ge=0.0, le=1.0, strict=True)
+        deploy_threshold: float | None = Field(ge=0.0, le=1.0, strict=True)
+        project: int | str | None = None
 
     body = read_model(Body)
-    current_services().store.set_setting(THRESHOLD_SETTING, body.deploy_threshold)
-    log.info("deploy threshold set to %s", body.deploy_threshold)
-    return jsonify({"deploy_threshold": body.deploy_threshold})
+    project = _project()
+    store = current_services().store
+    store.set_setting(_threshold_key(project.id), body.deploy_threshold)
+    value = deploy_threshold(project.id, _project_task(project))
+    log.info("deploy threshold of project %s set to %s", project.name, value)
+    return jsonify({"deploy_threshold": value, "default": default_deploy_threshold(_project_task(project))})

@@ -61,6 +61,7 @@ class PullSource(StrictModel):
     token: str = Field(min_length=1, max_length=4096)
     page_size: int = Field(100, ge=1, le=500)
     timeout_seconds: float = Field(30.0, gt=0, le=600)
+    project: str | None = Field(None, min_length=1, max_length=64, description="The device's project (id or name).")
 
 
 class PullRequest(StrictModel):
@@ -222,6 +223,8 @@ class DeviceClient:
             )
         self.base = source.url.rstrip("/")
         self.source = source
+        # `&project=` on the list calls (images by id are found in their own project on the device).
+        self._project = f"project={urllib.parse.quote(source.project, safe='')}" if source.project else ""
         self.max_file_bytes = max_file_bytes or MAX_JSON_ANSWER_BYTES
         self._opener = urllib.request.build_opener(_NoRedirects)
 
@@ -254,7 +257,9 @@ class DeviceClient:
         seen = 0
         tagged = "&tagged=true" if tagged_only else ""
         while True:
-            body = self._get_json(f"images?page={page}&page_size={self.source.page_size}&order=oldest{tagged}")
+            project = f"&{self._project}" if self._project else ""
+            query = f"page={page}&page_size={self.source.page_size}&order=oldest{tagged}{project}"
+            body = self._get_json(f"images?{query}")
             items = body.get("items") if isinstance(body, dict) else None
             if not isinstance(items, list):
                 raise DatasetError(f"page {page} of the device's images has no 'items' list")
@@ -269,7 +274,7 @@ class DeviceClient:
 
     def labels(self) -> list[LabelInfo]:
         """The device's labels with descriptions, in its order."""
-        body = self._get_json("labels")
+        body = self._get_json(f"labels?{self._project}" if self._project else "labels")
         items = body.get("items", []) if isinstance(body, dict) else []
         try:
             return [LabelInfo(str(i["name"]), str(i.get("description") or ""), i.get("color")) for i in items]

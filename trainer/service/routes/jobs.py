@@ -21,7 +21,9 @@ from trainer.service.store import JOB_STATES, new_id
 log = logging.getLogger(__name__)
 
 bp = Blueprint("jobs", __name__)
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# The model's name in its manifest: a device sends its project's name ("Shelf rows"); printable, one line, no
+# path separators.
+_NAME = re.compile(r"^[^\x00-\x1f\x7f/\\]{1,64}$")
 
 
 class JobRequest(StrictModel):
