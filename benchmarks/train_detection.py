@@ -91,6 +91,7 @@ def run_pipeline(seed: int, labels: list[str], splits: tuple[list[Sample], ...],
     evaluation on the test photos, report, signed bundle)."""
     from edge.datasets.model import Dataset, LabelInfo
     from trainer.pipeline import TrainSpec, run_training
+    from trainer.weight_signatures import resolve_backbone
 
     dataset = Dataset(labels=[LabelInfo(n) for n in labels])
     for split, part in zip(("train", "val", "test"), splits, strict=True):
@@ -101,7 +102,8 @@ def run_pipeline(seed: int, labels: list[str], splits: tuple[list[Sample], ...],
             fmt="yolo",
             task="detection",
             out=Path(tmp) / "bundle",
-            weights=str(WEIGHTS),
+            backbone=resolve_backbone(args.backbone, args.weights),
+            weights=args.weights,
             seed=seed,
             epochs=args.epochs,
             views=args.views,
@@ -152,7 +154,9 @@ def run_seed(seed: int, labels: list[str], samples: list[Sample], args: argparse
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     t0 = time.perf_counter()
     cpu0 = time.process_time()
-    model, info = train_detector(train, [], labels, "squeezenet1_1", WEIGHTS, cfg)
+    from trainer.weight_signatures import resolve_backbone
+
+    model, info = train_detector(train, [], labels, resolve_backbone(args.backbone, args.weights), args.weights, cfg)
     t1 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         onnx_path = Path(tmp) / "model.onnx"
@@ -206,9 +210,13 @@ def main() -> int:
         "the F1 threshold is then picked on the test photos)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    parser.add_argument("--backbone", default=None, help="default: the one --weights belongs to, else train's default")
+    parser.add_argument(
+        "--weights", default="imagenet", help=f"default imagenet (EfficientNet-Lite0 via pip); SqueezeNet: {WEIGHTS}"
+    )
     args = parser.parse_args()
-    if not DATASET.is_dir() or not WEIGHTS.is_file():
-        print(f"needs {DATASET} and {WEIGHTS}", file=sys.stderr)
+    if not DATASET.is_dir():
+        print(f"needs {DATASET}", file=sys.stderr)
         return 1
     import torch
 

