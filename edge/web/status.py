@@ -91,6 +91,11 @@ def _cameras(services: Services) -> list[dict[str, Any]]:
                     "last_error": stats.last_error,
                     "watchdog_trips": stats.watchdog_trips,
                     "evaluated_fps": round(pipeline.eval_rate.rate(), 2),
+                    "capture_fps": round(pipeline.capture_rate.rate(), 2),
+                    # Skipped: frames the camera delivered between two evaluations (by design when the camera is
+                    # faster than `fps`); lost: frames whose evaluation failed (`errors`).
+                    "skipped_fps": round(pipeline.skip_rate.rate(), 2),
+                    "configured_fps": pipeline.fps,
                     "inference_ms": round(stats.last_inference_ms, 1),
                 },
                 "zones": {

@@ -1,5 +1,6 @@
 """A studio whose folder camera is evaluated by a real pipeline and a real tiny detector, for the live view tests.
 
+Events go through the device's real Reporter (event log + snapshots) with no broker (NullCommunicator).
 The folder holds one picture, `shelf.png`; `show(dark=...)` swaps it (atomically) for a bright shelf or one whose
 left half is black, which the detector (tests.helpers.tiny_bundle: box score = darkness) calls `empty`, so the
 camera's zones go `low_stock` and back to `ok` on demand.
@@ -16,9 +17,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge.comms.base import NullCommunicator
 from edge.config.model import EventsConfig
+from edge.events import EventLog, SnapshotStore
 from edge.pipeline.camera_pipeline import CameraPipeline
 from edge.pipeline.model_slot import ModelSlot
+from edge.pipeline.reporter import Reporter
 from edge.runtime.wrappers import load_model
 from tests.helpers.tiny_bundle import make_detection_bundle
 from tests.web.conftest import CAMERA_ID, Studio, open_studio
@@ -26,29 +30,12 @@ from tests.web.conftest import CAMERA_ID, Studio, open_studio
 EVENTS = EventsConfig(on_threshold=0.6, off_threshold=0.4, min_frames=2)
 
 
-class NullSink:
-    """The pipeline's results go to the live view only (no broker in these tests)."""
-
-    problem = None
-
-    def camera_status(self, *args: object) -> None:
-        pass
-
-    def zone_state(self, *args: object) -> None:
-        pass
-
-    def zone_event(self, *args: object) -> None:
-        pass
-
-    def frame_done(self, *args: object) -> None:
-        pass
-
-
 @dataclass
 class LiveRig:
     studio: Studio
     folder: Path
     pipeline: CameraPipeline
+    events: EventLog
 
     def show(self, *, dark: bool) -> None:
         """Put a bright shelf (dark=False) or one with an empty left half (dark=True) in front of the camera."""
@@ -83,11 +70,17 @@ def live_rig(tmp_path: Path) -> Iterator[LiveRig]:
             saved = store.get_zones(CAMERA_ID)
             return list(saved) if saved is not None else []
 
-        pipeline = CameraPipeline(CAMERA_ID, capture, slot, zones, EVENTS, NullSink(), fps=3, zones_refresh_seconds=0.3)
+        events = EventLog(tmp_path / "data" / "events.db", "dev-live")
+        events.snapshots = SnapshotStore(tmp_path / "data" / "snapshots", 50)
+        reporter = Reporter(NullCommunicator(), events, events.snapshots)
+        pipeline = CameraPipeline(CAMERA_ID, capture, slot, zones, EVENTS, reporter, fps=3, zones_refresh_seconds=0.3)
         studio.services.pipelines = {CAMERA_ID: pipeline}
         studio.services.slot = slot
+        studio.services.events = events
         pipeline.start()
         try:
-            yield LiveRig(studio, folder, pipeline)
+            yield LiveRig(studio, folder, pipeline, events)
         finally:
             pipeline.stop()
+            reporter.writer.stop()
+            events.close()

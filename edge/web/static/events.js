@@ -1,10 +1,41 @@
-/* Events page: newest first with snapshot thumbnails, filters by camera/zone/phase, pages. */
+/* Events page: newest first with (annotated) snapshot thumbnails, an end card shows how long the episode lasted,
+   filters list the real cameras and their zones, pages. */
 "use strict";
 (() => {
   const { api, toast, h } = SW;
   const form = document.getElementById("filters");
   let page = 1;
   const PAGE_SIZE = 24;
+  const choices = SW.pageData("events-data") || { cameras: [], zones: {} };
+
+  /** "45 s", "12 min", "3 h 12 min", "2 d 4 h". */
+  function duration(seconds) {
+    const s = Math.max(0, Math.round(seconds));
+    if (s < 60) return `${s} s`;
+    const m = Math.floor(s / 60), hrs = Math.floor(m / 60), d = Math.floor(hrs / 24);
+    if (d) return `${d} d ${hrs % 24} h`;
+    if (hrs) return `${hrs} h ${m % 60} min`;
+    return `${m} min${s % 60 && m < 10 ? ` ${s % 60} s` : ""}`;
+  }
+
+  function fillZones() {
+    const cams = form.camera.value ? [form.camera.value] : Object.keys(choices.zones);
+    const zones = [...new Set(cams.flatMap((c) => choices.zones[c] || []))].sort();
+    const keep = form.zone.value;
+    form.zone.replaceChildren(h("option", { value: "", text: "every zone" }), ...zones.map((z) => h("option", { value: z, text: z === "frame" ? "frame (whole frame)" : z })));
+    form.zone.value = zones.includes(keep) ? keep : "";
+  }
+  fillZones();
+  form.camera.addEventListener("change", () => { fillZones(); page = 1; load(); });
+  form.zone.addEventListener("change", () => { page = 1; load(); });
+  form.phase.addEventListener("change", () => { page = 1; load(); });
+
+  function detail(e) {
+    if (e.phase === "end") {
+      return typeof e.duration_s === "number" ? `low stock for ${duration(e.duration_s)}` : "low stock ended";
+    }
+    return `${e.label || "low stock"} ${typeof e.score === "number" ? e.score.toFixed(2) : ""}`;
+  }
 
   async function load() {
     const q = new URLSearchParams({ page, page_size: PAGE_SIZE });
@@ -15,9 +46,9 @@
     document.getElementById("events").replaceChildren(...data.items.map((e) => h("div", { class: "tile event-tile" },
       e.has_snapshot ? h("a", { class: "thumb", href: e.snapshot, target: "_blank" }, h("img", { src: e.snapshot, alt: `snapshot of ${e.zone}`, loading: "lazy" })) : h("div", { class: "thumb empty", text: "no snapshot" }),
       h("div", { class: "meta" },
-        h("span", { class: "pill " + (e.phase === "start" ? "bad" : "ok"), text: e.phase }),
+        h("span", { class: "pill " + (e.phase === "start" ? "bad" : "ok"), text: e.phase === "start" ? "low stock" : "restocked" }),
         h("b", { text: `${e.camera} / ${e.zone}` }),
-        h("span", { class: "stat", text: `${e.label || ""} ${typeof e.score === "number" ? e.score.toFixed(2) : ""}` }),
+        h("span", { class: "stat event-detail", text: detail(e) }),
         h("span", { class: "stat", text: (e.ts || "").replace("T", " ").replace("Z", "") })))));
     const pages = Math.max(1, Math.ceil(data.total / PAGE_SIZE));
     document.getElementById("page-info").textContent = `page ${page} of ${pages} · ${data.total} events`;

@@ -51,8 +51,12 @@
   document.getElementById("predict-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const out = document.getElementById("predict-out");
-    try { out.textContent = JSON.stringify(await api("POST", "/api/v1/predict", new FormData(ev.target)), null, 2); }
-    catch (err) { out.textContent = err.message; }
+    try {
+      const answer = await api("POST", "/api/v1/predict", new FormData(ev.target));
+      out.textContent = JSON.stringify(answer, null, 2);
+      // predict.js draws the answer on the image.
+      window.dispatchEvent(new CustomEvent("sw:predicted", { detail: { answer, file: ev.target.file.files[0] } }));
+    } catch (err) { out.textContent = err.message; }
   });
 
   load().catch((err) => toast(err.message, "error"));

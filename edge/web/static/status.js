@@ -1,8 +1,19 @@
-/* Status page: device, model, MQTT, cameras with fps/dropped and zone states; refreshes every few seconds. */
+/* Status page: device (humane uptime), model, MQTT, cameras with camera/evaluated fps, skipped frames per second
+   (by design) vs lost ones (failed evaluations), the last inference time and zone states; refreshes itself. */
 "use strict";
 (() => {
   const { api, toast, h } = SW;
   const kv = (el, pairs) => el.replaceChildren(...pairs.flatMap(([k, v]) => [h("dt", { text: k }), h("dd", { text: v === null || v === undefined ? "–" : String(v) })]));
+  /** "42 s", "5 min", "3 h 12 min", "2 d 4 h". */
+  function humane(seconds) {
+    const s = Math.max(0, Math.round(seconds));
+    if (s < 60) return `${s} s`;
+    const m = Math.floor(s / 60), hrs = Math.floor(m / 60), d = Math.floor(hrs / 24);
+    if (d) return `${d} d ${hrs % 24} h`;
+    if (hrs) return `${hrs} h ${m % 60} min`;
+    return `${m} min`;
+  }
+  const num = (v, digits = 1) => (typeof v === "number" ? v.toFixed(digits) : "–");
   const zoneClass = (s) => (s === "low_stock" ? "bad" : s === "ok" ? "ok" : "warn");
 
   async function load() {
@@ -13,7 +24,7 @@
     health.className = "pill " + (s.healthy === true ? "ok" : s.healthy === false ? "bad" : "warn");
     kv(document.getElementById("device-kv"), [
       ["Device", s.device],
-      ["Uptime", typeof s.uptime === "number" ? `${Math.round(s.uptime)} s` : null],
+      ["Uptime", typeof s.uptime === "number" ? humane(s.uptime) : null],
       ["MQTT", s.mqtt.enabled ? (s.mqtt.connected ? "connected" : "disconnected") : "disabled"],
       ["Outbox", s.mqtt.outbox],
       ["Events", s.events],
@@ -34,10 +45,11 @@
       return h("tr", {},
         h("td", { text: c.id }),
         h("td", {}, h("span", { class: "pill " + (cap.state === "online" ? "ok" : "bad"), text: cap.state || "–" }), cap.last_error ? h("div", { class: "muted", text: cap.last_error }) : null),
-        h("td", { class: "stat", text: cap.fps ?? "–" }),
-        h("td", { class: "stat", text: p.evaluated_fps ?? "–" }),
-        h("td", { class: "stat", text: cap.dropped ?? "–" }),
-        h("td", { class: "stat", text: p.inference_ms ?? "–" }),
+        h("td", { class: "stat", text: num(cap.fps) }),
+        h("td", { class: "stat", text: c.pipeline ? `${num(p.evaluated_fps)}${p.configured_fps ? ` of ${p.configured_fps}` : ""}` : "not evaluated" }),
+        h("td", { class: "stat", title: `${p.skipped ?? 0} skipped since start (the camera delivers more than is evaluated)`, text: c.pipeline ? num(p.skipped_fps) : "–" }),
+        h("td", { class: "stat", title: p.last_error || "no failed evaluation", text: c.pipeline ? String(p.errors ?? 0) : "–" }),
+        h("td", { class: "stat", text: c.pipeline && p.evaluated ? num(p.inference_ms) : "–" }),
         h("td", {}, ...zones));
     }));
   }
