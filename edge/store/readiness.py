@@ -35,6 +35,10 @@ def readiness(
     unit = unit or ("boxes" if task == "detection" else "images")
     minimum = rules.min_boxes_per_label_detection if task == "detection" else rules.min_per_label_classification
     counts = {name: int(c.get(unit, 0)) for name, c in per_label_counts.items()}
+    if task == "detection":
+        # A detector learns boxes of objects; a NONE/other tag marks a photo with none of them (a negative), never
+        # a box: it needs no boxes of its own (issue 11: `none` with 0 boxes blocked a detector).
+        counts = {name: n for name, n in counts.items() if not is_none_class(name)}
     if tagged_images is None:
         # Without the store's own figure, an image is assumed to carry one label (true for classification).
         tagged_images = sum(int(c.get("images", 0)) for c in per_label_counts.values())

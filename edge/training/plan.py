@@ -84,6 +84,18 @@ def training_zones(
     return next(iter(layouts.values()), None)
 
 
+def _auto_task(config: EdgeConfig, store: DatasetStore, project: int | str | None) -> str:
+    """The task of "auto": the project's own; for the default project without one, classification when the cameras
+    have zones (the pipeline classifies zones: boxes drawn over them label the zone crops), else the store's rule
+    (detection once any box exists)."""
+    record = store.get_project(project)
+    if record.task:
+        return record.task
+    if any(store.get_zones(c.id) or c.zones for c in config.cameras if c.enabled):
+        return "classification"
+    return store.default_task(project=record.id)
+
+
 def training_plan(
     config: EdgeConfig,
     store: DatasetStore,
@@ -101,7 +113,7 @@ def training_plan(
     """
     from edge.config import ZoneConfig
 
-    resolved = task or store.default_task(project=project)
+    resolved = task or _auto_task(config, store, project)
     try:
         zones = training_zones(config, store, resolved, camera) if use_zones else None
     except ConflictError:
