@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from edge.config.model import ZoneConfig
 from edge.datasets.model import Dataset
+from edge.vocabulary import TASKS, Task
 from trainer.errors import TrainingCancelled, TrainingError
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ class TrainSpec:
 
     data: Path
     fmt: str | None
-    task: Literal["classification", "detection"]
+    task: Task
     out: Path
     backbone: str = "squeezenet1_1"
     weights: str | None = "imagenet"
@@ -213,7 +214,7 @@ def run_training(
     out = Path(spec.out)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "manifest.json").is_file())):
         raise TrainingError(f"{out} exists and is not a bundle directory; choose a new or empty --out")
-    if spec.task not in ("classification", "detection"):
+    if spec.task not in TASKS:
         raise TrainingError(f"unknown task {spec.task!r}; use classification or detection")
     if spec.int8:
         from trainer.export import nncf_available

@@ -7,12 +7,13 @@ import shutil
 import tempfile
 import zipfile
 from pathlib import Path, PurePath
-from typing import Any, Literal
+from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request, send_file, url_for
 from pydantic import BaseModel, Field
 
 from edge.errors import DatasetError
+from edge.vocabulary import TASK_CHOICES, TaskChoice
 from edge.web.http import ApiError, read_model
 from edge.web.projects import project_ref
 from edge.web.security import requires
@@ -32,7 +33,7 @@ TRAINING_PAGE_ENDPOINT = "training.page"
 
 
 class TaskBody(BaseModel):
-    task: Literal["auto", "classification", "detection"]
+    task: TaskChoice
 
 
 class AutoSplitBody(BaseModel):
@@ -45,7 +46,7 @@ def chosen_task(project_task: str | None = None) -> str | None:
     """The task the summary is judged for: ?task=, else the project's task, else the review page's choice (the
     default project's "auto"); None lets the store decide."""
     chosen = request.args.get("task") or project_task or current_services().store.get_setting(TASK_SETTING, "auto")
-    if chosen not in ("auto", "classification", "detection"):
+    if chosen not in TASK_CHOICES:
         raise ApiError(400, "task must be auto, classification or detection")
     return None if chosen == "auto" else chosen
 
