@@ -237,7 +237,13 @@ def load_weights_into(
         source = f"pip:{PACKAGED_FILES[backbone].distribution}/{PACKAGED_FILES[backbone].path}"
     elif isinstance(weights, str) and weights.strip().lower() == "imagenet":
         url = imagenet_url(backbone)
-        path = fetch_weights(url, pinned_prefix(IMAGENET_FILES[backbone]), cache_dir or default_cache_dir())
+        try:
+            path = fetch_weights(url, pinned_prefix(IMAGENET_FILES[backbone]), cache_dir or default_cache_dir())
+        except WeightsError as err:
+            offline = ", ".join(PACKAGED_FILES)
+            raise WeightsError(
+                f"{err}; or train {offline}, whose ImageNet weights come with pip (no download)"
+            ) from err
         source = url
     else:
         path = Path(weights).expanduser()
