@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from cryptography.exceptions import InvalidSignature
@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edge.errors import BundleError
+from edge.timestamps import utc_now_iso
 
 SLUG = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 DeviceState = Literal["active", "downloading", "failed"]
@@ -50,9 +51,7 @@ def device_model_topic(prefix: str, device: str) -> str:
     return f"{prefix}/{device}/model"
 
 
-def utc_now() -> str:
-    """Now as ISO 8601 UTC with milliseconds and a Z."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+utc_now = functools.partial(utc_now_iso, "milliseconds")  # fleet messages: UTC, milliseconds, Z
 
 
 class BundleRef(BaseModel):

@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edge.timestamps import iso_utc
 from trainer.config import CeleryQueueConfig, TrainerConfig
 from trainer.service.artifacts import open_artifacts
 from trainer.service.store import JobStore, open_job_store
@@ -100,7 +101,7 @@ class CeleryQueue:
     def fail_lost(self) -> list[str]:
         """Fail the running jobs whose worker has not beaten for lost_after_s."""
         cutoff = datetime.now(UTC) - timedelta(seconds=self.config.lost_after_s)
-        stamp = cutoff.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        stamp = iso_utc(cutoff, "milliseconds")
         return [job.id for job in self.store.fail_silent_jobs(stamp)]
 
     def _loop(self) -> None:
