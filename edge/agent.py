@@ -33,6 +33,8 @@ from edge.pipeline.metrics import MetricsRegistry
 from edge.pipeline.model_slot import ActiveModel, ModelSlot
 from edge.pipeline.reporter import Reporter
 from edge.pipeline.stats import publish_stats, stats_payload
+from edge.skills.models import ProjectModels
+from edge.skills.runner import SkillsHub
 
 if TYPE_CHECKING:
     from edge.cameras.capture import CameraCapture, CameraHub, SourceFactory
@@ -80,6 +82,7 @@ class DeviceParts:
     reporter: Reporter
     pipelines: dict[str, CameraPipeline]
     watchdog: Watchdog
+    skills: SkillsHub
 
 
 def wire(config: EdgeConfig, options: AgentOptions, cameras: CameraHub | None = None) -> DeviceParts:
@@ -121,6 +124,11 @@ def wire(config: EdgeConfig, options: AgentOptions, cameras: CameraHub | None = 
         comms = NullCommunicator()
     reporter = Reporter(comms, events, snapshots, metrics)
     sink: PipelineSink = options.sink(reporter) if options.sink is not None else reporter
+    models = ModelRepository.from_config(config)
+    loader = functools.partial(_load_model, settings=config.model)
+    skills = SkillsHub(data_dir, ProjectModels(models, store, loader), comms, reporter.writer.submit, metrics,
+                       options.min_overlap)  # fmt: skip
+    reporter.route = skills.route
     pipelines: dict[str, CameraPipeline] = {}
     for cam in config.cameras:
         if not cam.enabled:
@@ -136,11 +144,12 @@ def wire(config: EdgeConfig, options: AgentOptions, cameras: CameraHub | None = 
             metrics,
             fps=None if options.unpaced else cam.fps,
             min_overlap=options.min_overlap,
+            skills=skills.runner(cam.id, cam.skills),
         )
     watchdog = Watchdog(list(pipelines.values()), config.model.watchdog_seconds)
     return DeviceParts(
-        config, data_dir, metrics, store, cameras, ModelRepository.from_config(config), slot, events, snapshots,
-        outbox, comms, reporter, pipelines, watchdog,
+        config, data_dir, metrics, store, cameras, models, slot, events, snapshots,
+        outbox, comms, reporter, pipelines, watchdog, skills,
     )  # fmt: skip
 
 
@@ -217,6 +226,9 @@ class Agent(DeviceParts):
         self.comms.start()
         self.reporter.requeue_unqueued()
         self.models.on_activate(self.slot.on_activated)
+        if isinstance(self.skills.models, ProjectModels):
+            self.models.on_activate(self.skills.models.on_activated)
+        self.skills.start()
         self._install_configured_bundle()
         if self.config.group is not None:
             self.fleet = FleetFollower.from_config(self.config, self.comms, self.models).start()
@@ -263,6 +275,7 @@ class Agent(DeviceParts):
         self.watchdog.stop()
         for pipeline in self.pipelines.values():
             pipeline.stop()
+        self.skills.stop()
         self.cameras.stop_all()
         for t in self._threads:
             t.join(timeout=2)
@@ -311,6 +324,7 @@ class Agent(DeviceParts):
             pipelines=self.pipelines,
             comms=self.comms,
             started_at=self.started_at,
+            skills=self.skills,
         )
 
     def _start_web(self) -> None:

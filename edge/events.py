@@ -77,6 +77,8 @@ class EventDraft:
     ts: str
     model_name: str | None
     model_version: str | None
+    type: str = "low_stock"  # a skill's mqtt_event/webhook block sets its own
+    extra: dict[str, Any] | None = None  # a skill event's `skill` and `trace`, added to the payload
 
 
 class EventLog:
@@ -123,7 +125,7 @@ class EventLog:
                 payload = {
                     "id": event_id,
                     "seq": seq,
-                    "type": "low_stock",
+                    "type": draft.type,
                     "phase": draft.phase,
                     "device": self.device_id,
                     "camera": draft.camera,
@@ -135,6 +137,8 @@ class EventLog:
                     "model": {"name": draft.model_name, "version": draft.model_version},
                     "snapshot": SNAPSHOT_PATH.format(id=event_id),
                 }
+                for key, value in (draft.extra or {}).items():
+                    payload.setdefault(key, value)
                 self._db.execute("UPDATE events SET payload = ? WHERE seq = ?", (json.dumps(payload), seq))
                 self._db.execute("COMMIT")
             except BaseException:

@@ -55,7 +55,8 @@ def parse_yaml_config(text: str, model: type[M], source: str = "<config>") -> M:
     except ValidationError as err:
         lines = []
         for e in err.errors():
-            loc = tuple(e["loc"])
+            # A custom error may say where inside its location it lies (a skill's block: ctx["at"]).
+            loc = tuple(e["loc"]) + tuple((e.get("ctx") or {}).get("at", ()))
             line = _node_line(root, loc)
             where = f"{source}:{line}" if line else source
             dotted = ".".join(str(p) for p in loc) or "(top level)"

@@ -12,6 +12,7 @@ from edge.cameras.sources import SourceConfig, SourceSettings, plain_source
 from edge.config.secrets import Secret
 from edge.errors import CameraError
 from edge.runtime.engines import ENGINE_KINDS, EngineConfig, EngineSettings
+from edge.skills.config import MAX_SKILLS_PER_CAMERA, SkillConfig, check_unique_skills
 from edge.strict import StrictModel
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -133,6 +134,11 @@ class CameraConfig(StrictModel):
     reconnect_max_seconds: float = Field(
         30.0, gt=0, description="Upper bound of the exponential backoff between reconnect attempts."
     )
+    skills: list[SkillConfig] | None = Field(
+        None,
+        max_length=MAX_SKILLS_PER_CAMERA,
+        description="AI skills: graphs of blocks run on every frame (docs/SKILLS.md); omitted: today's zone rule.",
+    )
 
     @field_validator("id")
     @classmethod
@@ -163,6 +169,7 @@ class CameraConfig(StrictModel):
             if z.id in seen:
                 raise ValueError(f"zone id {z.id!r} is used twice in camera {self.id!r}")
             seen.add(z.id)
+        check_unique_skills(self.skills or ())
         return self
 
 

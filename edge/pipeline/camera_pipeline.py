@@ -64,6 +64,19 @@ class FrameFeed(Protocol):
         ...
 
 
+class FrameSkills(Protocol):
+    """A camera's skills (edge.skills.runner.SkillRunner): when `active`, they replace today's fixed rule."""
+
+    @property
+    def active(self) -> bool:
+        """Whether the camera runs skills."""
+        ...
+
+    def run(self, image: np.ndarray, zones: Sequence[Zone], seq: int = -1) -> Any:
+        """Run the skills on one frame; the result has `model_ms` (time spent in models)."""
+        ...
+
+
 class PipelineSink(Protocol):
     """Where the pipeline's results go (edge.pipeline.reporter.Reporter publishes and records them)."""
 
@@ -167,8 +180,10 @@ class CameraPipeline:
         min_overlap: float = 0.5,
         zones_refresh_seconds: float = 5.0,
         state_refresh_seconds: float = 60.0,
+        skills: FrameSkills | None = None,
     ) -> None:
         self.camera_id = camera_id
+        self.skills = skills
         self.source = source
         self.slot = slot
         self.zones_provider = zones
@@ -442,6 +457,9 @@ class CameraPipeline:
             # online/offline reports win, since a frame taken just before the camera failed may land after it.
             self.set_online(True)
         self._refresh_zones()
+        if self.skills is not None and self.skills.active:
+            self._take_skills(frame, generation)
+            return
         active = self.slot.current
         if active is None:
             return
@@ -470,6 +488,37 @@ class CameraPipeline:
             "shelfwatch_inference_ms", "Model time per evaluated frame (ms).", elapsed_ms, self._labels
         )
         self._apply(frame, zones, scores, active, boxes)
+
+    def _take_skills(self, frame: Any, generation: int) -> None:
+        """The camera's skills instead of today's rule: they run their own models and sinks (edge.skills)."""
+        seq = int(frame.seq)
+        zones = [Zone(z.id, tuple((float(x), float(y)) for x, y in z.polygon), ()) for z in self._zone_configs]
+        self._busy_generation = generation
+        self._busy_since = time.monotonic()
+        try:
+            assert self.skills is not None
+            result = self.skills.run(frame.image, zones, seq)
+        except Exception as err:
+            if generation == self._generation:
+                self._busy_since = None
+                self._report_error(f"skills failed on frame {seq}: {err}")
+            return
+        if generation != self._generation:
+            return
+        self._busy_since = None
+        if self.status not in ("running", "degraded"):
+            self.status = "running"
+        model_ms = float(getattr(result, "model_ms", 0.0))
+        self.stats.evaluated += 1
+        self.stats.last_inference_ms = model_ms
+        self.eval_rate.add()
+        self.metrics.inc("shelfwatch_frames_evaluated_total", "Frames evaluated by the model.", self._labels)
+        self.metrics.observe("shelfwatch_inference_ms", "Model time per evaluated frame (ms).", model_ms, self._labels)
+        with self._lock:
+            self._live_frame_seq = seq
+            self._live_boxes, self._live_scores = [], {}
+        self._live_changed()
+        self.sink.frame_done(self.camera_id, frame, [])
 
     def _apply(
         self,

@@ -7,7 +7,7 @@ docs/MQTT.md, but not MQTT: it talks to a `Communicator`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -52,6 +52,8 @@ class Reporter:
         self.event_log = event_log
         self.snapshots = snapshots
         self.metrics = metrics or MetricsRegistry()
+        # Skill events go to their own sinks (edge.skills.runner.SkillsHub.route); True: delivered there.
+        self.route: Callable[[Event], bool] | None = None
         # A full disk must not lose events nor stop the pipeline: the writer keeps what the disk refuses, in order.
         self.writer = EventWriter(event_log, self._publish_event, snapshots, on_problem=self._storage_problem)
         self.metrics.set("shelfwatch_events_unwritten", "Events waiting in memory for the disk.", 0)
@@ -102,6 +104,8 @@ class Reporter:
         log.info("event %s %s/%s score %.2f", transition.phase, camera, zone, draft.score)
 
     def _publish_event(self, event: Event) -> None:
+        if self.route is not None and self.route(event):
+            return
         self.comms.publish_durable("events", event.to_json(), key=event.id)
 
     def requeue_unqueued(self) -> int:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from edge.pipeline.camera_pipeline import CameraPipeline
     from edge.pipeline.metrics import MetricsRegistry
     from edge.pipeline.model_slot import ModelSlot
+    from edge.skills.runner import SkillsHub
     from edge.store import DatasetStore
     from edge.store.users import UserStore
     from edge.training.runner import TrainingRunner
@@ -45,6 +46,7 @@ class Services:
     pipelines: Mapping[str, CameraPipeline] = field(default_factory=dict)
     comms: Communicator | None = None
     started_at: float | None = None
+    skills: SkillsHub | None = None  # the cameras' AI skills (edge.web.skills serves them)
 
 
 def current_services() -> Services:

@@ -101,9 +101,18 @@ def classification_graph(labels: Sequence[str], size: int, gain: float = 20.0) -
 
 
 def detection_graph(
-    labels: Sequence[str], width: int, height: int, boxes: Sequence[tuple[float, float, float, float]]
+    labels: Sequence[str],
+    width: int,
+    height: int,
+    boxes: Sequence[tuple[float, float, float, float]],
+    contrast: float = 1.0,
+    pivot: float = 0.5,
 ) -> Any:
-    """ONNX model: input [N,3,H,W] (0..1) -> boxes [N,K,4] (fixed) and scores [N,K,C] (darkness, brightness)."""
+    """ONNX model: input [N,3,H,W] (0..1) -> boxes [N,K,4] (fixed) and scores [N,K,C] (darkness, brightness).
+
+    `contrast`/`pivot` steepen the scores around a brightness: clip((b - pivot) * contrast + 0.5, 0, 1) (the
+    defaults leave b as it is), so photos a little brighter or darker than the pivot score near 0 or 1.
+    """
     from onnx import TensorProto, helper
 
     if not 1 <= len(labels) <= 2:
@@ -119,6 +128,10 @@ def detection_graph(
         _const("k4", np.array([k, 4], dtype=np.int64)),
         _const("s0", np.array([0], dtype=np.int64)),
         _const("s1", np.array([1], dtype=np.int64)),
+        _const("pivot", np.array(pivot, dtype=np.float32)),
+        _const("contrast", np.array(contrast, dtype=np.float32)),
+        _const("half", np.array(0.5, dtype=np.float32)),
+        _const("zero", np.array(0.0, dtype=np.float32)),
     ]
     region_means = []
     for i, (x1, y1, x2, y2) in enumerate(boxes):
@@ -135,7 +148,11 @@ def detection_graph(
         ]
         region_means.append(f"col{i}")
     nodes += [
-        helper.make_node("Concat", region_means, ["bright"], axis=1),  # [N, K]
+        helper.make_node("Concat", region_means, ["raw_bright"], axis=1),  # [N, K]
+        helper.make_node("Sub", ["raw_bright", "pivot"], ["centred"]),
+        helper.make_node("Mul", ["centred", "contrast"], ["steep"]),
+        helper.make_node("Add", ["steep", "half"], ["shifted"]),
+        helper.make_node("Clip", ["shifted", "zero", "one"], ["bright"]),
         helper.make_node("Sub", ["one", "bright"], ["dark"]),
         helper.make_node("Unsqueeze", ["dark", "unsq2"], ["dark3"]),
         helper.make_node("Unsqueeze", ["bright", "unsq2"], ["bright3"]),
@@ -280,6 +297,8 @@ def make_detection_bundle(
     key_dir: Path | None = None,
     openvino: bool = True,
     score_threshold: float = 0.5,
+    contrast: float = 1.0,
+    pivot: float = 0.5,
 ) -> TinyBundle:
     """A signed detection bundle at out_dir/<version>: fixed boxes scored by how dark their region is."""
     private, public = ensure_keys(key_dir or out_dir / "keys")
@@ -293,7 +312,7 @@ def make_detection_bundle(
         outputs={"type": "detection", "boxes": "boxes", "scores": "scores", "nms": "device", "max_detections": 100},
         score_threshold=score_threshold,
     )
-    graph = detection_graph(labels, width, height, boxes)
+    graph = detection_graph(labels, width, height, boxes, contrast, pivot)
     return _signed(out_dir / version, manifest, graph, openvino, private, public)
 
 

@@ -1,0 +1,32 @@
+"""Helpers of the model blocks: the project's active model (or idle), and per-frame caching of model calls."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from edge.pipeline.model_slot import ActiveModel
+from edge.skills.context import BuildContext, SkillIdle
+from edge.skills.values import Frame
+
+
+def require_model(ctx: BuildContext, project: str, task: str) -> ActiveModel:
+    """The project's active model for this frame; SkillIdle when there is none or it does another task."""
+    model = ctx.models.get(project)
+    if model is None:
+        raise SkillIdle(ctx.models.why_idle(project))
+    if model.task != task:
+        raise SkillIdle(f"project {project!r} runs a {model.task} model, this block needs {task}")
+    return model
+
+
+def cached(frame: Frame, key: tuple[Any, ...], compute: Callable[[], Any]) -> Any:
+    """One model call per frame and key, whichever skill asks first; its time counts once in frame.model_ms."""
+    if key in frame.cache:
+        return frame.cache[key]
+    t0 = time.perf_counter()
+    value = compute()
+    frame.model_ms += (time.perf_counter() - t0) * 1000.0
+    frame.cache[key] = value
+    return value

@@ -1,0 +1,42 @@
+"""`mqtt_event`: an event on `<prefix>/<device>/events` for every firing upstream item (docs/MQTT.md's contract,
+`type` set by the block, plus `skill` and `trace`); durable like today's events (event log + outbox, QoS 1).
+
+The runner builds the event (one per decision, shared with a webhook on the same input, same `id`).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field, field_validator
+
+from edge.skills.registry import Block, BlockSettings, block_type
+from edge.skills.values import Frame, Item
+
+
+def check_event_type(v: str | None) -> str | None:
+    """Event types are short words: letters, digits, '_' and '-'."""
+    if v is not None and not (0 < len(v) <= 63 and all(c.isalnum() or c in "_-" for c in v)):
+        raise ValueError(f"event type {v!r} must be 1-63 letters, digits, '_' or '-'")
+    return v
+
+
+class MqttEventSettings(BlockSettings):
+    type: Literal["mqtt_event"] = "mqtt_event"
+    event: str = Field("low_stock", description="The event's `type` (low_stock, product_gap, ...).")
+
+    category: ClassVar[str] = "sink"
+    event_sink: ClassVar[bool] = True
+
+    @field_validator("event")
+    @classmethod
+    def _event(cls, v: str | None) -> str | None:
+        return check_event_type(v)
+
+
+@block_type(MqttEventSettings)
+class MqttEvent(Block):
+    settings: MqttEventSettings
+
+    def run(self, items: list[Item], frame: Frame) -> list[Item]:
+        return [i for i in items if i.fires]

@@ -1,0 +1,51 @@
+"""`webhook`: an HTTP POST of the event JSON (the same JSON and `id` as an mqtt_event on the same input) for every
+firing upstream item, signed `X-Shelfwatch-Signature: sha256=<HMAC-SHA256 of the body>` with `secret`.
+
+Durable: the event goes into this block's SQLite outbox (edge.skills.webhook) before it is sent, and leaves it
+only on a 2xx answer; until then it is retried with backoff, in order, with the same body.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field, field_validator
+
+from edge.config.secrets import Secret
+from edge.skills.blocks.mqtt_event import check_event_type
+from edge.skills.registry import Block, BlockSettings, block_type
+from edge.skills.values import Frame, Item
+
+
+class WebhookSettings(BlockSettings):
+    type: Literal["webhook"] = "webhook"
+    url: str = Field(description="http:// or https:// URL the event JSON is POSTed to.")
+    secret: Secret | None = Field(None, description="HMAC key of the signature: literal, ${ENV} or a credential.")
+    event: str | None = Field(
+        None, description="The event's `type`; default: that of an mqtt_event on the same input, else the skill id."
+    )
+    timeout_seconds: float = Field(5.0, gt=0, le=120, description="Timeout of one POST.")
+    retry_max_seconds: float = Field(60.0, gt=0, le=3600, description="Longest wait between two retries.")
+
+    category: ClassVar[str] = "sink"
+    event_sink: ClassVar[bool] = True
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")) or len(v) > 2000:
+            raise ValueError(f"webhook url {v!r} must be an http:// or https:// URL")
+        return v
+
+    @field_validator("event")
+    @classmethod
+    def _event(cls, v: str | None) -> str | None:
+        return check_event_type(v)
+
+
+@block_type(WebhookSettings)
+class Webhook(Block):
+    settings: WebhookSettings
+
+    def run(self, items: list[Item], frame: Frame) -> list[Item]:
+        return [i for i in items if i.fires]

@@ -1,0 +1,57 @@
+"""What blocks are built with: the camera and skill they belong to and the device services they may use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from edge.comms.base import Communicator, NullCommunicator
+
+if TYPE_CHECKING:
+    from edge.pipeline.model_slot import ActiveModel
+    from edge.skills.inbox import Inbox
+    from edge.skills.webhook import WebhookHub
+
+
+class SkillIdle(Exception):
+    """A block cannot run now (its project has no active version): the skill waits and says why."""
+
+
+class ModelSource(Protocol):
+    """Projects -> their active model (edge.skills.models.ProjectModels)."""
+
+    def get(self, project: str) -> ActiveModel | None:
+        """The project's active model, or None (then `why_idle` says why)."""
+        ...
+
+    def why_idle(self, project: str) -> str:
+        """Why the project has no model to run."""
+        ...
+
+
+class NoModels:
+    """A model source without projects (validation, tests of logic blocks)."""
+
+    def get(self, project: str) -> ActiveModel | None:
+        """Nothing is ever active."""
+        return None
+
+    def why_idle(self, project: str) -> str:
+        """No project exists here."""
+        return f"project {project!r} has no active model version"
+
+
+@dataclass
+class BuildContext:
+    """Given to every block when its skill is built."""
+
+    camera: str
+    skill: str
+    models: ModelSource = field(default_factory=NoModels)
+    comms: Communicator = field(default_factory=NullCommunicator)
+    data_dir: Path | None = None
+    webhooks: WebhookHub | None = None
+    inbox: Inbox | None = None
+    min_overlap: float = 0.5
+    state_refresh_seconds: float = 60.0
