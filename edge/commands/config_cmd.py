@@ -34,14 +34,28 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
             print_json({"valid": False, "file": args.file, "kind": kind, "errors": str(err).splitlines()})
         return 1
+    warnings = _warnings(kind, cfg, args.file)
+    for w in warnings:
+        sys.stderr.write(f"{w}\n")
     if args.json:
         from edge.cli import print_json
 
-        print_json({"valid": True, "file": args.file, "kind": kind})
+        print_json({"valid": True, "file": args.file, "kind": kind, "warnings": warnings})
     else:
         print(f"{args.file}: valid {kind} config")
     del cfg
     return 0
+
+
+def _warnings(kind: str, cfg: Any, path: str) -> list[str]:
+    """What is valid but worth saying (an edge config's skills naming projects the store lacks)."""
+    if kind != "edge":
+        return []
+    from pathlib import Path
+
+    from edge.skills.check import project_warnings
+
+    return project_warnings(cfg, Path(path).read_text(encoding="utf-8"), path)
 
 
 def cmd_show(args: argparse.Namespace) -> int:

@@ -36,6 +36,14 @@ def _node_line(root: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None
     return line
 
 
+def yaml_line(text: str, loc: tuple[int | str, ...]) -> int | None:
+    """The 1-based line of the YAML node at `loc` (keys and list indexes), for warnings about valid configs."""
+    try:
+        return _node_line(yaml.compose(text, Loader=yaml.SafeLoader), loc)
+    except yaml.YAMLError:
+        return None
+
+
 def parse_yaml_config(text: str, model: type[M], source: str = "<config>") -> M:
     """Validate YAML text against `model`; every error carries `source:line`."""
     try:
