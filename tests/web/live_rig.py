@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -84,3 +85,19 @@ def live_rig(tmp_path: Path) -> Iterator[LiveRig]:
             pipeline.stop()
             reporter.writer.stop()
             events.close()
+
+
+def signed_in(browser: Any, base: str, viewport: dict[str, int], users: Any) -> tuple[Any, Any]:
+    """A browser context signed in through the login form as a freshly created admin (no first-run pages)."""
+    from tests.web.conftest import ADMIN, ADMIN_PASSWORD
+
+    users.create_first_admin(ADMIN, ADMIN_PASSWORD)
+    context = browser.new_context(viewport=viewport)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    page.goto(base + "/login")
+    page.fill('input[name="username"]', ADMIN)
+    page.fill('input[name="password"]', ADMIN_PASSWORD)
+    page.click('button:has-text("Sign in")')
+    page.wait_for_url(lambda url: "/login" not in url)
+    return context, page

@@ -26,8 +26,8 @@ from edge.model_repository import ModelRepository
 from edge.web import WebServer
 from tests.helpers.browser import chromium_browser
 from tests.web.conftest import CAMERA_ID
-from tests.web.live_rig import live_rig, write_shelf
-from tests.web.test_browser import DESKTOP, PHONE, no_horizontal_overflow, signed_in_page
+from tests.web.live_rig import live_rig, signed_in, write_shelf
+from tests.web.test_browser import DESKTOP, PHONE, no_horizontal_overflow
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -74,7 +74,7 @@ def test_live_events_status_predict_and_phone_menu_in_chromium(tmp_path: Path, b
         base = server.url
         errors: list[str] = []
         try:
-            context, page = signed_in_page(browser, base, DESKTOP)
+            context, page = signed_in(browser, base, DESKTOP, rig.studio.services.users)
             page.on("pageerror", lambda err: errors.append(str(err)))
 
             # -- Live: the whole-frame zone in its state colour, with model, evaluated fps, inference ms ---------

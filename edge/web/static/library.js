@@ -1,4 +1,5 @@
-/* Library: paged grid with filters, upload (picker or drop), selection, bulk delete and split. */
+/* Library: paged grid with filters, thumbnails showing their boxes and tags, upload (picker or drop), selection,
+   bulk tag, bulk delete and split. */
 "use strict";
 (() => {
   const PAGE_SIZE = 48;
@@ -8,6 +9,13 @@
   const bulkDelete = document.getElementById("bulk-delete");
   const bulkSplit = document.getElementById("bulk-split");
   const selectAll = document.getElementById("select-all");
+  const bulkTag = document.getElementById("bulk-tag");
+  const bulkTagLabel = document.getElementById("bulk-tag-label");
+  // Boxes on thumbnails take their label's colour, as on the Tag page.
+  const colours = new Map();
+  const coloursReady = SW.api("GET", "/api/v1/labels")
+    .then((res) => { for (const l of res.items) colours.set(l.name, l.color); })
+    .catch(() => {});
   const params = new URLSearchParams(location.search);
   state.tagged = params.get("tagged") || "";
   state.label = params.get("label") || "";
@@ -18,8 +26,30 @@
     const n = state.selected.size;
     bulkDelete.disabled = n === 0;
     bulkSplit.disabled = n === 0;
+    bulkTag.disabled = n === 0 || !bulkTagLabel.options.length;
+    bulkTagLabel.disabled = n === 0 || !bulkTagLabel.options.length;
+    bulkTag.textContent = n ? `Tag ${n} selected` : "Tag selected";
     bulkDelete.textContent = n ? `Delete ${n} selected` : "Delete selected";
     selectAll.checked = state.items.length > 0 && state.items.every((it) => state.selected.has(it.id));
+  }
+
+  /** The image's boxes drawn over its thumbnail (an SVG in image pixels; meet = the thumbnail's object-fit: contain). */
+  function boxOverlay(item) {
+    const NS = "http://www.w3.org/2000/svg";
+    const svg = document.createElementNS(NS, "svg");
+    svg.setAttribute("class", "boxes");
+    svg.setAttribute("viewBox", `0 0 ${item.width} ${item.height}`);
+    svg.setAttribute("preserveAspectRatio", "xMidYMid meet");
+    svg.setAttribute("aria-hidden", "true");
+    for (const b of item.boxes) {
+      const r = document.createElementNS(NS, "rect");
+      r.setAttribute("x", b.x1 * item.width); r.setAttribute("y", b.y1 * item.height);
+      r.setAttribute("width", (b.x2 - b.x1) * item.width); r.setAttribute("height", (b.y2 - b.y1) * item.height);
+      r.setAttribute("fill", "none"); r.setAttribute("stroke", SW.colorFor(b.label, colours.get(b.label)));
+      r.setAttribute("stroke-width", Math.max(2, item.width / 120));
+      svg.append(r);
+    }
+    return svg;
   }
 
   function tile(item) {
@@ -30,7 +60,8 @@
     pick.checked = state.selected.has(item.id);
     const el = SW.h("figure", { class: "tile" + (pick.checked ? " selected" : ""), "data-id": item.id },
       SW.h("a", { class: "thumb", href: `/tag/${item.id}`, title: item.filename || `image ${item.id}` },
-        SW.h("img", { src: `/api/v1/images/${item.id}/thumb.jpg`, alt: item.filename || `image ${item.id}`, loading: "lazy" })),
+        SW.h("img", { src: `/api/v1/images/${item.id}/thumb.jpg`, alt: item.filename || `image ${item.id}`, loading: "lazy", class: item.boxes.length ? "fit" : "" }),
+        item.boxes.length && item.width ? boxOverlay(item) : null),
       pick,
       item.split !== "auto" ? SW.h("span", { class: "split", text: item.split }) : null,
       SW.h("figcaption", { class: "meta" }, SW.h("span", { class: "muted", text: `#${item.id}` }), ...chips));
@@ -44,6 +75,7 @@
   }
 
   async function load() {
+    await coloursReady;
     const q = new URLSearchParams({ page: state.page, page_size: PAGE_SIZE });
     if (state.tagged) q.set("tagged", state.tagged);
     if (state.label) q.set("label", state.label);
@@ -92,6 +124,27 @@
       load();
     } catch (err) { SW.toast(err.message, "error"); }
   });
+  bulkTag.addEventListener("click", async () => {
+    const tag = bulkTagLabel.value;
+    const ids = [...state.selected];
+    if (!tag || !ids.length) return;
+    bulkTag.disabled = true;
+    let done = 0;
+    try {
+      // One image after the other: each keeps its boxes and other tags, and gains this one.
+      for (const id of ids) {
+        const ann = await SW.api("GET", `/api/v1/images/${id}/annotations`);
+        if (!ann.tags.includes(tag)) await SW.api("PUT", `/api/v1/images/${id}/annotations`, { tags: [...ann.tags, tag], boxes: ann.boxes });
+        done += 1;
+      }
+      SW.toast(`Tagged ${done} image(s) as ${tag}`, "ok");
+      state.selected.clear();
+    } catch (err) {
+      SW.toast(`Tagged ${done} of ${ids.length}; stopped: ${err.message}`, "error");
+    }
+    load();
+  });
+
   bulkSplit.addEventListener("change", async () => {
     const split = bulkSplit.value;
     if (!split) return;

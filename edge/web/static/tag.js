@@ -1,5 +1,7 @@
 /* Tagging: whole-image tags and boxes drawn with the mouse (create, move, resize, delete, relabel) on a canvas,
-   keyboard shortcuts, and a guard against losing unsaved changes. Coordinates are normalised 0..1. */
+   wheel zoom and pan, undo/redo of every change for the whole session (Ctrl+Z / Ctrl+Shift+Z, per image), copying
+   the previous image's boxes (C), a `?` overlay of the keys, an end-of-queue prompt, keyboard shortcuts, and a
+   guard against losing unsaved changes. Coordinates are normalised 0..1. */
 "use strict";
 (() => {
   const data = SW.pageData("tag-data");
@@ -13,6 +15,14 @@
     ids: [], tagged: new Map(), index: 0, id: data.image_id, img: null, rec: null,
     tags: new Set(), boxes: [], saved: "", sel: -1, active: labels.length ? labels[0].name : null,
     mode: localStorage.getItem("sw.tagMode") || "tags", drag: null, hover: null,
+    view: { scale: 1, ox: 0, oy: 0 }, last: null, space: false,
+  };
+  const MAX_ZOOM = 8;
+  // Undo/redo stacks per image, kept for the whole session (coming back to an image keeps its history).
+  const histories = new Map();
+  const history = () => {
+    if (!histories.has(state.id)) histories.set(state.id, { undo: [], redo: [] });
+    return histories.get(state.id);
   };
   const colorOf = (name) => SW.colorFor(name, (labels.find((l) => l.name === name) || {}).color);
   const snapshot = () => JSON.stringify({ tags: [...state.tags].sort(), boxes: state.boxes });
@@ -39,8 +49,11 @@
   }
 
   function draw() {
-    const W = canvas.width, H = canvas.height, dpr = window.devicePixelRatio || 1;
+    const W = canvas.width, H = canvas.height, v = state.view;
+    const dpr = (window.devicePixelRatio || 1) / v.scale; // lines, text and handles keep their size when zoomed
+    ctx.setTransform(1, 0, 0, 1, 0, 0);
     ctx.clearRect(0, 0, W, H);
+    ctx.setTransform(v.scale, 0, 0, v.scale, -v.ox * W * v.scale, -v.oy * H * v.scale);
     if (state.img) ctx.drawImage(state.img, 0, 0, W, H);
     const boxes = state.drag && state.drag.mode === "draw" ? [...state.boxes, state.drag.box] : state.boxes;
     boxes.forEach((b, i) => {
@@ -76,15 +89,40 @@
   const clamp01 = (v) => Math.min(1, Math.max(0, v));
 
   function point(ev) {
-    const r = canvas.getBoundingClientRect();
-    return { x: clamp01((ev.clientX - r.left) / r.width), y: clamp01((ev.clientY - r.top) / r.height), r };
+    const r = canvas.getBoundingClientRect(), v = state.view;
+    return {
+      x: clamp01(v.ox + (ev.clientX - r.left) / r.width / v.scale),
+      y: clamp01(v.oy + (ev.clientY - r.top) / r.height / v.scale), r,
+    };
   }
+
+  // ---- zoom and pan -----------------------------------------------------------------------------------------
+  function setView(scale, ox, oy) {
+    const s = Math.min(MAX_ZOOM, Math.max(1, scale));
+    state.view = { scale: s, ox: Math.min(1 - 1 / s, Math.max(0, ox)), oy: Math.min(1 - 1 / s, Math.max(0, oy)) };
+    const zoom = document.getElementById("zoom");
+    zoom.textContent = `${Math.round(s * 100)}%`;
+    zoom.hidden = s === 1;
+    canvas.dataset.zoom = String(s);
+    canvas.dataset.view = `${state.view.ox.toFixed(4)},${state.view.oy.toFixed(4)}`;
+    draw();
+  }
+  canvas.addEventListener("wheel", (ev) => {
+    if (!state.img) return;
+    ev.preventDefault();
+    const r = canvas.getBoundingClientRect(), v = state.view;
+    // Zoom around the pointer: the image point under it stays under it.
+    const fx = (ev.clientX - r.left) / r.width, fy = (ev.clientY - r.top) / r.height;
+    const px = v.ox + fx / v.scale, py = v.oy + fy / v.scale;
+    const scale = Math.min(MAX_ZOOM, Math.max(1, v.scale * (ev.deltaY < 0 ? 1.25 : 0.8)));
+    setView(scale, px - fx / scale, py - fy / scale);
+  }, { passive: false });
 
   function hit(p) {
     // A handle of the selected box first, then the smallest box under the pointer (nested boxes stay reachable).
     if (state.sel >= 0) {
       const b = state.boxes[state.sel];
-      const hx = HANDLE * 1.6 / p.r.width, hy = HANDLE * 1.6 / p.r.height;
+      const hx = HANDLE * 1.6 / p.r.width / state.view.scale, hy = HANDLE * 1.6 / p.r.height / state.view.scale;
       const i = corners(b).findIndex(([cx, cy]) => Math.abs(p.x - cx) <= hx && Math.abs(p.y - cy) <= hy);
       if (i >= 0) return { kind: "handle", box: state.sel, corner: i };
     }
@@ -99,7 +137,16 @@
   }
 
   canvas.addEventListener("pointerdown", (ev) => {
-    if (ev.button !== 0 || !state.img) return;
+    if (!state.img) return;
+    // Pan: the middle button, or the left one with Space or Alt held (while zoomed in).
+    if (ev.button === 1 || (ev.button === 0 && (state.space || ev.altKey))) {
+      ev.preventDefault();
+      canvas.setPointerCapture(ev.pointerId);
+      state.drag = { mode: "pan", cx: ev.clientX, cy: ev.clientY, orig: { ...state.view } };
+      canvas.style.cursor = "grabbing";
+      return;
+    }
+    if (ev.button !== 0) return;
     canvas.setPointerCapture(ev.pointerId);
     const p = point(ev);
     const h = hit(p);
@@ -124,6 +171,11 @@
       canvas.style.cursor = h ? (h.kind === "handle" ? (h.corner % 2 ? "nesw-resize" : "nwse-resize") : "move") : "crosshair";
       return;
     }
+    if (d.mode === "pan") {
+      const r = canvas.getBoundingClientRect(), o = d.orig;
+      setView(o.scale, o.ox - (ev.clientX - d.cx) / r.width / o.scale, o.oy - (ev.clientY - d.cy) / r.height / o.scale);
+      return;
+    }
     if (d.mode === "draw") {
       Object.assign(d.box, { x1: Math.min(d.start.x, p.x), y1: Math.min(d.start.y, p.y), x2: Math.max(d.start.x, p.x), y2: Math.max(d.start.y, p.y) });
     } else if (d.mode === "move") {
@@ -144,6 +196,7 @@
     const d = state.drag;
     if (!d) return;
     state.drag = null;
+    if (d.mode === "pan") { canvas.style.cursor = "crosshair"; return; }
     if (d.mode === "draw") {
       const b = d.box;
       if (b.x2 - b.x1 >= MIN_SIZE && b.y2 - b.y1 >= MIN_SIZE) {
@@ -226,6 +279,17 @@
   }
 
   function render() {
+    // Every change of tags or boxes (drawn, moved, relabelled, deleted, copied, reverted) is one undo step.
+    const now = snapshot();
+    if (state.rec !== null && state.last !== null && now !== state.last) {
+      const h = history();
+      h.undo.push(state.last);
+      h.redo.length = 0;
+    }
+    state.last = state.rec !== null ? now : null;
+    const h = history();
+    document.getElementById("undo").disabled = !h.undo.length;
+    document.getElementById("redo").disabled = !h.redo.length;
     draw();
     renderLabels();
     renderTags();
@@ -251,6 +315,66 @@
     state.sel = -1;
     render();
   }
+  function restore(snap) {
+    const s = JSON.parse(snap);
+    state.tags = new Set(s.tags); state.boxes = s.boxes; state.sel = -1;
+    state.last = snap; // not a new step
+    render();
+  }
+  function undo() {
+    const h = history();
+    if (!h.undo.length) { SW.toast("Nothing to undo on this image"); return; }
+    h.redo.push(snapshot());
+    restore(h.undo.pop());
+  }
+  function redo() {
+    const h = history();
+    if (!h.redo.length) { SW.toast("Nothing to redo"); return; }
+    h.undo.push(snapshot());
+    restore(h.redo.pop());
+  }
+
+  async function copyPrevious() {
+    if (state.index <= 0) { SW.toast("This is the first image: nothing to copy from"); return; }
+    const prevId = state.ids[state.index - 1];
+    try {
+      const prev = await SW.api("GET", `/api/v1/images/${prevId}/annotations`);
+      const key = (b) => `${b.label}:${b.x1}:${b.y1}:${b.x2}:${b.y2}`;
+      const have = new Set(state.boxes.map(key));
+      const add = prev.boxes.map((b) => ({ label: b.label, x1: b.x1, y1: b.y1, x2: b.x2, y2: b.y2 })).filter((b) => !have.has(key(b)));
+      if (!prev.boxes.length && prev.tags.length) {
+        prev.tags.forEach((t) => state.tags.add(t));
+        SW.toast(`Copied the tags of image #${prevId}`, "ok");
+      } else if (!add.length) {
+        SW.toast(prev.boxes.length ? "The previous image's boxes are here already" : `Image #${prevId} has no boxes to copy`);
+        return;
+      } else {
+        state.boxes.push(...add);
+        state.sel = -1;
+        SW.toast(`Copied ${add.length} box${add.length === 1 ? "" : "es"} from image #${prevId}`, "ok");
+      }
+      render();
+    } catch (err) { SW.toast(err.message, "error"); }
+  }
+
+  function endOfQueue() {
+    const untagged = state.ids.filter((id) => !state.tagged.get(id));
+    const box = document.getElementById("end-prompt");
+    const text = document.getElementById("end-text");
+    const first = document.getElementById("first-untagged");
+    text.textContent = untagged.length
+      ? `End of the queue: ${untagged.length} image${untagged.length === 1 ? " is" : "s are"} still untagged.`
+      : `All ${state.ids.length} images are tagged. Review the dataset next.`;
+    first.hidden = !untagged.length;
+    first.onclick = () => { box.hidden = true; go(state.ids.indexOf(untagged[0])); };
+    box.hidden = false;
+    document.getElementById("go-review").focus();
+  }
+  function toggleKeys(show) {
+    const help = document.getElementById("keys-help");
+    help.hidden = show === undefined ? !help.hidden : !show;
+  }
+
   function setMode(mode) {
     state.mode = mode;
     localStorage.setItem("sw.tagMode", mode);
@@ -264,6 +388,7 @@
       state.tags = new Set(saved.tags);
       state.boxes = saved.boxes;
       state.saved = snapshot();
+      state.last = state.saved;
       state.tagged.set(state.id, saved.tags.length + saved.boxes.length > 0);
       SW.toast(`Saved image #${state.id}`, "ok");
       render();
@@ -293,8 +418,11 @@
     state.tags = new Set(rec.tags);
     state.boxes = rec.boxes.map((b) => ({ label: b.label, x1: b.x1, y1: b.y1, x2: b.x2, y2: b.y2 }));
     state.saved = snapshot();
+    state.last = null; // opening an image is not an undo step
     state.sel = -1;
-    history.replaceState(null, "", `/tag/${id}`);
+    state.view = { scale: 1, ox: 0, oy: 0 };
+    document.getElementById("end-prompt").hidden = true;
+    window.history.replaceState(null, "", `/tag/${id}`);
     fitCanvas();
     render();
     renderNav();
@@ -313,10 +441,19 @@
   document.getElementById("prev").addEventListener("click", () => go(state.index - 1));
   document.getElementById("next").addEventListener("click", () => go(state.index + 1));
   document.getElementById("save").addEventListener("click", save);
-  document.getElementById("save-next").addEventListener("click", async () => { if (await save()) go(state.index + 1); });
+  document.getElementById("save-next").addEventListener("click", async () => {
+    if (!(await save())) return;
+    if (state.index >= state.ids.length - 1) endOfQueue(); else go(state.index + 1);
+  });
+  document.getElementById("undo").addEventListener("click", undo);
+  document.getElementById("redo").addEventListener("click", redo);
+  document.getElementById("copy-prev").addEventListener("click", copyPrevious);
+  document.getElementById("keys-button").addEventListener("click", () => toggleKeys());
+  document.getElementById("keys-close").addEventListener("click", () => toggleKeys(false));
+  document.getElementById("end-close").addEventListener("click", () => { document.getElementById("end-prompt").hidden = true; });
   document.getElementById("revert").addEventListener("click", () => {
     const s = JSON.parse(state.saved);
-    state.tags = new Set(s.tags); state.boxes = s.boxes; state.sel = -1; render();
+    state.tags = new Set(s.tags); state.boxes = s.boxes; state.sel = -1; render(); // one undo step back
   });
   document.getElementById("delete-image").addEventListener("click", async () => {
     if (!confirm(`Delete image #${state.id} and its tags from the dataset?`)) return;
@@ -337,19 +474,29 @@
   document.addEventListener("keydown", (ev) => {
     if (["INPUT", "SELECT", "TEXTAREA"].includes(document.activeElement.tagName)) return;
     if ((ev.ctrlKey || ev.metaKey) && ev.key.toLowerCase() === "s") { ev.preventDefault(); save(); return; }
+    if ((ev.ctrlKey || ev.metaKey) && ev.key.toLowerCase() === "z") { ev.preventDefault(); if (ev.shiftKey) redo(); else undo(); return; }
+    if ((ev.ctrlKey || ev.metaKey) && ev.key.toLowerCase() === "y") { ev.preventDefault(); redo(); return; }
     if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    if (ev.key === "?") { ev.preventDefault(); toggleKeys(); return; }
+    if (ev.key === " ") { ev.preventDefault(); state.space = true; canvas.style.cursor = "grab"; return; }
+    if (ev.key === "c" || ev.key === "C") { ev.preventDefault(); copyPrevious(); return; }
+    if (ev.key === "0") { ev.preventDefault(); setView(1, 0, 0); return; }
+    if (ev.key === "+" || ev.key === "=") { ev.preventDefault(); const v = state.view; setView(v.scale * 1.25, v.ox, v.oy); return; }
+    if (ev.key === "-") { ev.preventDefault(); const v = state.view; setView(v.scale * 0.8, v.ox, v.oy); return; }
     if (ev.key === "ArrowRight" || ev.key === "d") { ev.preventDefault(); go(state.index + 1); }
     else if (ev.key === "ArrowLeft" || ev.key === "a") { ev.preventDefault(); go(state.index - 1); }
     else if (/^[1-9]$/.test(ev.key)) { ev.preventDefault(); chooseLabel(Number(ev.key) - 1); }
     else if ((ev.key === "Delete" || ev.key === "Backspace") && state.sel >= 0) { ev.preventDefault(); deleteBox(state.sel); }
-    else if (ev.key === "Escape") { state.drag = null; state.sel = -1; render(); }
-    else if (ev.key === "Enter" && !["save", "revert", "prev", "next"].includes(document.activeElement.id)) {
+    else if (ev.key === "Escape") { state.drag = null; state.sel = -1; toggleKeys(false); render(); }
+    else if (ev.key === "Enter" && !["save", "revert", "prev", "next"].includes(document.activeElement.id)
+      && !document.activeElement.closest("#end-prompt, #keys-help")) {
       // Enter means "save & next" even right after clicking a label or mode button (which keeps the focus).
       ev.preventDefault();
       document.getElementById("save-next").click();
     }
   });
   window.addEventListener("beforeunload", (ev) => { if (isDirty()) { ev.preventDefault(); ev.returnValue = ""; } });
+  document.addEventListener("keyup", (ev) => { if (ev.key === " ") { state.space = false; canvas.style.cursor = "crosshair"; } });
   window.addEventListener("resize", fitCanvas);
 
   (async () => {
