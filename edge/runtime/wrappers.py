@@ -18,6 +18,7 @@ import numpy as np
 
 from edge.bundle import ClassificationOutputs, DetectionOutputs, Manifest, read_manifest
 from edge.errors import EngineError, ImageError
+from edge.runtime.batching import DEFAULT_BUDGET_MS, BatchingEngine
 from edge.runtime.engines import Engine, EngineChoice, Precision, create_engine
 from edge.runtime.postprocess import Detection, decode_detections, softmax
 from edge.runtime.preprocess import preprocess
@@ -301,11 +302,19 @@ def load_model(
     precision: Precision = "fp32",
     manifest: Manifest | None = None,
     max_batch: int = DEFAULT_MAX_BATCH,
+    batch_budget_ms: float | None = DEFAULT_BUDGET_MS,
 ) -> ClassificationModel | DetectionModel:
-    """The wrapper for a bundle directory (already verified by the caller), on the chosen engine."""
+    """The wrapper for a bundle directory (already verified by the caller), on the chosen engine.
+
+    The engine is a BatchingEngine (edge.runtime.batching): callers on several threads (cameras, skills) that ask
+    at the same time share one engine call, waiting at most `batch_budget_ms` for each other; None = the plain
+    engine (one call per request).
+    """
     bundle_dir = Path(bundle_dir)
     manifest = manifest or read_manifest(bundle_dir)
-    runner = create_engine(bundle_dir, manifest, engine, threads, precision)
+    runner: Engine = create_engine(bundle_dir, manifest, engine, threads, precision)
+    if batch_budget_ms is not None:
+        runner = BatchingEngine(runner, batch_budget_ms)
     model: ClassificationModel | DetectionModel
     if manifest.task == "classification":
         model = ClassificationModel(bundle_dir, manifest, runner, max_batch)

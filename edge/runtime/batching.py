@@ -1,0 +1,272 @@
+"""Batched inference: the requests of several callers (cameras, their zones, skills) in one engine call.
+
+`BatchingEngine` wraps an engine and is one itself (same `infer`, names, shapes, precision), so the model
+wrappers, the pipelines and the skills that call models through the model slot batch without knowing it. It is a
+small inference service: `submit(inputs)` queues a request (a tensor with a batch dimension: a frame, or a
+camera's zone crops) and returns a `concurrent.futures.Future`; `infer(inputs)` is `submit(inputs).result()`.
+One worker thread takes the queued requests, concatenates them along the batch axis (the exported models take a
+dynamic batch), runs ONE engine call and hands every caller its rows.
+
+When does a batch leave? As soon as the engine is free and no caller it expects is missing, bounded by the
+latency budget (`budget_ms`, counted from the oldest queued request):
+
+- A caller is one thread (a camera's pipeline thread). For each the service keeps the interval between its
+  requests; it waits for a caller only when that caller's next request is predicted before the budget ends, and
+  never for one that is overdue by more than half its interval. So unpaced cameras that deliver in step share a
+  call, a paced camera (next frame in 500 ms) is never waited for, and a camera whose frames stop holds the
+  others once, by at most its own interval's slack: never for the whole budget, never for good.
+- A request never waits for another while the engine is busy: what queues meanwhile goes in the next call.
+- At most `max_rows` rows per call; a larger request runs alone. A model with a fixed batch size (the contract
+  says dynamic; some converted models are not) is never merged.
+
+Results equal one-by-one inference within float tolerance (tests/runtime/test_batching.py, both engines). An
+engine error fails every request of that call with the same error. The worker exits after `idle_seconds`
+without requests and starts again on the next one, so an engine replaced by a hot swap leaves no thread behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from edge.errors import EngineError
+from edge.runtime.engines import Engine
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BUDGET_MS = 8.0
+DEFAULT_MAX_ROWS = 32
+_CLIENT_FORGET_SECONDS = 60.0
+
+
+@dataclass
+class _Request:
+    inputs: dict[str, np.ndarray]
+    rows: int
+    client: int
+    submitted: float
+    future: Future[dict[str, np.ndarray]]
+    key: tuple[Any, ...]
+
+
+@dataclass
+class _Client:
+    last: float
+    interval: float | None = None
+
+
+@dataclass
+class BatchStats:
+    """What the service did: engine calls, requests and rows merged into them, and how calls left."""
+
+    calls: int = 0
+    requests: int = 0
+    rows: int = 0
+    largest_call: int = 0  # most requests merged into one call
+    budget_expired: int = 0  # calls that left when the budget ran out with an expected caller still missing
+    call_ms: deque[float] = field(default_factory=lambda: deque(maxlen=4096))  # engine time of recent calls
+    call_rows: deque[int] = field(default_factory=lambda: deque(maxlen=4096))
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly summary."""
+        return {
+            "calls": self.calls,
+            "requests": self.requests,
+            "rows": self.rows,
+            "largest_call": self.largest_call,
+            "budget_expired": self.budget_expired,
+            "requests_per_call": round(self.requests / self.calls, 3) if self.calls else 0.0,
+        }
+
+
+class BatchingEngine:
+    """An engine that merges concurrent callers' requests into one call of the engine it wraps (module docstring)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        budget_ms: float = DEFAULT_BUDGET_MS,
+        max_rows: int = DEFAULT_MAX_ROWS,
+        idle_seconds: float = 2.0,
+    ) -> None:
+        self.inner = engine
+        self.name = engine.name
+        self.precision = engine.precision
+        self.requested_precision = getattr(engine, "requested_precision", engine.precision)
+        self.input_names = list(engine.input_names)
+        self.output_names = list(engine.output_names)
+        shapes = getattr(engine, "input_shapes", None)
+        if isinstance(shapes, dict):
+            self.input_shapes = dict(shapes)
+        self.model_path = getattr(engine, "model_path", None)
+        self.threads = getattr(engine, "threads", None)
+        self.budget_s = max(0.0, budget_ms) / 1000.0
+        self.max_rows = max(1, max_rows)
+        self.idle_seconds = idle_seconds
+        # A fixed batch dimension cannot take merged requests.
+        self.mergeable = not any(s and s[0] is not None for s in (shapes or {}).values())
+        self.stats = BatchStats()
+        self._cond = threading.Condition()
+        self._pending: list[_Request] = []
+        self._clients: dict[int, _Client] = {}
+        self._worker: threading.Thread | None = None
+        self._held = False
+
+    # -- the service -----------------------------------------------------------------------------------------
+
+    def submit(self, inputs: dict[str, np.ndarray]) -> Future[dict[str, np.ndarray]]:
+        """Queue one request (every input with the same batch size on axis 0); its future gets its output rows."""
+        arrays = {name: np.asarray(value) for name, value in inputs.items()}
+        rows = _batch_rows(arrays)
+        key = tuple((name, a.dtype.str, a.shape[1:]) for name, a in sorted(arrays.items()))
+        future: Future[dict[str, np.ndarray]] = Future()
+        now = time.monotonic()
+        client = threading.get_ident()
+        with self._cond:
+            seen = self._clients.get(client)
+            if seen is None:
+                self._clients[client] = _Client(now)
+            else:
+                gap = now - seen.last
+                seen.interval = gap if seen.interval is None else 0.7 * seen.interval + 0.3 * gap
+                seen.last = now
+            self._pending.append(_Request(arrays, rows, client, now, future, key))
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._serve, name=f"batching-{self.name}", daemon=True)
+                self._worker.start()
+            self._cond.notify_all()
+        return future
+
+    def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run one request through the service (the Engine interface); waits for its rows."""
+        return self.submit(inputs).result()
+
+    def queued(self) -> int:
+        """Requests waiting for an engine call."""
+        with self._cond:
+            return len(self._pending)
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Queue requests without running them while inside; on leaving, what queued goes out together."""
+        with self._cond:
+            self._held = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._held = False
+                self._cond.notify_all()
+
+    # -- the worker ------------------------------------------------------------------------------------------
+
+    def _serve(self) -> None:
+        while True:
+            with self._cond:
+                idle_until = time.monotonic() + self.idle_seconds
+                while not self._pending or self._held:
+                    remaining = idle_until - time.monotonic()
+                    if remaining <= 0 and not self._held:
+                        self._worker = None
+                        return
+                    self._cond.wait(max(remaining, 0.05) if self._held else remaining)
+                batch = self._gather()
+            self._run(batch)
+
+    def _missing(self, now: float) -> tuple[bool, float]:
+        """Whether an expected caller has not queued yet, and until when it is still worth waiting for it."""
+        queued = {r.client for r in self._pending}
+        until = 0.0
+        for client, seen in list(self._clients.items()):
+            if now - seen.last > _CLIENT_FORGET_SECONDS:
+                del self._clients[client]
+                continue
+            if client in queued or seen.interval is None:
+                continue
+            due = seen.last + seen.interval
+            latest = due + 0.5 * seen.interval
+            if now <= latest:
+                until = max(until, latest)
+        return until > 0.0, until
+
+    def _gather(self) -> list[_Request]:
+        """Under the lock: wait (within the budget) for expected callers, then take the requests of one call."""
+        if self.mergeable and self.budget_s > 0:
+            deadline = self._pending[0].submitted + self.budget_s
+            while True:
+                now = time.monotonic()
+                if sum(r.rows for r in self._pending) >= self.max_rows:
+                    break
+                missing, until = self._missing(now)
+                if not missing:
+                    break
+                if now >= deadline:
+                    self.stats.budget_expired += 1
+                    break
+                # wake at the budget's end or when the missing caller is given up, whichever is first
+                self._cond.wait(min(deadline, until) - now + 1e-4)
+        first = self._pending.pop(0)
+        batch = [first]
+        if self.mergeable:
+            rows = first.rows
+            keep: list[_Request] = []
+            for r in self._pending:
+                if r.key == first.key and rows + r.rows <= self.max_rows:
+                    batch.append(r)
+                    rows += r.rows
+                else:
+                    keep.append(r)
+            self._pending = keep
+        return batch
+
+    def _run(self, batch: list[_Request]) -> None:
+        live = [r for r in batch if r.future.set_running_or_notify_cancel()]
+        if not live:
+            return
+        if len(live) == 1:
+            inputs = live[0].inputs
+        else:
+            inputs = {name: np.concatenate([r.inputs[name] for r in live]) for name in live[0].inputs}
+        total = sum(r.rows for r in live)
+        t0 = time.perf_counter()
+        try:
+            outputs = self.inner.infer(inputs)
+        except BaseException as err:  # every caller of this call gets the engine's error
+            for r in live:
+                r.future.set_exception(err)
+            return
+        elapsed_ms = (time.perf_counter() - t0) * 1000.0
+        stats = self.stats
+        stats.calls += 1
+        stats.requests += len(live)
+        stats.rows += total
+        stats.largest_call = max(stats.largest_call, len(live))
+        stats.call_ms.append(elapsed_ms)
+        stats.call_rows.append(total)
+        offset = 0
+        for r in live:
+            part = {
+                name: (value[offset : offset + r.rows] if value.ndim and value.shape[0] == total else value)
+                for name, value in outputs.items()
+            }
+            offset += r.rows
+            r.future.set_result(part)
+
+    def __repr__(self) -> str:
+        return f"BatchingEngine({self.inner!r}, budget_ms={self.budget_s * 1000:.1f}, max_rows={self.max_rows})"
+
+
+def _batch_rows(arrays: dict[str, np.ndarray]) -> int:
+    sizes = {a.shape[0] if a.ndim else 1 for a in arrays.values()}
+    if len(sizes) != 1:
+        raise EngineError(f"inputs disagree on the batch size: {sorted(sizes)}")
+    return sizes.pop()
