@@ -54,7 +54,10 @@ def setup() -> Any:
                 error = str(err)
             else:
                 sign_in(user)
-                return redirect(url_for("home"))
+                from edge.web.projects import first_run_target
+
+                # The guided first run: the admin's next stop is the project form (when the device is empty).
+                return redirect(first_run_target(user) or url_for("home"))
     status = 400 if error else 200
     return render_template("setup.html", error=error, username=username), status
 
