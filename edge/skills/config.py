@@ -128,6 +128,20 @@ def _at(skill: str, index: int, field: str, message: str) -> PydanticCustomError
 SKILLS_ADAPTER: TypeAdapter[list[SkillConfig]] = TypeAdapter(list[SkillConfig])
 
 
+def normalise_raw(raw: Any) -> Any:
+    """Skills as written, with YAML 1.1's boolean keys (`on:`/`off:` read as true/false) spelt `on`/`off`, so they
+    survive a JSON round trip."""
+    if isinstance(raw, list):
+        return [normalise_raw(v) for v in raw]
+    if isinstance(raw, dict):
+        out = {}
+        for k, v in raw.items():
+            key = "on" if k is True else "off" if k is False else k
+            out[key] = normalise_raw(v)
+        return out
+    return raw
+
+
 def check_unique_skills(skills: Iterable[SkillConfig]) -> None:
     """Two skills of one camera may not share an id (raises ValueError)."""
     seen: set[str] = set()

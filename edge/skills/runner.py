@@ -33,7 +33,7 @@ from edge.comms.base import Communicator
 from edge.events import Event, EventDraft
 from edge.pipeline.metrics import MetricsRegistry
 from edge.pipeline.zone_scoring import Zone
-from edge.skills.config import SKILLS_ADAPTER, SkillConfig, check_unique_skills
+from edge.skills.config import SKILLS_ADAPTER, SkillConfig, check_unique_skills, normalise_raw
 from edge.skills.context import BuildContext, ModelSource, SkillIdle
 from edge.skills.inbox import Inbox
 from edge.skills.registry import Block, BlockSettings, build_block
@@ -395,7 +395,9 @@ class SkillsHub:
         """Build the camera's runner (a saved edit wins over edge.yaml; a broken saved edit is logged, not run)."""
         configs = configured
         saved = self.saved(camera)
-        if saved is not None:
+        if saved is None and self.has_saved(camera):
+            configs = None  # the studio switched the camera back to today's rule
+        elif saved is not None:
             try:
                 configs = SKILLS_ADAPTER.validate_python(saved)
             except Exception as err:
@@ -408,6 +410,10 @@ class SkillsHub:
         self.runners[camera] = runner
         return runner
 
+    def has_saved(self, camera: str) -> bool:
+        """Whether the studio saved this camera's skills (or today's rule: null)."""
+        return (self.directory / f"{camera}.json").is_file()
+
     def saved(self, camera: str) -> Any:
         """The raw skills the studio saved for a camera, or None."""
         path = self.directory / f"{camera}.json"
@@ -419,10 +425,12 @@ class SkillsHub:
             log.error("%s is unreadable: %s", path, err)
             return None
 
-    def save(self, camera: str, raw: list[Any]) -> list[SkillConfig]:
-        """Validate, build and swap in a camera's skills, then keep them (raises: the running skills stay)."""
+    def save(self, camera: str, raw: list[Any] | None) -> list[SkillConfig] | None:
+        """Validate, build and swap in a camera's skills (None: today's rule), then keep them (raises: the
+        running skills stay)."""
         runner = self.runners[camera]
-        configs = SKILLS_ADAPTER.validate_python(raw)
+        raw = normalise_raw(raw)
+        configs = SKILLS_ADAPTER.validate_python(raw) if raw is not None else None
         runner.replace(configs)
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / f"{camera}.json"

@@ -27,6 +27,7 @@ BLUEPRINTS: list[str] = [
     "edge.web.auth",
     "edge.web.users",
     "edge.web.cameras",
+    "edge.web.skills",
     "edge.web.projects",
     "edge.web.images",
     "edge.web.labels",

@@ -1,0 +1,99 @@
+"""Skills in the studio: read, edit without a restart, a broken edit refused (the running skills go on), debug."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import pytest
+import yaml
+
+from edge.comms.base import NullCommunicator
+from edge.events import EventLog, EventWriter
+from edge.model_repository import ModelRepository
+from edge.pipeline.zone_scoring import Zone
+from edge.runtime.wrappers import load_model
+from edge.skills.models import ProjectModels
+from edge.skills.runner import SkillsHub
+from tests.skills.conftest import EXAMPLE, ShelfPhotos, make_projects
+from tests.web.conftest import CAMERA_ID, create_admin, make_shelf_images, open_studio
+
+WHOLE = Zone("shelf-a", ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)), ())
+
+
+@pytest.fixture
+def rig(tmp_path: Path, shelf_photos: ShelfPhotos):
+    projects = make_projects(tmp_path / "data", tmp_path / "bundles", shelf_photos)
+    folder = tmp_path / "camera"
+    make_shelf_images(folder, 2)
+    with open_studio(projects.data_dir, folder) as studio:
+        repo = ModelRepository(projects.data_dir / "models", [str(projects.public_key)])
+        models = ProjectModels(repo, studio.store, lambda path: load_model(path, "onnxruntime", 1))
+        events = EventLog(projects.data_dir / "events.db", "dev1")
+        writer = EventWriter(events, lambda event: None)
+        hub = SkillsHub(projects.data_dir, models, NullCommunicator(), writer.submit)
+        hub.runner(CAMERA_ID, None)
+        studio.services.skills = hub
+        yield studio, hub
+        hub.stop()
+        events.close()
+
+
+def example_skill(index: int, **changes: object) -> dict:
+    skill = yaml.safe_load(EXAMPLE)["cameras"][0]["skills"][index]
+    for block in skill["blocks"]:
+        if block["type"] == "webhook":
+            block["secret"] = "literal-secret"
+    return skill
+
+
+def test_skills_are_edited_live_and_a_broken_edit_changes_nothing(rig, shelf_photos: ShelfPhotos) -> None:
+    studio, hub = rig
+    admin = create_admin(studio.app.test_client())
+    url = f"/api/v1/cameras/{CAMERA_ID}/skills"
+    assert admin.get(url).json["default"] is True  # no skills: today's rule
+
+    text = yaml.safe_dump([example_skill(0), example_skill(1)], sort_keys=False)
+    resp = admin.put(url, json={"yaml": text})
+    assert resp.status_code == 200, resp.json
+    runner = hub.runners[CAMERA_ID]
+    assert [s.id for s in runner.skills] == ["gaps", "which"]  # running from the next frame, no restart
+    shown = resp.json["skills"][0]["blocks"][4]
+    assert shown["secret"] == "**********"  # a literal secret is never shown
+    runner.run(cv2.imread(str(shelf_photos.gap[0])), [WHOLE])
+
+    debug = admin.get(f"{url}/debug").json
+    blocks = debug["skills"][0]["blocks"]
+    assert [b["id"] for b in blocks] == ["det", "cov", "low", "event", "hook"]
+    assert blocks[0]["output"][0]["label"] == "empty_shelf" and blocks[0]["at"] is not None
+    assert blocks[1]["output"][0]["value"] >= 0.2
+
+    broken = resp.json["skills"]
+    broken[0]["blocks"][2]["input"] = "nothing"
+    refused = admin.put(url, json={"skills": broken})
+    assert refused.status_code == 400
+    assert "skill 'gaps', block 'low': unknown input 'nothing'" in refused.json["error"]
+    assert [s.id for s in runner.skills] == ["gaps", "which"] and runner.skills[0].config.blocks[2].input == "cov"
+
+    # Saving back what GET showed keeps the masked secret, and the edit survives a restart of the hub.
+    again = admin.get(url).json["skills"]
+    again[1]["blocks"][3]["seconds"] = 5
+    assert admin.put(url, json={"skills": again}).status_code == 200
+    assert runner.skills[0].hooks["hook"].secret == "literal-secret"
+    assert hub.saved(CAMERA_ID)[1]["blocks"][3]["seconds"] == 5
+    page = admin.get(f"/skills/{CAMERA_ID}")
+    assert page.status_code == 200 and "Skills of aisle-1" in page.get_data(as_text=True)
+
+    assert admin.put(url, json={"skills": None}).json["default"] is True
+    assert runner.active is False
+
+
+def test_an_unknown_camera_and_a_bad_body_are_4xx(rig) -> None:
+    studio, _ = rig
+    admin = create_admin(studio.app.test_client())
+    assert admin.get("/api/v1/cameras/nope/skills").status_code == 404
+    assert admin.put(f"/api/v1/cameras/{CAMERA_ID}/skills", json={"skills": "x"}).status_code == 400
+    assert admin.put(f"/api/v1/cameras/{CAMERA_ID}/skills", json={"yaml": "[: bad"}).status_code == 400
+    bad_type = [{"id": "s", "blocks": [{"id": "a", "type": "teleport"}]}]
+    resp = admin.put(f"/api/v1/cameras/{CAMERA_ID}/skills", json={"skills": bad_type})
+    assert resp.status_code == 400 and "block 'a': unknown block type 'teleport'" in resp.json["error"]
