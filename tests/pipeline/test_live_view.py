@@ -76,7 +76,11 @@ def test_live_changes_are_waited_for_not_polled(tmp_path: Path, detector: TinyBu
     slot = ModelSlot(real_loader)
     slot.load(detector.bundle_dir)
     cap = camera(tmp_path, "cam")
-    zones = [ZoneConfig(id="left", name="Left shelf", polygon=[(0, 0), (0.5, 0), (0.5, 1), (0, 1)], label=None)]
+    zones = [
+        ZoneConfig(id="left", name="Left shelf", polygon=[(0, 0), (0.5, 0), (0.5, 1), (0, 1)], label=None),
+        # A zone's own alert label wins over the model's: here a bright (stocked) right half raises the alert.
+        ZoneConfig(id="right", name="Right", polygon=[(0.5, 0), (1, 0), (1, 1), (0.5, 1)], label="stocked"),
+    ]
     pipeline = CameraPipeline("cam", cap, slot, lambda: zones, EVENTS, RecordingSink(), fps=20)
     seq = pipeline.live_seq()
     assert pipeline.wait_live(seq, timeout=0.05) is None  # nothing runs yet: no change
@@ -90,6 +94,8 @@ def test_live_changes_are_waited_for_not_polled(tmp_path: Path, detector: TinyBu
         assert (zone["id"], zone["name"], zone["whole_frame"]) == ("left", "Left shelf", False)
         assert zone["polygon"] == [[0, 0], [0.5, 0], [0.5, 1], [0, 1]]
         assert zone["label"] == "empty" and zone["bbox"] is not None
+        assert wait(lambda: pipeline.live()["zones"][1]["state"] == "low_stock")
+        assert pipeline.live()["zones"][1]["label"] == "stocked"
     finally:
         pipeline.stop()
         cap.stop()
