@@ -29,6 +29,7 @@ COMMAND_MODULES = [
     "edge.commands.demo_cmd",
     "edge.commands.bundle_cmd",
     "edge.commands.dataset_cmd",
+    "edge.commands.projects_cmd",
     "edge.commands.users_cmd",
     "edge.commands.run_cmd",
     "edge.commands.bench_cmd",
