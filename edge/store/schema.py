@@ -117,6 +117,28 @@ MIGRATIONS: list[str] = [
     CREATE INDEX images_sha256 ON images(sha256);
     CREATE INDEX labels_project ON labels(project_id);
     """,
+    # 3: model-assisted labelling (edge.store.assist_rows): a model's suggestions for an image, kept apart from its
+    # annotations (a suggestion becomes an annotation only by a person's accept), and the device's inbox of frames
+    # kept for review with the reason each was kept.
+    """
+    CREATE TABLE suggestions (
+        image_id INTEGER PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
+        version TEXT NOT NULL,
+        created TEXT NOT NULL,
+        tags TEXT NOT NULL,
+        boxes TEXT NOT NULL,
+        margin REAL,
+        embedding BLOB
+    );
+    CREATE INDEX suggestions_version ON suggestions(version);
+    CREATE TABLE inbox (
+        image_id INTEGER PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,
+        reason TEXT NOT NULL,
+        camera TEXT,
+        created TEXT NOT NULL
+    );
+    CREATE INDEX inbox_created ON inbox(created);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

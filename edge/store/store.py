@@ -451,3 +451,9 @@ class DatasetStore:
         text = settings.encode_zones(camera_id, zones)
         with self._db.tx(write=True) as conn:
             settings.put_zones(conn, camera_id, text)
+
+    # -- suggestions and inbox ------------------------------------------------------------------------------------
+
+    def assist_tx(self, write: bool = False) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """One transaction for model-assisted labelling (edge.assist.room calls edge.store.assist_rows in it)."""
+        return self._db.tx(write=write)

@@ -30,6 +30,7 @@ BLUEPRINTS: list[str] = [
     "edge.web.skills",
     "edge.web.projects",
     "edge.web.images",
+    "edge.web.assist",
     "edge.web.labels",
     "edge.web.dataset",
     "edge.web.training",

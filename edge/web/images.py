@@ -112,8 +112,12 @@ def list_images() -> Any:
     if split is not None and split not in SPLITS:
         raise ApiError(400, f"split must be one of {', '.join(SPLITS)}")
     order = request.args.get("order", "newest")
+    if order in ("uncertainty", "similarity") or request.args.get("inbox"):
+        from edge.web.assist import review_page  # the review queue and the inbox (model-assisted labelling)
+
+        return review_page()
     if order not in ("newest", "oldest"):
-        raise ApiError(400, "order must be newest or oldest")
+        raise ApiError(400, "order must be newest, oldest, uncertainty or similarity")
     items, total = current_services().store.list_images(
         page=page,
         page_size=page_size,

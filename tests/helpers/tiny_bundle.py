@@ -75,8 +75,12 @@ def _const(name: str, array: np.ndarray) -> Any:
     return numpy_helper.from_array(array, name=name)
 
 
-def classification_graph(labels: Sequence[str], size: int, gain: float = 20.0) -> Any:
-    """ONNX model: input [N,3,size,size] (RGB 0..1) -> logits [N,C] = gain * (channel mean - mean of channels)."""
+def classification_graph(labels: Sequence[str], size: int, gain: float = 20.0, embedding: bool = False) -> Any:
+    """ONNX model: input [N,3,size,size] (RGB 0..1) -> logits [N,C] = gain * (channel mean - mean of channels).
+
+    With `embedding`, a second output `embedding` [N,3] holds the channel means minus their mean (the image's
+    colour cast, so images of one colour have cosine ~1 to each other).
+    """
     from onnx import TensorProto, helper
 
     c = len(labels)
@@ -90,13 +94,13 @@ def classification_graph(labels: Sequence[str], size: int, gain: float = 20.0) -
         helper.make_node("Flatten", ["pooled"], ["means"], axis=1),
         helper.make_node("MatMul", ["means", "weights"], ["logits"]),
     ]
-    graph = helper.make_graph(
-        nodes,
-        "tiny_colour_classifier",
-        [_input_info((size, size))],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", c])],
-        initializer=[_const("weights", weights)],
-    )
+    outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", c])]
+    if embedding:
+        centre = np.eye(3, dtype=np.float32) - np.full((3, 3), 1.0 / 3.0, dtype=np.float32)
+        nodes.append(helper.make_node("MatMul", ["means", "centre"], ["embedding"]))
+        outputs.append(helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", 3]))
+    initializer = [_const("weights", weights)] + ([_const("centre", centre)] if embedding else [])
+    graph = helper.make_graph(nodes, "tiny_colour_classifier", [_input_info((size, size))], outputs, initializer)
     return _model(graph)
 
 
@@ -267,8 +271,10 @@ def make_classification_bundle(
     key_dir: Path | None = None,
     openvino: bool = True,
     score_threshold: float = 0.5,
+    embedding: bool = False,
 ) -> TinyBundle:
-    """A signed classification bundle at out_dir/<version> whose label is the dominant colour channel."""
+    """A signed classification bundle at out_dir/<version> whose label is the dominant colour channel (with
+    `embedding`, the manifest's outputs also declare the `embedding` tensor, as model-assisted labelling reads)."""
     private, public = ensure_keys(key_dir or out_dir / "keys")
     manifest = _manifest(
         name=name,
@@ -277,10 +283,12 @@ def make_classification_bundle(
         labels=labels,
         alert_labels=alert_labels,
         input_spec=_rgb_input(size, size, "stretch"),
-        outputs={"type": "classification", "logits": "logits", "activation": "softmax"},
+        outputs={"type": "classification", "logits": "logits", "activation": "softmax"}
+        | ({"embedding": "embedding"} if embedding else {}),
         score_threshold=score_threshold,
     )
-    return _signed(out_dir / version, manifest, classification_graph(labels, size), openvino, private, public)
+    graph = classification_graph(labels, size, embedding=embedding)
+    return _signed(out_dir / version, manifest, graph, openvino, private, public)
 
 
 def make_detection_bundle(

@@ -11,6 +11,7 @@ import pytest
 from edge.datasets.model import Box
 from edge.errors import AnnotationError, ConflictError, NotFoundError
 from edge.store import DatasetStore
+from edge.store.schema import SCHEMA_VERSION
 from tests.helpers.store import dataset_fingerprint
 from tests.store.helpers import image_bytes
 
@@ -65,7 +66,7 @@ def test_a_data_dir_written_by_the_old_code_migrates_into_the_default_project(tm
         fingerprint = dataset_fingerprint(store)
 
     with sqlite3.connect(data / "shelfwatch.db") as conn:
-        assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == 2
+        assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == SCHEMA_VERSION
         assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
         assert conn.execute("SELECT image_id, label_id, x1, y1, x2, y2 FROM boxes ORDER BY id").fetchall() == old_boxes
         assert conn.execute("SELECT image_id, label_id FROM image_tags ORDER BY image_id").fetchall() == old_tags

@@ -24,6 +24,7 @@ from edge.errors import (
 )
 from edge.store import DatasetStore, image_rows
 from edge.store.images import TEMP_PREFIX
+from edge.store.schema import SCHEMA_VERSION
 from tests.helpers.store import dataset_fingerprint, stored_bytes
 from tests.store.helpers import encode, image_array, image_bytes
 
@@ -50,7 +51,7 @@ def row_count(store: DatasetStore, table: str) -> int:
 def test_new_store_uses_wal_foreign_keys_and_records_its_schema(store: DatasetStore) -> None:
     with sqlite3.connect(store.db_path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == 2
+        assert conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] == SCHEMA_VERSION
     assert store._db._conn is not None
     assert store._db._conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
 
