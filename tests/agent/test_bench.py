@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -32,7 +33,8 @@ def test_bench_json(tmp_path: Path, det_bundle: TinyBundle, capsys: pytest.Captu
     rc = main(["bench", "--bundle", str(det_bundle.bundle_dir), "--source", str(video), "--seconds", "0.5", "--json"])
     assert rc == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert result["source"] == {"path": str(video), "width": 320, "height": 240}
+    source = result["source"]
+    assert (source["path"], source["width"], source["height"], source["codec"]) == (str(video), 320, 240, "FMP4")
     assert set(result["engines"]) == {"onnxruntime"}  # the test bundle ships no OpenVINO IR
     assert result["decode_fps"] > 0 and result["engine_fps"] > 0 and result["pipeline_frames"] > 0
     assert result["frames_skipped"] == 0  # every frame evaluated
@@ -45,3 +47,41 @@ def test_bench_refuses_a_missing_bundle(tmp_path: Path, capsys: pytest.CaptureFi
     rc = main(["bench", "--bundle", str(tmp_path), "--source", str(tmp_path / "none.mp4"), "--json"])
     assert rc == 1
     assert "not a bundle directory" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_bench_paced_reports_what_the_device_costs(
+    tmp_path: Path, det_bundle: TinyBundle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two cameras x 4 zones at 4 fps on an H.264 clip ffmpeg encodes at that rate: CPU, RSS, evaluated fps."""
+    if MOSQUITTO is None or shutil.which("ffmpeg") is None:
+        pytest.skip("mosquitto or ffmpeg is not installed (make system-deps)")
+    video = make_video(tmp_path / "v.mp4", frames=40)
+    args = ["bench", "--bundle", str(det_bundle.bundle_dir), "--source", str(video), "--paced", "--cameras", "2"]
+    rc = main([*args, "--fps", "4", "--seconds", "2", "--resolution", "720p", "--json"])
+    assert rc == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["mode"] == "paced" and result["cameras"] == 2 and result["zones_per_camera"] == 4
+    assert result["source"]["codec"] == "h264"
+    assert (result["source"]["width"], result["source"]["height"], result["source"]["fps"]) == (1280, 720, 4.0)
+    assert result["cpu_cores"] > 0 and result["rss_mb"] > 50
+    assert result["frames_evaluated"] > 0 and result["evaluated_fps"] > 0
+    assert result["errors"] == 0
+    assert set(result["meets"]) == {"cpu_cores", "rss_mb", "nothing_skipped"}
+
+
+@pytest.mark.slow
+def test_bench_unpaced_h264_cameras_share_engine_calls(
+    tmp_path: Path, det_bundle: TinyBundle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if MOSQUITTO is None or shutil.which("ffmpeg") is None:
+        pytest.skip("mosquitto or ffmpeg is not installed (make system-deps)")
+    video = make_video(tmp_path / "v.mp4")
+    args = ["bench", "--bundle", str(det_bundle.bundle_dir), "--source", str(video), "--cameras", "3", "--h264"]
+    assert main([*args, "--seconds", "1", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["source"]["codec"] == "h264" and result["source"]["width"] == 320
+    assert result["batched_engine"]["batch"] == 3
+    assert result["frames_skipped"] == 0 and result["pipeline_frames"] > 0
+    assert len(result["pipeline_fps_per_camera"]) == 3 and all(f > 0 for f in result["pipeline_fps_per_camera"])
+    assert result["engine_calls"] > 0 and result["requests_per_call"] >= 1.0
