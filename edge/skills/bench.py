@@ -156,7 +156,8 @@ def _models_alone(runner: Any, models: Any, image: np.ndarray, zones: list[Zone]
                 upstream = skill.blocks[s.input].settings if s.input in skill.blocks else None
                 project = getattr(upstream, "project", None)
                 floor = getattr(upstream, "min_score", None) or 0.05
-                crops = [crop_box(image, tuple(d.bbox)) for d in detections.get(project, []) if d.score >= floor]
+                found = detections.get(str(project), [])
+                crops = [crop_box(image, tuple(d.bbox)) for d in found if d.score >= floor]
             elif s.crop == "frame":
                 crops = [image]
             else:
