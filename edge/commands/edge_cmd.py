@@ -85,7 +85,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             input_size=args.input_size,
             deploy_threshold=threshold if threshold is not None else default_deploy_threshold(plan.task),
             project=project.id,
-            project_name=manifest_name(project.name),
+            project_name=manifest_name(project),
         )
         if not args.wait:
             dataset, job = submit_job(client, store, request)

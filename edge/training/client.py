@@ -215,6 +215,10 @@ class TrainerClient:
         record = self._json("POST", "/v1/datasets", json_body=body, timeout=max(self.timeout, 600))
         return _require_id(record, "dataset")
 
+    def backbones(self) -> dict[str, Any]:
+        """{"default", "usable", "all"}: the backbones the trainer can train with its weights (GET /v1/backbones)."""
+        return dict(self._json("GET", "/v1/backbones"))
+
     # ------------------------------------------------------------------------------------------------ jobs
 
     def create_job(self, dataset_id: str, task: str, **params: Any) -> dict[str, Any]:

@@ -32,10 +32,13 @@ def default_deploy_threshold(task: str) -> float:
     return DEFAULT_DEPLOY_THRESHOLDS.get(task, DEFAULT_DEPLOY_THRESHOLD)
 
 
-def manifest_name(project_name: str) -> str:
-    """A project's name as its bundles' manifest `name` (one line, no path separators, at most 64 characters)."""
-    clean = "".join("-" if ch in "/\\" or not ch.isprintable() else ch for ch in project_name).strip()
-    return clean[:64] or "shelfwatch"
+def manifest_name(project: Any) -> str | None:
+    """A project's name as its bundles' manifest `name` (one line, no path separators, at most 64 characters);
+    None for the default project, whose bundles keep the trainer's default name (`shelfwatch`)."""
+    if getattr(project, "is_default", False):
+        return None
+    clean = "".join("-" if ch in "/\\" or not ch.isprintable() else ch for ch in str(project.name)).strip()
+    return clean[:64] or None
 
 
 @dataclass
@@ -103,6 +106,8 @@ class TrainingRun:
     has_report: bool = False
     project: int | None = None  # the project trained (None in runs recorded before projects: the default)
     project_name: str | None = None
+    # the new and the running version's headline metric on the same images (edge.assist.compare), when compared
+    comparison: dict[str, Any] | None = None
 
     @property
     def in_progress(self) -> bool:

@@ -8,9 +8,11 @@ version's number in it, when it was trained); the version id stays what the API 
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import tempfile
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, render_template, request, send_file
@@ -196,6 +198,60 @@ def remove(version: str) -> Any:
     _check_project(version, pid)
     require_service("models").remove(version)
     return jsonify(models_payload(pid))
+
+
+_ABSOLUTE = re.compile(r"^(/|[A-Za-z]:[\\/]|~/)")
+
+
+def strip_paths(value: Any) -> Any:
+    """A report or manifest as people may see it: absolute paths of the trainer's machine cut to their file name."""
+    if isinstance(value, dict):
+        return {k: strip_paths(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [strip_paths(v) for v in value]
+    if isinstance(value, str) and _ABSOLUTE.match(value):
+        return PurePath(value.replace("\\", "/")).name or "…"
+    return value
+
+
+def bundle_report(version: str) -> dict[str, Any]:
+    """The installed version's report.json with the trainer's paths stripped (404 when it has none)."""
+    path = Path(require_service("models").path_of(version)) / "report.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise NotFoundError(f"model {version} has no report") from err
+    except ValueError as err:
+        raise NotFoundError(f"model {version}'s report is unreadable") from err
+    return strip_paths(data) if isinstance(data, dict) else {}
+
+
+@bp.get("/models/<version>/report")
+@requires("viewer")
+def report_page(version: str) -> str:
+    """The evaluation report of an installed version as a page: metrics, warnings, per label, figures, mistakes."""
+    repo = require_service("models")
+    manifest = repo.get(version)
+    report = bundle_report(version)
+    files = [name for name in VIEWABLE_FILES if (Path(repo.path_of(version)) / name).is_file()]
+    tag = repo.version_tag(version)
+    return render_template(
+        "model_report.html",
+        version=version,
+        name=display_name(version),
+        manifest=strip_paths(manifest.model_dump(mode="json")),
+        report=report,
+        files=files,
+        project=tag["project"],
+        active=repo.active_version() == version,
+    )
+
+
+@bp.get("/api/v1/models/<version>/report")
+@requires("viewer")
+def report_json(version: str) -> Any:
+    """The installed version's report.json as shown to people (absolute paths of the trainer cut to file names)."""
+    return jsonify(bundle_report(version))
 
 
 @bp.get("/api/v1/models/<version>/files/<name>")

@@ -158,7 +158,7 @@ def start() -> Any:
         store.set_setting(_threshold_key(project.id), threshold)
     options = body.model_dump(include={"backbone", "epochs", "seed", "input_size", "metric", "source"})
     run_request = plan.request(
-        deploy_threshold=threshold, project=project.id, project_name=manifest_name(project.name), **options
+        deploy_threshold=threshold, project=project.id, project_name=manifest_name(project), **options
     )
     if body.source == "pull":
         _grant_pull_token(run_request, body.device_url)
@@ -206,6 +206,22 @@ def _bundle_files(version: str | None) -> list[str]:
     except ShelfwatchError:  # pruned or refused since
         return []
     return [name for name in VIEWABLE_FILES if (bundle_dir / name).is_file()]
+
+
+@bp.get("/api/v1/training/backbones")
+@requires("viewer")
+def usable_backbones() -> Any:
+    """{"default", "usable", "known"}: the backbones the trainer can train with its weights (the page offers only
+    those); `known` false when the trainer could not say (not configured, unreachable, older): every backbone."""
+    try:
+        answer = TrainerClient.from_config(config()).backbones()
+        usable = [b for b in answer.get("usable", []) if b in BACKBONES]
+        default = answer.get("default") if answer.get("default") in BACKBONES else None
+        if usable:
+            return jsonify({"default": default, "usable": usable, "known": True})
+    except ShelfwatchError as err:
+        log.info("the trainer did not list its usable backbones: %s", err)
+    return jsonify({"default": None, "usable": list(BACKBONES), "known": False})
 
 
 @bp.post("/api/v1/training/<run_id>/cancel")

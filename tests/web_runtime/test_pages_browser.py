@@ -69,6 +69,7 @@ def test_runtime_pages_in_chromium(tmp_path: Path, tiny_trainer: Trainer, shelf_
         page.click("nav >> text=Models")
         page.wait_for_selector("#model-rows tr")
         page.click("#model-rows button:has-text('Activate')")
+        page.click("dialog.confirm button:has-text('Activate')")  # activating asks first (issue 11)
         page.wait_for_selector("#model-rows .pill:has-text('active')")
         image = tmp_path / "red.png"
         cv2.imwrite(str(image), solid_image((0, 0, 255), 64, 64))

@@ -141,6 +141,17 @@ def test_a_project_trains_its_own_dataset_and_owns_its_model_versions(
         numbers = [m["number"] for m in _get(web, dev, f"/api/v1/models?project={pid}")["items"]]
         assert numbers == [2, 1]
 
+        # The full report as a page: a way back, the version's name, no path of the trainer's machine.
+        page = web.get(f"/models/{version}/report", headers=dev.auth)
+        assert page.status_code == 200
+        html = page.get_data(as_text=True)
+        assert "Shelf rows v1" in html and 'href="/models"' in html and str(tmp_path) not in html
+        raw = _get(web, dev, f"/api/v1/models/{version}/report")
+        assert str(tmp_path) not in json.dumps(raw)
+        # The Train page offers the backbones the trainer can train with its weights, its default first.
+        offered = _get(web, dev, "/api/v1/training/backbones")
+        assert offered["known"] is True and offered["usable"][0] == offered["default"]
+
         # Activate and rollback are the project's: another project's version is a 409 and changes nothing.
         wrong = web.post(f"/api/v1/models/{version}/activate?project=Boxes", headers=dev.auth)
         assert wrong.status_code == 409 and "Shelf rows" in wrong.get_json()["error"]
@@ -189,3 +200,18 @@ def test_versions_installed_before_projects_belong_to_the_default_project(tmp_pa
         ("cls-2", 2, 1),
         ("cls-1", 1, 1),
     ]
+
+
+def test_reports_lose_the_trainers_absolute_paths() -> None:
+    from edge.web.model_versions import strip_paths
+
+    report = {
+        "base": {"weights": "/srv/trainer/weights/efficientnet-lite0-57934424.pth", "backbone": "efficientnet_lite0"},
+        "warnings": ["tiny test set"],
+        "files": ["C:\\trainer\\data\\x.onnx", "model.onnx"],
+    }
+    assert strip_paths(report) == {
+        "base": {"weights": "efficientnet-lite0-57934424.pth", "backbone": "efficientnet_lite0"},
+        "warnings": ["tiny test set"],
+        "files": ["x.onnx", "model.onnx"],
+    }

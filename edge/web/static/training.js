@@ -9,6 +9,19 @@
   let shownReport = null;
   const ACTIVE = new Set(["starting", "uploading", "queued", "training", "evaluating", "exporting", "downloading", "installing"]);
   const fmt = (v, d = 3) => (typeof v === "number" ? v.toFixed(d) : v === null || v === undefined ? "–" : String(v));
+  const when = (iso) => (iso || "").replace("T", " ").replace(/:\d\d(\.\d+)?Z$/, "");
+  // The ETA the trainer reports jumps (464 s -> 205 s -> 20 s) as stages change speed: show a countdown that
+  // follows each new report only part of the way, rounded, so it moves steadily.
+  let eta = null;
+  function smoothEta(runId, reported) {
+    const now = performance.now() / 1000;
+    if (typeof reported !== "number" || reported < 0) { eta = null; return null; }
+    if (!eta || eta.run !== runId) { eta = { run: runId, value: reported, at: now }; return reported; }
+    const counted = Math.max(0, eta.value - (now - eta.at));
+    eta = { run: runId, value: 0.7 * counted + 0.3 * reported, at: now };
+    return eta.value;
+  }
+  const etaText = (s) => (s === null ? null : s < 10 ? "a few seconds" : s < 90 ? `about ${Math.round(s / 5) * 5} s` : `about ${Math.round(s / 60)} min`);
   const stateClass = (s) => (s === "deployed" ? "ok" : ["failed", "refused"].includes(s) ? "bad" : s === "installed" ? "warn" : "");
 
   async function loadSummary() {
@@ -50,9 +63,9 @@
     document.getElementById("cur-bar").style.width = `${Math.round(100 * Math.max(0, Math.min(1, fraction || 0)))}%`;
     kv(document.getElementById("cur-kv"), [
       ["Stage", p.stage || run.job_state || run.state],
-      ["Epoch", p.epoch !== undefined ? `${p.epoch}${p.epochs ? " / " + p.epochs : ""}` : null],
-      ["Loss", typeof p.loss === "number" ? p.loss.toFixed(4) : p.loss],
-      ["ETA", typeof run.eta_seconds === "number" ? `${Math.round(run.eta_seconds)} s` : null],
+      ["Epoch", typeof p.epoch === "number" ? `${p.epoch}${typeof p.epochs === "number" ? " / " + p.epochs : ""}` : null],
+      ["Loss", typeof p.loss === "number" ? p.loss.toFixed(4) : null],
+      ["Time left", etaText(smoothEta(run.id, run.eta_seconds))],
       ["Now", p.message],
       ["Trainer job", run.job_id],
       ["Warnings", (run.warnings || []).join("; ")],
@@ -70,10 +83,16 @@
     const box = document.getElementById("result");
     if (!run || !run.has_report && !run.decision && !run.error) { box.hidden = true; return; }
     box.hidden = false;
-    document.getElementById("res-title").textContent = `Result of ${run.id}`;
+    document.getElementById("res-title").textContent = run.display_name ? `Result: ${run.display_name}` : `Result of the run started ${when(run.created)}`;
     const decision = document.getElementById("res-decision");
     decision.textContent = run.decision || run.error || run.state;
     decision.className = "alert " + (run.state === "deployed" ? "ok" : run.state === "installed" ? "warn" : "error");
+    const warnBox = document.getElementById("res-warnings");
+    warnBox.hidden = !(run.warnings || []).length;
+    warnBox.replaceChildren(h("b", { text: "Read the numbers with care: " }), h("ul", { class: "warnings-list" }, ...(run.warnings || []).map((w) => h("li", { text: w }))));
+    const reportLink = document.getElementById("res-report");
+    reportLink.hidden = !(run.version && run.has_report);
+    if (run.version) reportLink.href = `/models/${encodeURIComponent(run.version)}/report`;
     if (shownReport === run.id + run.updated) return;
     shownReport = run.id + run.updated;
     const full = await api("GET", `/api/v1/training/${encodeURIComponent(run.id)}`);
@@ -105,17 +124,17 @@
     for (const [file, alt] of [["confusion_matrix.png", "Confusion matrix"], ["pr_curve.png", "Precision-recall curve"]]) {
       if (files.includes(file)) figs.append(h("img", { src: base + file, alt, loading: "lazy" }));
     }
-    if (files.includes("report.html")) figs.append(h("a", { href: base + "report.html", target: "_blank", text: "Full report" }));
+
   }
 
   function showHistory(items) {
     document.getElementById("history-empty").hidden = items.length > 0;
     document.getElementById("history").replaceChildren(...items.map((r) => h("tr", {},
-      h("td", { text: r.created.replace("T", " ").replace("Z", "") }),
+      h("td", { text: when(r.created) }),
       h("td", { text: r.task + (r.backbone ? ` · ${r.backbone}` : "") }),
       h("td", {}, h("span", { class: "pill " + stateClass(r.state), text: r.state })),
       h("td", { text: r.headline !== null ? `${r.metric} ${fmt(r.headline)}` : "–" }),
-      h("td", { text: r.version || "–" }),
+      h("td", { title: r.version || "", text: r.display_name || r.version || "–" }),
       h("td", { class: "muted", text: r.decision || r.error || "" }),
     )));
   }
@@ -152,6 +171,14 @@
     catch (err) { toast(err.message, "error"); }
     await refresh();
   });
+
+  // Only the backbones the trainer can train with its weights (the default first).
+  api("GET", "/api/v1/training/backbones").then((b) => {
+    const sel = document.getElementById("backbone");
+    const opts = [h("option", { value: "", text: b.default ? `trainer default (${b.default})` : "trainer default" })];
+    for (const name of b.usable) if (name !== b.default) opts.push(h("option", { value: name, text: name }));
+    sel.replaceChildren(...opts);
+  }).catch(() => {});
 
   loadSummary().catch((err) => toast(err.message, "error"));
   refresh();

