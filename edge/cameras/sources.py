@@ -542,7 +542,7 @@ class FileSourceConfig(SourceSettings):
     kind: Literal["file"] = "file"
     path: str = Field(min_length=1, description="Video file, image file or folder of jpg/jpeg/png/bmp/webp images.")
     rate: float | None = Field(
-        None, gt=0, description="Frames/s of a folder or image (default 5); a video plays at its own."
+        None, gt=0, description="Frames/s of a folder or image (default: the camera's fps); a video plays at its own."
     )
 
     @classmethod
