@@ -248,8 +248,15 @@ def _project_context() -> dict[str, Any]:
     if g.get("user") is None or request.blueprint is None or request.path.startswith("/api/"):
         return {}
     try:
-        project = current_project()
-        projects = current_services().store.list_projects()
+        # The page's project from the URL or the switcher's cookie only: a page never reads the request's body
+        # (an error page for a refused body must not parse it again).
+        store = current_services().store
+        ref: int | str | None = request.args.get("project") or _cookie_project()
+        try:
+            project = store.get_project(ref)
+        except NotFoundError:
+            project = store.get_project(None)
+        projects = store.list_projects()
         # The default project stays out of the switcher once it is empty and others exist (a fresh device).
         shown = [p for p in projects if not (p.is_default and p.images == 0 and p.labels == 0 and len(projects) > 1)]
         if project not in shown:
