@@ -76,6 +76,10 @@ class FrameSkills(Protocol):
         """Run the skills on one frame; the result has `model_ms` (time spent in models)."""
         ...
 
+    def summary(self) -> dict[str, Any]:
+        """Per skill: status, reason, each block's last time (ms)."""
+        ...
+
 
 class PipelineSink(Protocol):
     """Where the pipeline's results go (edge.pipeline.reporter.Reporter publishes and records them)."""

@@ -29,6 +29,7 @@ def stats_payload(
                 "skipped_fps": round(p.skip_rate.rate(), 2),
                 "inference_ms": round(p.stats.last_inference_ms, 1),
                 "status": p.status if p.online else "offline",
+                **({"skills": p.skills.summary()} if p.skills is not None and p.skills.active else {}),
             }
             for cam_id, p in pipelines.items()
         },

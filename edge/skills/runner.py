@@ -326,6 +326,19 @@ class SkillRunner:
             comms.publish_durable("events", event.to_json(), key=event.id)
         return True
 
+    def summary(self) -> dict[str, Any]:
+        """Per skill: status, why it is idle (or failed), each block's last time in ms (status and MQTT stats)."""
+        with self._lock:
+            skills = list(self.skills)
+        return {
+            s.id: {
+                "status": s.status,
+                "reason": s.reason,
+                "block_ms": {b: round(r.ms, 3) for b, r in s.last.items()},
+            }
+            for s in skills
+        }
+
     def debug(self) -> dict[str, Any]:
         """The camera's skills for the debug view and status."""
         with self._lock:

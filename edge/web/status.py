@@ -65,6 +65,10 @@ def device_status(cfg: EdgeConfig, services: Services) -> dict[str, Any]:
         "events": services.events.count() if services.events is not None else None,
         "cameras": _cameras(services),
         "training": trainer.describe(current) if trainer is not None and current is not None else None,
+        # Per camera running skills: each skill's status (idle says why) and block times (docs/SKILLS.md).
+        "skills": {cam: r.summary() for cam, r in services.skills.runners.items() if r.active}
+        if services.skills is not None
+        else {},
     }
 
 

@@ -13,6 +13,8 @@ from edge.config import parse_yaml_config
 from edge.config.model import EdgeConfig
 from edge.pipeline.zone_scoring import Zone
 from edge.skills.config import SKILLS_ADAPTER
+from tests.helpers.tiny_bundle import make_detection_bundle
+from tests.helpers.waiting import wait_until
 from tests.skills.conftest import EXAMPLE, Projects, ShelfPhotos
 
 WHOLE = Zone("shelf-a", ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)), ())
@@ -93,4 +95,33 @@ def test_a_broken_edit_is_refused_and_the_running_skills_keep_going(parts, shelf
     runner = parts.skills.runners["aisle3"]
     assert [s.id for s in runner.skills] == ["gaps", "which"]
     runner.run(cv2.imread(str(shelf_photos.gap[0])), [WHOLE])
+    assert runner.debug()["skills"][0]["status"] == "running"
+
+
+def test_activating_a_new_version_of_a_project_swaps_it_into_every_skill(
+    parts, projects: Projects, shelf_photos: ShelfPhotos, tmp_path: Path
+) -> None:
+    runner = parts.skills.runners["aisle3"]
+    image = cv2.imread(str(shelf_photos.gap[0]))
+    runner.run(image, [WHOLE])
+    assert {s.model_ref()["version"] for s in runner.skills} == {"gaps-1"}
+    parts.models.on_activate(parts.skills.models.on_activated)  # as Agent.start does
+    newer = make_detection_bundle(
+        tmp_path / "bundles",
+        labels=("empty_shelf",),
+        alert_labels=("empty_shelf",),
+        version="gaps-2",
+        name="shelf-gaps",
+        contrast=shelf_photos.contrast,
+        pivot=shelf_photos.pivot,
+        score_threshold=0.05,
+    )
+    gaps = parts.store.get_project("shelf-gaps")
+    parts.models.install(newer.bundle_dir, project=gaps.id, activate=True)
+
+    def swapped() -> bool:
+        runner.run(image, [WHOLE])  # frames keep coming while the new engine loads beside the old one
+        return all(s.model_ref()["version"] == "gaps-2" for s in runner.skills)
+
+    assert wait_until(swapped, timeout=30)
     assert runner.debug()["skills"][0]["status"] == "running"
