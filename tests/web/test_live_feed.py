@@ -120,3 +120,35 @@ def test_camera_status_carries_the_evaluated_fps(rig: LiveRig) -> None:
     assert wait_until(lambda: rig.pipeline.eval_rate.rate() > 0, 20)
     info = admin.get(f"/api/v1/cameras/{CAMERA_ID}").get_json()
     assert info["evaluated_fps"] > 0 and info["inference_ms"] > 0
+
+
+def test_live_feeds_are_capped_with_the_streams(rig: LiveRig) -> None:
+    """Each open feed holds a worker thread: past MAX_STREAMS (shared with MJPEG) the next is 503, pages answer."""
+    users = rig.studio.services.users
+    assert users is not None
+    token, _ = users.issue_token(users.create_first_admin(ADMIN, ADMIN_PASSWORD).id)
+    auth = {"Authorization": f"Bearer {token}"}
+    server = WebServer(rig.studio.app, host="127.0.0.1", port=0).start()
+    feeds = []
+    try:
+        for n in range(MAX_STREAMS):
+            path = f"/api/v1/cameras/{CAMERA_ID}/" + ("live" if n % 2 else "stream.mjpg")
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=20)
+            conn.request("GET", path, headers=auth)
+            answer = conn.getresponse()
+            assert answer.status == 200
+            answer.readline()
+            feeds.append((conn, answer))
+        extra = http.client.HTTPConnection("127.0.0.1", server.port, timeout=20)
+        extra.request("GET", f"/api/v1/cameras/{CAMERA_ID}/live", headers=auth)
+        refused = extra.getresponse()
+        assert refused.status == 503 and refused.getheader("Retry-After") == "5"
+        assert "live streams" in json.loads(refused.read())["error"]
+        page = http.client.HTTPConnection("127.0.0.1", server.port, timeout=20)
+        page.request("GET", "/api/v1/status", headers=auth)
+        assert page.getresponse().status == 200
+    finally:
+        for conn, answer in feeds:
+            answer.close()
+            conn.close()
+        server.stop()
