@@ -72,7 +72,7 @@ def _current_raw(camera_id: str) -> list[Any] | None:
         return None
     if runner.configs is None:
         return None
-    return [c.model_dump(mode="json", exclude_defaults=True) | {"id": c.id} for c in runner.configs]
+    return [c.model_dump(mode="json", exclude_unset=True) for c in runner.configs]
 
 
 def _unmask(new: list[Any], camera_id: str) -> list[Any]:

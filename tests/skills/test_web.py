@@ -97,3 +97,20 @@ def test_an_unknown_camera_and_a_bad_body_are_4xx(rig) -> None:
     bad_type = [{"id": "s", "blocks": [{"id": "a", "type": "teleport"}]}]
     resp = admin.put(f"/api/v1/cameras/{CAMERA_ID}/skills", json={"skills": bad_type})
     assert resp.status_code == 400 and "block 'a': unknown block type 'teleport'" in resp.json["error"]
+
+
+def test_skills_from_edge_yaml_are_shown_and_saved_back_unchanged(rig) -> None:
+    studio, hub = rig
+    from edge.skills.config import SKILLS_ADAPTER
+
+    runner = hub.runner(CAMERA_ID, SKILLS_ADAPTER.validate_python([example_skill(0)]))
+    admin = create_admin(studio.app.test_client())
+    url = f"/api/v1/cameras/{CAMERA_ID}/skills"
+    shown = admin.get(url).json
+    assert shown["default"] is False and shown["skills"][0]["blocks"][4]["secret"] == "**********"
+    assert "'on': 0.2" in shown["yaml"]  # quoted: YAML 1.1 would read a bare on as true
+    resp = admin.put(url, json={"yaml": shown["yaml"]})
+    assert resp.status_code == 200, resp.json
+    runner = hub.runners[CAMERA_ID]
+    assert runner.skills[0].hooks["hook"].secret == "literal-secret"
+    assert runner.skills[0].config.blocks[2].on == 0.2
