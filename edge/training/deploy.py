@@ -1,8 +1,9 @@
 """The deploy decision after a training run: install the bundle, compare its headline metric, maybe activate.
 
-`decide_deployment()` is pure: given what the installed bundle reports and what the user asked for, it says whether
-to activate and the sentence the training page shows. The runner performs the install and the activation; their
-refusals are worded by `refused()` so every outcome reads alike.
+`decide_deployment()` is pure: given what the installed bundle reports, what the user asked for and (when the
+project already runs a version) both versions' numbers on the same images, it says whether to activate and the
+sentence the training page shows. The runner performs the install, the comparison (edge.assist.compare, on the
+device's runtime) and the activation; their refusals are worded by `refused()` so every outcome reads alike.
 """
 
 from __future__ import annotations
@@ -28,8 +29,34 @@ def headline_value(metrics: Mapping[str, Any], metric: str) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-def decide_deployment(version: str, metrics: Mapping[str, Any], metric: str, threshold: float) -> DeployDecision:
-    """Activate `version` only when its headline `metric` reaches `threshold`; otherwise it stays installed."""
+def decide_deployment(
+    version: str,
+    metrics: Mapping[str, Any],
+    metric: str,
+    threshold: float,
+    comparison: Mapping[str, Any] | None = None,
+) -> DeployDecision:
+    """Activate `version` only when its headline `metric` reaches `threshold` and, given a `comparison` with the
+    running version on the same images (edge.assist.compare.Comparison.as_dict()), it is not worse there."""
+    decision = _by_threshold(version, metrics, metric, threshold)
+    if comparison is None or comparison.get("running") is None or comparison.get("new") is None:
+        return decision
+    new, running = float(comparison["new"]), float(comparison["running"])
+    same = (
+        f"on the same {comparison.get('images')} images (test split {comparison.get('test_images')}, reviewed "
+        f"inbox {comparison.get('inbox_images')}) {metric} {new:.3f} vs the running "
+        f"{comparison.get('running_version')}'s {running:.3f}"
+    )
+    if new < running:
+        reason = (
+            f"installed {version} but not activated: {same}, worse; the running model keeps going "
+            "(an administrator can activate it anyway)"
+        )
+        return DeployDecision("installed", False, decision.headline, reason)
+    return DeployDecision(decision.state, decision.activate, decision.headline, f"{decision.reason}; {same}, not worse")
+
+
+def _by_threshold(version: str, metrics: Mapping[str, Any], metric: str, threshold: float) -> DeployDecision:
     headline = headline_value(metrics, metric)
     if headline is None:
         reason = (

@@ -312,8 +312,11 @@ class TrainingRunner:
             log.error("training run %s: %s", run.id, reason)
             self._update(run, state="refused", error=str(err), decision=reason)
             return
-        decision = decide_deployment(manifest.version, manifest.metrics, run.metric, run.deploy_threshold)
-        outcome: dict[str, Any] = {"version": manifest.version, "headline": decision.headline}
+        comparison = self._compare(run, manifest.version)
+        decision = decide_deployment(
+            manifest.version, manifest.metrics, run.metric, run.deploy_threshold, comparison=comparison
+        )
+        outcome: dict[str, Any] = {"version": manifest.version, "headline": decision.headline, "comparison": comparison}
         if decision.activate:
             try:
                 self.models.activate(manifest.version)
@@ -326,6 +329,28 @@ class TrainingRunner:
         elif decision.headline is not None:
             log.warning("training run %s: %s", run.id, decision.reason)
         self._update(run, state=decision.state, activated=decision.activate, decision=decision.reason, **outcome)
+
+    def _compare(self, run: TrainingRun, version: str) -> dict[str, Any] | None:
+        """The new and the running version of the run's project on the same images (edge.assist.compare), both on
+        the device's runtime; None when the project runs no version or has no comparison images."""
+        running = self.models.active_version()
+        project = run.project or DEFAULT_PROJECT_ID
+        if running is None or running == version or self.models.version_tag(running)["project"] != project:
+            return None
+        from edge.assist.compare import compare
+        from edge.runtime.wrappers import load_model
+
+        def loader(bundle_dir: Path) -> Any:
+            return load_model(bundle_dir, batch_budget_ms=None)
+
+        try:
+            result = compare(
+                self.store, project, run.metric, self.models.path_of(version), self.models.path_of(running), loader
+            )
+        except Exception as err:  # the decision falls back to the threshold alone, and says so in the log
+            log.warning("training run %s: comparing %s with the running %s failed: %s", run.id, version, running, err)
+            return None
+        return None if result is None else result.as_dict()
 
 
 class _Cancelled(Exception):

@@ -300,3 +300,23 @@ def _bool_arg(name: str) -> bool | None:
     if raw in ("0", "false", "no"):
         return False
     raise ApiError(400, f"query argument {name!r} must be true or false, got {raw!r}")
+
+
+@bp.post("/api/v1/training/<run_id>/override")
+@requires("admin")
+def override_deploy(run_id: str) -> Any:
+    """An administrator activates a run's installed version that the deploy decision kept back; the run records it."""
+    from flask import g
+
+    services = current_services()
+    if services.trainer is None or services.models is None:
+        raise ApiError(503, "the training service is not running on this device")
+    run = services.trainer.get(run_id)
+    if run.version is None or run.state != "installed":
+        raise ApiError(409, f"training run {run_id} has no installed, not activated version to override ({run.state})")
+    services.models.activate(run.version)
+    user = getattr(g.get("user"), "username", None) or "an administrator"
+    services.trainer.history.update(
+        run, state="deployed", activated=True, decision=f"{run.decision}; activated anyway by {user} (override)"
+    )
+    return jsonify(services.trainer.describe(run))

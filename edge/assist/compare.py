@@ -1,0 +1,166 @@
+"""Compare a new model version with the running one on the same images, both through edge.runtime (never torch).
+
+The images are the project's test split (images the store's split puts in `test`, annotated) plus the inbox
+frames a person reviewed (annotated). Classification scores top-1 accuracy against the image's tag; detection
+mAP@0.5 (all-point interpolated AP per label with ground truth, averaged), the device's version of the trainer's
+headline metrics, so both numbers are measured by one piece of code on one set of images.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge.datasets.imaging import decode_image
+from edge.datasets.model import Box
+from edge.errors import ShelfwatchError
+from edge.runtime.postprocess import Detection
+from edge.store import DatasetStore, assist_rows
+from edge.store.records import ImageRecord
+
+log = logging.getLogger(__name__)
+
+EVAL_SCORE_FLOOR = 0.01  # detections kept for the AP curve
+MAX_EVAL_IMAGES = 2000
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Both versions' headline metric on the same images."""
+
+    metric: str
+    new_version: str
+    new: float | None
+    running_version: str | None
+    running: float | None
+    images: int
+    test_images: int
+    inbox_images: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form (kept in the run history)."""
+        return asdict(self)
+
+
+def evaluation_images(store: DatasetStore, project_id: int) -> tuple[list[ImageRecord], int, int]:
+    """(records, how many from the test split, how many reviewed inbox frames) of the comparison set."""
+    with store.assist_tx() as conn:
+        test_ids = [
+            int(r[0])
+            for r in conn.execute(
+                "SELECT id FROM images WHERE project_id = ? AND split = 'test' AND "  # noqa: S608 (a fixed clause)
+                f"{assist_rows.HAS_ANNOTATION} ORDER BY id",
+                (project_id,),
+            )
+        ]
+        inbox_ids = [i for i in assist_rows.reviewed_inbox_ids(conn, project_id) if i not in set(test_ids)]
+        ids = (test_ids + inbox_ids)[:MAX_EVAL_IMAGES]
+        records = assist_rows.image_records(conn, ids)
+    return records, len([i for i in test_ids if i in ids]), len([i for i in inbox_ids if i in ids])
+
+
+def _pixels(store: DatasetStore, record: ImageRecord) -> np.ndarray:
+    path = store.image_path(record.id)
+    return decode_image(path.read_bytes(), path.name, max_pixels=store.rules.max_pixels)[1]
+
+
+def _iou(a: tuple[float, float, float, float], b: Box) -> float:
+    ix = max(0.0, min(a[2], b.x2) - max(a[0], b.x1))
+    iy = max(0.0, min(a[3], b.y2) - max(a[1], b.y1))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b.x2 - b.x1) * (b.y2 - b.y1) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def average_precision(scored: list[tuple[float, bool]], positives: int) -> float:
+    """All-point interpolated AP of (score, true positive) detections against `positives` ground-truth boxes."""
+    if positives == 0:
+        return 0.0
+    scored = sorted(scored, key=lambda s: -s[0])
+    tp = np.cumsum([1.0 if hit else 0.0 for _, hit in scored])
+    fp = np.cumsum([0.0 if hit else 1.0 for _, hit in scored])
+    recall = tp / positives if len(scored) else np.array([])
+    precision = tp / np.maximum(tp + fp, 1e-12) if len(scored) else np.array([])
+    r = np.concatenate([[0.0], recall, [1.0]])
+    p = np.concatenate([[0.0], precision, [0.0]])
+    for i in range(len(p) - 2, -1, -1):
+        p[i] = max(p[i], p[i + 1])
+    steps = np.where(r[1:] != r[:-1])[0]
+    return float(np.sum((r[steps + 1] - r[steps]) * p[steps + 1]))
+
+
+def map50(predictions: Sequence[list[Detection]], truths: Sequence[list[Box]]) -> float:
+    """mAP@0.5 over the labels that have ground truth (greedy matching, best score first, per image and label)."""
+    labels = sorted({b.label.casefold() for boxes in truths for b in boxes})
+    aps = []
+    for label in labels:
+        scored: list[tuple[float, bool]] = []
+        positives = 0
+        for found, boxes in zip(predictions, truths, strict=True):
+            gt = [b for b in boxes if b.label.casefold() == label]
+            positives += len(gt)
+            used = [False] * len(gt)
+            for det in sorted((d for d in found if d.label.casefold() == label), key=lambda d: -d.score):
+                best, best_iou = -1, 0.5
+                for j, box in enumerate(gt):
+                    iou = _iou(det.bbox, box)
+                    if not used[j] and iou >= best_iou:
+                        best, best_iou = j, iou
+                if best >= 0:
+                    used[best] = True
+                scored.append((det.score, best >= 0))
+        aps.append(average_precision(scored, positives))
+    return float(np.mean(aps)) if aps else 0.0
+
+
+def score(model: Any, store: DatasetStore, records: Sequence[ImageRecord]) -> float | None:
+    """The model's headline metric on these images (accuracy or mAP@0.5); None without images."""
+    if not records:
+        return None
+    pixels = [_pixels(store, r) for r in records]
+    if model.task == "classification":
+        results = model.predict_batch(pixels)
+        hits = [
+            bool(r.tags) and res.label.casefold() in {t.casefold() for t in r.tags}
+            for r, res in zip(records, results, strict=True)
+        ]
+        return float(np.mean(hits))
+    found = model.predict_batch(pixels, score_threshold=EVAL_SCORE_FLOOR)
+    return map50(found, [r.boxes for r in records])
+
+
+def compare(
+    store: DatasetStore,
+    project_id: int,
+    metric: str,
+    new_dir: Path,
+    running_dir: Path | None,
+    loader: Callable[[Path], Any],
+) -> Comparison | None:
+    """Both versions' metric on the project's comparison images; None when there are no such images."""
+    records, n_test, n_inbox = evaluation_images(store, project_id)
+    if not records:
+        return None
+    new_model = loader(new_dir)
+    new_score = score(new_model, store, records)
+    running_score = None
+    if running_dir is not None:
+        try:
+            running_score = score(loader(running_dir), store, records)
+        except ShelfwatchError as err:  # labels of another task, an unloadable bundle: no comparison
+            log.warning("the running model could not be scored on the comparison images: %s", err)
+    return Comparison(
+        metric=metric,
+        new_version=new_model.version,
+        new=None if new_score is None else round(new_score, 4),
+        running_version=None if running_dir is None else running_dir.name,
+        running=None if running_score is None else round(running_score, 4),
+        images=len(records),
+        test_images=n_test,
+        inbox_images=n_inbox,
+    )
