@@ -322,7 +322,8 @@ class CameraPipeline:
                     self._states[z.id] = ZoneState(
                         self.events.on_threshold, self.events.off_threshold, self.events.min_frames
                     )
-                    self._publish_state(z.id, self._states[z.id], self.slot.current)
+                    if self.skills is None or not self.skills.active:  # a skill camera's sinks publish its states
+                        self._publish_state(z.id, self._states[z.id], self.slot.current)
         self._live_changed()
         log.info("camera %s: evaluating %d zone(s): %s", self.camera_id, len(configs), ", ".join(sorted(ids)))
 
