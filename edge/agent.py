@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edge import sdnotify
+from edge.assist.inbox import InboxSink, InboxWriter, active_project
 from edge.comms.base import Communicator, NullCommunicator, ZoneRef
 from edge.comms.outbox import Outbox
 from edge.config.model import CameraConfig, EdgeConfig, ModelConfig, ZoneConfig
@@ -83,6 +84,7 @@ class DeviceParts:
     pipelines: dict[str, CameraPipeline]
     watchdog: Watchdog
     skills: SkillsHub
+    inbox: InboxWriter | None = None
 
 
 def wire(config: EdgeConfig, options: AgentOptions, cameras: CameraHub | None = None) -> DeviceParts:
@@ -129,6 +131,8 @@ def wire(config: EdgeConfig, options: AgentOptions, cameras: CameraHub | None = 
     skills = SkillsHub(data_dir, ProjectModels(models, store, loader), comms, reporter.writer.submit, metrics,
                        options.min_overlap)  # fmt: skip
     reporter.route = skills.route
+    inbox = InboxWriter(store, project=functools.partial(active_project, models))  # frames worth review (issue 13)
+    sink = InboxSink(sink, inbox, config.events.on_threshold)
     pipelines: dict[str, CameraPipeline] = {}
     for cam in config.cameras:
         if not cam.enabled:
@@ -149,7 +153,7 @@ def wire(config: EdgeConfig, options: AgentOptions, cameras: CameraHub | None = 
     watchdog = Watchdog(list(pipelines.values()), config.model.watchdog_seconds)
     return DeviceParts(
         config, data_dir, metrics, store, cameras, models, slot, events, snapshots,
-        outbox, comms, reporter, pipelines, watchdog, skills,
+        outbox, comms, reporter, pipelines, watchdog, skills, inbox,
     )  # fmt: skip
 
 

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BATCH = 8
-IDLE_WAIT_S = 30.0
+IDLE_WAIT_S = 5.0  # the worker also looks this often (frames the inbox keeps, CLI imports)
 
 
 @dataclass(frozen=True)
@@ -174,6 +174,12 @@ class Assistant:
     def wake(self) -> None:
         """Look for new images now (starts the worker thread on first use)."""
         self._wake.set()
+        self.ensure_running()
+
+    def ensure_running(self) -> None:
+        """Start the worker thread unless it runs."""
+        if self._worker is not None and self._worker.is_alive():
+            return
         with self._lock:
             if self._worker is None or not self._worker.is_alive():
                 self._worker = threading.Thread(target=self._run, name="assist-suggest", daemon=True)

@@ -155,11 +155,14 @@ def image_records(conn: sqlite3.Connection, ids: list[int]) -> list[ImageRecord]
 # -- inbox --------------------------------------------------------------------------------------------------------
 
 
-def add_inbox(conn: sqlite3.Connection, image_id: int, reason: str, camera: str | None) -> None:
-    """Put a stored image into the inbox with its reason (a second reason for the same image is ignored)."""
+def add_inbox(
+    conn: sqlite3.Connection, image_id: int, reason: str, camera: str | None, created: str | None = None
+) -> None:
+    """Put a stored image into the inbox with its reason (a second reason for the same image is ignored);
+    `created` (ISO UTC) defaults to now."""
     conn.execute(
         "INSERT OR IGNORE INTO inbox (image_id, reason, camera, created) VALUES (?, ?, ?, ?)",
-        (int(image_id), reason, camera, now()),
+        (int(image_id), reason, camera, created or now()),
     )
 
 

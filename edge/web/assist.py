@@ -52,10 +52,13 @@ def assistant() -> Assistant:
 @bp.after_app_request
 def _wake_after_writes(response: Response) -> Response:
     """After a request that may have added images (upload, capture, import), suggest for them in the background."""
-    if request.method in ("POST", "PUT") and response.status_code < 400:
-        services = current_services()
-        if services.models is not None and services.models.active_version() is not None:
-            assistant().wake()
+    services = current_services()
+    if services.models is None or response.status_code >= 400 or services.models.active_version() is None:
+        return response
+    if request.method in ("POST", "PUT"):
+        assistant().wake()
+    else:
+        assistant().ensure_running()  # new frames of the inbox and CLI imports are found within IDLE_WAIT_S
     return response
 
 

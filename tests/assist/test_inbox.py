@@ -1,0 +1,99 @@
+"""The inbox: frames kept where the model is unsure or a zone flips, rate-limited, never a near-copy of a dataset
+image, each with its reason; a library view (?inbox=true) and "N reviewed since v1"."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edge.assist.inbox import InboxLimits, InboxSink, InboxWriter
+from edge.comms.base import NullCommunicator
+from edge.events import EventLog, SnapshotStore
+from edge.pipeline.metrics import MetricsRegistry
+from edge.pipeline.reporter import Reporter
+from edge.pipeline.zone_scoring import ZoneScore
+from edge.pipeline.zone_state import ZoneState
+from tests.assist.conftest import RED, Rig, colour_jpeg
+
+
+def frame(seed: int) -> np.ndarray:
+    data = colour_jpeg(RED, seed, width=160, height=120)
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_rate_limits_near_copies_and_reasons(rig: Rig) -> None:
+    clock = Clock()
+    writer = InboxWriter(rig.store, InboxLimits(per_hour=3, per_day=10, min_interval_s=60), clock=clock)
+    assert writer.keep(frame(1), "unsure: test", "cam") is not None
+    assert writer.keep(frame(2), "unsure: test", "cam") is None  # within min_interval_s
+    assert writer.stats["interval"] == 1
+    kept = []
+    for seed in range(3, 9):
+        clock.now += 120
+        kept.append(writer.keep(frame(seed), f"unsure: seed {seed}", "cam"))
+    assert sum(1 for k in kept if k is not None) == 2  # 3 per hour in all
+    assert writer.stats["hour"] == 4
+    # another camera has its own budget; a near-copy of a dataset image is never kept
+    dataset_frame = frame(50)
+    _, buf = cv2.imencode(".png", dataset_frame)
+    rig.store.add_image(buf.tobytes(), filename="dataset.png")
+    assert writer.keep(dataset_frame, "unsure", "cam-2") is None
+    assert writer.stats["near_copy"] == 1
+    assert writer.put(frame(60), camera="cam-2", skill="two-models", block="collect", reason="models disagree")
+
+    listing = rig.admin.get("/api/v1/images?inbox=true").get_json()
+    assert listing["total"] == 4
+    reasons = sorted(item["inbox_reason"] for item in listing["items"])
+    assert reasons[-1] == "unsure: test" and "skill two-models/collect: models disagree" in reasons
+    assert all(item["camera"] in ("cam", "cam-2") for item in listing["items"])
+    assert rig.admin.get("/api/v1/images?inbox=false").get_json()["total"] == 1
+
+
+def test_reviewed_since_the_active_version(rig: Rig, bundles: Any) -> None:
+    for name in ("red", "green"):
+        rig.admin.post("/api/v1/labels", json={"name": name})
+    rig.models.install(bundles.plain, activate=True, project=1)
+    writer = InboxWriter(rig.store, InboxLimits(min_interval_s=0))
+    ids = [writer.keep(frame(70 + i), "unsure", "cam") for i in range(3)]
+    assert all(ids)
+    body = rig.admin.get("/api/v1/inbox").get_json()
+    assert body["total"] == 3 and body["waiting"] == 3 and body["reviewed_since"] == 0
+    rig.admin.put(f"/api/v1/images/{ids[0]}/annotations", json={"tags": ["red"], "boxes": []})
+    rig.admin.put(f"/api/v1/images/{ids[1]}/annotations", json={"tags": ["red"], "boxes": []})
+    body = rig.admin.get("/api/v1/inbox").get_json()
+    assert body["message"] == "2 reviewed since v1" and body["retrain"] is True and body["waiting"] == 1
+
+
+def test_the_pipeline_sink_keeps_unsure_and_flipping_frames(rig: Rig, tmp_path: Path) -> None:
+    events = EventLog(tmp_path / "events.db", "dev")
+    reporter = Reporter(NullCommunicator(), events, SnapshotStore(tmp_path / "snaps", 10), MetricsRegistry())
+    clock = Clock()
+    writer = InboxWriter(rig.store, InboxLimits(min_interval_s=0, flips=3, flip_window_s=600), clock=clock)
+    sink = InboxSink(reporter, writer, threshold=0.5)
+    # confident frames are not kept, an unsure one is
+    sink.frame_done("cam", SimpleNamespace(image=frame(80)), [("z1", ZoneScore(0.95, "empty"))])
+    sink.frame_done("cam", SimpleNamespace(image=frame(81)), [("z1", ZoneScore(0.55, "empty"))])
+    # a zone changing state three times within the window
+    state = ZoneState(0.6, 0.4, 1)
+    for i, name in enumerate(("ok", "low_stock", "ok", "low_stock")):
+        clock.now += 30
+        state.state = name  # type: ignore[assignment]
+        sink.zone_state("cam", "z2", state, None)
+        sink.frame_done("cam", SimpleNamespace(image=frame(90 + i)), [("z2", ZoneScore(0.1 if i % 2 else 0.9, None))])
+    reasons = [i["inbox_reason"] for i in rig.admin.get("/api/v1/images?inbox=true").get_json()["items"]]
+    assert len(reasons) == 2
+    assert any(r.startswith("unsure: zone z1 scored 0.55") for r in reasons)
+    assert any(r.startswith("flipping: zone z2 changed state 3 times") for r in reasons)
+    events.close()
