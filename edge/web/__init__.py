@@ -32,6 +32,7 @@ BLUEPRINTS: list[str] = [
     "edge.web.images",
     "edge.web.assist",
     "edge.web.labels",
+    "edge.web.trash",
     "edge.web.dataset",
     "edge.web.training",
     "edge.web.model_versions",

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path, PurePath
 from typing import Annotated, Any
 
-from flask import Blueprint, Response, current_app, jsonify, render_template, request, send_file
+from flask import Blueprint, Response, current_app, g, jsonify, render_template, request, send_file
 from pydantic import BaseModel, Field, field_validator, model_validator
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -229,7 +229,11 @@ def _delete(ids: list[int]) -> int:
             hashes.append(store.get_image(image_id, project=project).sha256)
         except NotFoundError:
             continue
-    deleted = int(store.delete_images(ids, project=project))
+    from edge.web.trash import keeping_images
+
+    with keeping_images(store, ids, project) as kept:  # files and annotations go to the trash (restore: /trash)
+        deleted = int(store.delete_images(ids, project=project))
+    g.trash_entry = kept.get("id")
     for sha256 in hashes:
         (Path(store.data_dir) / THUMBS_DIR / f"{sha256}.jpg").unlink(missing_ok=True)
     return deleted
@@ -241,7 +245,7 @@ def delete_image(image_id: int) -> Any:
     """Delete one image with its annotations."""
     if _delete([image_id]) == 0:
         raise NotFoundError(f"image {image_id} does not exist")
-    return jsonify({"deleted": 1})
+    return jsonify({"deleted": 1, "trash": g.get("trash_entry")})
 
 
 @bp.post("/api/v1/images/delete")
@@ -249,7 +253,8 @@ def delete_image(image_id: int) -> Any:
 def delete_many() -> Any:
     """Bulk delete: {"ids": [...]} -> {"deleted": n} (ids that do not exist are skipped)."""
     body = read_model(IdsBody)
-    return jsonify({"deleted": _delete(body.ids)})
+    deleted = _delete(body.ids)
+    return jsonify({"deleted": deleted, "trash": g.get("trash_entry")})
 
 
 @bp.post("/api/v1/images/split")

@@ -102,5 +102,9 @@ def update_label(name: str) -> Any:
 def delete_label(name: str) -> Any:
     """Delete a label; 409 explaining its uses when images or boxes carry it, unless ?force=true."""
     force = request.args.get("force", "").lower() in ("1", "true", "yes")
-    current_services().store.delete_label(name, force=force, project=project_ref())
-    return jsonify({"deleted": name})
+    from edge.web.trash import keeping_label
+
+    store = current_services().store
+    with keeping_label(store, name, project_ref()) as kept:  # the label and its tags and boxes go to the trash
+        store.delete_label(name, force=force, project=project_ref())
+    return jsonify({"deleted": name, "trash": kept.get("id")})

@@ -26,17 +26,21 @@
     desc.addEventListener("change", () => patch({ description: desc.value }));
     color.addEventListener("change", () => patch({ color: color.value }));
     const del = SW.h("button", { type: "button", class: "btn small danger", text: "Delete" });
+    // Deleting always asks; what it removes goes to the trash, and the toast's Undo puts it back.
     del.addEventListener("click", async () => {
+      const url = `/api/v1/labels/${encodeURIComponent(label.name)}`;
+      const used = label.images > 0 || label.boxes > 0;
+      const text = used
+        ? `${label.images} image(s) carry it and ${label.boxes} box(es) use it; they lose it too. You can undo this, or restore it from the Trash.`
+        : "No image uses it. You can undo this, or restore it from the Trash.";
+      if (!(await STUDIO.ask(`Delete the label ${label.name}?`, text, "Delete"))) return;
       try {
-        await SW.api("DELETE", `/api/v1/labels/${encodeURIComponent(label.name)}`);
-        SW.toast(`Deleted ${label.name}`, "ok");
-      } catch (err) {
-        if (err.status === 409 && confirm(`${err.message}\n\nDelete the label and remove those annotations?`)) {
-          await SW.api("DELETE", `/api/v1/labels/${encodeURIComponent(label.name)}?force=true`).catch((e) => SW.toast(e.message, "error"));
-        } else if (err.status !== 409) {
-          SW.toast(err.message, "error");
-        }
-      }
+        const res = await SW.api("DELETE", used ? `${url}?force=true` : url).catch(async (err) => {
+          if (err.status !== 409) throw err;
+          return SW.api("DELETE", `${url}?force=true`);  // it got used since the page loaded: the user agreed
+        });
+        STUDIO.undoToast(`Deleted ${label.name}.`, res.trash, load);
+      } catch (err) { SW.toast(err.message, "error"); }
       load();
     });
     return SW.h("tr", { "data-label": label.name },

@@ -116,10 +116,10 @@
 
   bulkDelete.addEventListener("click", async () => {
     const ids = [...state.selected];
-    if (!confirm(`Delete ${ids.length} image(s) and their tags? This cannot be undone.`)) return;
+    if (!(await STUDIO.ask(`Delete ${ids.length} image(s)?`, "Their tags and boxes go with them. You can undo this, or restore them from the Trash.", "Delete"))) return;
     try {
       const res = await SW.api("POST", "/api/v1/images/delete", { ids });
-      SW.toast(`Deleted ${res.deleted} image(s)`, "ok");
+      STUDIO.undoToast(`Deleted ${res.deleted} image(s).`, res.trash, () => load());
       state.selected.clear();
       load();
     } catch (err) { SW.toast(err.message, "error"); }

@@ -18,5 +18,41 @@ const STUDIO = (() => {
       location.reload();
     });
   }
-  return { currentProject, setProject };
+  /** A modal question; resolves true when confirmed (the action button, Enter), false on Esc or Cancel. */
+  function ask(title, text, action) {
+    return new Promise((resolve) => {
+      const yes = SW.h("button", { type: "button", class: "btn primary", text: action });
+      const no = SW.h("button", { type: "button", class: "btn", text: "Cancel" });
+      const dlg = SW.h("dialog", { class: "confirm", "aria-label": title },
+        SW.h("h2", { text: title }), SW.h("p", { text }), SW.h("div", { class: "row" }, no, yes));
+      const done = (answer) => { dlg.close(); dlg.remove(); resolve(answer); };
+      yes.addEventListener("click", () => done(true));
+      no.addEventListener("click", () => done(false));
+      dlg.addEventListener("cancel", (ev) => { ev.preventDefault(); done(false); });
+      document.body.append(dlg);
+      dlg.showModal();
+      yes.focus();
+    });
+  }
+
+  /** A toast with an Undo button that restores a trash entry (12 s), then calls `after`. */
+  function undoToast(message, trashId, after) {
+    if (!trashId) { SW.toast(message, "ok"); return; }
+    const box = document.getElementById("toasts");
+    const undo = SW.h("button", { type: "button", class: "btn small", text: "Undo" });
+    const el = SW.h("div", { class: "toast ok", role: "status" }, message + " ", undo, " ", SW.h("a", { href: "/trash", text: "Trash" }));
+    undo.addEventListener("click", async () => {
+      undo.disabled = true;
+      try {
+        const res = await SW.api("POST", `/api/v1/trash/${encodeURIComponent(trashId)}/restore`);
+        el.remove();
+        SW.toast(`Restored ${res.restored}`, "ok");
+        if (after) after(res);
+      } catch (err) { SW.toast(err.message, "error"); }
+    });
+    box.appendChild(el);
+    setTimeout(() => el.remove(), 12000);
+  }
+
+  return { currentProject, setProject, ask, undoToast };
 })();
