@@ -17,7 +17,7 @@ from werkzeug.wrappers import Response
 from edge.assist import room
 from edge.assist.service import ActiveVersion, Assistant
 from edge.errors import NotFoundError
-from edge.web.http import ApiError, int_arg, read_json, read_model
+from edge.web.http import ApiError, bool_arg, fraction_arg, int_arg, read_json, read_model
 from edge.web.projects import project_ref
 from edge.web.security import requires
 from edge.web.services import current_services
@@ -163,19 +163,6 @@ def _untagged(project_id: int) -> list[tuple[int, float | None, str | None]]:
         return assist_rows.candidates(conn, project_id, tagged=False, inbox=None)
 
 
-def _score_arg(default: float) -> float:
-    raw = request.args.get("min_score")
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError as err:
-        raise ApiError(400, f"min_score must be a number between 0 and 1, got {raw!r}") from err
-    if not 0.0 <= value <= 1.0:
-        raise ApiError(400, f"min_score must be between 0 and 1, got {raw!r}")
-    return value
-
-
 @bp.get("/api/v1/suggestions")
 @requires("viewer")
 def suggestions_summary() -> Any:
@@ -183,7 +170,7 @@ def suggestions_summary() -> Any:
     min_score" (default: the model's threshold) would annotate."""
     project_id = current_services().store.get_project(project_ref()).id
     active = _active(project_id)
-    t = _score_arg(active.threshold)
+    t = fraction_arg("min_score", active.threshold)
     untagged = _untagged(project_id)
     suggested = sum(1 for _, _, v in untagged if v == active.version)
     above = len(_above(project_id, active, t, None))
@@ -279,8 +266,8 @@ def review_page() -> Any:
         store,
         project_id,
         order=order,  # type: ignore[arg-type]
-        tagged=_bool_arg("tagged"),
-        inbox=_bool_arg("inbox"),
+        tagged=bool_arg("tagged"),
+        inbox=bool_arg("inbox"),
         page=page,
         page_size=page_size,
     )
@@ -292,17 +279,6 @@ def review_page() -> Any:
             item["similarity"] = best.get(record.id)
         items.append(item)
     return jsonify({"items": items, "page": page, "page_size": page_size, "total": total})
-
-
-def _bool_arg(name: str) -> bool | None:
-    raw = (request.args.get(name) or "").strip().lower()
-    if raw in ("", "all", "any"):
-        return None
-    if raw in ("1", "true", "yes"):
-        return True
-    if raw in ("0", "false", "no"):
-        return False
-    raise ApiError(400, f"query argument {name!r} must be true or false, got {raw!r}")
 
 
 @bp.post("/api/v1/training/<run_id>/override")

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/"
 M = TypeVar("M", bound=BaseModel)
+_Default = TypeVar("_Default", float, None)
 # Row ids live in SQLite INTEGER columns; a larger number cannot name a row (and sqlite3 raises OverflowError on it).
 ROW_ID_MIN = -(2**63)
 ROW_ID_MAX = 2**63 - 1
@@ -141,6 +142,32 @@ def int_arg(name: str, default: int, *, low: int = 1, high: int = 1_000_000) -> 
     if not low <= value <= high:
         raise ApiError(400, f"query argument {name!r} must be between {low} and {high}, got {value}")
     return value
+
+
+def fraction_arg(name: str, default: _Default) -> float | _Default:
+    """A number query argument within [0, 1] (a score or threshold); `default` when absent, 400 otherwise."""
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as err:
+        raise ApiError(400, f"{name} must be a number between 0 and 1, got {raw!r}") from err
+    if not 0.0 <= value <= 1.0:
+        raise ApiError(400, f"{name} must be between 0 and 1, got {raw!r}")
+    return value
+
+
+def bool_arg(name: str) -> bool | None:
+    """A yes/no query argument: None when absent or 'all'/'any' (no filter); 400 for anything else."""
+    raw = (request.args.get(name) or "").strip().lower()
+    if raw in ("", "all", "any"):
+        return None
+    if raw in ("1", "true", "yes"):
+        return True
+    if raw in ("0", "false", "no"):
+        return False
+    raise ApiError(400, f"query argument {name!r} must be true or false, got {raw!r}")
 
 
 def _error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response | tuple[Any, ...]:

@@ -14,7 +14,7 @@ from edge.datasets.imaging import MAX_FRAME_PIXELS, decode_image
 from edge.datasets.model import SPLITS, Box
 from edge.errors import ImageError, NotFoundError
 from edge.store.images import write_atomic
-from edge.web.http import ROW_ID_MAX, ROW_ID_MIN, ApiError, int_arg, read_model
+from edge.web.http import ROW_ID_MAX, ROW_ID_MIN, ApiError, bool_arg, int_arg, read_model
 from edge.web.projects import project_ref
 from edge.web.security import requires
 from edge.web.services import current_services
@@ -65,17 +65,6 @@ class SplitBody(IdsBody):
         return v
 
 
-def _bool_arg(name: str) -> bool | None:
-    raw = (request.args.get(name) or "").strip().lower()
-    if raw in ("", "all", "any"):
-        return None
-    if raw in ("1", "true", "yes"):
-        return True
-    if raw in ("0", "false", "no"):
-        return False
-    raise ApiError(400, f"query argument {name!r} must be true or false, got {raw!r}")
-
-
 @bp.get("/library")
 @requires("viewer")
 def library() -> str:
@@ -121,7 +110,7 @@ def list_images() -> Any:
     items, total = current_services().store.list_images(
         page=page,
         page_size=page_size,
-        tagged=_bool_arg("tagged"),
+        tagged=bool_arg("tagged"),
         label=request.args.get("label") or None,
         split=split,
         camera=request.args.get("camera") or None,

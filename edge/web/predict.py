@@ -9,7 +9,7 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 
 from edge.datasets.imaging import decode_image
-from edge.web.http import ApiError
+from edge.web.http import ApiError, fraction_arg
 from edge.web.runtime_common import active_model, config
 from edge.web.security import requires
 
@@ -27,19 +27,6 @@ def _image_bytes() -> bytes:
     return request.get_data(cache=False)
 
 
-def _threshold() -> float | None:
-    raw = request.args.get("threshold")
-    if raw is None or raw == "":
-        return None
-    try:
-        value = float(raw)
-    except ValueError as err:
-        raise ApiError(400, f"threshold must be a number between 0 and 1, got {raw!r}") from err
-    if not 0.0 <= value <= 1.0:
-        raise ApiError(400, f"threshold must be between 0 and 1, got {value:g}")
-    return value
-
-
 @bp.post("/api/v1/predict")
 @requires("viewer")
 def predict() -> Any:
@@ -48,7 +35,7 @@ def predict() -> Any:
     Body: multipart `file` or the raw image bytes. `?threshold=` overrides a detector's score threshold.
     Both answers also carry `model` {name, version, task} and `inference_ms`.
     """
-    threshold = _threshold()
+    threshold = fraction_arg("threshold", None)
     data = _image_bytes()
     if not data:
         raise ApiError(400, "no image: send the image as multipart field 'file' or as the request body")
