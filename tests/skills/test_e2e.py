@@ -181,6 +181,7 @@ def test_the_example_runs_end_to_end_and_loses_nothing(tmp_path: Path, shelf_pho
         expected = "sha256=" + hmac.new(SECRET.encode(), d.body, hashlib.sha256).hexdigest()
         assert d.headers["X-Shelfwatch-Signature"] == expected
         assert d.headers["Content-Type"] == "application/json" and d.path == "/hook"
+    assert sub.messages("shelfwatch/dev1/aisle3/shelf-a/state") == []  # the skills replace today's zone states
     mqtt_low = [e["id"] for e in events("low_stock")]
     assert set(mqtt_low) >= set(low_ids)
     for d in deliveries:  # the webhook body is the event JSON that went over MQTT
