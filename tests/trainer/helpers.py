@@ -1,4 +1,4 @@
-"""Generated classification data for the trainer tests: coloured blocks on noise, one colour per label."""
+"""Generated data for the trainer tests: coloured blocks on noise (one colour per label), half-empty shelf photos."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.datasets.model import Dataset, LabelInfo, Sample
+from edge.datasets.model import Box, Dataset, LabelInfo, Sample
 
 COLOURS = {"red": (40, 40, 210), "green": (40, 190, 40), "blue": (210, 70, 40)}
 
@@ -26,4 +26,26 @@ def coloured_dataset(root: Path, per_label: int = 10, seed: int = 0, size: tuple
             path = root / name / f"{name}_{i:02d}.png"
             cv2.imwrite(str(path), image)
             ds.samples.append(Sample(path, f"{name}/{path.name}", tags=[name]))
+    return ds
+
+
+def half_empty_shelves(root: Path, count: int) -> Dataset:
+    """64x64 shelf photos in two halves: a dark (empty) half where an 'empty' box says so, stocked colour elsewhere.
+
+    Photo i has its top half empty when i is odd, its bottom half when i is even; written as PNG under root.
+    """
+    rng = np.random.default_rng(0)
+    ds = Dataset(labels=[LabelInfo("empty")])
+    for i in range(count):
+        image = np.zeros((64, 64, 3), np.uint8)
+        boxes = []
+        for half, (y1, y2) in enumerate(((0, 32), (32, 64))):
+            if (i + half) % 2:
+                image[y1:y2] = rng.integers(0, 40, (y2 - y1, 64, 3))
+                boxes.append(Box("empty", 0.05, y1 / 64 + 0.05, 0.95, y2 / 64 - 0.05))
+            else:
+                image[y1:y2] = rng.integers(0, 40, (y2 - y1, 64, 3)) + np.array([30, 150, 200], np.uint8)
+        path = root / f"shelf{i}.png"
+        cv2.imwrite(str(path), image)
+        ds.samples.append(Sample(path, path.name, boxes=boxes))
     return ds

@@ -14,7 +14,7 @@ import pytest
 from edge.bundle import verify_bundle
 from edge.cli import main
 from edge.errors import BundleError
-from tests.trainer.helpers import coloured_dataset
+from tests.trainer.helpers import coloured_dataset, half_empty_shelves
 from trainer.errors import TrainingCancelled, TrainingError
 from trainer.pipeline import Progress, TrainResult, TrainSpec, run_training
 
@@ -276,9 +276,6 @@ def test_fine_tuning_the_last_modules(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_zone_crops_train_a_low_stock_classifier(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    import cv2
-
-    from edge.datasets.model import Box, Dataset, LabelInfo, Sample
     from trainer.commands._common import read_zones
 
     (tmp_path / "zones.yaml").write_text(
@@ -288,20 +285,7 @@ def test_zone_crops_train_a_low_stock_classifier(tmp_path: Path, capsys: pytest.
     )
     zones = read_zones(str(tmp_path / "zones.yaml"))
     assert zones is not None and [z.id for z in zones] == ["top", "bottom"]
-    rng = np.random.default_rng(0)
-    ds = Dataset(labels=[LabelInfo("empty")])
-    for i in range(12):  # 12 shelf photos; a dark (empty) half where a box says so, stocked colour elsewhere
-        image = np.zeros((64, 64, 3), np.uint8)
-        boxes = []
-        for half, (y1, y2) in enumerate(((0, 32), (32, 64))):
-            if (i + half) % 2:
-                image[y1:y2] = rng.integers(0, 40, (y2 - y1, 64, 3))
-                boxes.append(Box("empty", 0.05, y1 / 64 + 0.05, 0.95, y2 / 64 - 0.05))
-            else:
-                image[y1:y2] = rng.integers(0, 40, (y2 - y1, 64, 3)) + np.array([30, 150, 200], np.uint8)
-        path = tmp_path / f"shelf{i}.png"
-        cv2.imwrite(str(path), image)
-        ds.samples.append(Sample(path, path.name, boxes=boxes))
+    ds = half_empty_shelves(tmp_path, 12)  # 12 shelf photos, one empty half each
     result = run_training(
         _spec(tmp_path, tmp_path / "b", zones=zones, alert_labels=["empty"], input_size=32), dataset=ds
     )

@@ -7,14 +7,12 @@ import itertools
 import json
 from pathlib import Path
 
-import cv2
 import numpy as np
 import onnxruntime as ort
 import pytest
 
 from edge.bundle import verify_bundle
-from edge.datasets.model import Box, Dataset, LabelInfo, Sample
-from tests.trainer.helpers import coloured_dataset
+from tests.trainer.helpers import coloured_dataset, half_empty_shelves
 from tests.trainer.test_pipeline_detection import _photos
 from trainer.pipeline import Progress, TrainResult, TrainSpec, run_training
 
@@ -115,20 +113,7 @@ def test_zone_crops_of_one_photo_stay_in_one_fold(tmp_path: Path) -> None:
         ZoneConfig.model_validate({"id": "top", "polygon": [[0, 0], [1, 0], [1, 0.5], [0, 0.5]]}),
         ZoneConfig.model_validate({"id": "bottom", "polygon": [[0, 0.5], [1, 0.5], [1, 1], [0, 1]]}),
     ]
-    rng = np.random.default_rng(0)
-    ds = Dataset(labels=[LabelInfo("empty")])
-    for i in range(10):  # a dark (empty) half where a box says so, stocked colour elsewhere
-        image = np.zeros((64, 64, 3), np.uint8)
-        boxes = []
-        for half, (y1, y2) in enumerate(((0, 32), (32, 64))):
-            if (i + half) % 2:
-                image[y1:y2] = rng.integers(0, 40, (y2 - y1, 64, 3))
-                boxes.append(Box("empty", 0.05, y1 / 64 + 0.05, 0.95, y2 / 64 - 0.05))
-            else:
-                image[y1:y2] = rng.integers(0, 40, (y2 - y1, 64, 3)) + np.array([30, 150, 200], np.uint8)
-        path = tmp_path / f"shelf{i}.png"
-        cv2.imwrite(str(path), image)
-        ds.samples.append(Sample(path, path.name, boxes=boxes))
+    ds = half_empty_shelves(tmp_path, 10)
     result = run_training(
         _spec(tmp_path, tmp_path / "b", zones=zones, alert_labels=["empty"], folds=4, input_size=32), dataset=ds
     )
