@@ -26,11 +26,15 @@ import time
 from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from edge.datasets.model import Box, Sample  # noqa: E402
+from edge.datasets.model import Box, Dataset, Sample  # noqa: E402
+
+if TYPE_CHECKING:
+    from trainer.pipeline import TrainResult
 
 SHARED = REPO.parent / "shared"
 DATASET = SHARED / "datasets" / "empty_shelf"
@@ -87,18 +91,14 @@ def split_by_photo(
     return train, val, test
 
 
-def run_pipeline(seed: int, labels: list[str], splits: tuple[list[Sample], ...], args: argparse.Namespace) -> dict:
-    """The whole product path: trainer.pipeline.run_training (train, ONNX + OpenVINO export, parity, ONNX Runtime
-    evaluation on the test photos, report, signed bundle)."""
-    from edge.datasets.model import Dataset, LabelInfo
+def _train_pipeline(seed: int, dataset: Dataset, args: argparse.Namespace, **spec: Any) -> tuple[TrainResult, float]:
+    """run_training on the empty_shelf photos at this run's settings (plus `spec`), into a throw-away folder;
+    returns the result and the CPU seconds it took."""
     from trainer.pipeline import TrainSpec, run_training
     from trainer.weight_signatures import resolve_backbone
 
-    dataset = Dataset(labels=[LabelInfo(n) for n in labels])
-    for split, part in zip(("train", "val", "test"), splits, strict=True):
-        dataset.samples.extend(replace(s, split=split) for s in part)
     with tempfile.TemporaryDirectory() as tmp:
-        spec = TrainSpec(
+        train_spec = TrainSpec(
             data=DATASET,
             fmt="yolo",
             task="detection",
@@ -110,11 +110,27 @@ def run_pipeline(seed: int, labels: list[str], splits: tuple[list[Sample], ...],
             views=args.views,
             input_size=args.input_size,
             threads=args.threads,
-            signing_key=None,
+            **spec,
         )
         cpu0 = time.process_time()
-        result = run_training(spec, dataset=dataset)
-        cpu = time.process_time() - cpu0
+        result = run_training(train_spec, dataset=dataset)
+        return result, time.process_time() - cpu0
+
+
+def _scores(metrics: dict) -> dict:
+    """The detection scores every mode reports, from detection_metrics() or the report's metrics."""
+    return {k: metrics[k] for k in ("map50", "map50_95", "precision", "recall", "f1", "score_threshold")}
+
+
+def run_pipeline(seed: int, labels: list[str], splits: tuple[list[Sample], ...], args: argparse.Namespace) -> dict:
+    """The whole product path: trainer.pipeline.run_training (train, ONNX + OpenVINO export, parity, ONNX Runtime
+    evaluation on the test photos, report, signed bundle)."""
+    from edge.datasets.model import LabelInfo
+
+    dataset = Dataset(labels=[LabelInfo(n) for n in labels])
+    for split, part in zip(("train", "val", "test"), splits, strict=True):
+        dataset.samples.extend(replace(s, split=split) for s in part)
+    result, cpu = _train_pipeline(seed, dataset, args, signing_key=None)
     m = result.report["metrics"]
     split = result.report["split"]
     return {
@@ -124,12 +140,7 @@ def run_pipeline(seed: int, labels: list[str], splits: tuple[list[Sample], ...],
         "val_images": split["val_images"],
         "test_images": split["test_images"],
         "test_boxes": m["ground_truth_boxes"],
-        "map50": m["map50"],
-        "map50_95": m["map50_95"],
-        "precision": m["precision"],
-        "recall": m["recall"],
-        "f1": m["f1"],
-        "score_threshold": m["score_threshold"],
+        **_scores(m),
         "final_loss": result.report["training"].get("final_loss"),
         "seconds": {**result.seconds, "cpu": cpu},
     }
@@ -138,9 +149,7 @@ def run_pipeline(seed: int, labels: list[str], splits: tuple[list[Sample], ...],
 def run_all_kfold(seed: int, labels: list[str], samples: list[Sample], args: argparse.Namespace) -> dict:
     """All 84 photos (one copy each, picked by seed), evaluated by the pipeline's 5-fold cross-validation by photo:
     every photo is tested once by a model that never saw it; the shipped model trains on all of them."""
-    from edge.datasets.model import Dataset, LabelInfo
-    from trainer.pipeline import TrainSpec, run_training
-    from trainer.weight_signatures import resolve_backbone
+    from edge.datasets.model import LabelInfo
 
     groups: dict[str, list[Sample]] = defaultdict(list)
     for s in samples:
@@ -149,25 +158,7 @@ def run_all_kfold(seed: int, labels: list[str], samples: list[Sample], args: arg
     dataset = Dataset(labels=[LabelInfo(n) for n in labels])
     for key in sorted(groups):
         dataset.samples.append(replace(rng.choice(sorted(groups[key], key=lambda s: s.name)), split=None))
-    with tempfile.TemporaryDirectory() as tmp:
-        spec = TrainSpec(
-            data=DATASET,
-            fmt="yolo",
-            task="detection",
-            out=Path(tmp) / "bundle",
-            backbone=resolve_backbone(args.backbone, args.weights),
-            weights=args.weights,
-            seed=seed,
-            epochs=args.epochs,
-            views=args.views,
-            input_size=args.input_size,
-            threads=args.threads,
-            evaluation="kfold",
-            folds=5,
-        )
-        cpu0 = time.process_time()
-        result = run_training(spec, dataset=dataset)
-        cpu = time.process_time() - cpu0
+    result, cpu = _train_pipeline(seed, dataset, args, evaluation="kfold", folds=5)
     evaluation = result.metrics["evaluation"]
     return {
         "seed": seed,
@@ -220,12 +211,7 @@ def run_seed(seed: int, labels: list[str], samples: list[Sample], args: argparse
         "train_images": len(train),
         "test_images": len(test),
         "test_boxes": metrics["ground_truth_boxes"],
-        "map50": metrics["map50"],
-        "map50_95": metrics["map50_95"],
-        "precision": metrics["precision"],
-        "recall": metrics["recall"],
-        "f1": metrics["f1"],
-        "score_threshold": metrics["score_threshold"],
+        **_scores(metrics),
         "final_loss": info["final_loss"],
         "seconds": {
             "train": t1 - t0,
