@@ -235,6 +235,9 @@ def report_page(version: str) -> str:
     report = bundle_report(version)
     files = [name for name in VIEWABLE_FILES if (Path(repo.path_of(version)) / name).is_file()]
     tag = repo.version_tag(version)
+    mistakes = report.get("mistakes", (report.get("metrics") or {}).get("mistakes"))
+    if isinstance(mistakes, list):
+        report["mistakes"] = _with_image_ids(mistakes, tag["project"])
     return render_template(
         "model_report.html",
         version=version,
@@ -245,6 +248,36 @@ def report_page(version: str) -> str:
         project=tag["project"],
         active=repo.active_version() == version,
     )
+
+
+def _with_image_ids(mistakes: list[Any], project: int) -> list[dict[str, Any]]:
+    """The mistakes with the device's image id of each (the dataset name the upload or pull gave the image)."""
+    store = current_services().store
+    by_path: dict[str, int] = {}
+    page = 1
+    while True:
+        images, total = store.list_images(page=page, page_size=500, project=project)
+        for image in images:
+            by_path[str(store.image_path(image.id))] = image.id
+        if page * 500 >= total or not images:
+            break
+        page += 1
+    by_name = {
+        sample.name: by_path.get(str(sample.path))
+        for sample in store.export_dataset(only_tagged=True, project=project).samples
+    }
+    out = []
+    for m in mistakes:
+        if not isinstance(m, dict):
+            continue
+        name = str(m.get("image") or "")
+        pulled = re.fullmatch(r"image-(\d+)(\.\w+)?", name)  # a pulled dataset names images by their id
+        image_id = by_name.get(name) or by_name.get(PurePath(name).name)  # COCO file names may carry a folder
+        pulled = pulled or re.fullmatch(r"image-(\d+)(\.\w+)?", PurePath(name).name)
+        if image_id is None and pulled:
+            image_id = int(pulled.group(1))
+        out.append(m | {"image_id": image_id})
+    return out
 
 
 @bp.get("/api/v1/models/<version>/report")
