@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import numpy as np
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 API_PREFIX = "/api/"
 M = TypeVar("M", bound=BaseModel)
 _Default = TypeVar("_Default", float, None)
+_N = TypeVar("_N", int, float)
 # Row ids live in SQLite INTEGER columns; a larger number cannot name a row (and sqlite3 raises OverflowError on it).
 ROW_ID_MIN = -(2**63)
 ROW_ID_MAX = 2**63 - 1
@@ -130,15 +132,22 @@ def read_model(model: type[M]) -> M:
         raise ApiError(400, validation_message(err)) from err
 
 
-def int_arg(name: str, default: int, *, low: int = 1, high: int = 1_000_000) -> int:
-    """An integer query argument within [low, high]; 400 otherwise."""
+def _number_arg(name: str, convert: Callable[[str], _N], wrong_type: str) -> _N | None:
+    """The query argument converted; None when absent or empty; 400 saying `wrong_type` when it does not convert."""
     raw = request.args.get(name)
     if raw is None or raw == "":
-        return default
+        return None
     try:
-        value = int(raw)
+        return convert(raw)
     except ValueError as err:
-        raise ApiError(400, f"query argument {name!r} must be an integer, got {raw!r}") from err
+        raise ApiError(400, f"{wrong_type}, got {raw!r}") from err
+
+
+def int_arg(name: str, default: int, *, low: int = 1, high: int = 1_000_000) -> int:
+    """An integer query argument within [low, high]; 400 otherwise."""
+    value = _number_arg(name, int, f"query argument {name!r} must be an integer")
+    if value is None:
+        return default
     if not low <= value <= high:
         raise ApiError(400, f"query argument {name!r} must be between {low} and {high}, got {value}")
     return value
@@ -146,15 +155,11 @@ def int_arg(name: str, default: int, *, low: int = 1, high: int = 1_000_000) -> 
 
 def fraction_arg(name: str, default: _Default) -> float | _Default:
     """A number query argument within [0, 1] (a score or threshold); `default` when absent, 400 otherwise."""
-    raw = request.args.get(name)
-    if raw is None or raw == "":
+    value = _number_arg(name, float, f"{name} must be a number between 0 and 1")
+    if value is None:
         return default
-    try:
-        value = float(raw)
-    except ValueError as err:
-        raise ApiError(400, f"{name} must be a number between 0 and 1, got {raw!r}") from err
     if not 0.0 <= value <= 1.0:
-        raise ApiError(400, f"{name} must be between 0 and 1, got {raw!r}")
+        raise ApiError(400, f"{name} must be between 0 and 1, got {value:g}")
     return value
 
 
