@@ -367,6 +367,7 @@ class ClassificationRecipe:
             alert_labels=data.alert_labels or default_alert_labels(data.labels),
             target_precision=self.spec.target_precision,
         )
+        metrics["mistakes"] = classification_mistakes(data, items, probs)
         warnings = []
         threshold = metrics["suggested_score_threshold"]
         if threshold is None:
@@ -402,3 +403,32 @@ class ClassificationRecipe:
         if engine == "openvino_fp16" and len(tensor) >= MIN_IMAGES_TO_FAIL_REDUCED:
             return stats, message, None
         return stats, None, message + "; prefer the FP32 model"
+
+MAX_MISTAKES = 60  # the device's mistakes gallery shows at most this many
+
+
+def classification_mistakes(data: TaskData, items: Sequence[int], probs: np.ndarray) -> list[dict[str, Any]]:
+    """The evaluated items the model got wrong, most confident first: the image (its dataset name), the zone and its
+    box for a zone crop, the true and the predicted label and the predicted label's probability (issue 11)."""
+    wrong = []
+    for row, item_index in enumerate(items):
+        item = data.items[item_index]
+        predicted = int(np.argmax(probs[row]))
+        if predicted == item.label:
+            continue
+        image, _, zone = str(getattr(item, "name", "")).partition("#")
+        crop = getattr(item, "crop", None)
+        wrong.append(
+            {
+                "image": image,
+                "zone": zone or None,
+                "zone_box": dict(zip(("x1", "y1", "x2", "y2"), (round(float(v), 4) for v in crop), strict=True))
+                if crop
+                else None,
+                "true": data.labels[item.label],
+                "predicted": data.labels[predicted],
+                "score": round(float(probs[row][predicted]), 4),
+            }
+        )
+    wrong.sort(key=lambda m: -m["score"])
+    return wrong[:MAX_MISTAKES]
