@@ -60,6 +60,15 @@ class Item:
         return out
 
 
+def strongest_per_zone(items: list[Item]) -> dict[str, Item]:
+    """Per zone id, its item with the highest `number` (the first of equals): what a time block follows."""
+    best: dict[str, Item] = {}
+    for i in items:
+        if i.zone not in best or i.number > best[i.zone].number:
+            best[i.zone] = i
+    return best
+
+
 @dataclass
 class Frame:
     """One frame as the skills see it: the image, the camera's zones, the clock, a cache shared by the skills."""

@@ -14,7 +14,7 @@ from pydantic import Field, model_validator
 from edge.pipeline.zone_scoring import ZoneScore
 from edge.pipeline.zone_state import ZoneState
 from edge.skills.registry import Block, BlockSettings, block_type
-from edge.skills.values import Frame, Item
+from edge.skills.values import Frame, Item, strongest_per_zone
 
 
 class HysteresisSettings(BlockSettings):
@@ -53,10 +53,7 @@ class Hysteresis(Block):
 
     def run(self, items: list[Item], frame: Frame) -> list[Item]:
         s = self.settings
-        best: dict[str, Item] = {}
-        for i in items:
-            if i.zone not in best or i.number > best[i.zone].number:
-                best[i.zone] = i
+        best = strongest_per_zone(items)
         out = []
         for z in frame.zones:
             state = self.states.get(z.id)

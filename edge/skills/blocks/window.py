@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from edge.skills.registry import Block, BlockSettings, block_type
-from edge.skills.values import Frame, Item
+from edge.skills.values import Frame, Item, strongest_per_zone
 
 
 class WindowSettings(BlockSettings):
@@ -31,10 +31,7 @@ class Window(Block):
 
     def run(self, items: list[Item], frame: Frame) -> list[Item]:
         s = self.settings
-        best: dict[str, Item] = {}
-        for i in items:
-            if i.zone not in best or i.number > best[i.zone].number:
-                best[i.zone] = i
+        best = strongest_per_zone(items)
         out = []
         for z in frame.zones:
             h = self.history.setdefault(z.id, deque())
