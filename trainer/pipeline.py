@@ -62,7 +62,7 @@ class TrainSpec:
     input_size: int | None = None
     zones: list[ZoneConfig] | None = None
     threads: int | None = None
-    int8: bool = False
+    int8: bool | None = None  # None: export INT8 when NNCF is installed; kept only when within 1 point
     alert_labels: list[str] | None = None
     min_per_label: int = 10
     views: int | None = None  # augmented views per training image (classification); default from the data size
@@ -216,7 +216,7 @@ def run_training(
         raise TrainingError(f"{out} exists and is not a bundle directory; choose a new or empty --out")
     if spec.task not in TASKS:
         raise TrainingError(f"unknown task {spec.task!r}; use classification or detection")
-    if spec.int8:
+    if spec.int8 is True:
         from trainer.export import nncf_available
 
         if not nncf_available():
@@ -289,6 +289,9 @@ def _run(
         evaluated, source, engine = cv.items, "kfold", "torch"
     summary = plan.summary(len(evaluated), cv)
     warnings.extend(evaluation.warnings)
+    int8 = _int8_gate(recipe, data, model, files, staging, spec, version, evaluation, evaluated, cv is not None)
+    if int8 is not None and not int8["kept"]:
+        warnings.append(int8["reason"])
     manifest = build_manifest(
         spec,
         recipe,
@@ -317,6 +320,7 @@ def _run(
         **model.report,
         "split": recipe.split_report(data, source, train, val, evaluated),
         "parity": parity,
+        **({"int8": int8} if int8 is not None else {}),
         "base": manifest.base.model_dump(),
         "dataset": manifest.dataset.model_dump(),
         "warnings": warnings,
@@ -326,6 +330,68 @@ def _run(
     seconds["total"] = round(time.monotonic() - started, 3)
     metrics = evaluation.headline | evaluation.details | {"evaluation": summary}
     return TrainResult(bundle, seconds, metrics, report, warnings, public, version)
+
+
+INT8_MAX_DROP = 0.01  # the INT8 IR ships only when its headline metric is at most 1 point below FP32's
+_INT8_FILES = ("openvino/int8/model.xml", "openvino/int8/model.bin")
+
+
+def _wants_int8(spec: TrainSpec) -> bool:
+    """INT8 asked for (--int8), or by default (None) when NNCF is installed."""
+    if spec.int8 is not None:
+        return spec.int8
+    from trainer.export import nncf_available
+
+    return nncf_available()
+
+
+def _int8_gate(
+    recipe: TaskRecipe,
+    data: TaskData,
+    model: TrainedModel,
+    files: dict[str, Path],
+    staging: Path,
+    spec: TrainSpec,
+    version: str,
+    evaluation: Any,
+    evaluated: list[int],
+    kfold: bool,
+) -> dict[str, Any] | None:
+    """Score the INT8 IR on the evaluation images through the device's runtime; drop it from `files` unless its
+    accuracy / mAP is within INT8_MAX_DROP of FP32's (ONNX Runtime). A k-fold run has no held-out photos: both
+    exported models are then scored on the photos the shipped model was trained on (INT8 fidelity, not accuracy)."""
+    from edge.vocabulary import HEADLINE_METRIC
+
+    if _INT8_FILES[0] not in files:
+        return None
+    metric = HEADLINE_METRIC[recipe.task]  # type: ignore[index]
+    manifest = build_manifest(spec, recipe, data, model, files, version)
+    fp32_eval = evaluation
+    if kfold:
+        fp32_eval = recipe.evaluate(data, evaluated, recipe.predict_exported(staging, manifest, data, evaluated), model)
+    int8_eval = recipe.evaluate(
+        data, evaluated, recipe.predict_exported(staging, manifest, data, evaluated, engine="openvino_int8"), model
+    )
+    fp32, got = float(fp32_eval.headline[metric]), float(int8_eval.headline[metric])
+    kept = fp32 - got <= INT8_MAX_DROP + 1e-9
+    images = "training photos (k-fold run)" if kfold else "evaluation images"
+    reason = f"INT8 {metric} {got:.3f} vs FP32 {fp32:.3f} on the {len(evaluated)} {images}: " + (
+        "within 1 point, shipped" if kept else "more than 1 point lower, not shipped"
+    )
+    if not kept:
+        for rel in _INT8_FILES:
+            files.pop(rel, None)
+    return {
+        "kept": kept,
+        "metric": metric,
+        "fp32": round(fp32, 4),
+        "int8": round(got, 4),
+        "difference": round(got - fp32, 4),
+        "max_drop": INT8_MAX_DROP,
+        "images": len(evaluated),
+        "on": "training" if kfold else "evaluation",
+        "reason": reason,
+    }
 
 
 @dataclass
@@ -478,7 +544,7 @@ def _export(
     files: dict[str, Path] = {"model.onnx": onnx}
     reporter("exporting", 0.4, "OpenVINO IR FP32 + FP16")
     files.update(export_openvino(onnx, staging / "openvino"))
-    if spec.int8:
+    if _wants_int8(spec):
         reporter("exporting", 0.6, "OpenVINO INT8 (NNCF)")
         calibration = [recipe.image(data, i) for i in model.fit_items[: recipe.calibration_images]]
         tensor, _ = preprocess(calibration, spec_in)

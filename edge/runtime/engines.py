@@ -7,8 +7,9 @@ dynamic), an optional capability the model wrappers use to check a model against
 Engines are registered, one entry per kind pairing a config model (`kind: Literal[...]` plus the settings only
 that engine has) with the bundle file it runs, the precisions it can compute in and the function that opens it:
 ENGINE_KINDS feeds both `model.engine` in edge.yaml (a discriminated union; a plain `onnxruntime` still works)
-and `create_engine` (a bundle) / `open_engine` (one model file). Two are registered: ONNX Runtime (`model.onnx`)
-and OpenVINO (`openvino/model.xml`). A new engine is one more config model and opener (docs/RUNTIME.md).
+and `create_engine` (a bundle) / `open_engine` (one model file). Three are registered: ONNX Runtime
+(`model.onnx`), OpenVINO (`openvino/model.xml`) and OpenVINO INT8 (`openvino/int8/model.xml`, which `auto` prefers
+when the bundle has it). A new engine is one more config model and opener (docs/RUNTIME.md).
 
 Threading: an engine serves one caller at a time. `infer` holds a per-engine lock, so concurrent callers are
 safe but serialise; a pipeline that wants parallel inference creates one engine per worker.
@@ -129,7 +130,7 @@ class OpenVinoEngine:
         actual = self._compiled.get_property("INFERENCE_PRECISION_HINT")
         type_name = actual.get_type_name() if hasattr(actual, "get_type_name") else str(actual)
         self.threads = threads
-        self.requested_precision = precision
+        self.requested_precision: str = precision
         self.precision = _FROM_OV.get(type_name, type_name)
         if self.precision != precision:
             log.warning(
@@ -230,6 +231,26 @@ def _open_openvino(path: Path, cfg: OpenVinoSettings, threads: int | None, preci
     return OpenVinoEngine(path, cfg.threads or threads, cfg.precision or precision)
 
 
+OPENVINO_INT8_XML = "openvino/int8/model.xml"
+
+
+class OpenVinoInt8Settings(EngineSettings):
+    """OpenVINO on the bundle's INT8 IR (NNCF post-training quantisation; the trainer ships it only when its
+    accuracy or mAP on the evaluation images is within 1 point of FP32). Quantised layers compute in INT8, the
+    others in FP32."""
+
+    kind: Literal["openvino_int8"] = "openvino_int8"
+
+
+@engine_kind(OpenVinoInt8Settings, OPENVINO_INT8_XML, "OpenVINO INT8", ("int8",))
+def _open_openvino_int8(path: Path, cfg: OpenVinoInt8Settings, threads: int | None, precision: Precision) -> Engine:
+    engine = OpenVinoEngine(path, cfg.threads or threads, "fp32")
+    engine.name = "openvino_int8"
+    engine.precision = "int8"
+    engine.requested_precision = "int8"
+    return engine
+
+
 EngineChoice = str | EngineSettings  # "auto", a registered kind's name, or its config
 
 
@@ -290,8 +311,16 @@ def create_engine(
             raise EngineError(f"bundle {manifest.version} has no {info.file_type} model ({info.model_file})")
         return info.open(bundle_dir / info.model_file, cfg, threads, precision)
     # ONNX Runtime measured faster than OpenVINO fp32 for every bundle we measured (docs/BUNDLE.md, "Engine
-    # notes"); a precision other than fp32 only OpenVINO computes, so asking for one puts OpenVINO first.
-    order = sorted(ENGINE_KINDS, key=lambda name: precision not in ENGINE_KINDS[name].precisions)
+    # notes"); a precision other than fp32 only OpenVINO computes, so asking for one puts OpenVINO first. An INT8
+    # IR in the bundle comes first of all for fp32: the trainer ships it only when it is as accurate (within 1
+    # point) and it is the fastest (docs/BENCHMARKS.md, "INT8").
+    order = sorted(
+        ENGINE_KINDS,
+        key=lambda name: (
+            not (precision == "fp32" and "int8" in ENGINE_KINDS[name].precisions),
+            precision not in ENGINE_KINDS[name].precisions,
+        ),
+    )
     reasons: list[str] = []
     for candidate in order:
         info = ENGINE_KINDS[candidate]

@@ -158,7 +158,7 @@ def test_engine_registry_feeds_config_and_construction(cls_bundle: TinyBundle) -
     from edge.config import EdgeConfig, parse_yaml_config
     from edge.runtime.engines import ENGINE_KINDS, OpenVinoSettings, open_engine
 
-    assert list(ENGINE_KINDS) == ["onnxruntime", "openvino"]
+    assert list(ENGINE_KINDS) == ["onnxruntime", "openvino", "openvino_int8"]
     manifest = read_manifest(cls_bundle.bundle_dir)
     # The plain name and the mapping form with an engine's own settings both validate and build that engine.
     plain = parse_yaml_config("model: {engine: openvino, precision: fp32}", EdgeConfig).model
@@ -171,7 +171,7 @@ def test_engine_registry_feeds_config_and_construction(cls_bundle: TinyBundle) -
     ] == {"kind": "openvino", "precision": "fp16", "threads": 1}
     with pytest.raises(ConfigError, match=r"edge.yaml:1: model.engine.onnxruntime.precision: Extra inputs"):
         parse_yaml_config("model: {engine: {kind: onnxruntime, precision: fp16}}", EdgeConfig, source="edge.yaml")
-    with pytest.raises(ConfigError, match="unknown engine 'tensorrt'; use auto, onnxruntime, openvino"):
+    with pytest.raises(ConfigError, match="unknown engine 'tensorrt'; use auto, onnxruntime, openvino, openvino_int8"):
         parse_yaml_config("model: {engine: tensorrt}", EdgeConfig)
     # One model file, no bundle (what the trainer checks its exports with).
     single = open_engine("openvino", cls_bundle.bundle_dir / OPENVINO_XML, threads=1)

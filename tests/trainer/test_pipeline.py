@@ -298,3 +298,21 @@ def test_zone_crops_train_a_low_stock_classifier(tmp_path: Path, capsys: pytest.
     (tmp_path / "bad.yaml").write_text("zones: [{id: x, polygon: [[0, 0], [1, 1]]}]\n")
     with pytest.raises(TrainingError, match="zones file"):
         read_zones(str(tmp_path / "bad.yaml"))
+
+
+@pytest.mark.slow
+def test_int8_by_default_is_gated_on_the_evaluation_images(trained: tuple[TrainResult, Path, list[Progress]]) -> None:
+    """With NNCF installed a run exports INT8 unasked, scores it on the test images through the device runtime,
+    records the comparison in the report and ships the IR only when it is within 1 point of FP32."""
+    from edge.bundle import read_manifest
+    from trainer.export import nncf_available
+
+    result, _, _ = trained
+    if not nncf_available():
+        pytest.skip("NNCF is not installed (it is in the trainer extra)")
+    gate = result.report["int8"]
+    assert gate["metric"] == "accuracy" and gate["on"] == "evaluation" and gate["images"] > 0
+    assert gate["difference"] == pytest.approx(gate["int8"] - gate["fp32"], abs=1e-3)
+    assert gate["kept"] == (gate["fp32"] - gate["int8"] <= 0.01 + 1e-9)
+    files = read_manifest(result.bundle_dir).files
+    assert ("openvino/int8/model.xml" in files) == gate["kept"]

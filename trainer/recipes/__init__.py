@@ -155,8 +155,11 @@ class TaskRecipe(Protocol):
         """One prediction per item from the torch model (the folds of k-fold, never exported)."""
         ...
 
-    def predict_exported(self, bundle_dir: Path, manifest: Manifest, data: TaskData, items: Sequence[int]) -> list[Any]:
-        """One prediction per item from the exported model through the device's runtime (ONNX Runtime)."""
+    def predict_exported(
+        self, bundle_dir: Path, manifest: Manifest, data: TaskData, items: Sequence[int], engine: str = "onnxruntime"
+    ) -> list[Any]:
+        """One prediction per item from the exported model through the device's runtime (ONNX Runtime, or `engine`:
+        a registered engine kind such as openvino_int8)."""
         ...
 
     def evaluate(self, data: TaskData, items: Sequence[int], predictions: list[Any], model: TrainedModel) -> Evaluation:

@@ -344,13 +344,15 @@ class ClassificationRecipe:
             logits = embed_images(module, [self.image(data, i) for i in items], model.input_spec)
         return list(softmax(logits.astype(np.float64)))
 
-    def predict_exported(self, bundle_dir: Path, manifest: Manifest, data: TaskData, items: Sequence[int]) -> list[Any]:
+    def predict_exported(
+        self, bundle_dir: Path, manifest: Manifest, data: TaskData, items: Sequence[int], engine: str = "onnxruntime"
+    ) -> list[Any]:
         """Probabilities per item from the exported model through the device's wrapper (ONNX Runtime)."""
         from trainer.evaluate import predict_probabilities
 
         images = [self.image(data, i) for i in items]
         probs = predict_probabilities(
-            bundle_dir, images, len(images), engine="onnxruntime", manifest=manifest, threads=self.spec.threads
+            bundle_dir, images, len(images), engine=engine, manifest=manifest, threads=self.spec.threads
         )
         return list(probs)
 
@@ -403,6 +405,7 @@ class ClassificationRecipe:
         if engine == "openvino_fp16" and len(tensor) >= MIN_IMAGES_TO_FAIL_REDUCED:
             return stats, message, None
         return stats, None, message + "; prefer the FP32 model"
+
 
 MAX_MISTAKES = 60  # the device's mistakes gallery shows at most this many
 

@@ -153,12 +153,14 @@ class DetectionRecipe:
             torch_infer(model.module), [data.items[i].path for i in items], model.input_spec, data.labels
         )
 
-    def predict_exported(self, bundle_dir: Path, manifest: Manifest, data: TaskData, items: Sequence[int]) -> list[Any]:
+    def predict_exported(
+        self, bundle_dir: Path, manifest: Manifest, data: TaskData, items: Sequence[int], engine: str = "onnxruntime"
+    ) -> list[Any]:
         """Detections per photo from the exported model through the device's wrapper (ONNX Runtime)."""
         from trainer.evaluate import detection_predictions
 
         paths = [data.items[i].path for i in items]
-        return detection_predictions(bundle_dir, manifest, paths, engine="onnxruntime", threads=self.spec.threads)
+        return detection_predictions(bundle_dir, manifest, paths, engine=engine, threads=self.spec.threads)
 
     def evaluate(self, data: TaskData, items: Sequence[int], predictions: list[Any], model: TrainedModel) -> Evaluation:
         """mAP, and precision / recall / F1 at the fit's validation threshold (the best F1 here without one)."""
