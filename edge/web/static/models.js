@@ -5,22 +5,6 @@
   const { api, toast, h } = SW;
   let payload = null;
 
-  /** A modal question; resolves true when the user confirms (Enter / the button), false on Esc or Cancel. */
-  function confirmDialog(title, text, action) {
-    return new Promise((resolve) => {
-      const yes = h("button", { type: "button", class: "btn primary", text: action });
-      const no = h("button", { type: "button", class: "btn", text: "Cancel" });
-      const dlg = h("dialog", { class: "confirm", "aria-labelledby": "confirm-title" },
-        h("h2", { id: "confirm-title", text: title }), h("p", { text }), h("div", { class: "row" }, no, yes));
-      const done = (answer) => { dlg.close(); dlg.remove(); resolve(answer); };
-      yes.addEventListener("click", () => done(true));
-      no.addEventListener("click", () => done(false));
-      dlg.addEventListener("cancel", (ev) => { ev.preventDefault(); done(false); });
-      document.body.append(dlg);
-      dlg.showModal();
-      yes.focus();
-    });
-  }
   const metricText = (m) => Object.entries(m || {}).filter(([, v]) => typeof v === "number").map(([k, v]) => `${k} ${Number.isInteger(v) ? v : v.toFixed(3)}`).join(" · ");
 
   async function load() {
@@ -51,7 +35,7 @@
 
   async function activate(m) {
     const running = payload && payload.active ? (payload.active_name || payload.active) : "no model";
-    const ok = await confirmDialog(`Activate ${m.display_name || m.version}?`,
+    const ok = await STUDIO.ask(`Activate ${m.display_name || m.version}?`,
       `Every camera switches to it now, without a restart (running now: ${running}). Roll back returns to the running one.`, "Activate");
     if (!ok) return;
     try { const d = await api("POST", `/api/v1/models/${encodeURIComponent(m.version)}/activate`); toast(`Activated ${d.active_name || m.version}`, "ok"); }
@@ -61,7 +45,7 @@
 
   document.getElementById("rollback").addEventListener("click", async () => {
     if (!payload || !payload.previous) return;
-    const ok = await confirmDialog(`Roll back to ${payload.previous_name || payload.previous}?`,
+    const ok = await STUDIO.ask(`Roll back to ${payload.previous_name || payload.previous}?`,
       `Every camera goes back to it now; ${payload.active_name || payload.active || "the running model"} stays installed (roll back again to return).`, "Roll back");
     if (!ok) return;
     try { const d = await api("POST", "/api/v1/models/rollback"); toast(`Rolled back to ${d.active_name || d.active}`, "ok"); }
