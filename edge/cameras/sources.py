@@ -200,7 +200,27 @@ class StreamSource(_CvCaptureSource):
         return self._read_frame("the stream ended or timed out")
 
 
-class VideoFileSource(_CvCaptureSource):
+class _PacedSource:
+    """A source that sleeps in read() to keep its frame rate when realtime (a Pacer; None when unpaced)."""
+
+    _pacer: Pacer | None = None
+
+    def _pace(self) -> None:
+        if self._pacer is not None:
+            self._pacer.wait()
+
+    @property
+    def frame_interval(self) -> float:
+        """Seconds between frames (0 when not realtime)."""
+        return self._pacer.interval if self._pacer is not None else 0.0
+
+    def interrupt(self) -> None:
+        """Cut short a pacing wait."""
+        if self._pacer is not None:
+            self._pacer.interrupt()
+
+
+class VideoFileSource(_CvCaptureSource, _PacedSource):
     """A video file decoded with FFmpeg, looped forever, paced at its native frame rate when realtime."""
 
     def __init__(self, path: Path, *, realtime: bool = True) -> None:
@@ -210,7 +230,6 @@ class VideoFileSource(_CvCaptureSource):
         self.description = str(path)
         self.fps = FALLBACK_FPS
         self.loops = 0
-        self._pacer: Pacer | None = None
 
     def _open_capture(self) -> cv2.VideoCapture:
         if not self.path.is_file():
@@ -241,22 +260,11 @@ class VideoFileSource(_CvCaptureSource):
             ok, frame = cap.read()
             if not ok or frame is None:
                 raise CameraError(f"{self.description}: no decodable frame in the file")
-        if self._pacer is not None:
-            self._pacer.wait()
+        self._pace()
         return _as_bgr(frame)
 
-    @property
-    def frame_interval(self) -> float:
-        """Seconds between frames (0 when not realtime)."""
-        return self._pacer.interval if self._pacer is not None else 0.0
 
-    def interrupt(self) -> None:
-        """Cut short a pacing wait."""
-        if self._pacer is not None:
-            self._pacer.interrupt()
-
-
-class ImageFolderSource:
+class ImageFolderSource(_PacedSource):
     """Still images cycled in sorted name order at `rate` frames/s; undecodable files are skipped with a warning.
 
     The folder is listed again at the start of each cycle, so images added while running join the rotation.
@@ -274,7 +282,6 @@ class ImageFolderSource:
         self._pos = 0
         self._pending: np.ndarray | None = None
         self._warned: set[tuple[Path, float, int]] = set()
-        self._pacer: Pacer | None = None
 
     def _list(self) -> list[Path]:
         if self.path.is_file():
@@ -302,8 +309,7 @@ class ImageFolderSource:
         image, self._pending = self._pending, None
         if image is None:
             image = self._next_image()
-        if self._pacer is not None:
-            self._pacer.wait()
+        self._pace()
         return image
 
     def _next_image(self) -> np.ndarray:
@@ -346,16 +352,6 @@ class ImageFolderSource:
         """Forget the listing."""
         self._files = []
         self._pending = None
-
-    @property
-    def frame_interval(self) -> float:
-        """Seconds between frames (0 when not realtime)."""
-        return self._pacer.interval if self._pacer is not None else 0.0
-
-    def interrupt(self) -> None:
-        """Cut short a pacing wait."""
-        if self._pacer is not None:
-            self._pacer.interrupt()
 
 
 _DEV_VIDEO = re.compile(r"^/dev/video\d+$")
