@@ -4,18 +4,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
 
 from edge.comms.base import Communicator, NullCommunicator
 
 if TYPE_CHECKING:
     from edge.pipeline.model_slot import ActiveModel
-    from edge.skills.inbox import Inbox
     from edge.skills.webhook import WebhookHub
 
 
 class SkillIdle(Exception):
     """A block cannot run now (its project has no active version): the skill waits and says why."""
+
+
+class InboxTarget(Protocol):
+    """Where `collect` sends frames: edge.assist.inbox.InboxWriter on a device, edge.skills.inbox.Inbox otherwise."""
+
+    def put(self, image: np.ndarray, **info: Any) -> Any:
+        """Keep one frame with its reason, camera, skill, block and items (a rate limit may skip it)."""
+        ...
 
 
 class ModelSource(Protocol):
@@ -52,6 +61,6 @@ class BuildContext:
     comms: Communicator = field(default_factory=NullCommunicator)
     data_dir: Path | None = None
     webhooks: WebhookHub | None = None
-    inbox: Inbox | None = None
+    inbox: InboxTarget | None = None
     min_overlap: float = 0.5
     state_refresh_seconds: float = 60.0

@@ -34,7 +34,7 @@ from edge.events import Event, EventDraft
 from edge.pipeline.metrics import MetricsRegistry
 from edge.pipeline.zone_scoring import Zone
 from edge.skills.config import SKILLS_ADAPTER, SkillConfig, check_unique_skills, normalise_raw
-from edge.skills.context import BuildContext, ModelSource, SkillIdle
+from edge.skills.context import BuildContext, InboxTarget, ModelSource, SkillIdle
 from edge.skills.inbox import Inbox
 from edge.skills.registry import Block, BlockSettings, build_block
 from edge.skills.values import Frame, Item
@@ -363,6 +363,8 @@ class SkillRunner:
 class SkillsHub:
     """The device's skills: a runner per camera, the webhook outboxes, the inbox, skill edits saved in data_dir.
 
+    Collected frames go to `inbox` (the device's review inbox, edge.assist.inbox.InboxWriter: the library's
+    ?inbox=true view), else to the folder edge.skills.inbox.Inbox keeps under data_dir/inbox.
     A camera's skills come from `<data_dir>/skills/<camera>.json` when the studio saved an edit (as the user wrote
     them, `${ENV}` secrets included), else from edge.yaml's `skills`; none: today's rule.
     """
@@ -375,6 +377,7 @@ class SkillsHub:
         submit: EventSubmit | None,
         metrics: MetricsRegistry | None = None,
         min_overlap: float = 0.5,
+        inbox: InboxTarget | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.models = models
@@ -383,7 +386,8 @@ class SkillsHub:
         self.metrics = metrics
         self.min_overlap = min_overlap
         self.webhooks = WebhookHub(data_dir / "webhooks")
-        self.inbox = Inbox(data_dir / "inbox")
+        # The studio's inbox (edge.assist.inbox.InboxWriter on a device); a folder of its own otherwise.
+        self.inbox: InboxTarget = inbox if inbox is not None else Inbox(data_dir / "inbox")
         self.runners: dict[str, SkillRunner] = {}
         self.directory = data_dir / "skills"
 

@@ -125,3 +125,20 @@ def test_activating_a_new_version_of_a_project_swaps_it_into_every_skill(
 
     assert wait_until(swapped, timeout=30)
     assert runner.debug()["skills"][0]["status"] == "running"
+
+
+def test_collect_sends_frames_to_the_studios_inbox(parts, shelf_photos: ShelfPhotos) -> None:
+    runner = parts.skills.runners["aisle3"]
+    skill = {
+        "id": "review",
+        "blocks": [
+            {"id": "det", "type": "detect", "project": "shelf-gaps", "min_score": 0.3},
+            {"id": "unsure", "type": "collect", "input": "det", "seconds": 60, "reason": "a gap to check"},
+        ],
+    }
+    runner.replace(SKILLS_ADAPTER.validate_python([skill]))
+    for _ in range(3):  # rate-limited: one frame per 60 s
+        runner.run(cv2.imread(str(shelf_photos.gap[0])), [WHOLE])
+    assert parts.inbox is not None and parts.inbox.stats["kept"] == 1
+    images, total = parts.store.list_images()  # the active version's project (none active here: the default)
+    assert total == 1 and images[0].filename.startswith("inbox-aisle3-")
