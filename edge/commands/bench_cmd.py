@@ -609,11 +609,18 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def _bundle_engines(bundle: Path) -> list[str]:
+    """Every registered engine whose model file the bundle ships (ONNX Runtime first)."""
+    from edge.runtime.engines import ENGINE_KINDS
+
+    return [name for name, info in ENGINE_KINDS.items() if (bundle / info.model_file).is_file()]
+
+
 def _run_unpaced(
     args: argparse.Namespace, bundle: Path, info: dict[str, Any], clip: Path, workdir: Path
 ) -> dict[str, Any]:
     source = str(clip)
-    engines = args.engine or ["onnxruntime"] + (["openvino"] if (bundle / "openvino" / "model.xml").is_file() else [])
+    engines = args.engine or _bundle_engines(bundle)
     used = args.pipeline_engine or engines[0]
     frames = sample_frames(source, 16)
     rounds = max(1, round(args.seconds))
@@ -728,6 +735,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
+    from edge.runtime.engines import ENGINE_KINDS  # onnxruntime/openvino themselves load only when an engine opens
+
+    engine_names = list(ENGINE_KINDS)
     p = sub.add_parser("bench", help="measure decode, engine and end-to-end pipeline throughput and latency")
     p.add_argument("--bundle", help="bundle directory")
     p.add_argument("--source", help="video file (decoded unpaced, looped); with --skill a folder of images too")
@@ -752,10 +762,10 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--engine",
         action="append",
-        choices=["onnxruntime", "openvino"],
+        choices=engine_names,
         help="engine(s) to measure (repeatable; default: every engine the bundle ships)",
     )
-    p.add_argument("--pipeline-engine", choices=["onnxruntime", "openvino"], help="engine of the pipeline run")
+    p.add_argument("--pipeline-engine", choices=engine_names, help="engine of the pipeline run")
     p.add_argument("--threads", type=int, help="inference threads (default: all cores)")
     p.add_argument("--mqtt-host", help="use this broker instead of starting a private mosquitto")
     p.add_argument("--mqtt-port", type=int)

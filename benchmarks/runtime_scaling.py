@@ -1,0 +1,94 @@
+"""Runtime scaling table: `shelfwatch bench` unpaced and paced for several camera counts, engines and precisions.
+
+Each cell is the median of `--runs` short runs (default 3); the 1-minute load average is read before each run and
+reported beside the numbers (the development machine is shared). Prints one Markdown table per mode and, with
+--json, every run. The numbers in docs/BENCHMARKS.md ("Scaling") came from this script.
+
+    .venv/bin/python benchmarks/runtime_scaling.py --bundle B --source ../shared/datasets/videos/bottle-detection.mp4 \
+        --cameras 1 2 4 8 16 --engines onnxruntime openvino openvino_int8 --resolution 720p --seconds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+SHELFWATCH = str(Path(sys.executable).with_name("shelfwatch"))
+
+
+def bench(args: argparse.Namespace, mode: str, cameras: int, engine: str) -> dict[str, Any]:
+    cmd = [SHELFWATCH, "bench", "--bundle", args.bundle, "--source", args.source, "--cameras", str(cameras)]
+    cmd += ["--seconds", str(args.seconds), "--resolution", args.resolution, "--json"]
+    if mode == "paced":
+        cmd += ["--paced", "--fps", str(args.fps), "--pipeline-engine", engine]
+    else:
+        cmd += ["--engine", engine, "--pipeline-engine", engine]
+    load = os.getloadavg()[0]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
+    if done.returncode != 0:
+        return {"error": done.stderr.strip()[-300:], "load": load}
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    result["load"] = round(load, 1)
+    return result
+
+
+def median(runs: list[dict[str, Any]], key: str) -> float:
+    values = [float(r[key]) for r in runs if key in r]
+    return round(statistics.median(values), 3) if values else float("nan")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--bundle", required=True)
+    p.add_argument("--source", required=True)
+    p.add_argument("--cameras", type=int, nargs="+", default=[1, 2, 4, 8, 16])
+    p.add_argument("--engines", nargs="+", default=["onnxruntime"])
+    p.add_argument("--modes", nargs="+", default=["unpaced", "paced"], choices=["unpaced", "paced"])
+    p.add_argument("--resolution", default="720p")
+    p.add_argument("--seconds", type=float, default=3.0)
+    p.add_argument("--fps", type=float, default=2.0)
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args()
+    every: list[dict[str, Any]] = []
+    for mode in args.modes:
+        if mode == "unpaced":
+            print("| cameras | engine | pipeline fps | efficiency | latency p95 ms | bar ms | requests/call | load |")
+        else:
+            print("| cameras | engine | cpu_cores | rss_mb | evaluated fps | skipped | requests/call | load |")
+        print("|---|---|---|---|---|---|---|---|")
+        for engine in args.engines:
+            for cameras in args.cameras:
+                runs = [bench(args, mode, cameras, engine) for _ in range(args.runs)]
+                every.extend({"mode": mode, "engine": engine, "cameras": cameras} | r for r in runs)
+                ok = [r for r in runs if "error" not in r]
+                loads = "-".join(f"{r['load']:.1f}" for r in runs)
+                if not ok:
+                    print(f"| {cameras} | {engine} | error: {runs[0]['error'][:80]} | | | | | {loads} |")
+                elif mode == "unpaced":
+                    print(
+                        f"| {cameras} | {engine} | {median(ok, 'pipeline_fps')} | {median(ok, 'efficiency')} | "
+                        f"{median(ok, 'latency_p95_ms')} | {median(ok, 'latency_bar_ms')} | "
+                        f"{median(ok, 'requests_per_call')} | {loads} |"
+                    )
+                else:
+                    print(
+                        f"| {cameras} | {engine} | {median(ok, 'cpu_cores')} | {median(ok, 'rss_mb')} | "
+                        f"{median(ok, 'evaluated_fps')} | {median(ok, 'frames_skipped')} | "
+                        f"{median(ok, 'requests_per_call')} | {loads} |"
+                    )
+                sys.stdout.flush()
+        print()
+    if args.json:
+        print(json.dumps(every))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
