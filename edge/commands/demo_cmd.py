@@ -83,7 +83,8 @@ class LocalTrainer:
             "data_dir": str(data_dir),
             "server": {"host": "127.0.0.1", "port": self.port, "tokens": ["${SHELFWATCH_DEMO_TRAINER_TOKEN}"]},
             "signing_key": str(signing_key),
-            "training": {"weights": weights},
+            # The demo runs FP32/FP16: no INT8 calibration pass (it doubles the export time on a small CPU).
+            "training": {"weights": weights, "int8": False},
         }
         self.config_path = data_dir / "trainer.yaml"
         self.config_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
