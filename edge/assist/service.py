@@ -199,6 +199,10 @@ class Assistant:
             except Exception:
                 log.exception("suggestions for new images failed")
 
+    def mark_seen(self) -> None:
+        """Every image stored so far counts as seen (added while no version was active)."""
+        self._watermark = max(self._watermark, room.newest_image_id(self.store))
+
     def suggest_new(self) -> int:
         """Suggest for every image added since the last look, for projects whose version is active."""
         newest = room.newest_image_id(self.store)

@@ -7,7 +7,6 @@ the accept routes (a person's action). The tag page's suggestion layer (static/s
 
 from __future__ import annotations
 
-import threading
 from typing import Any, Literal
 
 from flask import Blueprint, current_app, jsonify, request
@@ -25,26 +24,26 @@ from edge.web.services import current_services
 bp = Blueprint("assist", __name__)
 
 ASSIST_KEY = "shelfwatch.assist"
-_CREATE_LOCK = threading.Lock()
 MAX_PAGE_SIZE = 500
 
 
+@bp.record_once
+def _create_assistant(state: Any) -> None:
+    """One Assistant per app, made with the app: images added from then on are "new" (suggested in the background)."""
+    app = state.app
+    services = app.extensions["shelfwatch"]
+    app.extensions[ASSIST_KEY] = Assistant(
+        services.store,
+        services.models,
+        slot=services.slot,
+        config=app.config.get("SHELFWATCH_CONFIG"),
+        stopping=app.extensions.get("shelfwatch.stopping"),
+    )
+
+
 def assistant() -> Assistant:
-    """The app's Assistant (created on first use)."""
-    found = current_app.extensions.get(ASSIST_KEY)
-    if found is None:
-        with _CREATE_LOCK:
-            found = current_app.extensions.get(ASSIST_KEY)
-            if found is None:
-                services = current_services()
-                found = Assistant(
-                    services.store,
-                    services.models,
-                    slot=services.slot,
-                    config=current_app.config.get("SHELFWATCH_CONFIG"),
-                    stopping=current_app.extensions.get("shelfwatch.stopping"),
-                )
-                current_app.extensions[ASSIST_KEY] = found
+    """The app's Assistant."""
+    found = current_app.extensions[ASSIST_KEY]
     assert isinstance(found, Assistant)
     return found
 
@@ -53,7 +52,11 @@ def assistant() -> Assistant:
 def _wake_after_writes(response: Response) -> Response:
     """After a request that may have added images (upload, capture, import), suggest for them in the background."""
     services = current_services()
-    if services.models is None or response.status_code >= 400 or services.models.active_version() is None:
+    if response.status_code >= 400:
+        return response
+    if services.models is None or services.models.active_version() is None:
+        if request.method in ("POST", "PUT"):
+            assistant().mark_seen()  # added while no version was active: not "new" for a later one
         return response
     if request.method in ("POST", "PUT"):
         assistant().wake()

@@ -37,7 +37,7 @@ def test_no_active_version_is_404_and_new_images_get_suggestions_in_the_backgrou
     activate(rig, bundles.plain)
     ids = upload(rig, [colour_jpeg(RED, 2), colour_jpeg(GREEN, 3)])
     # computed off the request thread, for the new images only
-    wait_until(lambda: all(room.get(rig.store, i) is not None for i in ids), timeout=30)
+    assert wait_until(lambda: all(room.get(rig.store, i) is not None for i in ids), timeout=30)
     assert room.get(rig.store, first) is None
     body = rig.admin.get(f"/api/v1/images/{ids[1]}/suggestions").get_json()
     assert body["model"] == {"project": 1, "version": "cls-plain", "number": 1}
@@ -107,7 +107,7 @@ def test_bulk_suggest_with_progress_then_accept_all_above_and_queue_orders(rig: 
     activate(rig, bundles.embedded)
     resp = rig.admin.post("/api/v1/suggestions/bulk")
     assert resp.status_code == 202 and resp.get_json()["total"] == 8
-    wait_until(lambda: rig.admin.get("/api/v1/suggestions/bulk").get_json()["state"] == "done", timeout=60)
+    assert wait_until(lambda: rig.admin.get("/api/v1/suggestions/bulk").get_json()["state"] == "done", timeout=60)
     job = rig.admin.get("/api/v1/suggestions/bulk").get_json()
     assert job["done"] == job["total"] == 8
 

@@ -83,6 +83,7 @@
         }
       }
     });
+    document.dispatchEvent(new CustomEvent("sw:tag-draw", { detail: { ctx, W, H, dpr } })); // suggestions.js
   }
 
   const corners = (b) => [[b.x1, b.y1], [b.x2, b.y1], [b.x2, b.y2], [b.x1, b.y2]];
@@ -426,7 +427,9 @@
     fitCanvas();
     render();
     renderNav();
+    document.dispatchEvent(new CustomEvent("sw:tag-open", { detail: { id } })); // suggestions.js
   }
+  window.SWTag = { reload: () => open(state.id), redraw: draw, dirty: () => isDirty() }; // for suggestions.js
 
   async function loadIds() {
     let page = 1;
