@@ -102,7 +102,7 @@ def test_assisted_labelling_takes_fewer_actions_than_from_scratch(
             errors: list[str] = []
             try:
                 context, page = sign_in(browser, server.url)
-                page.on("pageerror", errors.append)
+                page.on("pageerror", lambda err, errors=errors: errors.append(str(err)))
                 you = Counter(page)
                 you.goto(f"{server.url}/tag")
                 title_is(page, ids[0])
