@@ -7,6 +7,7 @@ import base64
 import functools
 import io
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -194,6 +195,11 @@ class Trainer:
         assert base64.b64decode(key)
         return str(key)
 
+    def stop(self) -> None:
+        """Stop the HTTP server and the job scheduler (terminating a running job)."""
+        self.server.stop()
+        self.app.extensions[SCHEDULER_KEY].stop(terminate=True)
+
 
 def start_trainer(data_dir: Path, runner: str | None) -> Trainer:
     config = TrainerConfig.model_validate(
@@ -214,15 +220,21 @@ def start_trainer(data_dir: Path, runner: str | None) -> Trainer:
     return Trainer(app, WebServer(app).start())
 
 
-@pytest.fixture
-def tiny_trainer(tmp_path: Path) -> Iterator[Trainer]:
-    """The trainer service with the tiny runner."""
-    trainer = start_trainer(tmp_path / "trainer", TINY_RUNNER)
+@contextmanager
+def running_trainer(data_dir: Path, runner: str | None) -> Iterator[Trainer]:
+    """start_trainer() for the length of a with block (a fixture's body)."""
+    trainer = start_trainer(data_dir, runner)
     try:
         yield trainer
     finally:
-        trainer.server.stop()
-        trainer.app.extensions[SCHEDULER_KEY].stop(terminate=True)
+        trainer.stop()
+
+
+@pytest.fixture
+def tiny_trainer(tmp_path: Path) -> Iterator[Trainer]:
+    """The trainer service with the tiny runner."""
+    with running_trainer(tmp_path / "trainer", TINY_RUNNER) as trainer:
+        yield trainer
 
 
 def fill_store(store: Any, per_label: int = PER_LABEL) -> None:

@@ -21,12 +21,11 @@ from tests.web_runtime.conftest import (
     ADMIN,
     ADMIN_PASSWORD,
     COLOURS,
-    SCHEDULER_KEY,
     TOKEN,
     Trainer,
     make_config,
+    running_trainer,
     start_device,
-    start_trainer,
 )
 from tests.web_runtime.studio_runners import WARNING
 from tests.web_runtime.test_training_projects import fill_project
@@ -45,12 +44,8 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def trainer(tmp_path: Path) -> Iterator[Trainer]:
-    trainer = start_trainer(tmp_path / "trainer", "tests.web_runtime.studio_runners:reported_runner")
-    try:
+    with running_trainer(tmp_path / "trainer", "tests.web_runtime.studio_runners:reported_runner") as trainer:
         yield trainer
-    finally:
-        trainer.server.stop()
-        trainer.app.extensions[SCHEDULER_KEY].stop(terminate=True)
 
 
 def no_horizontal_overflow(page: Any) -> None:
@@ -117,6 +112,27 @@ def test_train_report_mistakes_and_models_of_a_project(
         page.wait_for_selector("#model-rows tr")
         assert page.inner_text("#model-rows tr b").startswith("Colour bins v1 · ")
         assert page.inner_text("#running").startswith("Running: Colour bins v1")
+        page.goto(server.url + "/training")  # a second run: v2 (the project's threshold 0.4 is remembered)
+        page.wait_for_selector("#train:not([disabled])")
+        assert page.input_value('input[name="deploy_threshold"]') == "0.4"
+        page.click("#train")
+        page.wait_for_selector("#res-title:has-text('Colour bins v2')")
+        page.goto(server.url + "/models")
+        page.wait_for_selector("#running:has-text('Colour bins v2')")
+        v1 = page.locator("#model-rows tr:has-text('Colour bins v1')")
+        v1.locator("button:has-text('Activate')").click()
+        assert "Activate Colour bins v1" in page.inner_text("dialog.confirm")
+        page.keyboard.press("Escape")  # Esc cancels: nothing changes
+        page.wait_for_timeout(300)
+        assert device.agent.models.version_tag(device.agent.models.active_version() or "")["number"] == 2
+        v1.locator("button:has-text('Activate')").click()
+        page.click("dialog.confirm button:has-text('Activate')")
+        page.wait_for_selector("#running:has-text('Colour bins v1')")
+        page.click("#rollback")
+        assert "Roll back to Colour bins v2" in page.inner_text("dialog.confirm")
+        page.screenshot(path=str(shots / "models-rollback-confirm-desktop.png"))
+        page.click("dialog.confirm button:has-text('Roll back')")
+        page.wait_for_selector("#running:has-text('Colour bins v2')")
         page.screenshot(path=str(shots / "models-desktop.png"), full_page=True)
 
         phone = browser.new_context(viewport=PHONE, storage_state=context.storage_state())

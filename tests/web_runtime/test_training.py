@@ -24,7 +24,6 @@ from edge.training.client import TrainerClient, TrainerHttpError
 from edge.web.server import WebServer
 from tests.web_runtime.conftest import (
     COLOURS,
-    SCHEDULER_KEY,
     TOKEN,
     Bundles,
     Device,
@@ -125,8 +124,7 @@ def test_round_trip_with_the_real_pipeline_pull(tmp_path: Path, shelf_folder: Pa
             server.stop()
         if device is not None:
             device.agent.stop()
-        trainer.server.stop()
-        trainer.app.extensions[SCHEDULER_KEY].stop(terminate=True)
+        trainer.stop()
 
 
 # ------------------------------------------------------------------------------------------------ tiny runner
@@ -401,5 +399,4 @@ def test_deploy_threshold_decides_activation(tmp_path: Path, shelf_folder: Path)
     finally:
         if device is not None:
             device.agent.stop()
-        trainer.server.stop()
-        trainer.app.extensions[SCHEDULER_KEY].stop(terminate=True)
+        trainer.stop()

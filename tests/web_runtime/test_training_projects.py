@@ -23,15 +23,14 @@ from edge.web.server import WebServer
 from tests.web_runtime.conftest import (
     COLOURS,
     PER_LABEL,
-    SCHEDULER_KEY,
     TOKEN,
     Bundles,
     Device,
     Trainer,
     fill_store,
     make_config,
+    running_trainer,
     start_device,
-    start_trainer,
 )
 from tests.web_runtime.test_training import wait_run
 
@@ -58,12 +57,8 @@ def _get(web: FlaskClient, dev: Device, path: str) -> Any:
 @pytest.fixture
 def trainer(tmp_path: Path) -> Iterator[Trainer]:
     """The trainer service with a runner whose bundles report accuracy 0.5 (so threshold 0 deploys them)."""
-    trainer = start_trainer(tmp_path / "trainer", "tests.web_runtime.runners:half_accuracy_runner")
-    try:
+    with running_trainer(tmp_path / "trainer", "tests.web_runtime.runners:half_accuracy_runner") as trainer:
         yield trainer
-    finally:
-        trainer.server.stop()
-        trainer.app.extensions[SCHEDULER_KEY].stop(terminate=True)
 
 
 def test_a_project_trains_its_own_dataset_and_owns_its_model_versions(
