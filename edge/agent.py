@@ -361,6 +361,8 @@ class Agent(DeviceParts):
     def _announce_zones(self) -> None:
         refs: list[ZoneRef] = []
         for cam_id, p in self.pipelines.items():
+            if p.skills is not None and p.skills.active:
+                continue  # its skills publish <camera>/<skill>/<zone>/state; today's zone sensors would stay unknown
             for z in p.zone_configs():
                 refs.append(ZoneRef(cam_id, z.id, z.name or z.id))
         if refs != self._announced:

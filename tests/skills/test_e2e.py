@@ -104,7 +104,7 @@ def test_the_example_runs_end_to_end_and_loses_nothing(tmp_path: Path, shelf_pho
     log = tmp_path / "agent.log"
     receiver = WebhookReceiver(hook_port).start()
     broker = Broker(tmp_path / "broker", port=mqtt_port).start()
-    sub = MqttSubscriber(mqtt_port, ["shelfwatch/dev1/#"]).start()
+    sub = MqttSubscriber(mqtt_port, ["shelfwatch/dev1/#", "homeassistant/#"]).start()
     webhook_db = data / "webhooks" / "aisle3.gaps.hook.db"
 
     def events(kind: str | None = None) -> list[dict]:
@@ -182,6 +182,7 @@ def test_the_example_runs_end_to_end_and_loses_nothing(tmp_path: Path, shelf_pho
         assert d.headers["X-Shelfwatch-Signature"] == expected
         assert d.headers["Content-Type"] == "application/json" and d.path == "/hook"
     assert sub.messages("shelfwatch/dev1/aisle3/shelf-a/state") == []  # the skills replace today's zone states
+    assert [m.topic for m in sub.messages() if m.topic.startswith("homeassistant/") and m.payload] == []
     mqtt_low = [e["id"] for e in events("low_stock")]
     assert set(mqtt_low) >= set(low_ids)
     for d in deliveries:  # the webhook body is the event JSON that went over MQTT
