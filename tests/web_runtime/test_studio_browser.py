@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from edge.web.server import WebServer
-from tests.helpers.browser import chromium_browser
+from tests.helpers.browser import chromium_browser, submit_login
 from tests.web_runtime.conftest import (
     ADMIN,
     ADMIN_PASSWORD,
@@ -70,9 +70,7 @@ def test_train_report_mistakes_and_models_of_a_project(
         page = context.new_page()
         page.on("pageerror", lambda err: errors.append(str(err)))
         page.goto(server.url + "/projects")
-        page.fill('input[name="username"]', ADMIN)
-        page.fill('input[name="password"]', ADMIN_PASSWORD)
-        page.click('button:has-text("Sign in")')
+        submit_login(page, ADMIN, ADMIN_PASSWORD)
         page.wait_for_url(server.url + "/projects")
         page.click("#project-rows tr:has-text('Colour bins') button:has-text('Switch to')")
         page.wait_for_selector("#project-rows tr:has-text('Colour bins') .pill:has-text('current')")
