@@ -3,7 +3,8 @@ export.
 
 The header is detected (a first row naming no existing image and either naming known columns or holding no image
 path); columns are found by header name (`path`/`file`/`filename`/`image`..., `label`/`class`/`category`/`tag`...,
-optional `split`) or by content, or chosen with `path_column` / `label_column` (a header name or a 0-based index).
+optional `split`) or by content, or chosen with `path_column` / `label_column` (a header name or a 0-based index;
+`label_column="none"`: no labels, the images come untagged).
 A label cell holds a name or a numeric id (`3`, or `3.0` as spreadsheets write it); ids are named by the `labels`
 option (a list, an id -> name mapping, or a file: one name per line, or a CSV of name,id rows such as grocery5's
 classes.csv), else by `labels.txt` beside the table, else the id itself becomes the name. Several labels per image:
@@ -44,6 +45,7 @@ from edge.errors import DatasetError
 log = logging.getLogger(__name__)
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt")
+NO_LABEL_COLUMN = ("none", "-")  # label_column: the table has no labels (images come untagged)
 TABLE_FILE = "dataset.csv"
 PATH_HEADERS = {
     "path", "file", "filename", "file_name", "filepath", "file_path", "image", "images", "image_path", "image_file",
@@ -110,7 +112,8 @@ def read_csv(
     header = _header(root, rows[0][1])
     body = rows[1:] if header is not None else rows
     path_index = _choose_path_column(table, header, body, path_column)
-    label_index = _choose_label_column(table, header, body, label_column, path_index)
+    no_labels = isinstance(label_column, str) and label_column.strip().lower() in NO_LABEL_COLUMN
+    label_index = -1 if no_labels else _choose_label_column(table, header, body, label_column, path_index)
     split_index = _split_column(header, {path_index, label_index})
     names_by_id = _names_by_id(labels, root) if labels is not None else None
     if names_by_id is None:
@@ -128,7 +131,7 @@ def read_csv(
             raise DatasetError(f"{where}: {err}") from err
         if not image.is_file():
             raise DatasetError(f"{where}: image file {row[path_index].strip()!r} is missing")
-        cell = unescape_formula(row[label_index]) if label_index < len(row) else ""
+        cell = unescape_formula(row[label_index]) if 0 <= label_index < len(row) else ""
         # With `;` as the delimiter a cell cannot hold several labels; repeated rows still can.
         parts = split_tags(cell) if delimiter != ";" else [cell.strip()] if cell.strip() else []
         tags = list(dict.fromkeys(_label_name(where, part, names_by_id, numeric_names) for part in parts))

@@ -145,6 +145,26 @@ def export() -> Response:
     return send_file(archive, mimetype="application/zip", as_attachment=True, download_name=name)
 
 
+def _csv_options(fmt: str, root: Path) -> dict[str, Any]:
+    """The import dialog's CSV choices: image column, optional label column (names, or numbers 0, 1, 2 that map to
+    the project's labels in order when the table brings no labels.txt)."""
+    image_column = (request.form.get("image_column") or "").strip() or None
+    label_column = (request.form.get("label_column") or "").strip() or None
+    if fmt != "csv":
+        if image_column or label_column:
+            raise ApiError(400, f"image_column and label_column apply to CSV tables, not {fmt}")
+        return {}
+    from edge.datasets.csvtable import find_table
+    from edge.datasets.sidecars import read_label_order
+
+    options: dict[str, Any] = {"path_column": image_column, "label_column": label_column}
+    table = root if root.is_file() else find_table(root)
+    names = [label.name for label in current_services().store.list_labels(project=project_ref())]
+    if names and table is not None and read_label_order(table.parent) is None:
+        options["labels"] = names
+    return options
+
+
 @bp.post("/api/v1/dataset/import")
 @requires("labeller")
 def import_archive() -> Any:
@@ -176,7 +196,7 @@ def import_archive() -> Any:
             root = extract_archive(archive, work / "extracted", max_bytes=max_bytes)
             if fmt == "auto":
                 fmt = detect_format(root)
-            dataset = read_dataset(root, fmt)
+            dataset = read_dataset(root, fmt, **_csv_options(fmt, root))
         except DatasetError as err:
             # Name the uploaded file, not the temporary folder it was saved in.
             message = uploader_message(
