@@ -362,7 +362,11 @@ class Agent(DeviceParts):
         refs: list[ZoneRef] = []
         for cam_id, p in self.pipelines.items():
             if p.skills is not None and p.skills.active:
-                continue  # its skills publish <camera>/<skill>/<zone>/state; today's zone sensors would stay unknown
+                # Its skills' mqtt_state blocks publish <camera>/<skill>/<zone>/state: those are its sensors.
+                for skill in getattr(p.skills, "state_skills", list)():
+                    for z in p.zone_configs():
+                        refs.append(ZoneRef(cam_id, z.id, z.name or z.id, skill=skill))
+                continue
             for z in p.zone_configs():
                 refs.append(ZoneRef(cam_id, z.id, z.name or z.id))
         if refs != self._announced:

@@ -18,6 +18,7 @@ class ZoneRef:
     camera: str
     zone: str
     name: str
+    skill: str | None = None  # a skill's mqtt_state: its state is <camera>/<skill>/<zone>/state
 
 
 class Communicator(Protocol):

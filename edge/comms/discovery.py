@@ -13,19 +13,29 @@ _VALUE_TEMPLATE = (
 )
 
 
+def _key(zone: ZoneRef) -> str:
+    """`<camera>_<zone>`, or `<camera>_<skill>_<zone>` for a skill's state."""
+    return f"{zone.camera}_{zone.skill}_{zone.zone}" if zone.skill else f"{zone.camera}_{zone.zone}"
+
+
+def state_topic_of(zone: ZoneRef) -> str:
+    """The device-relative state topic: `<camera>/<zone>/state`, or `<camera>/<skill>/<zone>/state`."""
+    return f"{zone.camera}/{zone.skill}/{zone.zone}/state" if zone.skill else f"{zone.camera}/{zone.zone}/state"
+
+
 def discovery_topic(discovery_prefix: str, device: str, zone: ZoneRef) -> str:
-    """`homeassistant/binary_sensor/<device>_<camera>_<zone>/config`."""
-    return f"{discovery_prefix}/binary_sensor/{device}_{zone.camera}_{zone.zone}/config"
+    """`homeassistant/binary_sensor/<device>_<camera>_<zone>/config` (a skill's: `<device>_<camera>_<skill>_<zone>`)."""
+    return f"{discovery_prefix}/binary_sensor/{device}_{_key(zone)}/config"
 
 
 def discovery_payload(topic_prefix: str, device: str, zone: ZoneRef) -> dict[str, Any]:
     """The retained config message that makes Home Assistant create the zone's low-stock sensor."""
     base = f"{topic_prefix}/{device}"
-    state_topic = f"{base}/{zone.camera}/{zone.zone}/state"
+    state_topic = f"{base}/{state_topic_of(zone)}"
     return {
-        "name": f"{zone.name} low stock",
-        "unique_id": f"shelfwatch_{device}_{zone.camera}_{zone.zone}",
-        "object_id": f"shelfwatch_{device}_{zone.camera}_{zone.zone}",
+        "name": f"{zone.name} {zone.skill}" if zone.skill else f"{zone.name} low stock",
+        "unique_id": f"shelfwatch_{device}_{_key(zone)}",
+        "object_id": f"shelfwatch_{device}_{_key(zone)}",
         "device_class": "problem",
         "state_topic": state_topic,
         "value_template": _VALUE_TEMPLATE,

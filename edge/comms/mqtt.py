@@ -186,7 +186,7 @@ class MqttCommunicator:
     def announce(self, zones: Sequence[ZoneRef]) -> None:
         """Publish (retained) Home Assistant discovery for these zones; clear it, and the retained state, for zones
         that went away (an empty retained publish removes a topic from the broker)."""
-        current = {f"{self.base}/{z.camera}/{z.zone}/state" for z in zones}
+        current = {f"{self.base}/{z.camera}/{z.zone}/state" for z in zones if z.skill is None}
         with self._send_lock:
             with self._lock:
                 self._zones = list(zones)
@@ -313,7 +313,7 @@ class MqttCommunicator:
             if not self._zones_known:
                 self._broker_states.add(topic)
                 return
-            current = {f"{self.base}/{z.camera}/{z.zone}/state" for z in self._zones}
+            current = {f"{self.base}/{z.camera}/{z.zone}/state" for z in self._zones if z.skill is None}
             stale = topic not in current and topic not in self._retained
         if stale:
             log.info("MQTT: clearing the retained state %s of a zone that no longer exists", topic)

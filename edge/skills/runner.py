@@ -326,6 +326,11 @@ class SkillRunner:
             comms.publish_durable("events", event.to_json(), key=event.id)
         return True
 
+    def state_skills(self) -> list[str]:
+        """Ids of the running skills with an mqtt_state block (announced to Home Assistant)."""
+        with self._lock:
+            return [s.id for s in self.skills if any(b.type == "mqtt_state" for b in s.order)]
+
     def summary(self) -> dict[str, Any]:
         """Per skill: status, why it is idle (or failed), each block's last time in ms (status and MQTT stats)."""
         with self._lock:

@@ -118,3 +118,16 @@ def test_mqtt_state_publishes_retained_states_on_change(tmp_path: Path) -> None:
         finally:
             comms.stop(flush_timeout=1)
             outbox.close()
+
+
+def test_a_skills_mqtt_state_is_announced_to_home_assistant_on_its_own_topic() -> None:
+    from edge.comms.base import ZoneRef
+    from edge.comms.discovery import discovery_payload, discovery_topic
+
+    ref = ZoneRef("cam", "left", "Left", skill="gaps")
+    assert discovery_topic("homeassistant", "dev1", ref) == "homeassistant/binary_sensor/dev1_cam_gaps_left/config"
+    payload = discovery_payload("shelfwatch", "dev1", ref)
+    assert payload["state_topic"] == "shelfwatch/dev1/cam/gaps/left/state"
+    assert payload["unique_id"] == "shelfwatch_dev1_cam_gaps_left" and payload["name"] == "Left gaps"
+    today = discovery_payload("shelfwatch", "dev1", ZoneRef("cam", "left", "Left"))
+    assert today["state_topic"] == "shelfwatch/dev1/cam/left/state" and today["name"] == "Left low stock"
