@@ -302,3 +302,32 @@ def override_deploy(run_id: str) -> Any:
         run, state="deployed", activated=True, decision=f"{run.decision}; activated anyway by {user} (override)"
     )
     return jsonify(services.trainer.describe(run))
+
+
+@bp.get("/api/v1/labels/<name>/versions")
+@requires("viewer")
+def label_versions(name: str) -> Any:
+    """The project's trained versions that know a label, and what renaming or deleting it does to them."""
+    store = current_services().store
+    project_id = store.get_project(project_ref()).id
+    label = store.get_label(name, project=project_id)
+    models = current_services().models
+    rows = [] if models is None else models.list_versions(project=project_id)
+    using = [
+        {"version": r["version"], "number": r.get("number"), "active": bool(r.get("active"))}
+        for r in rows
+        if r.get("status") == "ok" and label.name.casefold() in {str(n).casefold() for n in r.get("labels", [])}
+    ]
+    body: dict[str, Any] = {"label": label.name, "versions": using, "rename": None, "delete": None}
+    if using:
+        names = ", ".join(f"v{u['number']}" + (" (running)" if u["active"] else "") for u in using)
+        body["rename"] = (
+            f"{names} learned {label.name!r}: they keep answering {label.name!r} under the old name (events, "
+            "suggestions and the Predict page show it) until you train a new version; nothing is retrained on its own."
+        )
+        body["delete"] = (
+            f"{names} learned {label.name!r}: they keep predicting it, but it is no longer a label of the project "
+            "(its suggestions cannot be accepted; events still carry the name) until you train a new version "
+            "without it."
+        )
+    return jsonify(body)

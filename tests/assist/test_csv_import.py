@@ -48,3 +48,15 @@ def test_no_label_column_imports_untagged_and_a_bad_column_changes_nothing(rig: 
     assert resp.status_code == 201
     images, total = rig.store.list_images()
     assert total == 2 and all(r.tags == [] for r in images)
+
+
+def test_renaming_or_deleting_a_trained_label_says_what_happens_to_versions(rig: Rig, bundles: object) -> None:
+    for name in ("red", "green", "blue"):
+        rig.admin.post("/api/v1/labels", json={"name": name})
+    rig.models.install(bundles.plain, activate=True, project=1)  # type: ignore[attr-defined]
+    body = rig.admin.get("/api/v1/labels/red/versions").get_json()
+    assert body["versions"] == [{"version": "cls-plain", "number": 1, "active": True}]
+    assert "v1 (running) learned 'red'" in body["rename"] and "train a new version" in body["delete"]
+    untrained = rig.admin.get("/api/v1/labels/blue/versions").get_json()
+    assert untrained["versions"] == [] and untrained["rename"] is None
+    assert rig.admin.get("/api/v1/labels/purple/versions").status_code == 404

@@ -11,6 +11,12 @@
     rows.replaceChildren(...data.items.map(row));
   }
 
+  async function trainedWarning(name, action) {
+    try {
+      return (await SW.api("GET", `/api/v1/labels/${encodeURIComponent(name)}/versions`))[action];
+    } catch (err) { return null; }
+  }
+
   function row(label) {
     const name = SW.h("input", { value: label.name, "aria-label": `Name of ${label.name}`, maxlength: 64 });
     const desc = SW.h("input", { value: label.description, "aria-label": `Description of ${label.name}`, maxlength: 2000 });
@@ -22,7 +28,11 @@
         load();
       } catch (err) { SW.toast(err.message, "error"); load(); }
     }
-    name.addEventListener("change", () => patch({ name: name.value.trim() }));
+    name.addEventListener("change", async () => {
+      const warning = await trainedWarning(label.name, "rename"); // versions trained with it (edge/web/assist.py)
+      if (warning && !(await STUDIO.ask(`Rename ${label.name}?`, warning, "Rename"))) { load(); return; }
+      patch({ name: name.value.trim() });
+    });
     desc.addEventListener("change", () => patch({ description: desc.value }));
     color.addEventListener("change", () => patch({ color: color.value }));
     const del = SW.h("button", { type: "button", class: "btn small danger", text: "Delete" });
@@ -30,9 +40,11 @@
     del.addEventListener("click", async () => {
       const url = `/api/v1/labels/${encodeURIComponent(label.name)}`;
       const used = label.images > 0 || label.boxes > 0;
-      const text = used
+      const trained = await trainedWarning(label.name, "delete");
+      const text = (used
         ? `${label.images} image(s) carry it and ${label.boxes} box(es) use it; they lose it too. You can undo this, or restore it from the Trash.`
-        : "No image uses it. You can undo this, or restore it from the Trash.";
+        : "No image uses it. You can undo this, or restore it from the Trash.")
+        + (trained ? ` ${trained}` : "");
       if (!(await STUDIO.ask(`Delete the label ${label.name}?`, text, "Delete"))) return;
       try {
         const res = await SW.api("DELETE", used ? `${url}?force=true` : url).catch(async (err) => {
