@@ -31,3 +31,18 @@ def chromium_browser() -> Iterator[Any]:
             yield chromium
         finally:
             chromium.close()
+
+
+def submit_login(page: Any, username: str, password: str) -> None:
+    """Fill the /login form on `page` and press Sign in (the caller waits for where it lands)."""
+    page.fill('input[name="username"]', username)
+    page.fill('input[name="password"]', password)
+    page.click('button:has-text("Sign in")')
+
+
+def submit_setup(page: Any, username: str, password: str) -> None:
+    """Fill the first-run /setup form (the first administrator) on `page` and create the account."""
+    page.fill('input[name="username"]', username)
+    page.fill('input[name="password"]', password)
+    page.fill('input[name="password_repeat"]', password)
+    page.click("text=Create the admin >> nth=-1")

@@ -25,6 +25,7 @@ from edge.pipeline.camera_pipeline import CameraPipeline
 from edge.pipeline.model_slot import ModelSlot
 from edge.pipeline.reporter import Reporter
 from edge.runtime.wrappers import load_model
+from tests.helpers.browser import submit_login
 from tests.helpers.tiny_bundle import make_detection_bundle
 from tests.web.conftest import CAMERA_ID, Studio, open_studio
 
@@ -96,8 +97,6 @@ def signed_in(browser: Any, base: str, viewport: dict[str, int], users: Any) -> 
     context.set_default_timeout(15_000)
     page = context.new_page()
     page.goto(base + "/login")
-    page.fill('input[name="username"]', ADMIN)
-    page.fill('input[name="password"]', ADMIN_PASSWORD)
-    page.click('button:has-text("Sign in")')
+    submit_login(page, ADMIN, ADMIN_PASSWORD)
     page.wait_for_url(lambda url: "/login" not in url)
     return context, page

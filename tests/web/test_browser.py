@@ -25,7 +25,7 @@ from edge.cameras.capture import CameraHub
 from edge.cameras.sources import open_source
 from edge.store import DatasetStore
 from edge.web import Services, WebServer, create_app
-from tests.helpers.browser import chromium_browser
+from tests.helpers.browser import chromium_browser, submit_login, submit_setup
 from tests.web.conftest import ADMIN, ADMIN_PASSWORD, CAMERA_ID, make_config
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -127,10 +127,7 @@ def test_studio_workflow_in_chromium(served: dict[str, Any], browser: Any, shots
     page.goto(base + "/")
     assert page.url.endswith("/setup")
     assert page.inner_text("h1") == "Create the admin"
-    page.fill('input[name="username"]', ADMIN)
-    page.fill('input[name="password"]', ADMIN_PASSWORD)
-    page.fill('input[name="password_repeat"]', ADMIN_PASSWORD)
-    page.click("text=Create the admin >> nth=-1")
+    submit_setup(page, ADMIN, ADMIN_PASSWORD)
     page.wait_for_url(base + "/projects/new?first=1")  # the guided first run (tests/web/test_projects_browser.py)
     assert page.inner_text(".who") == ADMIN
 
@@ -331,16 +328,11 @@ def signed_in_page(browser: Any, base: str, viewport: dict[str, int]) -> tuple[A
     page = context.new_page()
     page.goto(base + "/")
     if page.url.endswith("/setup"):
-        page.fill('input[name="username"]', ADMIN)
-        page.fill('input[name="password"]', ADMIN_PASSWORD)
-        page.fill('input[name="password_repeat"]', ADMIN_PASSWORD)
-        page.click("text=Create the admin >> nth=-1")
+        submit_setup(page, ADMIN, ADMIN_PASSWORD)
         page.wait_for_url(base + "/projects/new?first=1")
         page.goto(base + "/live")
     elif "/login" in page.url:
-        page.fill('input[name="username"]', ADMIN)
-        page.fill('input[name="password"]', ADMIN_PASSWORD)
-        page.click('button:has-text("Sign in")')
+        submit_login(page, ADMIN, ADMIN_PASSWORD)
     page.wait_for_url(base + "/live")
     return context, page
 

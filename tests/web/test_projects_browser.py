@@ -21,7 +21,7 @@ from edge.cameras.sources import open_source
 from edge.store import DatasetStore
 from edge.vocabulary import NONE_LABEL
 from edge.web import Services, WebServer, create_app
-from tests.helpers.browser import chromium_browser
+from tests.helpers.browser import chromium_browser, submit_setup
 from tests.web.conftest import ADMIN, ADMIN_PASSWORD, make_config
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -68,10 +68,7 @@ def test_first_run_project_form_switcher_and_checklist(
     page.on("pageerror", lambda err: errors.append(str(err)))
 
     page.goto(base + "/")
-    page.fill('input[name="username"]', ADMIN)
-    page.fill('input[name="password"]', ADMIN_PASSWORD)
-    page.fill('input[name="password_repeat"]', ADMIN_PASSWORD)
-    page.click("text=Create the admin >> nth=-1")
+    submit_setup(page, ADMIN, ADMIN_PASSWORD)
     page.wait_for_url(base + "/projects/new?first=1")
     assert page.inner_text("h1") == "Your first project"
     # Both tasks, each with its picture and one line; the none class is offered for classification only.

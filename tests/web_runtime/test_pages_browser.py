@@ -16,7 +16,7 @@ import pytest
 
 from edge.events import EventDraft
 from edge.web.server import WebServer
-from tests.helpers.browser import chromium_browser
+from tests.helpers.browser import chromium_browser, submit_login
 from tests.helpers.tiny_bundle import solid_image
 from tests.web_runtime.conftest import ADMIN, ADMIN_PASSWORD, CAMERA_ID, TOKEN, Trainer, fill_store, make_config
 from tests.web_runtime.conftest import start_device as start_device_
@@ -49,9 +49,7 @@ def test_runtime_pages_in_chromium(tmp_path: Path, tiny_trainer: Trainer, shelf_
         page.on("pageerror", lambda err: errors.append(str(err)))
         page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
         page.goto(server.url + "/training")
-        page.fill('input[name="username"]', ADMIN)
-        page.fill('input[name="password"]', ADMIN_PASSWORD)
-        page.click('button:has-text("Sign in")')
+        submit_login(page, ADMIN, ADMIN_PASSWORD)
         page.wait_for_url(server.url + "/training")
 
         # Train: the verdict is ready, the button enabled; the run ends installed but inactive (no accuracy).
