@@ -173,6 +173,7 @@ class DetectionRecipe:
             score_threshold=model.score_threshold,
             target_precision=self.spec.target_precision,
         )
+        metrics["mistakes"] = detection_mistakes(data, items, predictions, float(metrics["score_threshold"]))
         headline: dict[str, Any] = {k: metrics[k] for k in ("map50", "map50_95", "precision", "recall", "f1")}
         headline["test_images"] = metrics["images"]
         return Evaluation(metrics, headline, float(metrics["score_threshold"]))
@@ -206,3 +207,51 @@ class DetectionRecipe:
         if agreement < REDUCED_AGREEMENT_MIN:
             return stats, None, f"{engine}: detection agreement {agreement:.2f} < {REDUCED_AGREEMENT_MIN}"
         return stats, None, None
+
+
+MAX_MISTAKES = 60  # the device's mistakes gallery shows at most this many
+
+
+def _iou(a: Sequence[float], b: Sequence[float]) -> float:
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def detection_mistakes(
+    data: TaskData, items: Sequence[int], predictions: list[Any], score_threshold: float, iou: float = 0.5
+) -> list[dict[str, Any]]:
+    """The evaluated photos with false boxes (detections at the score threshold that match no box of their label at
+    `iou`) or missed boxes (boxes no such detection matches), most mistakes first, normalised 0..1 (issue 11)."""
+    out = []
+    for row, item_index in enumerate(items):
+        item = data.items[item_index]
+        truth = [(b.label, (b.x1, b.y1, b.x2, b.y2)) for b in item.boxes]
+        found = sorted((d for d in predictions[row] if d.score >= score_threshold), key=lambda d: -d.score)
+        matched: set[int] = set()
+        false_boxes = []
+        for det in found:
+            best, best_iou = None, iou
+            for k, (label, box) in enumerate(truth):
+                overlap = _iou(det.bbox, box)
+                if k not in matched and label == det.label and overlap >= best_iou:
+                    best, best_iou = k, overlap
+            if best is None:
+                x1, y1, x2, y2 = (round(float(v), 4) for v in det.bbox)
+                false_boxes.append(
+                    {"label": det.label, "x1": x1, "y1": y1, "x2": x2, "y2": y2, "score": round(float(det.score), 4)}
+                )
+            else:
+                matched.add(best)
+        missed = [
+            {"label": label, **dict(zip(("x1", "y1", "x2", "y2"), (round(float(v), 4) for v in box), strict=True))}
+            for k, (label, box) in enumerate(truth)
+            if k not in matched
+        ]
+        if false_boxes or missed:
+            name = str(getattr(item, "name", "") or Path(str(getattr(item, "path", ""))).name)
+            out.append({"image": name, "false_boxes": false_boxes, "missed_boxes": missed})
+    out.sort(key=lambda m: -(len(m["false_boxes"]) + len(m["missed_boxes"])))
+    return out[:MAX_MISTAKES]
