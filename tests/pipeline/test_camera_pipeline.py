@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,29 @@ def real_loader(path: Path) -> Any:
     return load_model(path, "onnxruntime", 1)
 
 
+@contextmanager
+def running_pipeline(
+    tmp_path: Path, slot: ModelSlot, sink: Any, *, watchdog_seconds: float | None = None
+) -> Iterator[tuple[CameraPipeline, MetricsRegistry]]:
+    """Camera 'cam' (left half empty) evaluated at 20 fps over ZONES into `sink`, with a Watchdog when
+    watchdog_seconds is given; everything started for the with block and stopped after it, in reverse."""
+    cap = camera(tmp_path, "cam")
+    metrics = MetricsRegistry()
+    pipeline = CameraPipeline("cam", cap, slot, lambda: ZONES, EVENTS, sink, metrics, fps=20)
+    watchdog = None if watchdog_seconds is None else Watchdog([pipeline], limit_seconds=watchdog_seconds, interval=0.05)
+    cap.start()
+    pipeline.start()
+    if watchdog is not None:
+        watchdog.start()
+    try:
+        yield pipeline, metrics
+    finally:
+        if watchdog is not None:
+            watchdog.stop()
+        pipeline.stop()
+        cap.stop()
+
+
 class HangOnce:
     """A real model whose first call blocks like a stuck engine until `release` is set."""
 
@@ -104,29 +128,21 @@ def test_watchdog_reports_a_hung_call_and_recovers(tmp_path: Path, bundles: dict
 
     slot = ModelSlot(loader)
     slot.load(bundles["det-a"].bundle_dir)
-    cap = camera(tmp_path, "cam")
-    sink, metrics = RecordingSink(), MetricsRegistry()
-    pipeline = CameraPipeline("cam", cap, slot, lambda: ZONES, EVENTS, sink, metrics, fps=20)
-    watchdog = Watchdog([pipeline], limit_seconds=0.5, interval=0.05)
-    cap.start()
-    pipeline.start()
-    watchdog.start()
-    try:
-        assert wait(lambda: pipeline.stats.watchdog_trips == 1)
-        assert wait(lambda: pipeline.stats.evaluated >= 3)  # a fresh worker on a recreated engine
-        assert len(loads) == 2 and pipeline.status == "running" and pipeline.healthy
-        assert sink.events and sink.events[0][2].phase == "start"
-        release.set()  # the stuck call returns: its worker must bow out, not double-process
-        time.sleep(0.3)
-        workers = [t for t in threading.enumerate() if t.name.startswith("pipeline-cam-") and t.is_alive()]
-        assert len(workers) == 1
-        assert pipeline.stats.watchdog_trips == 1
-        assert 'shelfwatch_watchdog_trips_total{camera="cam"} 1' in metrics.render()
-    finally:
-        release.set()
-        watchdog.stop()
-        pipeline.stop()
-        cap.stop()
+    sink = RecordingSink()
+    with running_pipeline(tmp_path, slot, sink, watchdog_seconds=0.5) as (pipeline, metrics):
+        try:
+            assert wait(lambda: pipeline.stats.watchdog_trips == 1)
+            assert wait(lambda: pipeline.stats.evaluated >= 3)  # a fresh worker on a recreated engine
+            assert len(loads) == 2 and pipeline.status == "running" and pipeline.healthy
+            assert sink.events and sink.events[0][2].phase == "start"
+            release.set()  # the stuck call returns: its worker must bow out, not double-process
+            time.sleep(0.3)
+            workers = [t for t in threading.enumerate() if t.name.startswith("pipeline-cam-") and t.is_alive()]
+            assert len(workers) == 1
+            assert pipeline.stats.watchdog_trips == 1
+            assert 'shelfwatch_watchdog_trips_total{camera="cam"} 1' in metrics.render()
+        finally:
+            release.set()
 
 
 class SlowFor:

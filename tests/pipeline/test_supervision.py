@@ -10,12 +10,10 @@ from typing import Any
 import pytest
 
 from edge.events import EventDraft, EventLog, EventWriter
-from edge.pipeline.camera_pipeline import CameraPipeline, Watchdog
-from edge.pipeline.metrics import MetricsRegistry
 from edge.pipeline.model_slot import ModelSlot
 from edge.pipeline.zone_scoring import ZoneScore
 from tests.helpers.tiny_bundle import TinyBundle, make_detection_bundle
-from tests.pipeline.test_camera_pipeline import EVENTS, ZONES, RecordingSink, camera, real_loader, wait
+from tests.pipeline.test_camera_pipeline import RecordingSink, real_loader, running_pipeline, wait
 
 
 @pytest.fixture(scope="module")
@@ -48,44 +46,27 @@ class DiesOnce(RecordingSink):
 def test_a_sink_that_cannot_write_does_not_stop_evaluation(tmp_path: Path, bundle: TinyBundle) -> None:
     slot = ModelSlot(real_loader)
     slot.load(bundle.bundle_dir)
-    cap = camera(tmp_path, "cam")
-    sink, metrics = DiskFullSink(), MetricsRegistry()
-    pipeline = CameraPipeline("cam", cap, slot, lambda: ZONES, EVENTS, sink, metrics, fps=20)
-    cap.start()
-    pipeline.start()
-    try:
+    sink = DiskFullSink()
+    with running_pipeline(tmp_path, slot, sink) as (pipeline, _):
         assert wait(lambda: len(sink.events) == 1)  # the left zone goes low: its start event fails to write
         evaluated = pipeline.stats.evaluated
         assert wait(lambda: pipeline.stats.evaluated >= evaluated + 5)  # the thread lived on
         assert "No space left on device" in (pipeline.stats.last_error or "")
         assert pipeline.stats.errors >= 1 and pipeline.healthy
-    finally:
-        pipeline.stop()
-        cap.stop()
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the death is the point
 def test_the_supervisor_restarts_a_dead_pipeline_thread(tmp_path: Path, bundle: TinyBundle) -> None:
     slot = ModelSlot(real_loader)
     slot.load(bundle.bundle_dir)
-    cap = camera(tmp_path, "cam")
-    sink, metrics = DiesOnce(), MetricsRegistry()
-    pipeline = CameraPipeline("cam", cap, slot, lambda: ZONES, EVENTS, sink, metrics, fps=20)
-    supervisor = Watchdog([pipeline], limit_seconds=30, interval=0.05)
-    cap.start()
-    pipeline.start()
-    supervisor.start()
-    try:
+    sink = DiesOnce()
+    with running_pipeline(tmp_path, slot, sink, watchdog_seconds=30) as (pipeline, metrics):
         assert wait(lambda: sink.died)
         assert wait(lambda: pipeline.stats.restarts == 1)
         evaluated = pipeline.stats.evaluated
         assert wait(lambda: pipeline.stats.evaluated >= evaluated + 3)
         assert metrics.value("shelfwatch_pipeline_restarts_total", {"camera": "cam"}) == 1
         assert pipeline.healthy
-    finally:
-        supervisor.stop()
-        pipeline.stop()
-        cap.stop()
 
 
 def draft(n: int) -> EventDraft:
