@@ -20,9 +20,9 @@ import pytest
 
 from edge.processes import stop_process
 from tests.trainer.helpers import coloured_dataset
-from tests.trainer.service.conftest import TOKEN, zip_folder
+from tests.trainer.service.conftest import zip_folder
 from tests.trainer.service.servers import RedisServer
-from tests.trainer.service.test_restart import REPO, Service
+from tests.trainer.service.test_restart import REPO, Service, write_config
 
 pytestmark = pytest.mark.slow
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -63,22 +63,10 @@ def redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 def _config(tmp_path: Path, broker_url: str) -> Path:
-    config = tmp_path / "trainer.yaml"
-    config.write_text(
-        f"data_dir: {tmp_path / 'trainer'}\n"
-        "server:\n"
-        "  host: 127.0.0.1\n"
-        f"  tokens: ['{TOKEN}']\n"
-        "  max_archive_mb: 5\n"
-        "training:\n"
-        "  weights: null\n"
-        "  threads: 1\n"
-        "queue:\n"
-        "  kind: celery\n"
-        f"  broker_url: {broker_url}\n"
-        "  lost_after_s: 10\n"
+    return write_config(
+        tmp_path,
+        f"  threads: 1\nqueue:\n  kind: celery\n  broker_url: {broker_url}\n  lost_after_s: 10\n",
     )
-    return config
 
 
 def _submit(api: Service, dataset: str, **params: object) -> str:

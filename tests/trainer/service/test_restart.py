@@ -87,24 +87,24 @@ def _gone(pid: int, timeout: float = 30.0) -> bool:
     return False
 
 
-def _write_config(tmp_path: Path) -> Path:
-    data_dir = tmp_path / "trainer"
+def write_config(tmp_path: Path, rest: str = "workers: 1\n") -> Path:
+    """tmp_path/trainer.yaml for a service on loopback with TOKEN, no weights, data under tmp_path/trainer;
+    `rest` follows the `training:` block (indent by two spaces to add training keys)."""
     config = tmp_path / "trainer.yaml"
     config.write_text(
-        f"data_dir: {data_dir}\n"
+        f"data_dir: {tmp_path / 'trainer'}\n"
         "server:\n"
         "  host: 127.0.0.1\n"
         f"  tokens: ['{TOKEN}']\n"
         "  max_archive_mb: 5\n"
         "training:\n"
-        "  weights: null\n"
-        "workers: 1\n"
+        "  weights: null\n" + rest
     )
     return config
 
 
 def test_tells_systemd_ready_and_feeds_the_watchdog_while_the_api_answers(tmp_path: Path) -> None:
-    config = _write_config(tmp_path)
+    config = write_config(tmp_path)
     address = str(tmp_path / "notify.sock")
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.bind(address)
@@ -123,7 +123,7 @@ def test_tells_systemd_ready_and_feeds_the_watchdog_while_the_api_answers(tmp_pa
 
 @pytest.mark.slow
 def test_killed_mid_job_then_restarted(tmp_path: Path, colour_zip: bytes) -> None:
-    config = _write_config(tmp_path)
+    config = write_config(tmp_path)
     data_dir = tmp_path / "trainer"
     first = Service(config)
     try:
