@@ -135,7 +135,13 @@ def test_train_report_mistakes_and_models_of_a_project(
 
         phone = browser.new_context(viewport=PHONE, storage_state=context.storage_state())
         phone_page = phone.new_page()
-        for path, name in (("/training", "training"), ("/models", "models"), ("/trash", "trash")):
+        report_path = "/models/" + (device.agent.models.active_version() or "") + "/report"
+        for path, name in (
+            ("/training", "training"),
+            ("/models", "models"),
+            ("/trash", "trash"),
+            (report_path, "report"),
+        ):
             phone_page.goto(server.url + path)
             phone_page.wait_for_load_state("networkidle")
             phone_page.screenshot(path=str(shots / f"{name}-phone.png"), full_page=True)
