@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.agent import Agent
+from edge.agent import Agent, AgentOptions
 from edge.config.model import EdgeConfig
 from tests.helpers.tiny_bundle import TinyBundle, make_detection_bundle
 
@@ -133,3 +135,13 @@ def device_status(agent: Agent) -> dict[str, Any]:
     from edge.web.status import device_status as status_of
 
     return status_of(agent.config, agent.web_services())
+
+
+@contextmanager
+def running_agent(cfg: EdgeConfig) -> Iterator[Agent]:
+    """The agent (no web server, MQTT stats every 0.5 s) started for the with block and stopped after it."""
+    agent = Agent(cfg, AgentOptions(web=False, stats_interval=0.5)).start()
+    try:
+        yield agent
+    finally:
+        agent.stop()

@@ -7,8 +7,7 @@ import uuid
 from datetime import datetime
 from pathlib import Path
 
-from edge.agent import Agent, AgentOptions
-from tests.agent.conftest import ShelfCamera, device_status, edge_config
+from tests.agent.conftest import ShelfCamera, device_status, edge_config, running_agent
 from tests.helpers.broker import Broker
 from tests.helpers.mqtt_sub import MqttSubscriber
 from tests.helpers.tiny_bundle import TinyBundle
@@ -40,8 +39,7 @@ def test_agent_publishes_availability_states_and_events(
 ) -> None:
     cfg = edge_config(tmp_path / "data", shelf_camera.folder, det_bundle, broker.port)
     with MqttSubscriber(broker.port, ["shelfwatch/#", "homeassistant/#"]) as sub:
-        agent = Agent(cfg, AgentOptions(web=False, stats_interval=0.5)).start()
-        try:
+        with running_agent(cfg) as agent:
             assert sub.wait_for(
                 lambda _: (m := sub.latest(f"{BASE}/availability")) is not None and m.payload == "online"
             )
@@ -71,8 +69,6 @@ def test_agent_publishes_availability_states_and_events(
             status = device_status(agent)
             assert status["mqtt"]["connected"] and status["healthy"]
             assert status["cameras"][0]["zones"]["left"]["state"] == "ok"
-        finally:
-            agent.stop()
         assert sub.wait_for(lambda _: sub.latest(f"{BASE}/availability").payload == "offline", timeout=5)
 
     start, end = _events(sub)[:2]
@@ -116,8 +112,7 @@ def test_zones_edited_on_the_web_replace_the_config_ones_without_restart(
 
     cfg = edge_config(tmp_path / "data", shelf_camera.folder, det_bundle, broker.port)
     with MqttSubscriber(broker.port, ["shelfwatch/#", "homeassistant/#"]) as sub:
-        agent = Agent(cfg, AgentOptions(web=False, stats_interval=0.5)).start()
-        try:
+        with running_agent(cfg) as agent:
             assert sub.wait_for(lambda _: sub.latest(f"{BASE}/cam1/left/state") is not None)
             shelf_camera.show(left_empty=True)
             agent.store.set_zones("cam1", [ZoneConfig(id="shelf-a", polygon=[(0, 0), (0.5, 0), (0.5, 1), (0, 1)])])
@@ -133,5 +128,3 @@ def test_zones_edited_on_the_web_replace_the_config_ones_without_restart(
                 )  # the old zone's entity is removed
             )
             assert [z.id for z in agent.pipelines["cam1"].zone_configs()] == ["shelf-a"]
-        finally:
-            agent.stop()

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import cv2
 
-from edge.agent import Agent, AgentOptions
 from edge.config import EdgeConfig
-from tests.agent.conftest import ShelfCamera, config_dict, device_status
+from tests.agent.conftest import ShelfCamera, config_dict, device_status, running_agent
 from tests.helpers.broker import Broker
 from tests.helpers.mqtt_sub import MqttSubscriber
 from tests.helpers.tiny_bundle import TinyBundle
@@ -25,8 +24,7 @@ def test_a_camera_without_zones_publishes_a_whole_frame_state_and_events(
     raw["cameras"][0]["zones"] = []
     cfg = EdgeConfig.model_validate(raw)
     with MqttSubscriber(broker.port, ["shelfwatch/#"]) as sub:
-        agent = Agent(cfg, AgentOptions(web=False, stats_interval=0.5)).start()
-        try:
+        with running_agent(cfg) as agent:
             assert sub.wait_for(
                 lambda _: (m := sub.latest(f"{BASE}/cam1/frame/state")) is not None and m.json()["state"] == "ok"
             )
@@ -45,5 +43,3 @@ def test_a_camera_without_zones_publishes_a_whole_frame_state_and_events(
             # The folder camera delivers at the camera's fps (4), not the folder default of 5 frames/s.
             capture = agent.cameras.require("cam1")
             assert capture._source is not None and capture._source.frame_interval == 0.25
-        finally:
-            agent.stop()

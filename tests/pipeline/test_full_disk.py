@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.agent import Agent, AgentOptions
 from edge.events import EventLog
-from tests.agent.conftest import ShelfCamera, Toggler, device_status, edge_config
+from tests.agent.conftest import ShelfCamera, Toggler, device_status, edge_config, running_agent
 from tests.helpers.broker import Broker
 from tests.helpers.disk import fill, small_filesystem
 from tests.helpers.mqtt_sub import MqttSubscriber
@@ -45,8 +44,7 @@ def test_a_full_data_dir_keeps_the_pipeline_evaluating_and_loses_no_event(
         MqttSubscriber(broker.port, [f"{BASE}/events", f"{BASE}/stats"]) as sub,
     ):
         cfg = edge_config(data_dir, shelf_camera.folder, det_bundle, broker.port)
-        agent = Agent(cfg, AgentOptions(web=False, stats_interval=0.5)).start()
-        try:
+        with running_agent(cfg) as agent:
 
             def pipeline() -> dict:
                 return device_status(agent)["cameras"][0]["pipeline"]
@@ -78,8 +76,6 @@ def test_a_full_data_dir_keeps_the_pipeline_evaluating_and_loses_no_event(
                 assert wait(lambda: agent.reporter.writer.unwritten == 0)
                 assert wait(lambda: pipeline()["status"] == "running")
             assert wait(lambda: agent.comms.pending() == 0)
-        finally:
-            agent.stop()
         log = EventLog(data_dir / "events.db", "dev1")
         logged = [e.payload for e in reversed(log.list(limit=1000))]
         log.close()
