@@ -70,6 +70,9 @@ class OnnxRuntimeEngine:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # Idle worker threads must not spin: on a small device they would steal the CPU from video decoding.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # No CPU memory arena: the arena keeps the peak of the largest batch for good (a 384 px detector at a
+        # batch of 16 held 809 MB instead of 253 MB; per-call speed the same within noise, docs/BENCHMARKS.md).
+        options.enable_cpu_mem_arena = False
         options.log_severity_level = 3
         try:
             self._session = ort.InferenceSession(
