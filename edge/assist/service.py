@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -65,17 +65,7 @@ class BulkJob:
 
     def as_dict(self) -> dict[str, Any]:
         """The job's API shape."""
-        return {
-            "id": self.id,
-            "project": self.project,
-            "version": self.version,
-            "state": self.state,
-            "total": self.total,
-            "done": self.done,
-            "error": self.error,
-            "started": self.started,
-            "finished": self.finished,
-        }
+        return asdict(self)
 
 
 class Assistant:

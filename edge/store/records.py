@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from edge.datasets.model import Box
@@ -84,11 +84,4 @@ class LabelRecord:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""
-        return {
-            "id": self.id,
-            "name": self.name,
-            "description": self.description,
-            "color": self.color,
-            "images": self.images,
-            "boxes": self.boxes,
-        }
+        return asdict(self)

@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal, cast
 
@@ -144,14 +144,7 @@ class ApiToken:
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready form."""
-        return {
-            "id": self.id,
-            "user_id": self.user_id,
-            "name": self.name,
-            "created": self.created,
-            "last_used": self.last_used,
-            "revoked": self.revoked,
-        }
+        return asdict(self)
 
 
 def hash_password(password: str) -> str:
