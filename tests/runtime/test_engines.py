@@ -180,3 +180,36 @@ def test_engine_registry_feeds_config_and_construction(cls_bundle: TinyBundle) -
     assert np.allclose(single.infer({"input": x})["logits"], reference, atol=1e-4)
     with pytest.raises(EngineError, match="not auto"):
         open_engine("auto", cls_bundle.bundle_dir / ONNX_FILE)
+
+
+def test_auto_prefers_the_int8_ir_when_the_bundle_ships_it(cls_bundle: TinyBundle, tmp_path: Path) -> None:
+    """An NNCF-quantised IR at openvino/int8/model.xml: `auto` runs it (engine openvino_int8, precision int8) and
+    it classifies like FP32; without the file auto keeps ONNX Runtime."""
+    pytest.importorskip("nncf", reason="NNCF (trainer extra) quantises the test IR")
+    import nncf
+    import openvino as ov
+
+    from edge.bundle import file_entry
+    from edge.runtime.engines import OPENVINO_INT8_XML
+
+    bundle = tmp_path / "b"
+    shutil.copytree(cls_bundle.bundle_dir, bundle)
+    manifest = read_manifest(bundle)
+    assert create_engine(bundle, manifest, "auto").name == "onnxruntime"
+    size = manifest.input.height
+    rng = np.random.default_rng(0)
+    calibration = [rng.random((1, 3, size, size), dtype=np.float32) for _ in range(8)]
+    quantised = nncf.quantize(ov.Core().read_model(str(bundle / OPENVINO_XML)), nncf.Dataset(calibration))
+    ov.save_model(quantised, str(bundle / OPENVINO_INT8_XML))
+    files = dict(manifest.files) | {
+        OPENVINO_INT8_XML: file_entry(bundle / OPENVINO_INT8_XML),
+        "openvino/int8/model.bin": file_entry(bundle / "openvino/int8/model.bin"),
+    }
+    with_int8 = manifest.model_copy(update={"files": files})
+    engine = create_engine(bundle, with_int8, "auto")
+    assert (engine.name, engine.precision) == ("openvino_int8", "int8")
+    fp32 = create_engine(bundle, with_int8, "onnxruntime")
+    x = np.stack([np.full((3, size, size), 0.1, np.float32) for _ in range(3)])
+    for channel in range(3):
+        x[channel, channel] = 0.9  # image c is dominated by channel c
+    assert (engine.infer({"input": x})["logits"].argmax(1) == fp32.infer({"input": x})["logits"].argmax(1)).all()
