@@ -19,6 +19,7 @@ from edge.web.security import (
     safe_next,
     sign_in,
     sign_out,
+    template_page,
     users,
 )
 
@@ -129,11 +130,8 @@ class NewTokenBody(BaseModel):
     name: str = Field(min_length=1, max_length=100, description="What the token is for.")
 
 
-@bp.get("/account")
-@requires("viewer")
-def account() -> str:
-    """The signed-in user's page: API tokens (create, revoke)."""
-    return render_template("account.html")
+# The signed-in user's page: API tokens (create, revoke).
+template_page(bp, "/account", "account.html", endpoint="account")
 
 
 @bp.post("/api/v1/auth/tokens")

@@ -21,7 +21,7 @@ from edge.errors import BundleError, ConflictError, NotFoundError
 from edge.web.http import ApiError
 from edge.web.projects import project_ref
 from edge.web.runtime_common import config, require_service
-from edge.web.security import requires
+from edge.web.security import requires, template_page
 from edge.web.services import current_services
 
 log = logging.getLogger(__name__)
@@ -116,11 +116,8 @@ def _check_project(version: str, pid: int) -> None:
         )
 
 
-@bp.get("/models")
-@requires("viewer")
-def page() -> str:
-    """The models page: installed versions, activate, rollback, upload, and a Predict try-out."""
-    return render_template("models.html")
+# The models page: installed versions, activate, rollback, upload, and a Predict try-out.
+template_page(bp, "/models", "models.html")
 
 
 @bp.get("/api/v1/models")

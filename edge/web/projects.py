@@ -23,7 +23,7 @@ from edge.errors import NotFoundError
 from edge.store.projects import MAX_PROJECT_NAME
 from edge.vocabulary import NONE_LABEL, Task
 from edge.web.http import ApiError, read_json, read_model
-from edge.web.security import requires
+from edge.web.security import requires, template_page
 from edge.web.services import current_services
 
 log = logging.getLogger(__name__)
@@ -125,11 +125,8 @@ TASK_CHOICES_SHOWN = [
 ]
 
 
-@bp.get("/projects")
-@requires("viewer")
-def page() -> str:
-    """The projects: each with its task and counts, switch to it, make a new one."""
-    return render_template("projects.html")
+# The projects: each with its task and counts, switch to it, make a new one.
+template_page(bp, "/projects", "projects.html")
 
 
 @bp.get("/projects/new")

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from flask import Flask, current_app, g, redirect, request, session, url_for
+from flask import Blueprint, Flask, current_app, g, redirect, render_template, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
 
 from edge.config import EdgeConfig
@@ -60,6 +60,18 @@ def requires(role: str) -> Callable[[F], F]:
         return view
 
     return mark
+
+
+def template_page(bp: Blueprint, rule: str, template: str, *, endpoint: str = "page") -> None:
+    """Register GET `rule` as a page for every signed-in role that only renders `template`: its data comes from
+    the API, by the page's script."""
+
+    @requires("viewer")
+    def view() -> str:
+        return render_template(template)
+
+    view.__name__ = endpoint
+    bp.add_url_rule(rule, endpoint, view, methods=["GET"])
 
 
 def required_role(view: Callable[..., Any]) -> str | None:

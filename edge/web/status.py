@@ -6,10 +6,10 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, jsonify, render_template
+from flask import Blueprint, jsonify
 
 from edge.web.runtime_common import config
-from edge.web.security import requires
+from edge.web.security import requires, template_page
 from edge.web.services import Services, current_services
 
 if TYPE_CHECKING:
@@ -111,11 +111,8 @@ def _cameras(services: Services) -> list[dict[str, Any]]:
     return cameras
 
 
-@bp.get("/status")
-@requires("viewer")
-def page() -> str:
-    """The status page: cameras with fps/dropped, zone states, model, MQTT, health (refreshes itself)."""
-    return render_template("status.html")
+# The status page: cameras with fps/dropped, zone states, model, MQTT, health (refreshes itself).
+template_page(bp, "/status", "status.html")
 
 
 @bp.get("/api/v1/status")

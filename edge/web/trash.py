@@ -21,13 +21,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, jsonify, render_template
+from flask import Blueprint, jsonify
 
 from edge.datasets.model import Box
 from edge.errors import ConflictError, NotFoundError
 from edge.timestamps import utc_now_iso, utc_stamp
 from edge.web.projects import project_ref
-from edge.web.security import requires
+from edge.web.security import requires, template_page
 from edge.web.services import current_services
 
 if TYPE_CHECKING:
@@ -226,11 +226,8 @@ def _restore_images(store: DatasetStore, folder: Path, entry: dict[str, Any]) ->
     return {"restored": entry["summary"], "ids": ids}
 
 
-@bp.get("/trash")
-@requires("viewer")
-def page() -> str:
-    """The trash of the current project: what was deleted, restore or empty each."""
-    return render_template("trash.html")
+# The trash of the current project: what was deleted, restore or empty each.
+template_page(bp, "/trash", "trash.html")
 
 
 @bp.get("/api/v1/trash")
