@@ -34,6 +34,17 @@ def _store(args: argparse.Namespace) -> Any:
     return UserStore(args.data_dir)
 
 
+def _done(args: argparse.Namespace, result: dict[str, Any], line: str) -> int:
+    """Say what was done: `result` as JSON with --json, else the one line; exit status 0."""
+    if args.json:
+        from edge.cli import print_json
+
+        print_json(result)
+    else:
+        print(line)
+    return 0
+
+
 def cmd_add(args: argparse.Namespace) -> int:
     """Create an account with a role (the first one is always an admin)."""
     from edge.store.users import check_role
@@ -44,50 +55,28 @@ def cmd_add(args: argparse.Namespace) -> int:
     if store.count() == 0:
         role = "admin"
     user = store.create(args.name, password, role=role)
-    if args.json:
-        from edge.cli import print_json
-
-        print_json({"created": user.as_dict()})
-    else:
-        print(f"created {user.role} {user.username}")
-    return 0
+    return _done(args, {"created": user.as_dict()}, f"created {user.role} {user.username}")
 
 
 def cmd_role(args: argparse.Namespace) -> int:
     """Give an account another role."""
     user = _store(args).set_role(args.name, args.role)
-    if args.json:
-        from edge.cli import print_json
-
-        print_json({"changed": user.as_dict()})
-    else:
-        print(f"{user.username} is now {user.role}")
-    return 0
+    return _done(args, {"changed": user.as_dict()}, f"{user.username} is now {user.role}")
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
     """Remove an account with its sessions and tokens."""
     _store(args).delete(args.name)
-    if args.json:
-        from edge.cli import print_json
-
-        print_json({"removed": args.name})
-    else:
-        print(f"removed {args.name}")
-    return 0
+    return _done(args, {"removed": args.name}, f"removed {args.name}")
 
 
 def cmd_passwd(args: argparse.Namespace) -> int:
     """Replace an account's password."""
     store = _store(args)
     store.set_password(args.name, _read_password(args))
-    if args.json:
-        from edge.cli import print_json
-
-        print_json({"password_changed": args.name})
-    else:
-        print(f"password of {args.name} changed; its sessions and API tokens are ended")
-    return 0
+    return _done(
+        args, {"password_changed": args.name}, f"password of {args.name} changed; its sessions and API tokens are ended"
+    )
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -110,13 +99,7 @@ def cmd_token(args: argparse.Namespace) -> int:
     if user is None:
         raise ShelfwatchError("wrong user name or password")
     token, meta = store.issue_token(user.id, args.token_name)
-    if args.json:
-        from edge.cli import print_json
-
-        print_json({"token": token, "id": meta.id})
-    else:
-        print(token)
-    return 0
+    return _done(args, {"token": token, "id": meta.id}, token)
 
 
 def register(sub: Any) -> None:
