@@ -517,6 +517,49 @@ def _source_info(path: Path, requested: str) -> dict[str, Any]:
         cap.release()
 
 
+# GStreamer's RTSP server (Debian gir1.2-gst-rtsp-server-1.0 + gstreamer1.0-plugins-good), run by the system
+# python3 that has python3-gi: one session per camera, each playing the H.264 clip in real time.
+_RTSP_SERVER = """
+import sys
+import gi
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtspServer
+Gst.init(None)
+server = GstRtspServer.RTSPServer()
+server.set_address("127.0.0.1")
+server.set_service(sys.argv[1])
+factory = GstRtspServer.RTSPMediaFactory()
+factory.set_launch("( filesrc location=%s ! qtdemux ! rtph264pay name=pay0 pt=96 config-interval=1 )" % sys.argv[2])
+server.get_mount_points().add_factory("/cam", factory)
+server.attach(None)
+print("ready", flush=True)
+GLib.MainLoop().run()
+"""
+
+
+@contextlib.contextmanager
+def rtsp_server(clip: Path) -> Iterator[str]:
+    """A local RTSP server streaming `clip` at rtsp://127.0.0.1:PORT/cam for the benchmark's duration."""
+    python = "/usr/bin/python3"
+    probe = [python, "-c", "import gi; gi.require_version('GstRtspServer', '1.0')"]
+    if not Path(python).exists() or subprocess.run(probe, capture_output=True, check=False).returncode != 0:
+        raise BenchError("--rtsp needs GStreamer's RTSP server: apt-get install gir1.2-gst-rtsp-server-1.0 "
+                         "gstreamer1.0-plugins-good python3-gi")  # fmt: skip
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    proc = subprocess.Popen(
+        [python, "-c", _RTSP_SERVER, str(port), str(clip)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
+    try:
+        if proc.stdout is None or proc.stdout.readline().strip() != b"ready":
+            raise BenchError("the benchmark's RTSP server did not start")
+        yield f"rtsp://127.0.0.1:{port}/cam"
+    finally:
+        stop_process(proc)
+
+
 def run_paced(args: argparse.Namespace) -> dict[str, Any]:
     """N cameras at their configured fps (the clip is encoded at that rate, as a camera set to it sends), 4 zones
     each, for `--seconds` after a warm-up: what the device process costs (CPU cores, RSS) and whether it keeps up."""
@@ -525,9 +568,12 @@ def run_paced(args: argparse.Namespace) -> dict[str, Any]:
     engine = (args.engine or [None])[0] or args.pipeline_engine or "auto"
     with tempfile.TemporaryDirectory(prefix="shelfwatch-bench-") as tmp:
         clip = bench_source(args, Path(tmp), fps=args.fps)
-        with mosquitto(args.mqtt_host, args.mqtt_port) as (host, port):
+        with (
+            mosquitto(args.mqtt_host, args.mqtt_port) as (host, port),
+            rtsp_server(clip) if args.rtsp else contextlib.nullcontext(str(clip)) as camera_source,
+        ):
             pipe = PipelineRig(
-                bundle, str(clip), args.cameras, engine, args.threads, host, port, Path(tmp), paced_fps=args.fps
+                bundle, camera_source, args.cameras, engine, args.threads, host, port, Path(tmp), paced_fps=args.fps
             )
             try:
                 pipe.paused.clear()
@@ -548,7 +594,7 @@ def run_paced(args: argparse.Namespace) -> dict[str, Any]:
                 skipped = sum(p.stats.skipped for p in pipe.pipelines) - skipped0
                 errors = sum(p.stats.errors for p in pipe.pipelines) - errors0
                 batch1 = pipe.batch_stats()
-                source = _source_info(clip, args.resolution)
+                source = _source_info(clip, args.resolution) | {"rtsp": camera_source if args.rtsp else None}
                 used = pipe.active.engine
                 precision = str(getattr(pipe.active.model.engine, "precision", "?"))
                 latencies = list(pipe.latencies_ms)
@@ -759,6 +805,9 @@ def register(sub: Any) -> None:
         help="run the cameras at --fps (the clip encoded at that rate) and report cpu_cores, rss_mb, evaluated_fps",
     )
     p.add_argument("--fps", type=float, default=2.0, help="camera fps of --paced (default 2)")
+    p.add_argument(
+        "--rtsp", action="store_true", help="--paced: the cameras read the clip from a local RTSP server (GStreamer)"
+    )
     p.add_argument(
         "--engine",
         action="append",
