@@ -14,6 +14,11 @@ from edge.cli import main
 from tests.helpers.broker import MOSQUITTO
 from tests.helpers.tiny_bundle import TinyBundle
 
+needs_mosquitto_and_ffmpeg = pytest.mark.skipif(
+    MOSQUITTO is None or shutil.which("ffmpeg") is None,
+    reason="mosquitto or ffmpeg is not installed (make system-deps)",
+)
+
 
 def make_video(path: Path, frames: int = 30, size: tuple[int, int] = (320, 240)) -> Path:
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 15, size)
@@ -50,12 +55,11 @@ def test_bench_refuses_a_missing_bundle(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 @pytest.mark.slow
+@needs_mosquitto_and_ffmpeg
 def test_bench_paced_reports_what_the_device_costs(
     tmp_path: Path, det_bundle: TinyBundle, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Two cameras x 4 zones at 4 fps on an H.264 clip ffmpeg encodes at that rate: CPU, RSS, evaluated fps."""
-    if MOSQUITTO is None or shutil.which("ffmpeg") is None:
-        pytest.skip("mosquitto or ffmpeg is not installed (make system-deps)")
     video = make_video(tmp_path / "v.mp4", frames=40)
     args = ["bench", "--bundle", str(det_bundle.bundle_dir), "--source", str(video), "--paced", "--cameras", "2"]
     rc = main([*args, "--fps", "4", "--seconds", "2", "--resolution", "720p", "--json"])
@@ -71,11 +75,10 @@ def test_bench_paced_reports_what_the_device_costs(
 
 
 @pytest.mark.slow
+@needs_mosquitto_and_ffmpeg
 def test_bench_unpaced_h264_cameras_share_engine_calls(
     tmp_path: Path, det_bundle: TinyBundle, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    if MOSQUITTO is None or shutil.which("ffmpeg") is None:
-        pytest.skip("mosquitto or ffmpeg is not installed (make system-deps)")
     video = make_video(tmp_path / "v.mp4")
     args = ["bench", "--bundle", str(det_bundle.bundle_dir), "--source", str(video), "--cameras", "3", "--h264"]
     assert main([*args, "--seconds", "1", "--json"]) == 0
