@@ -22,13 +22,13 @@ from tests.fleet.test_device import REPO, _until
 from tests.helpers.broker import Broker
 from tests.trainer.helpers import coloured_dataset
 from tests.trainer.service.conftest import TOKEN, zip_folder
-from tests.trainer.service.test_restart import Service, _write_config
+from tests.trainer.service.test_restart import Service, write_config
 
 
 def test_rollout_of_a_trainer_job_reaches_a_device(tmp_path: Path, broker: Broker) -> None:
     coloured_dataset(tmp_path / "colours", per_label=12)
     colour_zip = zip_folder(tmp_path / "colours")
-    trainer = Service(_write_config(tmp_path))
+    trainer = Service(write_config(tmp_path))
     try:
         dataset = trainer.call("POST", "/v1/datasets", colour_zip, "application/zip")["id"]
         job = trainer.call("POST", "/v1/jobs", json.dumps({"dataset": dataset, "task": "classification"}).encode())
