@@ -55,11 +55,16 @@ def states(payload: dict[str, Any]) -> dict[str, str]:
     return {z["id"]: z["state"] for z in payload["zones"]}
 
 
-def test_live_feed_follows_zone_states_over_waitress(rig: LiveRig) -> None:
+def admin_bearer(rig: LiveRig) -> dict[str, str]:
+    """The Authorization header of a token of the first admin, created in the rig's user store."""
     users = rig.studio.services.users
     assert users is not None
     token, _ = users.issue_token(users.create_first_admin(ADMIN, ADMIN_PASSWORD).id)
-    auth = {"Authorization": f"Bearer {token}"}
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_live_feed_follows_zone_states_over_waitress(rig: LiveRig) -> None:
+    auth = admin_bearer(rig)
     server = WebServer(rig.studio.app, host="127.0.0.1", port=0).start()
     try:
         anonymous = http.client.HTTPConnection("127.0.0.1", server.port, timeout=20)
@@ -124,10 +129,7 @@ def test_camera_status_carries_the_evaluated_fps(rig: LiveRig) -> None:
 
 def test_live_feeds_are_capped_with_the_streams(rig: LiveRig) -> None:
     """Each open feed holds a worker thread: past MAX_STREAMS (shared with MJPEG) the next is 503, pages answer."""
-    users = rig.studio.services.users
-    assert users is not None
-    token, _ = users.issue_token(users.create_first_admin(ADMIN, ADMIN_PASSWORD).id)
-    auth = {"Authorization": f"Bearer {token}"}
+    auth = admin_bearer(rig)
     server = WebServer(rig.studio.app, host="127.0.0.1", port=0).start()
     feeds = []
     try:
