@@ -6,6 +6,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,16 @@ def _comms(tmp_path: Path, port: int, **mqtt: object) -> MqttCommunicator:
     return MqttCommunicator(cfg, "dev1", Outbox(tmp_path / "outbox.db"), reconnect_max_seconds=1)
 
 
+@contextmanager
+def running_comms(tmp_path: Path, port: int, **mqtt: object) -> Iterator[MqttCommunicator]:
+    """_comms() started for the with block and stopped (flushing) after it."""
+    comms = _comms(tmp_path, port, **mqtt).start()
+    try:
+        yield comms
+    finally:
+        comms.stop()
+
+
 def test_refused_credentials_never_count_as_connected(tmp_path: Path) -> None:
     pw = tmp_path / "passwd"
     subprocess.run(["mosquitto_passwd", "-b", "-c", str(pw), "agent", "s3cret"], check=True)
@@ -48,18 +60,14 @@ def test_refused_credentials_never_count_as_connected(tmp_path: Path) -> None:
             assert bad.pending() == 1  # kept, not dropped
         finally:
             bad.stop(flush_timeout=0.2)
-        good = _comms(tmp_path / "good", broker.port, username="agent", password="s3cret").start()
-        try:
+        with running_comms(tmp_path / "good", broker.port, username="agent", password="s3cret") as good:
             assert _wait(lambda: good.connected)
             good.publish_durable("events", '{"id": "y"}', key="y")
             assert _wait(lambda: good.pending() == 0)
-        finally:
-            good.stop()
 
 
 def test_retained_state_is_republished_after_a_broker_restart(tmp_path: Path, broker: Broker) -> None:
-    comms = _comms(tmp_path, broker.port).start()
-    try:
+    with running_comms(tmp_path, broker.port) as comms:
         assert _wait(lambda: comms.connected)
         comms.publish("cam1/z1/state", '{"state":"ok"}', retain=True)
         comms.announce([ZoneRef("cam1", "z1", "Zone 1")])
@@ -74,8 +82,6 @@ def test_retained_state_is_republished_after_a_broker_restart(tmp_path: Path, br
         assert retained["shelfwatch/dev1/cam1/z1/state"] == '{"state":"ok"}'
         assert retained["shelfwatch/dev1/availability"] == "online"
         assert "homeassistant/binary_sensor/dev1_cam1_z1/config" in retained
-    finally:
-        comms.stop()
 
 
 def test_discovery_is_republished_when_home_assistant_comes_online(tmp_path: Path, broker: Broker) -> None:
@@ -98,8 +104,7 @@ def test_discovery_is_republished_when_home_assistant_comes_online(tmp_path: Pat
 
 
 def test_a_deleted_zone_s_retained_state_is_cleared_from_the_broker(tmp_path: Path, broker: Broker) -> None:
-    comms = _comms(tmp_path, broker.port).start()
-    try:
+    with running_comms(tmp_path, broker.port) as comms:
         assert _wait(lambda: comms.connected)
         for zone in ("z1", "z2"):
             comms.publish(f"cam1/{zone}/state", '{"state":"ok"}', retain=True)
@@ -117,22 +122,16 @@ def test_a_deleted_zone_s_retained_state_is_cleared_from_the_broker(tmp_path: Pa
             assert sub.wait_for(lambda m: len(m) >= 1, timeout=5)
             time.sleep(0.5)
             assert {m.topic for m in sub.messages()} == {"shelfwatch/dev1/cam1/z1/state"}
-    finally:
-        comms.stop()
 
 
 def test_a_zone_deleted_while_the_agent_was_stopped_loses_its_retained_state(tmp_path: Path, broker: Broker) -> None:
-    first = _comms(tmp_path / "a", broker.port).start()
-    try:
+    with running_comms(tmp_path / "a", broker.port) as first:
         assert _wait(lambda: first.connected)
         for zone in ("z1", "z2"):
             first.publish(f"cam1/{zone}/state", '{"state":"ok"}', retain=True)
         time.sleep(0.5)
-    finally:
-        first.stop()
     # The next run has only z1 configured: the broker's retained z2 state is emptied once zones are announced.
-    second = _comms(tmp_path / "b", broker.port).start()
-    try:
+    with running_comms(tmp_path / "b", broker.port) as second:
         second.announce([ZoneRef("cam1", "z1", "Zone 1")])
         assert _wait(lambda: second.connected)
         time.sleep(1.0)
@@ -140,8 +139,6 @@ def test_a_zone_deleted_while_the_agent_was_stopped_loses_its_retained_state(tmp
             assert sub.wait_for(lambda m: len(m) >= 1, timeout=5)
             time.sleep(0.5)
             assert {m.topic for m in sub.messages() if m.retained} == {"shelfwatch/dev1/cam1/z1/state"}
-    finally:
-        second.stop()
 
 
 def test_durable_messages_arrive_in_order(tmp_path: Path, broker: Broker) -> None:
@@ -191,13 +188,10 @@ def test_tls_with_client_certificate(tmp_path: Path) -> None:
             "cert_file": str(pki / "client.crt"),
             "key_file": str(pki / "client.key"),
         }
-        comms = _comms(tmp_path / "ok", broker.port, tls=tls).start()
-        try:
+        with running_comms(tmp_path / "ok", broker.port, tls=tls) as comms:
             assert _wait(lambda: comms.connected)
             comms.publish_durable("events", "{}", key="tls")
             assert _wait(lambda: comms.pending() == 0)
-        finally:
-            comms.stop()
         # Without the client certificate the broker refuses the handshake: never `connected`.
         no_cert = _comms(tmp_path / "nocert", broker.port, tls={"ca_file": str(pki / "ca.crt")}).start()
         try:
