@@ -69,6 +69,19 @@ def strongest_per_zone(items: list[Item]) -> dict[str, Item]:
     return best
 
 
+def zone_value(zone: str, value: float, inside: list[Item], label: str | None) -> Item:
+    """Zone `zone`'s item holding `value` and the best-scoring of the boxes `inside` it: that box's score and
+    bbox, and its label unless `label` names the one counted (score 0 and no bbox when there is none)."""
+    best = max(inside, key=lambda b: b.score, default=None)
+    return Item(
+        zone=zone,
+        label=label if label is not None else (best.label if best else None),
+        score=best.score if best else 0.0,
+        bbox=best.bbox if best else None,
+        value=value,
+    )
+
+
 @dataclass
 class Frame:
     """One frame as the skills see it: the image, the camera's zones, the clock, a cache shared by the skills."""

@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from edge.skills.registry import Block, BlockSettings, block_type
-from edge.skills.values import Frame, Item
+from edge.skills.values import Frame, Item, zone_value
 
 
 class CountSettings(BlockSettings):
@@ -26,14 +26,5 @@ class Count(Block):
         out = []
         for z in frame.zones:
             inside = [i for i in items if i.zone == z.id and (label is None or i.label == label)]
-            best = max(inside, key=lambda b: b.score, default=None)
-            out.append(
-                Item(
-                    zone=z.id,
-                    label=label if label is not None else (best.label if best else None),
-                    score=best.score if best else 0.0,
-                    bbox=best.bbox if best else None,
-                    value=float(len(inside)),
-                )
-            )
+            out.append(zone_value(z.id, float(len(inside)), inside, label))
         return out

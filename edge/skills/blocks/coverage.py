@@ -8,7 +8,7 @@ from pydantic import Field
 
 from edge.skills.geometry import coverage
 from edge.skills.registry import Block, BlockSettings, block_type
-from edge.skills.values import Frame, Item
+from edge.skills.values import Frame, Item, zone_value
 
 
 class CoverageSettings(BlockSettings):
@@ -29,14 +29,5 @@ class Coverage(Block):
         for z in frame.zones:
             share = coverage(z, [b.bbox for b in boxes if b.bbox is not None])
             inside = [b for b in boxes if b.zone == z.id]
-            best = max(inside, key=lambda b: b.score, default=None)
-            out.append(
-                Item(
-                    zone=z.id,
-                    label=label if label is not None else (best.label if best else None),
-                    score=best.score if best else 0.0,
-                    bbox=best.bbox if best else None,
-                    value=share,
-                )
-            )
+            out.append(zone_value(z.id, share, inside, label))
         return out
