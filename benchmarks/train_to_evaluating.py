@@ -12,7 +12,6 @@ as the pages do. Prints the seconds from Train to each stage and to the first zo
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import statistics
@@ -20,33 +19,17 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge.cameras.synthetic import SyntheticShelf
 from tests.helpers.broker import free_port, wait_port
+from tests.helpers.demo_api import Api, capture_and_tag
 
 PERIOD = 16.0
 KEEP = False
 PASSWORD = "a long enough password"
-
-
-class Api:
-    def __init__(self, base: str) -> None:
-        self.base, self.token = base, ""
-
-    def __call__(self, method: str, path: str, body: Any = None) -> Any:
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.base + path, method=method, data=data)
-        req.add_header("Content-Type", "application/json")
-        if self.token:
-            req.add_header("Authorization", f"Bearer {self.token}")
-        with urllib.request.urlopen(req, timeout=120) as resp:
-            return json.loads(resp.read() or b"null")
 
 
 def one_run(images: int) -> dict[str, float]:
@@ -63,7 +46,7 @@ def one_run(images: int) -> dict[str, float]:
     )  # fmt: skip
     try:
         wait_port(web, timeout=120)
-        api = Api(f"http://127.0.0.1:{web}")
+        api = Api(f"http://127.0.0.1:{web}", timeout=120)
         api.token = api("POST", "/api/v1/auth/token", {"username": "staff", "password": PASSWORD})["token"]
         project = api(
             "POST",
@@ -78,15 +61,7 @@ def one_run(images: int) -> dict[str, float]:
         zones = api("GET", "/api/v1/cameras/shelf/zones")["zones"]
         shelf = SyntheticShelf(1280, 720, 4, PERIOD, 0)
         for _ in range(images):
-            image_id = api("POST", f"/api/v1/cameras/shelf/capture{q}", {})["id"]
-            captured = api("GET", f"/api/v1/images/{image_id}")["captured_at"]
-            low = shelf.ground_truth(datetime.fromisoformat(captured.replace("Z", "+00:00")).timestamp())
-            boxes = []
-            for z in zones:
-                if low[z["id"]]:
-                    xs, ys = [p[0] for p in z["polygon"]], [p[1] for p in z["polygon"]]
-                    boxes.append({"label": "low_stock", "x1": min(xs), "y1": min(ys), "x2": max(xs), "y2": max(ys)})
-            api("PUT", f"/api/v1/images/{image_id}/annotations", {"tags": [] if boxes else ["none"], "boxes": boxes})
+            capture_and_tag(api, shelf, zones, q)
             time.sleep(PERIOD / 12)
         start = time.monotonic()
         run = api("POST", "/api/v1/training", {"project": project["id"]})

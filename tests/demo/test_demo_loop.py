@@ -12,8 +12,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,26 +20,12 @@ import pytest
 
 from edge.cameras.synthetic import SyntheticShelf
 from tests.helpers.broker import free_port, wait_port
+from tests.helpers.demo_api import Api, capture_and_tag
 
 PERIOD = 16.0  # seconds of one deplete/restock cycle: short, so 20 captures see full and empty rows
 WEIGHTS = "weights/squeezenet1_1_torchvision/squeezenet1_1_imagenet_norm_fp32.npz"
 EVENT_FIELDS = {"id", "seq", "type", "phase", "device", "camera", "zone", "label", "score", "bbox", "ts", "model",
                 "snapshot"}  # fmt: skip
-
-
-class Api:
-    def __init__(self, base: str) -> None:
-        self.base, self.token = base, ""
-
-    def __call__(self, method: str, path: str, body: Any = None) -> Any:
-        req = urllib.request.Request(
-            self.base + path, method=method, data=json.dumps(body).encode() if body is not None else None
-        )
-        req.add_header("Content-Type", "application/json")
-        if self.token:
-            req.add_header("Authorization", f"Bearer {self.token}")
-        with urllib.request.urlopen(req, timeout=60) as resp:
-            return json.loads(resp.read() or b"null")
 
 
 @pytest.mark.slow
@@ -76,16 +60,7 @@ def test_capture_tag_train_deploy_and_publish(tmp_path: Path, shared_dir: Path) 
         shelf = SyntheticShelf(1280, 720, 4, PERIOD, 0)
         summary: dict[str, Any] = {"ready": False}
         for n in range(48):
-            image_id = api("POST", "/api/v1/cameras/shelf/capture", {})["id"]
-            captured = api("GET", f"/api/v1/images/{image_id}")["captured_at"]
-            low = shelf.ground_truth(datetime.fromisoformat(captured.replace("Z", "+00:00")).timestamp())
-            boxes = []
-            for z in zones:
-                if low[z["id"]]:
-                    xs, ys = [p[0] for p in z["polygon"]], [p[1] for p in z["polygon"]]
-                    boxes.append({"label": "low_stock", "x1": min(xs), "y1": min(ys), "x2": max(xs), "y2": max(ys)})
-            body = {"tags": [] if boxes else ["none"], "boxes": boxes}
-            api("PUT", f"/api/v1/images/{image_id}/annotations", body)
+            capture_and_tag(api, shelf, zones)
             if n >= 15:
                 summary = api("GET", "/api/v1/dataset/summary?task=classification")
                 if summary["ready"]:

@@ -1,0 +1,43 @@
+"""Driving `shelfwatch demo` over its REST API the way the pages (or a script) do, for the demo-loop test and the
+Train -> evaluating benchmark: a JSON client with a bearer token, and tagging a captured frame as a person would."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from datetime import datetime
+from typing import Any
+
+from edge.cameras.synthetic import SyntheticShelf
+
+
+class Api:
+    """JSON over HTTP; `token` (once set) is sent as a bearer token."""
+
+    def __init__(self, base: str, timeout: float = 60) -> None:
+        self.base, self.token, self.timeout = base, "", timeout
+
+    def __call__(self, method: str, path: str, body: Any = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.base + path, method=method, data=data)
+        req.add_header("Content-Type", "application/json")
+        if self.token:
+            req.add_header("Authorization", f"Bearer {self.token}")
+        with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            return json.loads(resp.read() or b"null")
+
+
+def capture_and_tag(api: Api, shelf: SyntheticShelf, zones: list[dict[str, Any]], query: str = "") -> int:
+    """Capture a frame of the demo's camera `shelf` and tag it as a person looking at it would: a low_stock box
+    around every zone the synthetic shelf shows mostly empty at the capture time, the `none` tag when no zone is.
+    `query` is added to the capture URL (e.g. ?project=2). Returns the image id."""
+    image_id = int(api("POST", f"/api/v1/cameras/shelf/capture{query}", {})["id"])
+    captured = api("GET", f"/api/v1/images/{image_id}")["captured_at"]
+    low = shelf.ground_truth(datetime.fromisoformat(captured.replace("Z", "+00:00")).timestamp())
+    boxes = []
+    for z in zones:
+        if low[z["id"]]:
+            xs, ys = [p[0] for p in z["polygon"]], [p[1] for p in z["polygon"]]
+            boxes.append({"label": "low_stock", "x1": min(xs), "y1": min(ys), "x2": max(xs), "y2": max(ys)})
+    api("PUT", f"/api/v1/images/{image_id}/annotations", {"tags": [] if boxes else ["none"], "boxes": boxes})
+    return image_id
