@@ -88,14 +88,7 @@ def looks_like_csv(folder: Path) -> bool:
         _, rows = _read_rows(table)
     except DatasetError:
         return False
-    for _, row in rows[:3]:
-        for cell in row:
-            try:
-                if _looks_like_image_path(cell) and resolve_inside(folder, cell).is_file():
-                    return True
-            except DatasetError:
-                continue
-    return False
+    return any(_names_an_image(folder, row) for _, row in rows[:3])
 
 
 def read_csv(
@@ -197,14 +190,21 @@ def _looks_like_image_path(cell: str) -> bool:
     return Path(cell.strip()).suffix.lower() in IMAGE_SUFFIXES
 
 
-def _header(root: Path, first: list[str]) -> list[str] | None:
-    lowered = [cell.strip().lower() for cell in first]
-    for cell in first:
+def _names_an_image(root: Path, row: list[str]) -> bool:
+    """Whether a cell of the row is the path of an existing image inside root (a data row, not a header)."""
+    for cell in row:
         try:
             if _looks_like_image_path(cell) and resolve_inside(root, cell).is_file():
-                return None
+                return True
         except DatasetError:
             continue
+    return False
+
+
+def _header(root: Path, first: list[str]) -> list[str] | None:
+    lowered = [cell.strip().lower() for cell in first]
+    if _names_an_image(root, first):
+        return None
     known = PATH_HEADERS | LABEL_HEADERS | SPLIT_HEADERS
     if any(c in known for c in lowered) or not any(_looks_like_image_path(c) for c in first):
         return lowered
