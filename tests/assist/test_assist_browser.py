@@ -141,3 +141,36 @@ def test_assisted_labelling_takes_fewer_actions_than_from_scratch(
     assert results["scratch"] == 41  # Tag link + 20 x (digit, Enter)
     assert results["assisted"] == 19  # Tag link, slider, Accept all, Tag link + 5 x (X, digit, Enter)
     print(f"assisted labelling: {results['assisted']} actions vs {results['scratch']} from scratch")
+
+
+def test_library_shows_the_inbox_view_and_reviewed_since(tmp_path: Path, browser: Any, bundles: Bundles) -> None:
+    import cv2
+    import numpy as np
+
+    from edge.assist.inbox import InboxLimits, InboxWriter
+    from edge.web import WebServer
+
+    with open_rig(tmp_path / "lib", bundles) as rig:
+        for name in ("red", "green"):
+            rig.admin.post("/api/v1/labels", json={"name": name})
+        rig.models.install(bundles.plain, activate=True, project=1)
+        writer = InboxWriter(rig.store, InboxLimits(min_interval_s=0))
+        frames = [cv2.imdecode(np.frombuffer(colour_jpeg(RED, 500 + i, 160, 120), np.uint8), 1) for i in range(2)]
+        kept = [writer.keep(f, f"unsure: zone z{i} scored 0.55", "cam") for i, f in enumerate(frames)]
+        assert all(kept)
+        rig.store.set_annotations(kept[0], ["red"], [])
+        server = WebServer(rig.app, host="127.0.0.1", port=0).start()
+        try:
+            context, page = sign_in(browser, server.url)
+            page.goto(f"{server.url}/library")
+            page.wait_for_selector("#assist-bar:not([hidden]) #inbox-link")
+            assert page.inner_text("#inbox-link") == "Inbox: 1 waiting"
+            assert page.inner_text("#inbox-reviewed") == "1 reviewed since v1"
+            assert page.locator("#assist-bar a:has-text('Retrain')").count() == 1
+            page.click("#inbox-link")
+            page.wait_for_selector(".tile .pill.inbox")
+            assert page.locator(".tile").count() == 2
+            assert "unsure: zone z1 scored 0.55" in page.inner_text(".tile >> nth=0")
+            context.close()
+        finally:
+            server.stop()

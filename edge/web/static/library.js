@@ -56,6 +56,7 @@
     const chips = [...item.tags.map((t) => SW.h("span", { class: "pill", text: t })),
       ...(item.boxes.length ? [SW.h("span", { class: "pill warn", text: `${item.boxes.length} box${item.boxes.length > 1 ? "es" : ""}` })] : [])];
     if (!item.tagged) chips.push(SW.h("span", { class: "muted", text: "untagged" }));
+    if (item.inbox_reason) chips.push(SW.h("span", { class: "pill inbox", title: item.inbox_reason, text: item.inbox_reason }));
     const pick = SW.h("input", { type: "checkbox", class: "pick", "aria-label": `Select image ${item.id}` });
     pick.checked = state.selected.has(item.id);
     const el = SW.h("figure", { class: "tile" + (pick.checked ? " selected" : ""), "data-id": item.id },
@@ -80,6 +81,7 @@
     if (state.tagged) q.set("tagged", state.tagged);
     if (state.label) q.set("label", state.label);
     if (state.split) q.set("split", state.split);
+    for (const k of ["inbox", "order"]) if (params.get(k)) q.set(k, params.get(k)); // assist-library.js views
     try {
       const data = await SW.api("GET", `/api/v1/images?${q}`);
       state.total = data.total;
