@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ import pytest
 from edge.agent import Agent, AgentOptions
 from edge.config.model import EdgeConfig
 from tests.helpers.tiny_bundle import TinyBundle, make_detection_bundle
+from tests.helpers.toggling import PeriodicToggler
 
 # The tiny detector's fixed boxes cover the left and right halves; these zones match them.
 LEFT = [(0.0, 0.0), (0.5, 0.0), (0.5, 1.0), (0.0, 1.0)]
@@ -46,29 +46,15 @@ class ShelfCamera:
         os.replace(tmp, self.folder / "shelf.png")
 
 
-class Toggler:
+class Toggler(PeriodicToggler):
     """Flips the left half of the shelf between empty and stocked every `period` seconds (makes events)."""
 
     def __init__(self, camera: ShelfCamera, period: float = 0.8) -> None:
+        super().__init__(period)
         self.camera = camera
-        self.period = period
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
-        empty = True
-        while not self._stop.is_set():
-            self.camera.show(left_empty=empty)
-            empty = not empty
-            self._stop.wait(self.period)
-
-    def __enter__(self) -> Toggler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+    def step(self, n: int) -> None:
+        self.camera.show(left_empty=n % 2 == 0)
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import yaml
 from tests.agent.test_restart import query
 from tests.helpers.broker import Broker, free_port
 from tests.helpers.mqtt_sub import MqttSubscriber
+from tests.helpers.toggling import PeriodicToggler
 from tests.helpers.waiting import wait_until
 from tests.helpers.webhook_receiver import WebhookReceiver
 from tests.skills.conftest import EXAMPLE, ShelfPhotos, make_projects
@@ -35,34 +35,21 @@ SECRET = "hook-s3cret"
 pytestmark = pytest.mark.slow
 
 
-class PhotoToggler:
+class PhotoToggler(PeriodicToggler):
     """Shows real gap photos and real stocked photos in turn, `period` seconds each, in the camera folder."""
 
     def __init__(self, folder: Path, photos: ShelfPhotos, period: float = 3.0) -> None:
-        self.folder, self.photos, self.period = folder, photos, period
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__(period)
+        self.folder, self.photos = folder, photos
 
     def show(self, photo: Path) -> None:
         tmp = self.folder.parent / "next.jpg"
         shutil.copyfile(photo, tmp)
         os.replace(tmp, self.folder / "shelf.jpg")
 
-    def _run(self) -> None:
-        n = 0
-        while not self._stop.is_set():
-            group = self.photos.gap if n % 2 == 0 else self.photos.stocked
-            self.show(group[(n // 2) % len(group)])
-            n += 1
-            self._stop.wait(self.period)
-
-    def __enter__(self) -> PhotoToggler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+    def step(self, n: int) -> None:
+        group = self.photos.gap if n % 2 == 0 else self.photos.stocked
+        self.show(group[(n // 2) % len(group)])
 
 
 def spawn(config: Path, log: Path) -> subprocess.Popen[bytes]:
