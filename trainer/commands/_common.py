@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
+
+from tqdm import tqdm
 
 from edge.errors import validation_message
 from trainer.errors import TrainingError
@@ -53,20 +54,21 @@ def read_zones(path: str | None) -> list[ZoneConfig] | None:
 
 
 class ProgressBar:
-    """A one-line progress bar on stderr (epoch, loss, ETA); plain lines when stderr is not a terminal."""
+    """A progress bar on stderr (stage, epoch, loss, ETA) drawn by tqdm; plain lines when stderr is not a terminal.
 
-    WIDTH = 24
+    tqdm draws and throttles the terminal bar; when stderr is a file or a pipe (CI, journald) it writes one line per
+    tenth of the run and per stage instead of a bar that a log cannot show.
+    """
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
+        self.bar: tqdm | None = None
         self.last_stage = ""
-        self.last_line = 0.0
         self.last_decile = -1
 
-    def __call__(self, p: Progress) -> None:
-        filled = int(self.WIDTH * p.fraction)
-        parts = [f"[{'#' * filled}{'-' * (self.WIDTH - filled)}] {100 * p.fraction:5.1f}% {p.stage}"]
+    def _postfix(self, p: Progress) -> str:
+        parts = []
         if p.epoch is not None:
             parts.append(f"epoch {p.epoch}/{p.epochs}")
         if p.loss is not None:
@@ -75,18 +77,22 @@ class ProgressBar:
             parts.append(f"ETA {p.eta_seconds:.0f}s")
         if p.message:
             parts.append(p.message)
-        line = "  ".join(parts)
+        return "  ".join(parts)
+
+    def __call__(self, p: Progress) -> None:
         if self.tty:
-            now = time.monotonic()
-            if now - self.last_line < 0.1 and p.stage == self.last_stage and p.stage != "done":
-                return
-            self.last_line = now
-            self.stream.write("\r\x1b[K" + line[:160] + ("\n" if p.stage == "done" else ""))
-        else:
-            decile = int(p.fraction * 10)
-            if p.stage == self.last_stage and decile == self.last_decile and p.stage != "done":
-                return
-            self.last_decile = decile
-            self.stream.write(line + "\n")
-        self.last_stage = p.stage
+            if self.bar is None:
+                self.bar = tqdm(total=1000, file=self.stream, bar_format="{l_bar}{bar}| {postfix}", mininterval=0.1)
+            self.bar.set_description_str(p.stage, refresh=False)
+            self.bar.set_postfix_str(self._postfix(p), refresh=False)
+            self.bar.update(max(0, int(1000 * p.fraction) - self.bar.n))
+            if p.stage == "done":
+                self.bar.close()
+                self.bar = None
+            return
+        decile = int(p.fraction * 10)
+        if p.stage == self.last_stage and decile == self.last_decile and p.stage != "done":
+            return
+        self.last_stage, self.last_decile = p.stage, decile
+        self.stream.write(f"{100 * p.fraction:5.1f}% {p.stage}  {self._postfix(p)}".rstrip() + "\n")
         self.stream.flush()
