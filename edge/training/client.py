@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 TERMINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
+# How long a run keeps following its job through a trainer outage (restart, network cut), and the longest pause
+# between two polls while it is down.
+OUTAGE_SECONDS = 1800.0
+MAX_POLL_BACKOFF = 30.0
 UPLOAD_FORMAT = "coco"
 CHUNK = 1024 * 1024
 USER_AGENT = "shelfwatch-edge"
@@ -277,21 +281,30 @@ class TrainerClient:
         poll_seconds: float = 3.0,
         on_status: Callable[[dict[str, Any]], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
-        max_errors: int = 5,
+        outage_seconds: float = OUTAGE_SECONDS,
+        max_delay: float = MAX_POLL_BACKOFF,
     ) -> dict[str, Any]:
-        """Poll until the job reaches succeeded/failed/cancelled; transient network errors are retried."""
-        errors = 0
+        """Poll until the job reaches succeeded/failed/cancelled.
+
+        A trainer that cannot be reached or answers 5xx (restarting, overloaded) is retried with capped exponential
+        backoff for up to `outage_seconds` of continuous failure: the job runs on the trainer and survives its
+        restarts, so a short outage must not abandon the run. A 4xx answer (unknown job, bad token) is final.
+        """
+        failing_since: float | None = None
+        delay = poll_seconds
         while True:
             try:
                 status = self.job(job_id)
-                errors = 0
-            except TrainerHttpError:
-                raise
+                failing_since, delay = None, poll_seconds
             except TrainerError as err:
-                errors += 1
-                if errors >= max_errors:
+                if isinstance(err, TrainerHttpError) and err.status < 500:
                     raise
-                log.warning("polling job %s failed (%s); retrying", job_id, err)
+                now = time.monotonic()
+                failing_since = now if failing_since is None else failing_since
+                if now - failing_since >= outage_seconds:
+                    raise
+                delay = min(max(delay, poll_seconds) * 2, max_delay)
+                log.warning("polling job %s failed (%s); retrying in %.0f s", job_id, err, delay)
                 status = None
             if status is not None:
                 if on_status is not None:
@@ -299,7 +312,7 @@ class TrainerClient:
                 if status.get("state") in TERMINAL_STATES:
                     return status
             # Sleep in slices so that a stopping device does not wait out a whole poll interval.
-            deadline = time.monotonic() + poll_seconds
+            deadline = time.monotonic() + (poll_seconds if status is not None else delay)
             while True:
                 if should_stop is not None and should_stop():
                     raise WaitStopped(f"stopped waiting for job {job_id}")
