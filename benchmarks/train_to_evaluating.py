@@ -12,7 +12,6 @@ as the pages do. Prints the seconds from Train to each stage and to the first zo
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import subprocess
@@ -24,30 +23,21 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge.cameras.synthetic import SyntheticShelf
-from tests.helpers.broker import free_port, wait_port
-from tests.helpers.demo_api import Api, capture_and_tag
+from tests.helpers.broker import free_port
+from tests.helpers.demo_api import capture_and_tag, signed_in, start_demo
 
 PERIOD = 16.0
 KEEP = False
-PASSWORD = "a long enough password"
 
 
 def one_run(images: int) -> dict[str, float]:
     data = Path(tempfile.mkdtemp(prefix="bench-demo-"))
     web, mq = free_port(), free_port()
-    subprocess.run(
-        [sys.executable, "-m", "edge", "users", "add", "staff", "--password-stdin", "--data-dir", str(data)],
-        input=PASSWORD, text=True, check=True, capture_output=True,
-    )  # fmt: skip
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "edge", "demo", "--data-dir", str(data), "--port", str(web), "--mqtt-port", str(mq),
-         "--period", str(PERIOD), "--seconds", "900"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
+    proc = start_demo(
+        data, web, mq, "--period", str(PERIOD), "--seconds", "900", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
-        wait_port(web, timeout=120)
-        api = Api(f"http://127.0.0.1:{web}", timeout=120)
-        api.token = api("POST", "/api/v1/auth/token", {"username": "staff", "password": PASSWORD})["token"]
+        api = signed_in(web, timeout=120)
         project = api(
             "POST",
             "/api/v1/projects",

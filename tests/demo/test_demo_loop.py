@@ -8,9 +8,7 @@ bundle verified and activated on the device, and low-stock events received by an
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,8 +17,8 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from edge.cameras.synthetic import SyntheticShelf
-from tests.helpers.broker import free_port, wait_port
-from tests.helpers.demo_api import Api, capture_and_tag
+from tests.helpers.broker import free_port
+from tests.helpers.demo_api import capture_and_tag, signed_in, start_demo
 
 PERIOD = 16.0  # seconds of one deplete/restock cycle: short, so 20 captures see full and empty rows
 WEIGHTS = "weights/squeezenet1_1_torchvision/squeezenet1_1_imagenet_norm_fp32.npz"
@@ -32,24 +30,15 @@ EVENT_FIELDS = {"id", "seq", "type", "phase", "device", "camera", "zone", "label
 def test_capture_tag_train_deploy_and_publish(tmp_path: Path, shared_dir: Path) -> None:
     data = tmp_path / "demo"
     web, mq = free_port(), free_port()
-    subprocess.run(
-        [sys.executable, "-m", "edge", "users", "add", "staff", "--password-stdin", "--data-dir", str(data)],
-        input="a long enough password", text=True, check=True, capture_output=True,
-    )  # fmt: skip
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "edge", "demo", "--data-dir", str(data), "--port", str(web), "--mqtt-port", str(mq),
-         "--period", str(PERIOD), "--weights", str(shared_dir / WEIGHTS), "--seconds", "600"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    proc = start_demo(
+        data, web, mq, "--period", str(PERIOD), "--weights", str(shared_dir / WEIGHTS), "--seconds", "600",
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     events: list[dict[str, Any]] = []
     sub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="loop-test")
     sub.on_message = lambda c, u, m: events.append(json.loads(m.payload)) if m.topic.endswith("/events") else None
     try:
-        wait_port(web, timeout=60)
-        api = Api(f"http://127.0.0.1:{web}")
-        api.token = api("POST", "/api/v1/auth/token", {"username": "staff", "password": "a long enough password"})[
-            "token"
-        ]
+        api = signed_in(web, timeout=60)
         api("POST", "/api/v1/labels", {"name": "low_stock", "description": "a shelf area with little or no stock"})
         api("POST", "/api/v1/labels", {"name": "none", "description": "stocked"})
         zones = api("GET", "/api/v1/cameras/shelf/zones")["zones"]

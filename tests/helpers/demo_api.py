@@ -4,11 +4,18 @@ Train -> evaluating benchmark: a JSON client with a bearer token, and tagging a 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import urllib.request
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from edge.cameras.synthetic import SyntheticShelf
+from tests.helpers.broker import wait_port
+
+USER, PASSWORD = "staff", "a long enough password"
 
 
 class Api:
@@ -25,6 +32,28 @@ class Api:
             req.add_header("Authorization", f"Bearer {self.token}")
         with urllib.request.urlopen(req, timeout=self.timeout) as resp:
             return json.loads(resp.read() or b"null")
+
+
+def start_demo(data: Path, web: int, mq: int, *flags: str, **popen: Any) -> subprocess.Popen[Any]:
+    """`shelfwatch demo` over data_dir `data`, the studio on loopback port `web` and MQTT on `mq`, after creating
+    the account USER; `flags`: more demo flags (--period, --seconds, --weights); `popen`: where its output goes."""
+    subprocess.run(
+        [sys.executable, "-m", "edge", "users", "add", USER, "--password-stdin", "--data-dir", str(data)],
+        input=PASSWORD, text=True, check=True, capture_output=True,
+    )  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "edge", "demo", "--data-dir", str(data), "--port", str(web), "--mqtt-port", str(mq),
+         *flags],
+        env={**os.environ, "PYTHONUNBUFFERED": "1"}, **popen,
+    )  # fmt: skip
+
+
+def signed_in(web: int, timeout: float = 60) -> Api:
+    """Once the studio on port `web` answers: a client with USER's API token."""
+    wait_port(web, timeout=timeout)
+    api = Api(f"http://127.0.0.1:{web}", timeout=timeout)
+    api.token = api("POST", "/api/v1/auth/token", {"username": USER, "password": PASSWORD})["token"]
+    return api
 
 
 def capture_and_tag(api: Api, shelf: SyntheticShelf, zones: list[dict[str, Any]], query: str = "") -> int:
