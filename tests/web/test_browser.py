@@ -89,14 +89,19 @@ def drag(page: Any, start: tuple[float, float], end: tuple[float, float]) -> Non
     page.mouse.up()
 
 
-def draw_box(page: Any, fx1: float, fy1: float, fx2: float, fy2: float) -> None:
-    """Draw a box with the mouse over the fractions (fx1, fy1)-(fx2, fy2) of the canvas."""
+def drag_on_canvas(page: Any, start: tuple[float, float], end: tuple[float, float]) -> None:
+    """A real mouse drag between two points given as fractions (x, y) of the canvas."""
     c = canvas_box(page)
     drag(
         page,
-        (c["x"] + fx1 * c["width"], c["y"] + fy1 * c["height"]),
-        (c["x"] + fx2 * c["width"], c["y"] + fy2 * c["height"]),
+        (c["x"] + start[0] * c["width"], c["y"] + start[1] * c["height"]),
+        (c["x"] + end[0] * c["width"], c["y"] + end[1] * c["height"]),
     )
+
+
+def draw_box(page: Any, fx1: float, fy1: float, fx2: float, fy2: float) -> None:
+    """Draw a box with the mouse over the fractions (fx1, fy1)-(fx2, fy2) of the canvas."""
+    drag_on_canvas(page, (fx1, fy1), (fx2, fy2))
 
 
 def current_image_id(page: Any) -> int:
@@ -217,17 +222,8 @@ def test_studio_workflow_in_chromium(served: dict[str, Any], browser: Any, shots
             assert current_image_id(page) == image_id and page.is_visible("#dirty")
         if n == 3:
             # Move the box, resize it from its corner, draw a second one and delete it with the keyboard.
-            c = canvas_box(page)
-            drag(
-                page,
-                (c["x"] + 0.25 * c["width"], c["y"] + 0.3 * c["height"]),
-                (c["x"] + 0.35 * c["width"], c["y"] + 0.4 * c["height"]),
-            )
-            drag(
-                page,
-                (c["x"] + 0.55 * c["width"], c["y"] + 0.6 * c["height"]),
-                (c["x"] + 0.7 * c["width"], c["y"] + 0.8 * c["height"]),
-            )
+            drag_on_canvas(page, (0.25, 0.3), (0.35, 0.4))
+            drag_on_canvas(page, (0.55, 0.6), (0.7, 0.8))
             draw_box(page, 0.75, 0.1, 0.95, 0.3)
             assert page.locator("#boxlist li").count() == 2
             page.keyboard.press("Delete")
@@ -420,11 +416,7 @@ def test_library_labels_and_zones_in_chromium(
     page.goto(f"{base}/zones/{CAMERA_ID}")
     page.wait_for_function("() => document.getElementById('canvas').width > 300")
     c = canvas_box(page)
-    drag(
-        page,
-        (c["x"] + 0.05 * c["width"], c["y"] + 0.1 * c["height"]),
-        (c["x"] + 0.95 * c["width"], c["y"] + 0.3 * c["height"]),
-    )
+    drag_on_canvas(page, (0.05, 0.1), (0.95, 0.3))
     page.click('[data-tool="poly"]')
     for fx, fy in [(0.1, 0.6), (0.5, 0.55), (0.45, 0.9)]:
         page.mouse.click(c["x"] + fx * c["width"], c["y"] + fy * c["height"])
@@ -445,16 +437,8 @@ def test_library_labels_and_zones_in_chromium(
     page.click('[data-tool="rect"]')
     page.mouse.click(c["x"] + 0.5 * c["width"], c["y"] + 0.2 * c["height"])
     page.wait_for_function("() => document.getElementById('canvas').dataset.selected === 'top-shelf'")
-    drag(
-        page,
-        (c["x"] + 0.5 * c["width"], c["y"] + 0.2 * c["height"]),
-        (c["x"] + 0.5 * c["width"], c["y"] + 0.3 * c["height"]),
-    )
-    drag(
-        page,
-        (c["x"] + 0.95 * c["width"], c["y"] + 0.4 * c["height"]),  # the bottom-right corner after the move
-        (c["x"] + 0.7 * c["width"], c["y"] + 0.5 * c["height"]),
-    )
+    drag_on_canvas(page, (0.5, 0.2), (0.5, 0.3))
+    drag_on_canvas(page, (0.95, 0.4), (0.7, 0.5))  # the bottom-right corner after the move
     # The rectangle's alert label comes from the labels of the project (a select, not free text).
     page.locator('#zonelist li select[aria-label="Alert label"]').nth(0).select_option(index=1)
     alert_label = page.locator('#zonelist li select[aria-label="Alert label"]').nth(0).input_value()
