@@ -67,5 +67,16 @@ const SW = (() => {
     return `hsl(${Math.abs(hash) % 360} 70% 45%)`;
   }
 
-  return { api, toast, h, pageData, colorFor };
+  /** A span of time people read: "45 s", "12 min", "3 h 12 min", "2 d 4 h"; with `withSeconds`, under ten
+      minutes keeps its seconds ("4 min 12 s"). */
+  function duration(seconds, withSeconds = false) {
+    const s = Math.max(0, Math.round(seconds));
+    if (s < 60) return `${s} s`;
+    const m = Math.floor(s / 60), hrs = Math.floor(m / 60), d = Math.floor(hrs / 24);
+    if (d) return `${d} d ${hrs % 24} h`;
+    if (hrs) return `${hrs} h ${m % 60} min`;
+    return `${m} min${withSeconds && s % 60 && m < 10 ? ` ${s % 60} s` : ""}`;
+  }
+
+  return { api, toast, h, pageData, colorFor, duration };
 })();

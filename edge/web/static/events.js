@@ -8,16 +8,6 @@
   const PAGE_SIZE = 24;
   const choices = SW.pageData("events-data") || { cameras: [], zones: {} };
 
-  /** "45 s", "12 min", "3 h 12 min", "2 d 4 h". */
-  function duration(seconds) {
-    const s = Math.max(0, Math.round(seconds));
-    if (s < 60) return `${s} s`;
-    const m = Math.floor(s / 60), hrs = Math.floor(m / 60), d = Math.floor(hrs / 24);
-    if (d) return `${d} d ${hrs % 24} h`;
-    if (hrs) return `${hrs} h ${m % 60} min`;
-    return `${m} min${s % 60 && m < 10 ? ` ${s % 60} s` : ""}`;
-  }
-
   function fillZones() {
     const cams = form.camera.value ? [form.camera.value] : Object.keys(choices.zones);
     const zones = [...new Set(cams.flatMap((c) => choices.zones[c] || []))].sort();
@@ -32,7 +22,7 @@
 
   function detail(e) {
     if (e.phase === "end") {
-      return typeof e.duration_s === "number" ? `low stock for ${duration(e.duration_s)}` : "low stock ended";
+      return typeof e.duration_s === "number" ? `low stock for ${SW.duration(e.duration_s, true)}` : "low stock ended";
     }
     return `${e.label || "low stock"} ${typeof e.score === "number" ? e.score.toFixed(2) : ""}`;
   }

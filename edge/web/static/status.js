@@ -1,18 +1,9 @@
-/* Status page: device (humane uptime), model, MQTT, cameras with camera/evaluated fps, skipped frames per second
+/* Status page: device (uptime people read), model, MQTT, cameras with camera/evaluated fps, skipped frames per second
    (by design) vs lost ones (failed evaluations), the last inference time and zone states; refreshes itself. */
 "use strict";
 (() => {
   const { api, toast, h } = SW;
   const kv = (el, pairs) => el.replaceChildren(...pairs.flatMap(([k, v]) => [h("dt", { text: k }), h("dd", { text: v === null || v === undefined ? "–" : String(v) })]));
-  /** "42 s", "5 min", "3 h 12 min", "2 d 4 h". */
-  function humane(seconds) {
-    const s = Math.max(0, Math.round(seconds));
-    if (s < 60) return `${s} s`;
-    const m = Math.floor(s / 60), hrs = Math.floor(m / 60), d = Math.floor(hrs / 24);
-    if (d) return `${d} d ${hrs % 24} h`;
-    if (hrs) return `${hrs} h ${m % 60} min`;
-    return `${m} min`;
-  }
   const num = (v, digits = 1) => (typeof v === "number" ? v.toFixed(digits) : "–");
   const zoneClass = (s) => (s === "low_stock" ? "bad" : s === "ok" ? "ok" : "warn");
 
@@ -24,7 +15,7 @@
     health.className = "pill " + (s.healthy === true ? "ok" : s.healthy === false ? "bad" : "warn");
     kv(document.getElementById("device-kv"), [
       ["Device", s.device],
-      ["Uptime", typeof s.uptime === "number" ? humane(s.uptime) : null],
+      ["Uptime", typeof s.uptime === "number" ? SW.duration(s.uptime) : null],
       ["MQTT", s.mqtt.enabled ? (s.mqtt.connected ? "connected" : "disconnected") : "disabled"],
       ["Outbox", s.mqtt.outbox],
       ["Events", s.events],
