@@ -94,17 +94,22 @@ class Projects:
     classifier: TinyBundle
 
 
-def make_projects(data_dir: Path, bundles: Path, photos: ShelfPhotos) -> Projects:
-    detector = make_detection_bundle(
+def gap_detector(bundles: Path, photos: ShelfPhotos, version: str) -> TinyBundle:
+    """A version of the shelf-gaps project's tiny detector, tuned to find the gaps of these photos."""
+    return make_detection_bundle(
         bundles,
         labels=("empty_shelf",),
         alert_labels=("empty_shelf",),
-        version="gaps-1",
+        version=version,
         name="shelf-gaps",
         contrast=photos.contrast,
         pivot=photos.pivot,
         score_threshold=0.05,
     )
+
+
+def make_projects(data_dir: Path, bundles: Path, photos: ShelfPhotos) -> Projects:
+    detector = gap_detector(bundles, photos, "gaps-1")
     classifier = make_classification_bundle(
         bundles, labels=("red", "green"), version="products-1", name="products", key_dir=bundles / "keys"
     )

@@ -13,9 +13,8 @@ from edge.config import parse_yaml_config
 from edge.config.model import EdgeConfig
 from edge.pipeline.zone_scoring import Zone
 from edge.skills.config import SKILLS_ADAPTER
-from tests.helpers.tiny_bundle import make_detection_bundle
 from tests.helpers.waiting import wait_until
-from tests.skills.conftest import EXAMPLE, Projects, ShelfPhotos
+from tests.skills.conftest import EXAMPLE, Projects, ShelfPhotos, gap_detector
 
 WHOLE = Zone("shelf-a", ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)), ())
 
@@ -106,16 +105,7 @@ def test_activating_a_new_version_of_a_project_swaps_it_into_every_skill(
     runner.run(image, [WHOLE])
     assert {s.model_ref()["version"] for s in runner.skills} == {"gaps-1"}
     parts.models.on_activate(parts.skills.models.on_activated)  # as Agent.start does
-    newer = make_detection_bundle(
-        tmp_path / "bundles",
-        labels=("empty_shelf",),
-        alert_labels=("empty_shelf",),
-        version="gaps-2",
-        name="shelf-gaps",
-        contrast=shelf_photos.contrast,
-        pivot=shelf_photos.pivot,
-        score_threshold=0.05,
-    )
+    newer = gap_detector(tmp_path / "bundles", shelf_photos, "gaps-2")
     gaps = parts.store.get_project("shelf-gaps")
     parts.models.install(newer.bundle_dir, project=gaps.id, activate=True)
 
