@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from edge.training.client import TrainerClient, TrainerHttpError, TrainerUnreachable
+from tests.helpers.http_stub import Answer, StubServer, json_answer
 
 
 def _free_port() -> int:
@@ -19,35 +18,21 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class _Trainer:
+class _Trainer(StubServer):
     """A real HTTP server on loopback answering GET /v1/jobs/<id> from a script of (status, body) answers."""
 
     def __init__(self, port: int, answers: list[tuple[int, dict]]) -> None:
         self.answers = answers
         self.seen = 0
-        outer = self
+        super().__init__(self._next, port)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                status, body = outer.answers[min(outer.seen, len(outer.answers) - 1)]
-                outer.seen += 1
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+    def _next(self, path: str) -> Answer:
+        status, body = self.answers[min(self.seen, len(self.answers) - 1)]
+        self.seen += 1
+        return json_answer(status, body)
 
     def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.stop()
 
 
 def test_a_down_then_restarting_trainer_does_not_end_the_run() -> None:

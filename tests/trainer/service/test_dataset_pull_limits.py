@@ -3,14 +3,13 @@ never echoes what a server answered: a token holder cannot use it to read loopba
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.helpers.http_stub import StubServer
 from tests.trainer.service.conftest import AUTH, make_app
 from trainer.service.app import SCHEDULER_KEY
 from trainer.service.datasets import pull_allowed
@@ -18,34 +17,11 @@ from trainer.service.datasets import pull_allowed
 SECRET = "internal-admin-password-4242"
 
 
-class Server:
+class Server(StubServer):
     """A loopback HTTP server answering every GET with (status, headers, body); it counts what it was asked."""
 
     def __init__(self, status: int, body: str, headers: dict[str, str] | None = None) -> None:
-        self.requests: list[str] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                outer.requests.append(self.path)
-                data = body.encode()
-                self.send_response(status)
-                for key, value in (headers or {}).items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(lambda path: (status, headers or {}, body.encode()))
 
 
 @pytest.fixture

@@ -4,12 +4,9 @@ And a device's dataset pulled page by page from its real web API."""
 from __future__ import annotations
 
 import io
-import json
 import stat
 import tarfile
-import threading
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +18,7 @@ from flask.testing import FlaskClient
 
 from edge.datasets.formats import read_dataset
 from edge.datasets.model import Box
+from tests.helpers.http_stub import StubServer, json_answer
 from tests.trainer.service.conftest import AUTH, make_app, upload
 from trainer.service.app import SCHEDULER_KEY
 from trainer.service.store import JobStore
@@ -274,26 +272,7 @@ def test_pull_from_a_device_answering_malformed_records_is_400(
 ) -> None:
     answers = {"labels": labels, "images": images}
 
-    class FakeDevice(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = json.dumps(answers["labels" if "/labels" in self.path else "images"]).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeDevice)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{server.server_port}/api/v1"
-        resp = client.post("/v1/datasets", headers=AUTH, json={"source": {"url": url, "token": "t"}})
-    finally:
-        server.shutdown()
-        server.server_close()
+    with StubServer(lambda path: json_answer(200, answers["labels" if "/labels" in path else "images"])) as device:
+        resp = client.post("/v1/datasets", headers=AUTH, json={"source": {"url": f"{device.url}/api/v1", "token": "t"}})
     assert resp.status_code == 400 and message in resp.get_json()["error"]
     _nothing_kept(app)
