@@ -19,7 +19,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -165,7 +165,7 @@ def low_rows(page: Any, base: str, image_id: int, shelf: SyntheticShelf) -> dict
     return shelf.ground_truth(ts)
 
 
-def tag_all(page: Any, base: str, shelf: SyntheticShelf, zones: dict[str, tuple[float, ...]], classify: bool) -> int:
+def tag_all(page: Any, base: str, shelf: SyntheticShelf, zones: Mapping[str, tuple[float, ...]], classify: bool) -> int:
     """Tag every captured image on the Tag page: a box over each low row; a full shelf tagged `none` (classifier)
     or left without boxes (detector). One undo and one redo on the first box. Returns the boxes drawn."""
     nav(page, "Tag")
@@ -287,12 +287,13 @@ def watch_live(page: Any, base: str) -> set[str]:
     return seen
 
 
-def check_event_card(page: Any, base: str, zones: dict[str, tuple[float, ...]], shots: Path) -> None:
+def check_event_card(page: Any, base: str, zones: Mapping[str, tuple[float, ...]], shots: Path) -> None:
     nav(page, "Events")
     page.wait_for_selector(".event-tile:has(.pill:has-text('low stock')) img", timeout=60_000)
     src = page.locator(".event-tile:has(.pill:has-text('low stock')) img").first.get_attribute("src")
     jpeg = page.context.request.get(base + src).body()
     snap = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert snap is not None, "the snapshot is a JPEG"
     h, w = snap.shape[:2]
     outlined = []
     for zone_id, (x1, y1, _x2, _y2) in zones.items():
