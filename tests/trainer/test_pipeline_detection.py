@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -30,21 +31,26 @@ def _photos(root: Path, count: int) -> Dataset:
     return ds
 
 
-@pytest.mark.slow
-def test_detection_bundle_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    ds = _photos(tmp_path / "photos", 10)
-    spec = TrainSpec(
+def small_detection_spec(tmp_path: Path, **changes: Any) -> TrainSpec:
+    """Detection on tmp_path/photos into tmp_path/bundle, sized for tests: 1 epoch at 64 px, 1 view, 2 threads."""
+    return TrainSpec(
         data=tmp_path / "photos",
         fmt=None,
         task="detection",
         out=tmp_path / "bundle",
-        backbone="squeezenet1_1",
         weights=None,
         epochs=1,
         input_size=64,
         views=1,
         threads=2,
+        **changes,
     )
+
+
+@pytest.mark.slow
+def test_detection_bundle_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ds = _photos(tmp_path / "photos", 10)
+    spec = small_detection_spec(tmp_path, backbone="squeezenet1_1")
     result = run_training(spec, dataset=ds)
     manifest = verify_bundle(result.bundle_dir, [str(tmp_path / "keys" / "bundle-signing.pub")])
     assert manifest.task == "detection" and manifest.labels == ["gap"]

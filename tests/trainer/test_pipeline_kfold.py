@@ -13,7 +13,7 @@ import pytest
 
 from edge.bundle import verify_bundle
 from tests.trainer.helpers import coloured_dataset, half_empty_shelves
-from tests.trainer.test_pipeline_detection import _photos
+from tests.trainer.test_pipeline_detection import _photos, small_detection_spec
 from trainer.pipeline import Progress, TrainResult, TrainSpec, run_training
 
 
@@ -125,18 +125,7 @@ def test_zone_crops_of_one_photo_stay_in_one_fold(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_small_detection_set_is_cross_validated(tmp_path: Path) -> None:
     ds = _photos(tmp_path / "photos", 9)
-    spec = TrainSpec(
-        data=tmp_path / "photos",
-        fmt=None,
-        task="detection",
-        out=tmp_path / "bundle",
-        weights=None,
-        epochs=1,
-        input_size=64,
-        views=1,
-        threads=2,
-        min_per_label=5,
-    )
+    spec = small_detection_spec(tmp_path, min_per_label=5)
     result = run_training(spec, dataset=ds)
     report = _check_kfold(result, items=9, photos=9, folds=3, headline="map50")
     assert set(report["evaluation"]["metrics"]) == {"map50", "map50_95", "precision", "recall", "f1"}
