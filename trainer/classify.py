@@ -154,6 +154,15 @@ class Classifier(nn.Module):
         return self.head(self.embedder(x))
 
 
+class ClassifierWithEmbedding(Classifier):
+    """What the bundle exports: image tensor -> (logits [N, C], embedding [N, D]); the device keeps the embedding
+    of each image to show how similar a photo is to each label's labelled examples (edge.assist)."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # type: ignore[override]
+        embedding = self.embedder(x)
+        return self.head(embedding), embedding
+
+
 @dataclass
 class HeadFit:
     """The trained head and how training went."""

@@ -65,7 +65,10 @@ class ClassificationRecipe:
     """Classification of whole images or zone crops (see the module docstring)."""
 
     task = "classification"
-    outputs: ClassificationOutputs | DetectionOutputs = ClassificationOutputs(logits="logits", activation="softmax")
+    # The embedding output (manifest outputs.embedding) feeds the studio's similarity to labelled examples.
+    outputs: ClassificationOutputs | DetectionOutputs = ClassificationOutputs(
+        logits="logits", activation="softmax", embedding="embedding"
+    )
     default_folds = 5
     spread_metrics = TASK_METRICS["classification"]
     parity_images = MAX_PARITY_IMAGES
@@ -205,7 +208,13 @@ class ClassificationRecipe:
         """
         import torch
 
-        from trainer.classify import FINE_TUNE_MODULES, Classifier, fine_tune_tail, tail_embeddings, train_head
+        from trainer.classify import (
+            FINE_TUNE_MODULES,
+            ClassifierWithEmbedding,
+            fine_tune_tail,
+            tail_embeddings,
+            train_head,
+        )
 
         spec = self.spec
         if self._features is None:
@@ -288,7 +297,7 @@ class ClassificationRecipe:
                 train_plain = f.per_sample[tr, 0]
         else:
             train_plain = f.per_sample[tr, 0]
-        model = Classifier(embedder, head).eval()
+        model = ClassifierWithEmbedding(embedder, head).eval()
         with torch.no_grad():
             train_logits = head(torch.from_numpy(np.ascontiguousarray(train_plain))).numpy()
         train_accuracy = float((train_logits.argmax(1) == f.labels[tr]).mean())
@@ -301,7 +310,7 @@ class ClassificationRecipe:
         return TrainedModel(
             module=model,
             input_spec=self._input_spec,
-            output_names=["logits"],
+            output_names=["logits", "embedding"],
             fit_items=list(train) + list(val),
             weights_source=self._weights.source,
             weights_sha256=self._weights.sha256,
@@ -331,7 +340,7 @@ class ClassificationRecipe:
         import torch
 
         from edge.runtime.postprocess import softmax
-        from trainer.classify import embed_images
+        from trainer.classify import Classifier, embed_images
 
         f = self._features
         module = model.module
@@ -341,6 +350,8 @@ class ClassificationRecipe:
             with torch.no_grad():
                 logits = module.head(torch.from_numpy(np.ascontiguousarray(plain))).numpy()  # type: ignore[operator]
         else:
+            if isinstance(module, Classifier):  # logits only (the exported module also returns its embedding)
+                module = Classifier(module.embedder, module.head)
             logits = embed_images(module, [self.image(data, i) for i in items], model.input_spec)
         return list(softmax(logits.astype(np.float64)))
 
