@@ -18,7 +18,6 @@ median-of-3 figure of docs/BENCHMARKS.md and waits for frames evaluated under th
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import subprocess
@@ -30,14 +29,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge.cameras.synthetic import SyntheticShelf
 from edge.processes import stop_process
-from tests.helpers.broker import free_port, wait_port
-from tests.helpers.demo_api import Api, capture_and_tag
+from tests.helpers.broker import free_port
+from tests.helpers.demo_api import signed_in, start_demo, tagged_project
 
 PERIOD = 16.0  # seconds of one deplete/restock cycle of the demo shelf: 15 captures see full and low rows
-PASSWORD = "a long enough password"
-CAMERA = "shelf"
 
 
 def evaluated(status: dict[str, Any]) -> int:
@@ -48,44 +44,15 @@ def evaluated(status: dict[str, Any]) -> int:
     return total
 
 
-def prepare(api: Api, images: int) -> int:
-    """The first-run project and `images` tagged captures; returns the project id."""
-    project = api(
-        "POST",
-        "/api/v1/projects",
-        {
-            "name": "Shelf rows",
-            "task": "classification",
-            "labels": [{"name": "low_stock", "description": "little or no stock"}, {"name": "none"}],
-        },
-    )
-    q = f"?project={project['id']}"
-    zones = api("GET", f"/api/v1/cameras/{CAMERA}/zones")["zones"]
-    shelf = SyntheticShelf(1280, 720, 4, PERIOD, 0)
-    for _ in range(images):
-        capture_and_tag(api, shelf, zones, q)  # as Live's Capture button and the Tag page save it
-        time.sleep(PERIOD / 12)
-    return int(project["id"])
-
-
 def one_run(images: int, weights: str | None, keep: Path | None) -> dict[str, Any]:
     data = Path(tempfile.mkdtemp(prefix="studio-loop-")) if keep is None else keep
     web, mq = free_port(), free_port()
-    subprocess.run(
-        [sys.executable, "-m", "edge", "users", "add", "staff", "--password-stdin", "--data-dir", str(data)],
-        input=PASSWORD, text=True, check=True, capture_output=True,
-    )  # fmt: skip
-    cmd = [sys.executable, "-m", "edge", "demo", "--data-dir", str(data), "--port", str(web),
-           "--mqtt-port", str(mq), "--period", str(PERIOD), "--seconds", "1200"]  # fmt: skip
-    if weights:
-        cmd += ["--weights", weights]
+    flags = ["--period", str(PERIOD), "--seconds", "1200", *(["--weights", weights] if weights else [])]
     log = (data / "demo.log").open("wb")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = start_demo(data, web, mq, *flags, stdout=log, stderr=subprocess.STDOUT)
     try:
-        wait_port(web, timeout=180)
-        api = Api(f"http://127.0.0.1:{web}", timeout=120)
-        api.token = api("POST", "/api/v1/auth/token", {"username": "staff", "password": PASSWORD})["token"]
-        project = prepare(api, images)
+        api = signed_in(web, timeout=180)
+        project = tagged_project(api, images, PERIOD)
         # What the Train button posts with the form as it opens (the page's project comes from its cookie; a
         # bearer client names it).
         start = time.monotonic()

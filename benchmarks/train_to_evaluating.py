@@ -22,9 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge.cameras.synthetic import SyntheticShelf
 from tests.helpers.broker import free_port
-from tests.helpers.demo_api import capture_and_tag, signed_in, start_demo
+from tests.helpers.demo_api import signed_in, start_demo, tagged_project
 
 PERIOD = 16.0
 KEEP = False
@@ -38,23 +37,9 @@ def one_run(images: int) -> dict[str, float]:
     )
     try:
         api = signed_in(web, timeout=120)
-        project = api(
-            "POST",
-            "/api/v1/projects",
-            {
-                "name": "Shelf rows",
-                "task": "classification",
-                "labels": [{"name": "low_stock", "description": "little or no stock"}, {"name": "none"}],
-            },
-        )
-        q = f"?project={project['id']}"
-        zones = api("GET", "/api/v1/cameras/shelf/zones")["zones"]
-        shelf = SyntheticShelf(1280, 720, 4, PERIOD, 0)
-        for _ in range(images):
-            capture_and_tag(api, shelf, zones, q)
-            time.sleep(PERIOD / 12)
+        project = tagged_project(api, images, PERIOD)
         start = time.monotonic()
-        run = api("POST", "/api/v1/training", {"project": project["id"]})
+        run = api("POST", "/api/v1/training", {"project": project})
         marks: dict[str, float] = {}
         while time.monotonic() - start < 600:
             run = api("GET", f"/api/v1/training/{run['id']}")

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.request
 from datetime import datetime
 from pathlib import Path
@@ -70,3 +71,25 @@ def capture_and_tag(api: Api, shelf: SyntheticShelf, zones: list[dict[str, Any]]
             boxes.append({"label": "low_stock", "x1": min(xs), "y1": min(ys), "x2": max(xs), "y2": max(ys)})
     api("PUT", f"/api/v1/images/{image_id}/annotations", {"tags": [] if boxes else ["none"], "boxes": boxes})
     return image_id
+
+
+def tagged_project(api: Api, images: int, period: float) -> int:
+    """The first-run zone-classifier project (`low_stock` + `none`) as the page posts it, with `images` captures of
+    the demo camera tagged by capture_and_tag, period/12 s apart (so they see full and low rows of a demo shelf
+    cycling every `period` s); returns the project id."""
+    project = api(
+        "POST",
+        "/api/v1/projects",
+        {
+            "name": "Shelf rows",
+            "task": "classification",
+            "labels": [{"name": "low_stock", "description": "little or no stock"}, {"name": "none"}],
+        },
+    )
+    query = f"?project={project['id']}"
+    zones = api("GET", "/api/v1/cameras/shelf/zones")["zones"]
+    shelf = SyntheticShelf(1280, 720, 4, period, 0)
+    for _ in range(images):
+        capture_and_tag(api, shelf, zones, query)  # as Live's Capture button and the Tag page save it
+        time.sleep(period / 12)
+    return int(project["id"])
