@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from edge.commands import command_group
 from edge.errors import BundleError
 
 
@@ -118,17 +119,13 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     """Add `keys` and `bundle` to the CLI."""
-    keys = sub.add_parser("keys", help="bundle signing keys")
-    ksub = keys.add_subparsers(dest="keys_command", metavar="ACTION")
-    ksub.required = True
+    ksub = command_group(sub, "keys", "bundle signing keys")
     gen = ksub.add_parser("generate", help="write a new ed25519 key pair: signing.key (0600) and signing.pub")
     gen.add_argument("--out", required=True, help="directory for signing.key and signing.pub")
     gen.add_argument("--json", action="store_true")
     gen.set_defaults(func=cmd_keys_generate)
 
-    bundle = sub.add_parser("bundle", help="verify, pack and inspect model bundles")
-    bsub = bundle.add_subparsers(dest="bundle_command", metavar="ACTION")
-    bsub.required = True
+    bsub = command_group(sub, "bundle", "verify, pack and inspect model bundles")
     key_help = "trusted public key: PEM file or base64 raw key (repeatable)"
     ver = bsub.add_parser("verify", help="check signature, schema and file hashes; exit 1 with the reason")
     ver.add_argument("path", help="bundle directory or .tar.gz")

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from edge.commands import command_group
 from edge.config import dump_yaml_config, load_yaml_config
 from edge.config.kinds import CONFIG_KINDS, guess_kind
 from edge.errors import ConfigError
@@ -72,9 +73,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     """Add `shelfwatch config`; `--kind` accepts every kind registered by the time the command line is parsed."""
-    p = sub.add_parser("config", help="validate and inspect configuration files")
-    csub = p.add_subparsers(dest="config_command", metavar="ACTION")
-    csub.required = True
+    csub = command_group(sub, "config", "validate and inspect configuration files")
     v = csub.add_parser("validate", help="check a config file; errors carry YAML line numbers")
     v.add_argument("file")
     v.add_argument("--kind", choices=CONFIG_KINDS, help="default: guessed from the file name")

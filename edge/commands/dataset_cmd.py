@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edge.commands import command_group
 from edge.errors import ConfigError, DatasetError
 from edge.vocabulary import TASKS
 
@@ -188,9 +189,7 @@ def _project_arg(p: argparse.ArgumentParser) -> None:
 
 def register(sub: Any) -> None:
     """Add `shelfwatch dataset ...`."""
-    p = sub.add_parser("dataset", help="import, export, inspect and split the dataset store")
-    dsub = p.add_subparsers(dest="dataset_command", metavar="ACTION")
-    dsub.required = True
+    dsub = command_group(sub, "dataset", "import, export, inspect and split the dataset store")
 
     imp = dsub.add_parser("import", help="add a dataset folder or .zip/.tar.gz archive to the store")
     imp.add_argument("src", help="dataset folder, annotation file (COCO .json, .csv), or archive")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edge.cli import print_result
+from edge.commands import command_group
 from edge.errors import ConfigError
 from edge.vocabulary import BACKBONES, TASK_CHOICES
 
@@ -193,9 +194,9 @@ def _common(p: argparse.ArgumentParser, trainer: bool) -> None:
 
 def register(sub: Any) -> None:
     """Add `shelfwatch edge train` and `shelfwatch edge models list|activate|rollback`."""
-    edge = sub.add_parser("edge", help="Train through the trainer service and manage installed models.")
-    edge_sub = edge.add_subparsers(dest="edge_command", metavar="COMMAND")
-    edge_sub.required = True
+    edge_sub = command_group(
+        sub, "edge", "Train through the trainer service and manage installed models.", metavar="COMMAND"
+    )
 
     train = edge_sub.add_parser("train", help="Ship the dataset to the trainer and start a job (--wait: install).")
     _common(train, trainer=True)
@@ -221,9 +222,7 @@ def register(sub: Any) -> None:
     train.add_argument("--poll-seconds", type=float, default=3.0, help="seconds between job status checks")
     train.set_defaults(func=cmd_train)
 
-    models = edge_sub.add_parser("models", help="Installed model versions.")
-    models_sub = models.add_subparsers(dest="models_command", metavar="COMMAND")
-    models_sub.required = True
+    models_sub = command_group(edge_sub, "models", "Installed model versions.", metavar="COMMAND")
     listing = models_sub.add_parser("list", help="Installed versions, active marked *, previous <.")
     _common(listing, trainer=False)
     listing.set_defaults(func=cmd_models_list)

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from edge.commands import command_group
 from edge.errors import ShelfwatchError
 
 
@@ -183,9 +184,9 @@ def _rollout_args(p: argparse.ArgumentParser) -> None:
 
 def register(sub: Any) -> None:
     """Add `shelfwatch fleet ...`."""
-    fleet = sub.add_parser("fleet", help="Device groups: status, staged rollouts, rollback, simulation.")
-    fleet_sub = fleet.add_subparsers(dest="fleet_command", metavar="COMMAND")
-    fleet_sub.required = True
+    fleet_sub = command_group(
+        sub, "fleet", "Device groups: status, staged rollouts, rollback, simulation.", metavar="COMMAND"
+    )
 
     status = fleet_sub.add_parser("status", help="Each device of a group: model version and state.")
     _common(status)

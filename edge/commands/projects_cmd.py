@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from edge.commands import command_group
 from edge.vocabulary import TASKS
 
 
@@ -53,9 +54,7 @@ def register(sub: Any) -> None:
     """Add `shelfwatch projects ...`."""
     from edge.commands.dataset_cmd import _store_args
 
-    p = sub.add_parser("projects", help="list and create projects (a name, a task and labels, with its images)")
-    psub = p.add_subparsers(dest="projects_command", metavar="ACTION")
-    psub.required = True
+    psub = command_group(sub, "projects", "list and create projects (a name, a task and labels, with its images)")
 
     ls = psub.add_parser("list", help="every project with its task, image count and labels")
     _store_args(ls)

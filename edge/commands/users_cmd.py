@@ -11,6 +11,7 @@ import getpass
 import sys
 from typing import Any
 
+from edge.commands import command_group
 from edge.errors import ShelfwatchError
 
 
@@ -103,9 +104,7 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("users", help="web studio accounts and API tokens")
-    usub = p.add_subparsers(dest="users_command", metavar="ACTION")
-    usub.required = True
+    usub = command_group(sub, "users", "web studio accounts and API tokens")
 
     def common(q: argparse.ArgumentParser, *, name: bool = True, password: bool = True) -> None:
         if name:

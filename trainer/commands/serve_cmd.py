@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from edge.commands import command_group
+
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Load the config and serve until stopped."""
@@ -22,9 +24,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def register(sub: Any) -> None:
     """Add `shelfwatch trainer serve`."""
-    trainer = sub.add_parser("trainer", help="The training service.")
-    trainer_sub = trainer.add_subparsers(dest="trainer_command", metavar="COMMAND")
-    trainer_sub.required = True
+    trainer_sub = command_group(sub, "trainer", "The training service.", metavar="COMMAND")
     serve = trainer_sub.add_parser("serve", help="Serve the trainer REST API (datasets, jobs, bundles).")
     serve.add_argument("-c", "--config", required=True, help="trainer.yaml")
     serve.add_argument("--host", default=None, help="Override server.host.")
