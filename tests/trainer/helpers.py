@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 
 from edge.datasets.model import Box, Dataset, LabelInfo, Sample
+from trainer.pipeline import TrainSpec
 
 COLOURS = {"red": (40, 40, 210), "green": (40, 190, 40), "blue": (210, 70, 40)}
 
@@ -49,3 +51,11 @@ def half_empty_shelves(root: Path, count: int) -> Dataset:
         cv2.imwrite(str(path), image)
         ds.samples.append(Sample(path, path.name, boxes=boxes))
     return ds
+
+
+def classification_spec(data: Path, out: Path, **changes: Any) -> TrainSpec:
+    """A test-sized classification TrainSpec over a folders dataset: no weights, 64 px, 2 views, 2 threads."""
+    base: dict[str, Any] = dict(
+        data=data, fmt="folders", task="classification", out=out, weights=None, input_size=64, views=2, threads=2
+    )
+    return TrainSpec(**{**base, **changes})

@@ -14,25 +14,13 @@ import pytest
 from edge.bundle import verify_bundle
 from edge.cli import main
 from edge.errors import BundleError
-from tests.trainer.helpers import coloured_dataset, half_empty_shelves
+from tests.trainer.helpers import classification_spec, coloured_dataset, half_empty_shelves
 from trainer.errors import TrainingCancelled, TrainingError
 from trainer.pipeline import Progress, TrainResult, TrainSpec, run_training
 
 
 def _spec(data: Path, out: Path, **kw: object) -> TrainSpec:
-    base: dict[str, object] = dict(
-        data=data,
-        fmt="folders",
-        task="classification",
-        out=out,
-        backbone="squeezenet1_1",
-        weights=None,
-        input_size=64,
-        views=2,
-        threads=2,
-    )
-    base.update(kw)
-    return TrainSpec(**base)  # type: ignore[arg-type]
+    return classification_spec(data, out, **{"backbone": "squeezenet1_1", **kw})
 
 
 @pytest.fixture(scope="module")

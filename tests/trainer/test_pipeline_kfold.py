@@ -12,25 +12,13 @@ import onnxruntime as ort
 import pytest
 
 from edge.bundle import verify_bundle
-from tests.trainer.helpers import coloured_dataset, half_empty_shelves
+from tests.trainer.helpers import classification_spec, coloured_dataset, half_empty_shelves
 from tests.trainer.test_pipeline_detection import _photos, small_detection_spec
 from trainer.pipeline import Progress, TrainResult, TrainSpec, run_training
 
 
 def _spec(data: Path, out: Path, **kw: object) -> TrainSpec:
-    base: dict[str, object] = dict(
-        data=data,
-        fmt="folders",
-        task="classification",
-        out=out,
-        weights=None,
-        input_size=64,
-        views=2,
-        threads=2,
-        min_per_label=5,
-    )
-    base.update(kw)
-    return TrainSpec(**base)  # type: ignore[arg-type]
+    return classification_spec(data, out, **{"min_per_label": 5, **kw})
 
 
 def _check_kfold(result: TrainResult, items: int, photos: int, folds: int, headline: str) -> dict:
