@@ -251,6 +251,7 @@ def _run(
     cv: _CrossValidation | None = None
     test: list[int] = []
     if plan.method == "kfold":
+        warnings[:] = kfold_size_warnings(warnings, plan, len(data.labels), recipe.task)
         cv = _cross_validate(spec, recipe, data, plan, reporter)
         train, val = cv.train, cv.val
         fit_progress = reporter.stage("training", cv.final_from, 1.0)
@@ -453,6 +454,20 @@ def plan_evaluation(spec: TrainSpec, recipe: TaskRecipe, data: TaskData) -> Eval
     return EvaluationPlan(
         "kfold", k, photos, items, reason, spec.seed, kfold_splits(data.groups, data.strata, k, spec.seed)
     )
+
+
+def kfold_size_warnings(warnings: list[str], plan: EvaluationPlan, labels: int, task: str) -> list[str]:
+    """The warnings of a k-fold run: the hold-out split's "tiny test set" does not apply (every item is tested once,
+    by a fold's model that never saw it); a small k-fold estimate is said as such instead."""
+    kept = [w for w in warnings if not w.startswith("tiny test set")]
+    small = plan.photos < 10 if task == "detection" else plan.items < 10 * max(1, labels)
+    if small:
+        what = f"{plan.photos} photos" if task == "detection" else f"{plan.items} samples for {labels} labels"
+        kept.append(
+            f"small k-fold estimate ({plan.folds}-fold over {what}): every one is tested once by a model that "
+            "never saw it, but so few make the metrics rough"
+        )
+    return kept
 
 
 @dataclass

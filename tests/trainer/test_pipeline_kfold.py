@@ -14,7 +14,7 @@ import pytest
 from edge.bundle import verify_bundle
 from tests.trainer.helpers import classification_spec, coloured_dataset, half_empty_shelves
 from tests.trainer.test_pipeline_detection import _photos, small_detection_spec
-from trainer.pipeline import Progress, TrainResult, TrainSpec, run_training
+from trainer.pipeline import EvaluationPlan, Progress, TrainResult, TrainSpec, kfold_size_warnings, run_training
 
 
 def _spec(data: Path, out: Path, **kw: object) -> TrainSpec:
@@ -45,7 +45,21 @@ def _check_kfold(result: TrainResult, items: int, photos: int, folds: int, headl
     assert report["split"]["source"] == "kfold" and report["engine"] == "torch"
     assert "cross-validation" in (result.bundle_dir / "report.html").read_text()
     assert report["parity"]["passed"]  # the shipped model is still exported and checked
+    # No hold-out split was made: no "tiny test set" warning above a k-fold headline.
+    assert not any(w.startswith("tiny test set") for w in report["warnings"])
     return report
+
+
+def test_kfold_warnings_speak_of_the_kfold_estimate_not_of_a_test_split() -> None:
+    plan = EvaluationPlan("kfold", 5, 18, 18, "18 photos (< 60)", 0)
+    held_out = ["tiny test set (3 samples for 3 labels): each test sample moves accuracy by 33 points", "other"]
+    warnings = kfold_size_warnings(held_out, plan, labels=3, task="classification")
+    assert warnings[0] == "other" and len(warnings) == 2
+    assert warnings[1].startswith("small k-fold estimate (5-fold over 18 samples for 3 labels)")
+    big = EvaluationPlan("kfold", 5, 40, 60, "40 photos (< 60)", 0)
+    assert kfold_size_warnings(held_out, big, labels=2, task="classification") == ["other"]
+    detection = kfold_size_warnings(["tiny test set (2 photos): treat mAP as rough"], plan, 1, "detection")
+    assert detection == []  # 18 photos are enough for the hold-out bound of 10
 
 
 @pytest.mark.slow
