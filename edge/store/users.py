@@ -147,6 +147,16 @@ class ApiToken:
         return asdict(self)
 
 
+def _account(db: sqlite3.Connection, username: str) -> sqlite3.Row:
+    """The account's row (id, username, role, created) by name; NotFoundError when there is none."""
+    row: sqlite3.Row | None = db.execute(
+        "SELECT id, username, role, created FROM users WHERE username = ?", (username,)
+    ).fetchone()
+    if row is None:
+        raise NotFoundError(f"no user {username!r}")
+    return row
+
+
 def hash_password(password: str) -> str:
     """An Argon2id hash string (PHC format, `$argon2id$v=19$m=...`) with a fresh random salt."""
     with _HASH_SLOTS:
@@ -291,9 +301,7 @@ class UserStore:
     def by_name(self, username: str) -> User:
         """The account with this name; NotFoundError otherwise."""
         with self._connect() as db:
-            row = db.execute("SELECT id, username, role, created FROM users WHERE username = ?", (username,)).fetchone()
-        if row is None:
-            raise NotFoundError(f"no user {username!r}")
+            row = _account(db, username)
         return _user(row)
 
     def all(self) -> list[User]:
@@ -336,9 +344,7 @@ class UserStore:
         new_hash = hash_password(password)
         now = time.time()
         with self._connect() as db:
-            row = db.execute("SELECT id, username, role, created FROM users WHERE username = ?", (username,)).fetchone()
-            if row is None:
-                raise NotFoundError(f"no user {username!r}")
+            row = _account(db, username)
             db.execute("UPDATE users SET password_hash = ? WHERE id = ?", (new_hash, row["id"]))
             sessions = db.execute("DELETE FROM sessions WHERE user_id = ?", (row["id"],)).rowcount
             tokens = db.execute(
@@ -351,9 +357,7 @@ class UserStore:
         """Give an account another role; the last admin cannot stop being one (ConflictError)."""
         chosen = check_role(role)
         with self._connect() as db:
-            row = db.execute("SELECT id, username, role, created FROM users WHERE username = ?", (username,)).fetchone()
-            if row is None:
-                raise NotFoundError(f"no user {username!r}")
+            row = _account(db, username)
             if row["role"] == "admin" and chosen != "admin" and _admins(db) <= 1:
                 raise ConflictError(f"{username} is the only admin; make another admin first")
             db.execute(
@@ -365,9 +369,7 @@ class UserStore:
     def delete(self, username: str) -> None:
         """Remove an account with its sessions and tokens; the last admin cannot be removed (ConflictError)."""
         with self._connect() as db:
-            row = db.execute("SELECT id, role FROM users WHERE username = ?", (username,)).fetchone()
-            if row is None:
-                raise NotFoundError(f"no user {username!r}")
+            row = _account(db, username)
             if row["role"] == "admin" and _admins(db) <= 1:
                 raise ConflictError(f"{username} is the only admin and cannot be removed")
             db.execute("DELETE FROM users WHERE id = ?", (row["id"],))
