@@ -260,7 +260,8 @@ def live_results(camera_id: str) -> Response:
     """Server-sent events (text/event-stream) of what the model sees on this camera.
 
     Each `live` event's data is the pipeline's latest result as JSON (edge.pipeline.camera_pipeline
-    CameraPipeline.live: model, fps, inference_ms, zones with state/score/polygon, detections), sent when it
+    CameraPipeline.live: model, fps, inference_ms, zones with state/score/polygon, detections) plus `model_name`,
+    the model version's display name, sent when it
     changes, at most LIVE_MAX_RATE a second. `?once=1` sends the current one and ends (scripts, tests).
     """
     camera_config(camera_id)
@@ -271,7 +272,19 @@ def live_results(camera_id: str) -> Response:
     stopping = current_app.extensions["shelfwatch.stopping"]
     slots = _stream_slot()
 
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    names: dict[str, str] = {}
+
     def message(payload: dict[str, Any]) -> bytes:
+        # People read the version by its display name (`Shelf rows v1 · 2026-12-01 19:53`), looked up once each.
+        version = (payload.get("model") or {}).get("version")
+        if version:
+            if version not in names:
+                from edge.web.model_versions import display_name
+
+                with app.app_context():
+                    names[version] = display_name(version)
+            payload = {**payload, "model_name": names[version]}
         return f"event: live\nid: {payload['seq']}\ndata: {json.dumps(payload, separators=(',', ':'))}\n\n".encode()
 
     def events() -> Iterator[bytes]:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from edge.config.model import ZoneConfig
+from edge.model_repository import ModelRepository
 from edge.web import WebServer
 from edge.web.cameras import MAX_STREAMS, STREAM_SLOTS_KEY
 from tests.helpers.waiting import wait_until
@@ -109,6 +110,24 @@ def test_live_feed_follows_zone_states_over_waitress(rig: LiveRig) -> None:
         # Every feed gave its slot back (a closed tab frees it on the next write).
         slots = rig.studio.app.extensions[STREAM_SLOTS_KEY]
         assert wait_until(lambda: slots._value == MAX_STREAMS, 20)
+    finally:
+        server.stop()
+
+
+def test_live_feed_names_the_model_by_its_display_name(rig: LiveRig, tmp_path: Path) -> None:
+    """Live reads `<project> v1 · date`, not the raw version id: the feed carries `model_name`."""
+    repo = ModelRepository(tmp_path / "models", [tmp_path / "bundles" / "keys" / "signing.pub"], 3)
+    repo.install(tmp_path / "bundles" / "det-live")
+    rig.studio.services.models = repo
+    auth = admin_bearer(rig)
+    server = WebServer(rig.studio.app, host="127.0.0.1", port=0).start()
+    try:
+        once = http.client.HTTPConnection("127.0.0.1", server.port, timeout=20)
+        once.request("GET", f"/api/v1/cameras/{CAMERA_ID}/live?once=1", headers=auth)
+        payload = next(read_events(once.getresponse()))
+        project = rig.studio.store.list_projects()[0].name
+        assert payload["model"]["version"] == "det-live"
+        assert payload["model_name"].startswith(f"{project} v1 · ")
     finally:
         server.stop()
 

@@ -119,7 +119,7 @@
       last = result;
       card.dataset.liveSeq = result.seq;
       card.dataset.zoneStates = result.zones.map((z) => `${z.id}=${z.state}`).join(" ");
-      info.querySelector('[data-role="model"]').textContent = result.model ? `model ${result.model.version}` : "no model deployed";
+      info.querySelector('[data-role="model"]').textContent = result.model ? `model ${result.model_name || result.model.version}` : "no model deployed";
       info.querySelector('[data-role="evaluated"]').textContent = `evaluated ${Number(result.fps).toFixed(1)} fps`;
       info.querySelector('[data-role="inference"]').textContent = result.model ? `inference ${Number(result.inference_ms).toFixed(0)} ms` : "";
       draw();
