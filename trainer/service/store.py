@@ -244,6 +244,14 @@ class JobStore:
         with self._lock, self.engine.begin() as conn:
             yield _Db(conn, qmark=True)
 
+    def _one(self, sql: str, params: Sequence[Any], what: str) -> Any:
+        """The one row the query finds; NotFoundError "<what> does not exist" when there is none."""
+        with self._connect() as db:
+            row = db.execute(sql, params).fetchone()
+        if row is None:
+            raise NotFoundError(f"{what} does not exist")
+        return row
+
     def _lock_dataset(self, db: _Db, dataset_id: str) -> None:
         """PostgreSQL: hold the dataset's row until the transaction ends, so queueing a job on it and deleting it
         run one after the other and the later statement sees the earlier one's outcome (SQLite: one writer at a
@@ -276,10 +284,9 @@ class JobStore:
 
     def get_dataset(self, dataset_id: str) -> DatasetRecord:
         """One dataset; NotFoundError when unknown or deleted."""
-        with self._connect() as db:
-            row = db.execute("SELECT * FROM datasets WHERE id = ? AND deleted IS NULL", (dataset_id,)).fetchone()
-        if row is None:
-            raise NotFoundError(f"dataset {dataset_id!r} does not exist")
+        row = self._one(
+            "SELECT * FROM datasets WHERE id = ? AND deleted IS NULL", (dataset_id,), f"dataset {dataset_id!r}"
+        )
         return _dataset(row)
 
     def list_datasets(self) -> list[DatasetRecord]:
@@ -337,11 +344,7 @@ class JobStore:
 
     def get_job(self, job_id: str) -> JobRecord:
         """One job; NotFoundError when unknown."""
-        with self._connect() as db:
-            row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        if row is None:
-            raise NotFoundError(f"job {job_id!r} does not exist")
-        return _job(row)
+        return _job(self._one("SELECT * FROM jobs WHERE id = ?", (job_id,), f"job {job_id!r}"))
 
     def list_jobs(self, *, state: str | None = None, limit: int = 100) -> list[JobRecord]:
         """Jobs, newest first; optionally only those in one state."""
