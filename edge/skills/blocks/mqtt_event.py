@@ -21,22 +21,30 @@ def check_event_type(v: str | None) -> str | None:
     return v
 
 
-class MqttEventSettings(BlockSettings):
-    type: Literal["mqtt_event"] = "mqtt_event"
-    event: str = Field("low_stock", description="The event's `type` (low_stock, product_gap, ...).")
+class EventSinkSettings(BlockSettings):
+    """An event sink's settings (mqtt_event, webhook): it acts on every firing item; its `event` type is a word."""
 
     category: ClassVar[str] = "sink"
     event_sink: ClassVar[bool] = True
 
-    @field_validator("event")
+    @field_validator("event", check_fields=False)
     @classmethod
     def _event(cls, v: str | None) -> str | None:
         return check_event_type(v)
 
 
-@block_type(MqttEventSettings)
-class MqttEvent(Block):
-    settings: MqttEventSettings
+class EventSink(Block):
+    """An event sink passes on its firing input items: the runner builds and sends their events."""
 
     def run(self, items: list[Item], frame: Frame) -> list[Item]:
         return [i for i in items if i.fires]
+
+
+class MqttEventSettings(EventSinkSettings):
+    type: Literal["mqtt_event"] = "mqtt_event"
+    event: str = Field("low_stock", description="The event's `type` (low_stock, product_gap, ...).")
+
+
+@block_type(MqttEventSettings)
+class MqttEvent(EventSink):
+    settings: MqttEventSettings

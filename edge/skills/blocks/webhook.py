@@ -7,17 +7,16 @@ only on a 2xx answer; until then it is retried with backoff, in order, with the 
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator
 
 from edge.config.secrets import Secret
-from edge.skills.blocks.mqtt_event import check_event_type
-from edge.skills.registry import Block, BlockSettings, block_type
-from edge.skills.values import Frame, Item
+from edge.skills.blocks.mqtt_event import EventSink, EventSinkSettings
+from edge.skills.registry import block_type
 
 
-class WebhookSettings(BlockSettings):
+class WebhookSettings(EventSinkSettings):
     type: Literal["webhook"] = "webhook"
     url: str = Field(description="http:// or https:// URL the event JSON is POSTed to.")
     secret: Secret | None = Field(None, description="HMAC key of the signature: literal, ${ENV} or a credential.")
@@ -27,9 +26,6 @@ class WebhookSettings(BlockSettings):
     timeout_seconds: float = Field(5.0, gt=0, le=120, description="Timeout of one POST.")
     retry_max_seconds: float = Field(60.0, gt=0, le=3600, description="Longest wait between two retries.")
 
-    category: ClassVar[str] = "sink"
-    event_sink: ClassVar[bool] = True
-
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
@@ -37,15 +33,7 @@ class WebhookSettings(BlockSettings):
             raise ValueError(f"webhook url {v!r} must be an http:// or https:// URL")
         return v
 
-    @field_validator("event")
-    @classmethod
-    def _event(cls, v: str | None) -> str | None:
-        return check_event_type(v)
-
 
 @block_type(WebhookSettings)
-class Webhook(Block):
+class Webhook(EventSink):
     settings: WebhookSettings
-
-    def run(self, items: list[Item], frame: Frame) -> list[Item]:
-        return [i for i in items if i.fires]
