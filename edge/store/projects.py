@@ -14,6 +14,7 @@ from typing import Any
 from edge.errors import AnnotationError, ConflictError, NotFoundError
 from edge.store.connection import now
 from edge.store.schema import DEFAULT_PROJECT_ID
+from edge.store.validation import check_name
 from edge.vocabulary import TASKS, Task
 
 MAX_PROJECT_NAME = 64
@@ -50,13 +51,7 @@ class ProjectRecord:
 
 def check_project_name(name: object) -> str:
     """The name stripped, when it is 1..64 printable characters; AnnotationError otherwise."""
-    if not isinstance(name, str):
-        raise AnnotationError(f"project name must be text, not {type(name).__name__}")
-    clean = name.strip()
-    if not clean:
-        raise AnnotationError("project name must not be empty")
-    if len(clean) > MAX_PROJECT_NAME:
-        raise AnnotationError(f"project name {clean[:20]!r}... is longer than {MAX_PROJECT_NAME} characters")
+    clean = check_name(name, "project name", MAX_PROJECT_NAME)
     if not clean.isprintable():
         raise AnnotationError(f"project name {clean!r} must not contain control characters")
     return clean

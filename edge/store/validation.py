@@ -30,15 +30,21 @@ def check_split(split: str) -> str:
     return split
 
 
-def check_label_name(name: str) -> str:
-    """The label name stripped, when it can be a folder and a YOLO name; AnnotationError otherwise."""
+def check_name(name: object, what: str, max_length: int) -> str:
+    """`name` stripped, when it is text of 1..max_length characters; AnnotationError saying `what` it is otherwise."""
     if not isinstance(name, str):
-        raise AnnotationError(f"label name must be text, not {type(name).__name__}")
+        raise AnnotationError(f"{what} must be text, not {type(name).__name__}")
     clean = name.strip()
     if not clean:
-        raise AnnotationError("label name must not be empty")
-    if len(clean) > MAX_LABEL_NAME:
-        raise AnnotationError(f"label name {clean[:20]!r}... is longer than {MAX_LABEL_NAME} characters")
+        raise AnnotationError(f"{what} must not be empty")
+    if len(clean) > max_length:
+        raise AnnotationError(f"{what} {clean[:20]!r}... is longer than {max_length} characters")
+    return clean
+
+
+def check_label_name(name: str) -> str:
+    """The label name stripped, when it can be a folder and a YOLO name; AnnotationError otherwise."""
+    clean = check_name(name, "label name", MAX_LABEL_NAME)
     # Label names become folder names (folder-per-class export) and YOLO names: no separators or control chars.
     if any(c in clean for c in "/\\") or clean in (".", "..") or not clean.isprintable():
         raise AnnotationError(f"label name {clean!r} must not contain '/', '\\' or control characters")
