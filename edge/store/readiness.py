@@ -73,7 +73,11 @@ def readiness(
         warnings.append("no NONE/other label: add one for images that show none of the other labels")
     if near_duplicates:
         warnings.append(
-            f"{near_duplicates} images are near-duplicates of others: they add little and can make the test split "
-            "look better than the model is"
+            (
+                "1 image is a near-duplicate of another"
+                if near_duplicates == 1
+                else f"{near_duplicates} images are near-duplicates of others"
+            )
+            + ": they add little and can make the test split look better than the model is"
         )
     return (not problems, problems, warnings)

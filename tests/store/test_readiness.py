@@ -83,6 +83,8 @@ def test_near_duplicates_are_a_warning_not_a_problem() -> None:
     ready, problems, warnings = readiness(counts(low=8, none=8), "classification", near_duplicates=3)
     assert ready and problems == []
     assert any(w.startswith("3 images are near-duplicates") for w in warnings)
+    _, _, one = readiness(counts(low=8, none=8), "classification", near_duplicates=1)
+    assert any(w.startswith("1 image is a near-duplicate of another:") for w in one), one
 
 
 def test_zone_classifier_is_judged_by_its_crops(tmp_path: Path) -> None:
