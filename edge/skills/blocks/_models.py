@@ -1,14 +1,25 @@
-"""Helpers of the model blocks: the project's active model (or idle), and per-frame caching of model calls."""
+"""Helpers of the model blocks: their settings base, the project's active model (or idle), and per-frame caching of
+model calls."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from edge.pipeline.model_slot import ActiveModel
 from edge.skills.context import BuildContext, SkillIdle
+from edge.skills.registry import BlockSettings
 from edge.skills.values import Frame
+
+
+class ModelBlockSettings(BlockSettings):
+    """A model block's settings: it runs the active version of the project its `project` field names, on the
+    frame (no input needed)."""
+
+    category: ClassVar[str] = "model"
+    needs_input: ClassVar[bool] = False
+    project_field: ClassVar[str | None] = "project"
 
 
 def require_model(ctx: BuildContext, project: str, task: str) -> ActiveModel:

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
 from edge.pipeline.zone_scoring import crop_zone
-from edge.skills.blocks._models import cached, require_model
+from edge.skills.blocks._models import ModelBlockSettings, cached, require_model
 from edge.skills.geometry import crop_box
-from edge.skills.registry import Block, BlockSettings, block_type
+from edge.skills.registry import Block, block_type
 from edge.skills.values import WHOLE_FRAME, Frame, Item
 
 
-class ClassifySettings(BlockSettings):
+class ClassifySettings(ModelBlockSettings):
     type: Literal["classify"] = "classify"
     project: str = Field(description="Project whose active version runs (a classification project).")
     crop: Literal["zones", "frame", "boxes"] = Field(
@@ -22,10 +22,6 @@ class ClassifySettings(BlockSettings):
     labels: list[str] | None = Field(
         None, description="Report the best of these labels (e.g. the empty ones); default: the top label."
     )
-
-    category: ClassVar[str] = "model"
-    needs_input: ClassVar[bool] = False
-    project_field: ClassVar[str | None] = "project"
 
     @model_validator(mode="after")
     def _boxes_need_input(self) -> ClassifySettings:

@@ -2,28 +2,24 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Literal
 
 from pydantic import Field
 
-from edge.skills.blocks._models import cached, require_model
+from edge.skills.blocks._models import ModelBlockSettings, cached, require_model
 from edge.skills.geometry import zone_of
-from edge.skills.registry import Block, BlockSettings, block_type
+from edge.skills.registry import Block, block_type
 from edge.skills.values import Frame, Item
 
 # Shared calls decode at this floor so skills with different min_score reuse one inference per frame.
 SHARED_SCORE_FLOOR = 0.05
 
 
-class DetectSettings(BlockSettings):
+class DetectSettings(ModelBlockSettings):
     type: Literal["detect"] = "detect"
     project: str = Field(description="Project whose active version runs (a detection project).")
     min_score: float | None = Field(None, ge=0, le=1, description="Lowest box score kept; default: the model's.")
     labels: list[str] | None = Field(None, description="Keep only boxes of these labels; default: all.")
-
-    category: ClassVar[str] = "model"
-    needs_input: ClassVar[bool] = False
-    project_field: ClassVar[str | None] = "project"
 
 
 @block_type(DetectSettings)
