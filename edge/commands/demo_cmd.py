@@ -180,9 +180,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if args.trainer_url:
             trainer_note = f"the trainer service at {args.trainer_url}"
         elif args.no_trainer or not _trainer_installed():
-            trainer_note = (
-                "none (`make demo` installs the trainer here, or pass --trainer-url, to train from the page)"
-            )
+            trainer_note = "none (`make demo` installs the trainer here, or pass --trainer-url, to train from the page)"
         else:
             data_dir = Path(args.data_dir).resolve()
             local_trainer = LocalTrainer(
