@@ -108,8 +108,6 @@ class TrainingRun:
     project_name: str | None = None
     # the new and the running version's headline metric on the same images (edge.assist.compare), when compared
     comparison: dict[str, Any] | None = None
-    # the new and the running version's headline metric on the same images (edge.assist.compare), when compared
-    comparison: dict[str, Any] | None = None
 
     @property
     def in_progress(self) -> bool:
