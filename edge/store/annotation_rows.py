@@ -11,8 +11,17 @@ from edge.store.records import Annotations
 from edge.store.validation import check_box
 
 
-def write(conn: sqlite3.Connection, image_id: int, tags: list[int], boxes: list[tuple[int, Box]]) -> None:
-    """Replace the image's tags (label ids) and boxes ((label id, box)) with these."""
+def write(
+    conn: sqlite3.Connection,
+    image_id: int,
+    tags: list[int],
+    boxes: list[tuple[int, Box]],
+    nothing_to_box: bool = False,
+) -> None:
+    """Replace the image's tags (label ids), boxes ((label id, box)) and "nothing to box" mark with these."""
+    conn.execute("DELETE FROM nothing_to_box WHERE image_id = ?", (image_id,))
+    if nothing_to_box:
+        conn.execute("INSERT INTO nothing_to_box (image_id) VALUES (?)", (image_id,))
     conn.execute("DELETE FROM image_tags WHERE image_id = ?", (image_id,))
     conn.execute("DELETE FROM boxes WHERE image_id = ?", (image_id,))
     conn.executemany("INSERT INTO image_tags (image_id, label_id) VALUES (?, ?)", [(image_id, t) for t in tags])
@@ -26,14 +35,21 @@ def has_any(conn: sqlite3.Connection, image_id: int) -> bool:
     """Whether the image carries a tag or a box."""
     row = conn.execute(
         "SELECT EXISTS (SELECT 1 FROM image_tags WHERE image_id = ?) "
-        "OR EXISTS (SELECT 1 FROM boxes WHERE image_id = ?)",
-        (image_id, image_id),
+        "OR EXISTS (SELECT 1 FROM boxes WHERE image_id = ?) "
+        "OR EXISTS (SELECT 1 FROM nothing_to_box WHERE image_id = ?)",
+        (image_id, image_id, image_id),
     ).fetchone()
     return bool(row[0])
 
 
-def replace(conn: sqlite3.Connection, image_id: int, tags: list[str], boxes: list[Box]) -> Annotations:
-    """Validate tags and boxes against the labels of the image's project (AnnotationError) and replace them."""
+def replace(
+    conn: sqlite3.Connection, image_id: int, tags: list[str], boxes: list[Box], nothing_to_box: bool = False
+) -> Annotations:
+    """Validate tags and boxes against the labels of the image's project (AnnotationError) and replace them.
+
+    `nothing_to_box` marks a photo with nothing to box (tagged, a detector's negative); it takes no boxes."""
+    if nothing_to_box and boxes:
+        raise AnnotationError("an image marked nothing_to_box cannot carry boxes; remove them or drop the mark")
     row = conn.execute("SELECT project_id FROM images WHERE id = ?", (int(image_id),)).fetchone()
     if row is None:
         raise NotFoundError(f"image {image_id} does not exist")
@@ -57,8 +73,8 @@ def replace(conn: sqlite3.Connection, image_id: int, tags: list[str], boxes: lis
         label_id, canonical = known[box.label.casefold()]
         valid = check_box(box, f"{where} ({canonical})")
         checked.append((label_id, Box(canonical, valid.x1, valid.y1, valid.x2, valid.y2)))
-    write(conn, int(image_id), tag_ids, checked)
-    return Annotations(tags=tag_names, boxes=[b for _, b in checked])
+    write(conn, int(image_id), tag_ids, checked, nothing_to_box)
+    return Annotations(tags=tag_names, boxes=[b for _, b in checked], nothing_to_box=nothing_to_box)
 
 
 def of_tagged_images(conn: sqlite3.Connection, project_id: int) -> list[tuple[list[str], list[Box]]]:

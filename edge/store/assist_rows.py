@@ -21,7 +21,8 @@ from edge.store.records import ImageRecord
 
 HAS_ANNOTATION = (
     "(EXISTS (SELECT 1 FROM image_tags t WHERE t.image_id = images.id) "
-    "OR EXISTS (SELECT 1 FROM boxes b WHERE b.image_id = images.id))"
+    "OR EXISTS (SELECT 1 FROM boxes b WHERE b.image_id = images.id) "
+    "OR EXISTS (SELECT 1 FROM nothing_to_box n WHERE n.image_id = images.id))"
 )
 
 

@@ -149,6 +149,7 @@ def records(conn: sqlite3.Connection, rows: Sequence[sqlite3.Row]) -> list[Image
     ids = [int(r["id"]) for r in rows]
     tags: dict[int, list[str]] = {i: [] for i in ids}
     boxes: dict[int, list[Box]] = {i: [] for i in ids}
+    empty: set[int] = set()
     for chunk, marks in in_chunks(ids):
         for r in conn.execute(
             f"SELECT t.image_id, l.name FROM image_tags t JOIN labels l ON l.id = t.label_id "  # noqa: S608 (placeholders only)
@@ -162,6 +163,13 @@ def records(conn: sqlite3.Connection, rows: Sequence[sqlite3.Row]) -> list[Image
             chunk,
         ):
             boxes[int(r[0])].append(Box(str(r[1]), float(r[2]), float(r[3]), float(r[4]), float(r[5])))
+        empty.update(
+            int(r[0])
+            for r in conn.execute(
+                f"SELECT image_id FROM nothing_to_box WHERE image_id IN ({marks})",  # noqa: S608 (placeholders only)
+                chunk,
+            )
+        )
     return [
         ImageRecord(
             id=int(r["id"]),
@@ -179,6 +187,7 @@ def records(conn: sqlite3.Connection, rows: Sequence[sqlite3.Row]) -> list[Image
             duplicate_of=r["near_duplicate_of"],
             size=int(r["size"]),
             ext=r["ext"],
+            nothing_to_box=int(r["id"]) in empty,
         )
         for r in rows
     ]
@@ -226,7 +235,8 @@ def page(
     params: list[Any] = [project_id]
     has_annotation = (
         "(EXISTS (SELECT 1 FROM image_tags t WHERE t.image_id = images.id) "
-        "OR EXISTS (SELECT 1 FROM boxes b WHERE b.image_id = images.id))"
+        "OR EXISTS (SELECT 1 FROM boxes b WHERE b.image_id = images.id) "
+        "OR EXISTS (SELECT 1 FROM nothing_to_box n WHERE n.image_id = images.id))"
     )
     if tagged is True:
         where.append(has_annotation)

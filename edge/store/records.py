@@ -19,10 +19,15 @@ class Annotations:
 
     tags: list[str] = field(default_factory=list)
     boxes: list[Box] = field(default_factory=list)
+    nothing_to_box: bool = False  # marked "nothing to box": tagged, a detector's negative photo
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""
-        return {"tags": list(self.tags), "boxes": [box_dict(b) for b in self.boxes]}
+        return {
+            "tags": list(self.tags),
+            "boxes": [box_dict(b) for b in self.boxes],
+            "nothing_to_box": self.nothing_to_box,
+        }
 
 
 @dataclass
@@ -44,11 +49,12 @@ class ImageRecord:
     duplicate_of: int | None = None
     size: int = 0
     ext: str = "jpg"
+    nothing_to_box: bool = False
 
     @property
     def tagged(self) -> bool:
-        """Whether the image carries any tag or box."""
-        return bool(self.tags or self.boxes)
+        """Whether the image carries any tag or box, or is marked "nothing to box"."""
+        return bool(self.tags or self.boxes or self.nothing_to_box)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""
@@ -67,6 +73,7 @@ class ImageRecord:
             "tags": list(self.tags),
             "boxes": [box_dict(b) for b in self.boxes],
             "tagged": self.tagged,
+            "nothing_to_box": self.nothing_to_box,
             "duplicate_of": self.duplicate_of,
         }
 

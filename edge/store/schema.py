@@ -139,6 +139,12 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX inbox_created ON inbox(created);
     """,
+    # 4: an image marked "nothing to box" (a detection photo with no gaps): tagged, with no boxes and no tags.
+    """
+    CREATE TABLE nothing_to_box (
+        image_id INTEGER PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

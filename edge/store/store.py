@@ -340,15 +340,23 @@ class DatasetStore:
     def get_annotations(self, image_id: int, *, project: ProjectRef = None) -> Annotations:
         """The image's tags and boxes; NotFoundError when the image is unknown."""
         record = self.get_image(image_id, project=project)
-        return Annotations(tags=record.tags, boxes=record.boxes)
+        return Annotations(tags=record.tags, boxes=record.boxes, nothing_to_box=record.nothing_to_box)
 
     def set_annotations(
-        self, image_id: int, tags: list[str], boxes: list[Box], *, project: ProjectRef = None
+        self,
+        image_id: int,
+        tags: list[str],
+        boxes: list[Box],
+        *,
+        project: ProjectRef = None,
+        nothing_to_box: bool = False,
     ) -> Annotations:
-        """Replace the image's tags and boxes (labels of the image's project) atomically after validating them."""
+        """Replace the image's tags and boxes (labels of the image's project) atomically after validating them.
+
+        `nothing_to_box` marks a photo with nothing to box: it counts as tagged and carries no boxes."""
         with self._db.tx(write=True) as conn:
             self._check_image_in(conn, image_id, project)
-            return annotation_rows.replace(conn, image_id, tags, boxes)
+            return annotation_rows.replace(conn, image_id, tags, boxes, nothing_to_box)
 
     # -- labels ---------------------------------------------------------------------------------------------------
 

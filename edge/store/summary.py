@@ -39,7 +39,8 @@ def summarise(
     images = int(conn.execute("SELECT COUNT(*) FROM images WHERE project_id = ?", (pid,)).fetchone()[0])
     tagged = int(
         conn.execute(
-            "SELECT COUNT(*) FROM (SELECT image_id FROM image_tags UNION SELECT image_id FROM boxes) "
+            "SELECT COUNT(*) FROM (SELECT image_id FROM image_tags UNION SELECT image_id FROM boxes "
+            "UNION SELECT image_id FROM nothing_to_box) "
             "WHERE image_id IN (SELECT id FROM images WHERE project_id = ?)",
             (pid,),
         ).fetchone()[0]

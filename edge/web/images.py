@@ -48,6 +48,7 @@ class BoxBody(BaseModel):
 class AnnotationsBody(BaseModel):
     tags: list[str] = Field(default_factory=list, max_length=100)
     boxes: list[BoxBody] = Field(default_factory=list, max_length=1000)
+    nothing_to_box: bool = False
 
 
 class IdsBody(BaseModel):
@@ -265,8 +266,11 @@ def get_annotations(image_id: int) -> Any:
 @bp.put("/api/v1/images/<int:image_id>/annotations")
 @requires("labeller")
 def put_annotations(image_id: int) -> Any:
-    """Replace the image's tags and boxes; 400 for coordinates outside 0..1, x1 >= x2, y1 >= y2 or unknown labels."""
+    """Replace the image's tags, boxes and nothing_to_box mark; 400 for coordinates outside 0..1, x1 >= x2, y1 >= y2,
+    unknown labels or boxes with nothing_to_box."""
     body = read_model(AnnotationsBody)
     boxes = [Box(b.label, b.x1, b.y1, b.x2, b.y2) for b in body.boxes]
-    saved = current_services().store.set_annotations(image_id, body.tags, boxes, project=project_ref())
+    saved = current_services().store.set_annotations(
+        image_id, body.tags, boxes, project=project_ref(), nothing_to_box=body.nothing_to_box
+    )
     return jsonify(saved.as_dict())

@@ -333,7 +333,31 @@ def test_set_annotations_replaces_both_and_returns_canonical_names(store: Datase
     assert second.as_dict() == {
         "tags": [],
         "boxes": [{"label": "Low stock", "x1": 0.25, "y1": 0.25, "x2": 0.75, "y2": 0.5}],
+        "nothing_to_box": False,
     }
+
+
+def test_nothing_to_box_counts_as_tagged_and_is_exported_without_boxes(store: DatasetStore) -> None:
+    """A detection photo with no gaps is marked "nothing to box": tagged in the library, the summary and the
+    export (a negative photo, no boxes); drawing a box later clears the mark; the mark refuses boxes."""
+    store.create_label("gap")
+    empty = store.add_image(image_bytes(1)).id
+    untouched = store.add_image(image_bytes(2)).id
+    saved = store.set_annotations(empty, [], [], nothing_to_box=True)
+    assert saved.nothing_to_box and store.get_annotations(empty).nothing_to_box
+    assert store.get_image(empty).tagged and not store.get_image(untouched).tagged
+    tagged, _ = store.list_images(page=1, page_size=10, tagged=True)
+    assert [r.id for r in tagged] == [empty]
+    assert store.summary("detection")["tagged"] == 1
+    exported = store.export_dataset(only_tagged=True)
+    assert len(exported.samples) == 1 and exported.samples[0].boxes == [] and exported.samples[0].tags == []
+    with pytest.raises(AnnotationError, match="nothing_to_box"):
+        store.set_annotations(empty, [], [Box("gap", 0.1, 0.1, 0.2, 0.2)], nothing_to_box=True)
+    assert store.get_image(empty).nothing_to_box  # refused: nothing changed
+    store.set_annotations(empty, [], [Box("gap", 0.1, 0.1, 0.2, 0.2)])
+    assert not store.get_image(empty).nothing_to_box
+    store.set_annotations(empty, [], [])
+    assert not store.get_image(empty).tagged
 
 
 @pytest.mark.parametrize(

@@ -461,7 +461,15 @@ def test_annotations_round_trip(admin: SignedIn, studio: Studio) -> None:
     assert resp.status_code == 200
     got = admin.get(f"/api/v1/images/{image_id}/annotations").json
     assert got["tags"] == ["none"] and got["boxes"][0] == BOX and len(got["boxes"]) == 2
-    assert admin.put(f"/api/v1/images/{image_id}/annotations", json={}).json == {"tags": [], "boxes": []}
+    cleared = {"tags": [], "boxes": [], "nothing_to_box": False}
+    assert admin.put(f"/api/v1/images/{image_id}/annotations", json={}).json == cleared
+    # A photo with nothing to box: tagged without boxes; boxes with the mark are a 400 that changes nothing.
+    marked = admin.put(f"/api/v1/images/{image_id}/annotations", json={"nothing_to_box": True})
+    assert marked.status_code == 200 and marked.json["nothing_to_box"] is True
+    assert admin.get(f"/api/v1/images/{image_id}").json["tagged"] is True
+    refused = admin.put(f"/api/v1/images/{image_id}/annotations", json={"nothing_to_box": True, "boxes": [BOX]})
+    assert refused.status_code == 400 and "nothing_to_box" in refused.json["error"]
+    assert admin.get(f"/api/v1/images/{image_id}/annotations").json["nothing_to_box"] is True
 
 
 @pytest.mark.parametrize(

@@ -158,3 +158,51 @@ def test_tagging_undo_redo_copy_zoom_and_library_in_chromium(tmp_path: Path, bro
             server.stop()
     assert errors == []
     print(f"screenshots in {shots}")
+
+
+def test_nothing_to_box_by_key_and_button_counts_as_tagged_in_chromium(
+    tmp_path: Path, browser: Any, shelf_folder: Path
+) -> None:
+    """A detection photo with no gaps: N (or the button) marks it "nothing to box", Enter saves it as tagged and
+    the summary counts it; the button undoes the mark; a drawn box ends it."""
+    from edge.web import WebServer
+
+    with open_studio(tmp_path / "data", shelf_folder) as studio:
+        store = studio.store
+        store.create_label("gap", "a gap on the shelf")
+        ids = [store.add_image(jpeg_bytes(950 + n), filename=f"shelf-{n}.jpg").id for n in range(3)]
+        server = WebServer(studio.app, host="127.0.0.1", port=0).start()
+        errors: list[str] = []
+        try:
+            context, page = signed_in(browser, server.url, DESKTOP, studio.services.users)
+            page.on("pageerror", lambda err: errors.append(str(err)))
+            page.goto(f"{server.url}/tag/{ids[0]}")
+            page.wait_for_function("() => document.getElementById('canvas').width > 300")
+            page.keyboard.press("n")
+            assert page.get_attribute("#nothing-to-box", "aria-pressed") == "true"
+            page.keyboard.press("Enter")  # save & next
+            page.wait_for_function(
+                "([t]) => document.getElementById('image-title').textContent === t", arg=[f"Image #{ids[1]}"]
+            )
+            assert store.get_image(ids[0]).nothing_to_box and store.get_image(ids[0]).tagged
+            assert store.summary("detection")["tagged"] == 1
+            # The button marks the second one; a box drawn afterwards ends the mark.
+            page.click("#nothing-to-box")
+            assert page.get_attribute("#nothing-to-box", "aria-pressed") == "true"
+            page.click("#mode-boxes")
+            draw_box(page, 0.1, 0.1, 0.4, 0.5)
+            assert page.get_attribute("#nothing-to-box", "aria-pressed") == "false"
+            page.click("#save")
+            page.wait_for_selector(f".toast.ok:has-text('Saved image #{ids[1]}')")
+            assert not store.get_image(ids[1]).nothing_to_box and len(store.get_image(ids[1]).boxes) == 1
+            # Back on the first: the mark shows, and the button takes it off again.
+            page.goto(f"{server.url}/tag/{ids[0]}")
+            page.wait_for_function("() => document.getElementById('nothing-to-box').ariaPressed === 'true'")
+            page.click("#nothing-to-box")
+            page.click("#save")
+            page.wait_for_selector(f".toast.ok:has-text('Saved image #{ids[0]}')")
+            assert not store.get_image(ids[0]).tagged
+            assert errors == []
+            context.close()
+        finally:
+            server.stop()

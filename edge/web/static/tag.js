@@ -15,7 +15,7 @@
     ids: [], tagged: new Map(), index: 0, id: data.image_id, img: null, rec: null,
     tags: new Set(), boxes: [], saved: "", sel: -1, active: labels.length ? labels[0].name : null,
     mode: localStorage.getItem("sw.tagMode") || "tags", drag: null, hover: null,
-    view: { scale: 1, ox: 0, oy: 0 }, last: null, space: false,
+    view: { scale: 1, ox: 0, oy: 0 }, last: null, space: false, empty: false, // empty: marked "nothing to box"
   };
   const MAX_ZOOM = 8;
   // Undo/redo stacks per image, kept for the whole session (coming back to an image keeps its history).
@@ -25,7 +25,7 @@
     return histories.get(state.id);
   };
   const colorOf = (name) => SW.colorFor(name, (labels.find((l) => l.name === name) || {}).color);
-  const snapshot = () => JSON.stringify({ tags: [...state.tags].sort(), boxes: state.boxes });
+  const snapshot = () => JSON.stringify({ tags: [...state.tags].sort(), boxes: state.boxes, empty: state.empty });
   const isDirty = () => state.rec !== null && snapshot() !== state.saved;
 
   // ---- drawing ----------------------------------------------------------------------------------------------
@@ -281,6 +281,10 @@
 
   function render() {
     // Every change of tags or boxes (drawn, moved, relabelled, deleted, copied, reverted) is one undo step.
+    if (state.boxes.length) state.empty = false; // a drawn box ends "nothing to box"
+    const empty = document.getElementById("nothing-to-box");
+    empty.setAttribute("aria-pressed", String(state.empty));
+    empty.classList.toggle("primary", state.empty);
     const now = snapshot();
     if (state.rec !== null && state.last !== null && now !== state.last) {
       const h = history();
@@ -318,7 +322,7 @@
   }
   function restore(snap) {
     const s = JSON.parse(snap);
-    state.tags = new Set(s.tags); state.boxes = s.boxes; state.sel = -1;
+    state.tags = new Set(s.tags); state.boxes = s.boxes; state.empty = !!s.empty; state.sel = -1;
     state.last = snap; // not a new step
     render();
   }
@@ -333,6 +337,13 @@
     if (!h.redo.length) { SW.toast("Nothing to redo"); return; }
     h.undo.push(snapshot());
     restore(h.redo.pop());
+  }
+
+  // A photo with nothing to box (no gaps): tagged for detection, trained on as a negative photo.
+  function toggleNothingToBox() {
+    if (!state.empty && state.boxes.length) { SW.toast("This image has boxes: delete them to mark it \"nothing to box\""); return; }
+    state.empty = !state.empty;
+    render();
   }
 
   async function copyPrevious() {
@@ -383,14 +394,15 @@
   }
 
   async function save() {
-    const body = { tags: [...state.tags], boxes: state.boxes };
+    const body = { tags: [...state.tags], boxes: state.boxes, nothing_to_box: state.empty && !state.boxes.length };
     try {
       const saved = await SW.api("PUT", `/api/v1/images/${state.id}/annotations`, body);
       state.tags = new Set(saved.tags);
       state.boxes = saved.boxes;
+      state.empty = !!saved.nothing_to_box;
       state.saved = snapshot();
       state.last = state.saved;
-      state.tagged.set(state.id, saved.tags.length + saved.boxes.length > 0);
+      state.tagged.set(state.id, saved.tags.length + saved.boxes.length > 0 || state.empty);
       SW.toast(`Saved image #${state.id}`, "ok");
       render();
       renderNav();
@@ -418,6 +430,7 @@
     state.rec = rec;
     state.tags = new Set(rec.tags);
     state.boxes = rec.boxes.map((b) => ({ label: b.label, x1: b.x1, y1: b.y1, x2: b.x2, y2: b.y2 }));
+    state.empty = !!rec.nothing_to_box;
     state.saved = snapshot();
     state.last = null; // opening an image is not an undo step
     state.sel = -1;
@@ -451,12 +464,13 @@
   document.getElementById("undo").addEventListener("click", undo);
   document.getElementById("redo").addEventListener("click", redo);
   document.getElementById("copy-prev").addEventListener("click", copyPrevious);
+  document.getElementById("nothing-to-box").addEventListener("click", toggleNothingToBox);
   document.getElementById("keys-button").addEventListener("click", () => toggleKeys());
   document.getElementById("keys-close").addEventListener("click", () => toggleKeys(false));
   document.getElementById("end-close").addEventListener("click", () => { document.getElementById("end-prompt").hidden = true; });
   document.getElementById("revert").addEventListener("click", () => {
     const s = JSON.parse(state.saved);
-    state.tags = new Set(s.tags); state.boxes = s.boxes; state.sel = -1; render(); // one undo step back
+    state.tags = new Set(s.tags); state.boxes = s.boxes; state.empty = !!s.empty; state.sel = -1; render(); // one undo step back
   });
   document.getElementById("delete-image").addEventListener("click", async () => {
     if (!confirm(`Delete image #${state.id} and its tags from the dataset?`)) return;
@@ -483,6 +497,7 @@
     if (ev.key === "?") { ev.preventDefault(); toggleKeys(); return; }
     if (ev.key === " ") { ev.preventDefault(); state.space = true; canvas.style.cursor = "grab"; return; }
     if (ev.key === "c" || ev.key === "C") { ev.preventDefault(); copyPrevious(); return; }
+    if (ev.key === "n" || ev.key === "N") { ev.preventDefault(); toggleNothingToBox(); return; }
     if (ev.key === "0") { ev.preventDefault(); setView(1, 0, 0); return; }
     if (ev.key === "+" || ev.key === "=") { ev.preventDefault(); const v = state.view; setView(v.scale * 1.25, v.ox, v.oy); return; }
     if (ev.key === "-") { ev.preventDefault(); const v = state.view; setView(v.scale * 0.8, v.ox, v.oy); return; }
