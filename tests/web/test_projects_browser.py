@@ -158,5 +158,12 @@ def test_first_run_project_form_switcher_and_checklist(
         phone.wait_for_selector("nav.checklist")
         phone.screenshot(path=str(shots / f"{name}-phone.png"), full_page=True)
         no_horizontal_overflow(phone)
+    # The Switch/current column is on the phone's screen, not scrolled off inside the table.
+    phone.goto(base + "/projects")
+    phone.wait_for_selector("#project-rows tr td:last-child .btn, #project-rows tr td:last-child .pill")
+    rights = phone.eval_on_selector_all(
+        "#project-rows tr td:last-child > *", "els => els.map((e) => e.getBoundingClientRect().right)"
+    )
+    assert rights and max(rights) <= PHONE["width"], rights
     assert errors == []
     context.close()

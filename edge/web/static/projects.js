@@ -56,9 +56,10 @@
     api("GET", "/api/v1/projects").then((data) => {
       const current = STUDIO.currentProject();
       table.replaceChildren(...data.items.map((p) => h("tr", {},
-        h("td", {}, h("b", { text: p.name }), p.default ? h("span", { class: "muted", text: " (default)" }) : null),
-        h("td", { text: taskText[p.task] || p.task }),
-        h("td", { text: p.labels.map((l) => l.name).join(", ") || "–" }),
+        h("td", {}, h("b", { text: p.name }), p.default ? h("span", { class: "muted", text: " (default)" }) : null,
+          h("span", { class: "muted project-labels", text: `${taskText[p.task] || p.task}: ${p.labels.map((l) => l.name).join(", ") || "–"}` })),
+        h("td", { class: "col-task", text: taskText[p.task] || p.task }),
+        h("td", { class: "col-labels", text: p.labels.map((l) => l.name).join(", ") || "–" }),
         h("td", { class: "stat", text: String(p.images) }),
         h("td", {}, p.id === current ? h("span", { class: "pill ok", text: "current" })
           : h("button", { type: "button", class: "btn small", text: "Switch to", onclick: () => { STUDIO.setProject(p.id); location.reload(); } })))));
