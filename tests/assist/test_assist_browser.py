@@ -121,6 +121,8 @@ def test_assisted_labelling_takes_fewer_actions_than_from_scratch(
                     you.click("#sug-accept-all")
                     page.wait_for_selector(".toast.ok:has-text('Accepted suggestions on 15 image(s)')")
                     page.screenshot(path=str(tmp_path / "assisted-bulk-1280x800.png"))
+                    side = page.inner_text(".tagger .side")
+                    assert "null" not in side and "undefined" not in side, side  # no stray values in the panels
                     you.goto(f"{server.url}/tag")  # the first untagged image: the first ambiguous one
                     for n, image_id in enumerate(ids[15:]):
                         title_is(page, image_id)
