@@ -15,6 +15,7 @@ import logging
 import os
 import secrets
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -39,6 +40,15 @@ bp = Blueprint("trash", __name__)
 TRASH_DIR = "trash"
 TRASH_LIMIT = 100
 ENTRY_FILE = "entry.json"
+
+
+def _new_entry_id() -> str:
+    """A trash entry id whose name sorts in deletion order: the second, then the nanoseconds within it.
+
+    The newest-first listing sorts folder names; a one-second stamp plus random hex put two deletes of one second in
+    random order.
+    """
+    return f"{utc_stamp()}-{time.time_ns() % 1_000_000_000:09d}-{secrets.token_hex(2)}"
 
 
 def _root(store: DatasetStore) -> Path:
@@ -86,7 +96,7 @@ def keeping_label(store: DatasetStore, name: str, project: int | str | None) -> 
         page += 1
     kept: dict[str, str] = {}
     yield kept
-    entry_id = f"{utc_stamp()}-{secrets.token_hex(3)}"
+    entry_id = _new_entry_id()
     kept["id"] = entry_id
     folder = _root(store) / entry_id
     folder.mkdir()
@@ -112,7 +122,7 @@ def keeping_images(store: DatasetStore, ids: list[int], project: int | str | Non
 
     Yields a dict that holds the trash entry's `id` after the block (none when no image existed)."""
     root = _root(store)
-    entry_id = f"{utc_stamp()}-{secrets.token_hex(3)}"
+    entry_id = _new_entry_id()
     staging = root / f"{entry_id}.staging"
     staging.mkdir()
     kept: list[dict[str, Any]] = []
