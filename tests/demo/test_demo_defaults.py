@@ -30,7 +30,7 @@ def test_the_local_trainers_default_weights_are_the_packaged_ones(tmp_path: Path
 
 def test_make_demo_installs_the_trainer_and_passes_args() -> None:
     plan = subprocess.run(
-        ["make", "-n", "-B", "demo", "ARGS=--port 9123 --period 30"],
+        ["make", "--no-print-directory", "-n", "-B", "demo", "ARGS=--port 9123 --period 30"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -40,10 +40,17 @@ def test_make_demo_installs_the_trainer_and_passes_args() -> None:
     assert ".[trainer]" in plan and "'torch==2.13.*'" in plan and "--index-url" not in plan
     assert plan.strip().splitlines()[-1].endswith("shelfwatch demo --port 9123 --period 30")
     with_index = subprocess.run(
-        ["make", "-n", "-B", "demo", "TORCH_INDEX=http://127.0.0.1:9/cpu"], cwd=ROOT, capture_output=True, text=True
+        ["make", "--no-print-directory", "-n", "-B", "demo", "TORCH_INDEX=http://127.0.0.1:9/cpu"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     ).stdout
     assert "--index-url http://127.0.0.1:9/cpu 'torch==2.13.*'" in with_index
     device_only = subprocess.run(
-        ["make", "-n", "-B", "demo-device"], cwd=ROOT, capture_output=True, text=True, check=True
+        ["make", "--no-print-directory", "-n", "-B", "demo-device"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert ".[trainer]" not in device_only and "--no-trainer" in device_only
