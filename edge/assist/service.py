@@ -166,9 +166,14 @@ class Assistant:
         self._wake.set()
         self.ensure_running()
 
+    @property
+    def running(self) -> bool:
+        """Whether the worker thread runs."""
+        return self._worker is not None and self._worker.is_alive()
+
     def ensure_running(self) -> None:
         """Start the worker thread unless it runs."""
-        if self._worker is not None and self._worker.is_alive():
+        if self.running:
             return
         with self._lock:
             if self._worker is None or not self._worker.is_alive():

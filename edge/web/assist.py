@@ -51,9 +51,11 @@ def assistant() -> Assistant:
 @bp.after_app_request
 def _wake_after_writes(response: Response) -> Response:
     """After a request that may have added images (upload, capture, import), suggest for them in the background."""
-    services = current_services()
     if response.status_code >= 400:
         return response
+    if request.method not in ("POST", "PUT") and assistant().running:
+        return response  # reads (pages, streams, static files) need nothing once the worker runs
+    services = current_services()
     if services.models is None or services.models.active_version() is None:
         if request.method in ("POST", "PUT"):
             assistant().mark_seen()  # added while no version was active: not "new" for a later one
