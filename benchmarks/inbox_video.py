@@ -5,8 +5,9 @@ The agent (edge.agent.Agent: camera, pipeline, model slot, inbox sink) reads ../
 bottle-detection.mp4 (real footage, 640x360, 40 s, paced at 10 fps) with two zones (left and right halves) and the
 tiny darkness detector of tests/helpers/tiny_bundle.py steepened around the video's brightness (contrast 4, pivot
 0.6), so zone scores hover around the 0.6 alert threshold: some frames are unsure and zones flip. Before it runs,
-8 frames of the same video are put in the dataset. The inbox limits are scaled to the 40 s clip (one frame per
-2 s, 6 per hour, 8 per day) so every limit is reached; the device default is one per 30 s, 20 per hour, 100 per day.
+8 frames of the same video are put in the dataset. The inbox limits (edge.yaml's `inbox` section) are scaled to
+the 40 s clip (one frame per 2 s, 6 per hour, 8 per day) so every limit is reached; the device default is one per
+30 s, 20 per hour, 100 per day.
 
     .venv/bin/python benchmarks/inbox_video.py [--seconds 45]
 """
@@ -50,7 +51,6 @@ def main() -> int:
         print(f"{VIDEO} is absent: this benchmark needs the shared datasets", file=sys.stderr)
         return 2
     from edge.agent import Agent, AgentOptions
-    from edge.assist.inbox import InboxLimits
     from edge.config.model import EdgeConfig
     from edge.store import DatasetStore, assist_rows, image_rows
     from edge.store.images import hamming
@@ -77,12 +77,13 @@ def main() -> int:
                           "trusted_keys": [str(bundle.public_key)]},
                 "events": {"on_threshold": 0.6, "off_threshold": 0.4, "min_frames": 2},
                 "mqtt": {"enabled": False},
+                "inbox": {"per_hour": 6, "per_day": 8, "min_interval_s": 2.0},
             }
         )  # fmt: skip
         agent = Agent(config, AgentOptions(web=False))
         assert agent.inbox is not None
-        limits = InboxLimits(per_hour=6, per_day=8, min_interval_s=2.0)
-        agent.inbox.limits = limits
+        limits = config.inbox
+        assert agent.inbox.limits == limits
         seeded = agent.store.add_images([(f"seed-{i}.jpg", d) for i, d in enumerate(seed_frames())])
         started = time.monotonic()
         agent.start()

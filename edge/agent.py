@@ -128,7 +128,7 @@ def wire(config: EdgeConfig, options: AgentOptions, cameras: CameraHub | None = 
     sink: PipelineSink = options.sink(reporter) if options.sink is not None else reporter
     models = ModelRepository.from_config(config)
     loader = functools.partial(_load_model, settings=config.model)
-    inbox = InboxWriter(store, project=functools.partial(active_project, models))  # frames worth review (issue 13)
+    inbox = InboxWriter(store, config.inbox, project=functools.partial(active_project, models))  # issue 13
     skills = SkillsHub(data_dir, ProjectModels(models, store, loader), comms, reporter.writer.submit, metrics,
                        options.min_overlap, inbox=inbox)  # fmt: skip
     reporter.route = skills.route

@@ -4,7 +4,8 @@ Reasons: the model is unsure (a zone's score within `margin` of the alert thresh
 forth (`flips` changes within `flip_window_s`), or two models of a skill disagree (the skills' `collect` block calls
 `InboxWriter.put`). Every kept frame is rate-limited (per camera: one per `min_interval_s`, at most `per_hour` and
 `per_day`, counted in the store so a restart does not reset them) and de-duplicated against the project's images by
-perceptual hash (the store's dHash near-duplicate rule, `dataset.near_duplicate_distance`). The inbox is a library
+perceptual hash (the store's dHash, within `dedup_distance`; unset: `dataset.near_duplicate_distance`). The limits
+are edge.yaml's `inbox` section (edge.config.InboxConfig). The inbox is a library
 view: `GET /api/v1/images?inbox=true`, each item with its `inbox_reason`.
 
 `InboxSink` wraps the pipelines' sink (edge.pipeline.camera_pipeline.PipelineSink): it forwards every call and
@@ -18,13 +19,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
+from edge.config import InboxConfig
 from edge.errors import ShelfwatchError
 from edge.store import assist_rows, image_rows
 from edge.store.images import validate_image
@@ -39,18 +40,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class InboxLimits:
-    """How many frames the inbox keeps and when a score counts as unsure."""
-
-    per_hour: int = 20
-    per_day: int = 100
-    min_interval_s: float = 30.0
-    margin: float = 0.1  # |score - threshold| at most this: unsure
-    flips: int = 3  # state changes of one zone within flip_window_s: flipping
-    flip_window_s: float = 600.0
-
-
 class InboxWriter:
     """Keeps frames in the dataset's inbox, within the limits, skipping near-copies of dataset images.
 
@@ -61,19 +50,25 @@ class InboxWriter:
     def __init__(
         self,
         store: DatasetStore,
-        limits: InboxLimits | None = None,
+        limits: InboxConfig | None = None,
         *,
         project: Callable[[], int | None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
-        self.limits = limits or InboxLimits()
+        self.limits = limits or InboxConfig()
         self.project = project or (lambda: None)
         self.clock = clock
         self.on_kept: list[Callable[[int], None]] = []
         self.stats = {"kept": 0, "interval": 0, "hour": 0, "day": 0, "near_copy": 0, "error": 0}
         self._last: dict[str, float] = {}
         self._lock = threading.Lock()
+
+    @property
+    def dedup_distance(self) -> int:
+        """The dHash distance at or below which a frame is a near-copy of a project image."""
+        distance = self.limits.dedup_distance
+        return self.store.rules.near_duplicate_distance if distance is None else distance
 
     def _count(self, key: str) -> None:
         self.stats[key] = self.stats.get(key, 0) + 1
@@ -113,7 +108,7 @@ class InboxWriter:
                 project = self.store.get_project(self.project())
                 with self.store.assist_tx(write=True) as conn:
                     hashes = image_rows.all_hashes(conn, project.id)
-                    if image_rows.closest(facts.phash, hashes, rules.near_duplicate_distance) is not None:
+                    if image_rows.closest(facts.phash, hashes, self.dedup_distance) is not None:
                         self._count("near_copy")
                         return None
                     stamp = datetime.fromtimestamp(self.clock(), UTC)
@@ -150,7 +145,7 @@ class InboxWriter:
 class InboxSink:
     """A PipelineSink that forwards everything to `inner` and keeps unsure and flipping frames in the inbox."""
 
-    def __init__(self, inner: Any, writer: InboxWriter, threshold: float, limits: InboxLimits | None = None) -> None:
+    def __init__(self, inner: Any, writer: InboxWriter, threshold: float, limits: InboxConfig | None = None) -> None:
         self.inner = inner
         self.writer = writer
         self.threshold = threshold

@@ -245,6 +245,31 @@ class DatasetRulesConfig(StrictModel):
     )
 
 
+class InboxConfig(StrictModel):
+    """The device's inbox of frames worth review (edge.assist.inbox): which frames count as unsure or flipping, and
+    how many are kept."""
+
+    per_hour: int = Field(20, ge=0, description="Frames kept per camera in any hour (0: the inbox keeps none).")
+    per_day: int = Field(100, ge=0, description="Frames kept per camera in any 24 hours.")
+    min_interval_s: float = Field(30.0, ge=0, description="Seconds between two kept frames of one camera.")
+    margin: float = Field(0.1, ge=0, le=1, description="A zone score within this of events.on_threshold: unsure.")
+    flips: int = Field(3, ge=2, description="State changes of one zone within flip_window_s that count as flipping.")
+    flip_window_s: float = Field(600.0, gt=0, description="The window, in seconds, in which flips are counted.")
+    dedup_distance: int | None = Field(
+        None,
+        ge=0,
+        le=64,
+        description="A frame whose perceptual hash is within this Hamming distance of a project image is not kept "
+        "(null: dataset.near_duplicate_distance).",
+    )
+
+    @model_validator(mode="after")
+    def _day_holds_the_hour(self) -> InboxConfig:
+        if self.per_day < self.per_hour:
+            raise ValueError("inbox.per_day must be at least inbox.per_hour")
+        return self
+
+
 class EdgeConfig(StrictModel):
     """Everything the device agent needs; `shelfwatch config validate edge.yaml` checks a file against it."""
 
@@ -261,6 +286,7 @@ class EdgeConfig(StrictModel):
     events: EventsConfig = Field(default_factory=EventsConfig, description="Zone state hysteresis and events.")
     trainer: TrainerClientConfig = Field(default_factory=TrainerClientConfig, description="Training service.")
     dataset: DatasetRulesConfig = Field(default_factory=DatasetRulesConfig, description="Dataset rules.")
+    inbox: InboxConfig = Field(default_factory=InboxConfig, description="The inbox of frames worth review.")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Logging verbosity.")
 
     @field_validator("device_id")

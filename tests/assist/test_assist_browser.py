@@ -149,14 +149,14 @@ def test_library_shows_the_inbox_view_and_reviewed_since(tmp_path: Path, browser
     import cv2
     import numpy as np
 
-    from edge.assist.inbox import InboxLimits, InboxWriter
+    from edge.assist.inbox import InboxConfig, InboxWriter
     from edge.web import WebServer
 
     with open_rig(tmp_path / "lib", bundles) as rig:
         for name in ("red", "green"):
             rig.admin.post("/api/v1/labels", json={"name": name})
         rig.models.install(bundles.plain, activate=True, project=1)
-        writer = InboxWriter(rig.store, InboxLimits(min_interval_s=0))
+        writer = InboxWriter(rig.store, InboxConfig(min_interval_s=0))
         frames = [cv2.imdecode(np.frombuffer(colour_jpeg(RED, 500 + i, 160, 120), np.uint8), 1) for i in range(2)]
         kept = [writer.keep(f, f"unsure: zone z{i} scored 0.55", "cam") for i, f in enumerate(frames)]
         assert all(kept)

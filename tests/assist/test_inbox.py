@@ -9,8 +9,9 @@ from typing import Any
 
 import cv2
 import numpy as np
+import pytest
 
-from edge.assist.inbox import InboxLimits, InboxSink, InboxWriter
+from edge.assist.inbox import InboxConfig, InboxSink, InboxWriter
 from edge.comms.base import NullCommunicator
 from edge.events import EventLog, SnapshotStore
 from edge.pipeline.metrics import MetricsRegistry
@@ -22,7 +23,9 @@ from tests.assist.conftest import RED, Rig, colour_jpeg
 
 def frame(seed: int) -> np.ndarray:
     data = colour_jpeg(RED, seed, width=160, height=120)
-    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    assert image is not None
+    return image
 
 
 class Clock:
@@ -35,7 +38,7 @@ class Clock:
 
 def test_rate_limits_near_copies_and_reasons(rig: Rig) -> None:
     clock = Clock()
-    writer = InboxWriter(rig.store, InboxLimits(per_hour=3, per_day=10, min_interval_s=60), clock=clock)
+    writer = InboxWriter(rig.store, InboxConfig(per_hour=3, per_day=10, min_interval_s=60), clock=clock)
     assert writer.keep(frame(1), "unsure: test", "cam") is not None
     assert writer.keep(frame(2), "unsure: test", "cam") is None  # within min_interval_s
     assert writer.stats["interval"] == 1
@@ -65,7 +68,7 @@ def test_reviewed_since_the_active_version(rig: Rig, bundles: Any) -> None:
     for name in ("red", "green"):
         rig.admin.post("/api/v1/labels", json={"name": name})
     rig.models.install(bundles.plain, activate=True, project=1)
-    writer = InboxWriter(rig.store, InboxLimits(min_interval_s=0))
+    writer = InboxWriter(rig.store, InboxConfig(min_interval_s=0))
     ids = [writer.keep(frame(70 + i), "unsure", "cam") for i in range(3)]
     assert all(ids)
     body = rig.admin.get("/api/v1/inbox").get_json()
@@ -80,7 +83,7 @@ def test_the_pipeline_sink_keeps_unsure_and_flipping_frames(rig: Rig, tmp_path: 
     events = EventLog(tmp_path / "events.db", "dev")
     reporter = Reporter(NullCommunicator(), events, SnapshotStore(tmp_path / "snaps", 10), MetricsRegistry())
     clock = Clock()
-    writer = InboxWriter(rig.store, InboxLimits(min_interval_s=0, flips=3, flip_window_s=600), clock=clock)
+    writer = InboxWriter(rig.store, InboxConfig(min_interval_s=0, flips=3, flip_window_s=600), clock=clock)
     sink = InboxSink(reporter, writer, threshold=0.5)
     # confident frames are not kept, an unsure one is
     sink.frame_done("cam", SimpleNamespace(image=frame(80)), [("z1", ZoneScore(0.95, "empty"))])
@@ -97,3 +100,44 @@ def test_the_pipeline_sink_keeps_unsure_and_flipping_frames(rig: Rig, tmp_path: 
     assert any(r.startswith("unsure: zone z1 scored 0.55") for r in reasons)
     assert any(r.startswith("flipping: zone z2 changed state 3 times") for r in reasons)
     events.close()
+
+
+def test_limits_and_dedup_distance_are_edge_yaml_settings(rig: Rig) -> None:
+    from edge.config import EdgeConfig, parse_yaml_config
+    from edge.errors import ConfigError
+    from edge.store.image_rows import hamming
+    from edge.store.images import validate_image
+
+    text = "inbox:\n  per_hour: 2\n  per_day: 5\n  min_interval_s: 0\n  margin: 0.2\n  dedup_distance: {d}\n"
+    defaults = EdgeConfig().inbox
+    assert (defaults.per_hour, defaults.per_day, defaults.margin, defaults.dedup_distance) == (20, 100, 0.1, None)
+    for bad in ("inbox:\n  per_hour: 5\n  per_day: 2\n", "inbox:\n  margin: 1.5\n", "inbox:\n  per_hours: 3\n"):
+        with pytest.raises(ConfigError):
+            parse_yaml_config(bad, EdgeConfig)
+
+    # a frame at Hamming distance d of a dataset image: a near-copy at dedup_distance d, kept at d - 1
+    base = frame(50)
+    _, buf = cv2.imencode(".png", base)
+    rig.store.add_image(buf.tobytes(), filename="dataset.png")
+    changed = base.copy()
+    changed[:, :40] = 255 - changed[:, :40]
+    ok, jpg = cv2.imencode(".jpg", changed, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    assert ok
+    facts = [validate_image(b, "x", max_image_mb=20, max_pixels=10**7) for b in (jpg.tobytes(), buf.tobytes())]
+    d = hamming(facts[0].phash, facts[1].phash)
+    assert 1 <= d <= 64
+    strict = parse_yaml_config(text.format(d=d), EdgeConfig).inbox
+    assert strict.per_hour == 2 and strict.margin == 0.2
+    assert InboxWriter(rig.store, strict).keep(changed, "unsure", "cam") is None
+    loose = InboxWriter(rig.store, parse_yaml_config(text.format(d=d - 1), EdgeConfig).inbox)
+    assert loose.dedup_distance == d - 1
+    assert loose.keep(changed, "unsure", "cam") is not None
+    # per_hour from the file: two frames of one camera in an hour, the third is refused
+    assert loose.keep(frame(201), "unsure", "cam") is not None
+    assert loose.keep(frame(202), "unsure", "cam") is None and loose.stats["hour"] == 1
+    # margin from the file reaches the pipeline sink: 0.68 is within 0.2 of 0.5 (the default 0.1 would skip it)
+    writer = InboxWriter(rig.store, strict.model_copy(update={"dedup_distance": 0}))
+    sink = InboxSink(SimpleNamespace(frame_done=lambda *a: None), writer, threshold=0.5)
+    sink.frame_done("cam-3", SimpleNamespace(image=frame(203)), [("z1", ZoneScore(0.68, "empty"))])
+    reasons = [i["inbox_reason"] for i in rig.admin.get("/api/v1/images?inbox=true").get_json()["items"]]
+    assert any("scored 0.68, within 0.2 of the threshold 0.5" in r for r in reasons)
