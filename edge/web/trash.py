@@ -3,9 +3,9 @@
 Nothing is lost by one click: before a label or images are deleted, what the delete removes is written to
 `<data_dir>/trash/<entry>/` (entry.json, and the image files for images); `POST /api/v1/trash/<id>/restore` puts it
 back (a label with its description and colour and its tags and boxes on the images that still exist; images as new
-images with their file name, camera, time, split, tags and boxes) and empties the entry. The newest TRASH_LIMIT
-entries are kept; older ones are removed when a new one arrives. Routes: `GET /api/v1/trash` (the current
-project's), `POST /api/v1/trash/<id>/restore`, `DELETE /api/v1/trash/<id>`; page `/trash`.
+images with their file name, camera, time, split, tags, boxes and "nothing to box" mark) and empties the entry. The
+newest TRASH_LIMIT entries are kept; older ones are removed when a new one arrives. Routes: `GET /api/v1/trash` (the
+current project's), `POST /api/v1/trash/<id>/restore`, `DELETE /api/v1/trash/<id>`; page `/trash`.
 """
 
 from __future__ import annotations
@@ -149,6 +149,7 @@ def keeping_images(store: DatasetStore, ids: list[int], project: int | str | Non
                     "split": image.split,
                     "tags": list(image.tags),
                     "boxes": [_box_dict(b) for b in image.boxes],
+                    "nothing_to_box": image.nothing_to_box,
                 }
             )
         yield result
@@ -211,7 +212,9 @@ def _restore_label(store: DatasetStore, entry: dict[str, Any]) -> dict[str, Any]
             continue
         tags = list(current.tags) + [t for t in use["tags"] if t not in current.tags]
         boxes = list(current.boxes) + [Box(**b) for b in use["boxes"]]
-        store.set_annotations(use["image"], tags, boxes, project=project)
+        # A photo marked "nothing to box" since keeps its mark unless boxes come back onto it (a box ends the mark).
+        marked = current.nothing_to_box and not boxes
+        store.set_annotations(use["image"], tags, boxes, project=project, nothing_to_box=marked)
         restored += 1
     return {"restored": entry["summary"], "images": restored, "skipped": skipped}
 
@@ -228,8 +231,9 @@ def _restore_images(store: DatasetStore, folder: Path, entry: dict[str, Any]) ->
         )
         tags = [t for t in item["tags"] if t in known]
         boxes = [Box(**b) for b in item["boxes"] if b["label"] in known]
+        marked = bool(item.get("nothing_to_box")) and not boxes
         if record.duplicate_of is None or record.duplicate_of != record.id:
-            store.set_annotations(record.id, tags, boxes, project=project)
+            store.set_annotations(record.id, tags, boxes, project=project, nothing_to_box=marked)
         if item.get("split") in ("train", "val", "test"):
             store.set_split([record.id], item["split"], project=project)
         ids.append(record.id)

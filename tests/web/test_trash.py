@@ -67,3 +67,32 @@ def test_deleted_images_come_back_with_their_annotations(admin: SignedIn, studio
     assert admin.get("/api/v1/trash").json["items"] == []
     assert not (studio.store.data_dir / "trash" / one.json["trash"]).exists()
     assert admin.post("/api/v1/trash/..%2Fx/restore").status_code == 404
+
+
+def test_a_photo_marked_nothing_to_box_comes_back_marked(admin: SignedIn, studio: Studio) -> None:
+    assert admin.post("/api/v1/labels", json={"name": "gap"}).status_code == 201
+    marked, boxed = upload(admin, 6), upload(admin, 7)
+    assert admin.put(f"/api/v1/images/{marked}/annotations", json={"nothing_to_box": True}).status_code == 200
+    assert admin.put(f"/api/v1/images/{boxed}/annotations", json={"tags": [], "boxes": [BOX]}).status_code == 200
+    gone = admin.post("/api/v1/images/delete", json={"ids": [marked, boxed]})
+    assert gone.status_code == 200 and gone.json["trash"]
+    restored = admin.post(f"/api/v1/trash/{gone.json['trash']}/restore").json
+    records = {r.filename: r for r in (studio.store.get_image(i) for i in restored["ids"])}
+    assert records["Shelf-6.jpg"].nothing_to_box and records["Shelf-6.jpg"].tagged
+    assert not records["Shelf-7.jpg"].nothing_to_box and len(records["Shelf-7.jpg"].boxes) == 1
+    summary = admin.get("/api/v1/dataset/summary").json
+    assert summary["tagged"] == 2 and summary["untagged"] == 0
+
+
+def test_restoring_a_label_keeps_a_later_nothing_to_box_mark(admin: SignedIn, studio: Studio) -> None:
+    for name in ("gap", "promo"):
+        assert admin.post("/api/v1/labels", json={"name": name}).status_code == 201
+    image = upload(admin, 8)
+    assert admin.put(f"/api/v1/images/{image}/annotations", json={"tags": ["promo"], "boxes": []}).status_code == 200
+    gone = admin.delete("/api/v1/labels/promo?force=true")
+    assert gone.status_code == 200 and gone.json["trash"]
+    # Meanwhile the photo is looked at again and marked as having nothing to box.
+    assert admin.put(f"/api/v1/images/{image}/annotations", json={"nothing_to_box": True}).status_code == 200
+    assert admin.post(f"/api/v1/trash/{gone.json['trash']}/restore").status_code == 200
+    again = studio.store.get_annotations(image)
+    assert again.tags == ["promo"] and again.nothing_to_box, "the tag came back and the mark stayed"
