@@ -97,7 +97,8 @@ def test_assisted_labelling_takes_fewer_actions_than_from_scratch(
         with open_rig(tmp_path / mode, bundles) as rig:
             ids = setup(rig, mode == "assisted", bundles)
             if mode == "assisted":
-                assert wait_until(lambda ids=ids, rig=rig: all(room.get(rig.store, i) is not None for i in ids), 60)
+                store = rig.store
+                assert wait_until(lambda: all(room.get(store, i) is not None for i in ids), 60)  # noqa: B023
             server = WebServer(rig.app, host="127.0.0.1", port=0).start()
             errors: list[str] = []
             try:
@@ -158,8 +159,8 @@ def test_library_shows_the_inbox_view_and_reviewed_since(tmp_path: Path, browser
         rig.models.install(bundles.plain, activate=True, project=1)
         writer = InboxWriter(rig.store, InboxConfig(min_interval_s=0))
         frames = [cv2.imdecode(np.frombuffer(colour_jpeg(RED, 500 + i, 160, 120), np.uint8), 1) for i in range(2)]
-        kept = [writer.keep(f, f"unsure: zone z{i} scored 0.55", "cam") for i, f in enumerate(frames)]
-        assert all(kept)
+        kept = [writer.keep(f, f"unsure: zone z{i} scored 0.55", "cam") for i, f in enumerate(frames) if f is not None]
+        assert len(kept) == 2 and kept[0] is not None and kept[1] is not None
         rig.store.set_annotations(kept[0], ["red"], [])
         server = WebServer(rig.app, host="127.0.0.1", port=0).start()
         try:
@@ -173,6 +174,83 @@ def test_library_shows_the_inbox_view_and_reviewed_since(tmp_path: Path, browser
             page.wait_for_selector(".tile .pill.inbox")
             assert page.locator(".tile").count() == 2
             assert "unsure: zone z1 scored 0.55" in page.inner_text(".tile >> nth=0")
+            context.close()
+        finally:
+            server.stop()
+
+
+def half_dark_jpeg(width: int = 160, height: int = 120) -> bytes:
+    """Left half dark (the tiny detector's "empty" box), right half bright ("stocked")."""
+    import cv2
+    import numpy as np
+
+    image = np.full((height, width, 3), 235, dtype=np.uint8)
+    image[:, : width // 2] = 20
+    ok, buf = cv2.imencode(".jpg", image)
+    assert ok
+    return buf.tobytes()
+
+
+def drag(page: Any, box: dict[str, float], start: tuple[float, float], end: tuple[float, float]) -> None:
+    """A mouse drag on the canvas between two normalised image points."""
+    page.mouse.move(box["x"] + start[0] * box["width"], box["y"] + start[1] * box["height"])
+    page.mouse.down()
+    page.mouse.move(box["x"] + end[0] * box["width"], box["y"] + end[1] * box["height"], steps=6)
+    page.mouse.up()
+
+
+def test_edit_then_accept_a_suggested_box(tmp_path: Path, browser: Any, bundles: Bundles) -> None:
+    """E takes the suggested boxes into the editor; one is resized and moved, the other relabelled; A saves them as
+    the image's annotation (the suggestion's coordinates are not what is stored)."""
+    from edge.web import WebServer
+
+    with open_rig(tmp_path / "edit", bundles) as rig:
+        for name in ("empty", "stocked"):
+            rig.admin.post("/api/v1/labels", json={"name": name})
+        rig.models.install(bundles.detector, activate=True, project=1)
+        resp = rig.admin.post(
+            "/api/v1/images", data={"file": [(io.BytesIO(half_dark_jpeg()), "shelf.jpg")]},
+            content_type="multipart/form-data",
+        )  # fmt: skip
+        image_id = resp.get_json()["items"][0]["id"]
+        server = WebServer(rig.app, host="127.0.0.1", port=0).start()
+        errors: list[str] = []
+        try:
+            context, page = sign_in(browser, server.url)
+            page.on("pageerror", lambda err: errors.append(str(err)))
+            page.goto(f"{server.url}/tag/{image_id}")
+            title_is(page, image_id)
+            page.wait_for_selector("#suggestions:not([hidden]) #sug-edit")
+            suggested = rig.admin.get(f"/api/v1/images/{image_id}/suggestions").get_json()
+            above = [b for b in suggested["boxes"] if b["score"] >= suggested["threshold"]]
+            assert sorted(b["label"] for b in above) == ["empty", "stocked"]
+            left = next(b for b in above if b["label"] == "empty")
+            right = next(b for b in above if b["label"] == "stocked")
+
+            page.keyboard.press("e")
+            page.wait_for_selector("#sug-editing")
+            assert page.locator("#boxlist li").count() == 2  # now ordinary, unsaved boxes
+            assert not page.locator("#dirty").is_hidden()
+            rect = page.locator("#canvas").bounding_box()
+            assert rect is not None
+            # resize the selected (first, "empty") box by its top-left corner, then move it right
+            assert page.locator("#boxlist select >> nth=0").input_value() == "empty"
+            drag(page, rect, (left["x1"], left["y1"]), (left["x1"] + 0.05, left["y1"] + 0.1))
+            drag(page, rect, (0.2, 0.5), (0.3, 0.5))
+            # relabel the other one: select it, press 1 ("empty")
+            page.mouse.click(rect["x"] + 0.75 * rect["width"], rect["y"] + 0.5 * rect["height"])
+            page.keyboard.press("1")
+            page.keyboard.press("a")  # accept as edited
+            page.wait_for_selector(".toast.ok:has-text('Saved image')")
+            page.wait_for_selector("#suggestions :text('Decided for this image.')")
+            saved = sorted(rig.store.get_image(image_id).boxes, key=lambda b: b.x1)
+            assert [b.label for b in saved] == ["empty", "empty"]
+            moved, relabelled = saved
+            assert moved.x1 == pytest.approx(left["x1"] + 0.05 + 0.1, abs=0.01)  # resized, then moved by 0.1
+            assert moved.x2 == pytest.approx(left["x2"] + 0.1, abs=0.01)
+            assert moved.y1 == pytest.approx(left["y1"] + 0.1, abs=0.01) and moved.y2 == pytest.approx(left["y2"])
+            assert (relabelled.x1, relabelled.y1) == pytest.approx((right["x1"], right["y1"]), abs=1e-4)
+            assert not errors, errors
             context.close()
         finally:
             server.stop()

@@ -1,18 +1,22 @@
 /* Model suggestions on the tagging page: the active version's tags and boxes for the open image, drawn dashed
-   with their score over tag.js's canvas (its `sw:tag-draw` event), each label's similarity to labelled examples,
-   accept (A, or Enter = accept and next), reject (X), and "accept all above t" over every untagged image with
-   the count it will accept. A suggestion becomes an annotation only by these actions (the accept API). */
+   with their score over tag.js's canvas (its `sw:tag-draw` event), each label's similarity to labelled examples
+   (per image, and per box when the bundle embeds boxes), accept (A, or Enter = accept and next), reject (X),
+   edit-then-accept (E: the suggestion becomes ordinary unsaved boxes/tags to move, resize or relabel; A or Enter
+   saves them as edited, X drops them), and "accept all above t" over every untagged image with the count it will
+   accept. A suggestion becomes an annotation only by these actions (the accept API, or saving the edit). */
 "use strict";
 (() => {
   const data = SW.pageData("tag-data");
   if (!data || data.image_id === null || !window.SWTag) return;
   const aside = document.querySelector(".tagger .side");
-  const state = { id: null, sug: null, decided: new Set(), t: null };
+  const state = { id: null, sug: null, decided: new Set(), t: null, editing: null };
 
   const panel = SW.h("section", { class: "panel", id: "suggestions", hidden: true });
   aside.prepend(panel);
 
-  const pending = () => state.sug && !state.decided.has(state.id) && (state.sug.tags.length || state.sug.boxes.length);
+  const editing = () => state.sug && state.editing === state.id;
+  const pending = () => state.sug && !state.decided.has(state.id) && !editing()
+    && (state.sug.tags.length || state.sug.boxes.length);
   const threshold = () => (state.t === null ? (state.sug ? state.sug.threshold : 0.5) : state.t);
 
   function render() {
@@ -27,6 +31,15 @@
       SW.h("td", { class: "num muted", title: "similarity to this label's labelled examples",
         text: sim[t.label] !== undefined ? `≈ ${sim[t.label].toFixed(2)}` : "" })));
     const t = threshold();
+    const above = s.boxes.filter((b) => b.score >= t);
+    const boxRows = above.slice(0, 8).map((b) => {
+      const best = Object.entries(b.similar || {}).sort((x, y) => y[1] - x[1])[0];
+      return SW.h("tr", {},
+        SW.h("td", { text: b.label }),
+        SW.h("td", { class: "num", text: b.score.toFixed(2) }),
+        SW.h("td", { class: "num muted", title: "similarity of this box to the boxes labelled " + (best ? best[0] : ""),
+          text: b.similar && b.similar[b.label] !== undefined ? `≈ ${b.similar[b.label].toFixed(2)}` : "" }));
+    });
     const slider = SW.h("input", { type: "range", id: "sug-threshold", min: "0", max: "1", step: "0.05", value: String(t),
       "aria-label": "Accept all above this score" });
     const count = SW.h("span", { id: "sug-count", class: "muted", text: "…" });
@@ -37,10 +50,17 @@
       SW.h("div", { class: "row" }, SW.h("h2", { text: "Suggestions" }), SW.h("span", { class: "spacer" }),
         SW.h("span", { class: "pill", text: `model v${s.model.number ?? "?"}` })),
       s.tags.length ? SW.h("table", { class: "list", id: "sug-tags" }, ...rows) : null,
-      s.boxes.length ? SW.h("p", { id: "sug-boxes", text: `${s.boxes.filter((b) => b.score >= t).length} of ${s.boxes.length} boxes score ≥ ${t.toFixed(2)} (dashed)` }) : null,
-      decided ? SW.h("p", { class: "muted", text: "Decided for this image." })
+      s.boxes.length ? SW.h("p", { id: "sug-boxes", text: `${above.length} of ${s.boxes.length} boxes score ≥ ${t.toFixed(2)} (dashed)` }) : null,
+      boxRows.length ? SW.h("table", { class: "list", id: "sug-box-list" }, ...boxRows) : null,
+      editing() ? SW.h("div", {},
+        SW.h("p", { id: "sug-editing", class: "muted", text: "Editing the suggestion: move, resize or relabel it, then accept it as edited (A; Enter: and next), or drop it (X)." }),
+        SW.h("div", { class: "row" },
+          SW.h("button", { type: "button", class: "btn small primary", id: "sug-accept-edited", text: "Accept edited" }),
+          SW.h("button", { type: "button", class: "btn small", id: "sug-drop", text: "Drop" })))
+        : decided ? SW.h("p", { class: "muted", text: "Decided for this image." })
         : SW.h("div", { class: "row" },
           SW.h("button", { type: "button", class: "btn small primary", id: "sug-accept", title: "Accept (A; Enter: accept and next)", text: "Accept" }),
+          SW.h("button", { type: "button", class: "btn small", id: "sug-edit", title: "Edit, then accept (E)", text: "Edit" }),
           SW.h("button", { type: "button", class: "btn small", id: "sug-reject", title: "Reject (X)", text: "Reject" })),
       SW.h("div", { class: "row" }, slider, bulk, count),
     ].filter(Boolean));
@@ -48,6 +68,12 @@
     if (a) a.addEventListener("click", () => accept(false));
     const r = document.getElementById("sug-reject");
     if (r) r.addEventListener("click", reject);
+    const e = document.getElementById("sug-edit");
+    if (e) e.addEventListener("click", edit);
+    const ae = document.getElementById("sug-accept-edited");
+    if (ae) ae.addEventListener("click", () => acceptEdited(false));
+    const dr = document.getElementById("sug-drop");
+    if (dr) dr.addEventListener("click", dropEdited);
     refreshCount();
   }
 
@@ -60,6 +86,7 @@
   }
 
   async function load(id) {
+    if (state.editing !== id) state.editing = null; // leaving an image drops an edit not accepted
     state.id = id;
     state.sug = null;
     try {
@@ -88,6 +115,38 @@
   function reject() {
     if (!pending()) return;
     state.decided.add(state.id);
+    render();
+    window.SWTag.redraw();
+  }
+
+  // Edit-then-accept: what "Accept" would take (boxes >= t, else the best tag) goes into tag.js's editor.
+  function edit() {
+    if (!pending()) return;
+    const t = threshold();
+    const boxes = state.sug.boxes.filter((b) => b.score >= t).map(({ label, x1, y1, x2, y2 }) => ({ label, x1, y1, x2, y2 }));
+    const tags = state.sug.boxes.length || !state.sug.tags.length ? [] : [state.sug.tags[0].label];
+    if (!boxes.length && !tags.length) { SW.toast(`No suggested box scores ≥ ${t.toFixed(2)}: lower the slider`); return; }
+    window.SWTag.take({ tags, boxes });
+    state.editing = state.id;
+    render();
+  }
+
+  async function acceptEdited(andNext) {
+    if (!editing()) return;
+    const id = state.id;
+    if (andNext) {
+      state.decided.add(id); state.editing = null;
+      document.getElementById("save-next").click(); // saves, then the next image
+      return;
+    }
+    if (await window.SWTag.save()) { state.decided.add(id); state.editing = null; render(); }
+  }
+
+  function dropEdited() {
+    if (!editing()) return;
+    window.SWTag.revert();
+    state.decided.add(state.id);
+    state.editing = null;
     render();
     window.SWTag.redraw();
   }
@@ -123,9 +182,16 @@
   // Capture phase: while a suggestion waits for a decision, A / Enter / X belong to it (tag.js keeps them otherwise).
   document.addEventListener("keydown", (ev) => {
     if (["INPUT", "SELECT", "TEXTAREA"].includes(document.activeElement.tagName)) return;
-    if (ev.ctrlKey || ev.metaKey || ev.altKey || !pending()) return;
+    if (ev.ctrlKey || ev.metaKey || ev.altKey || !(pending() || editing())) return;
     const key = ev.key.toLowerCase();
-    if (key === "a" || key === "enter") { ev.preventDefault(); ev.stopImmediatePropagation(); accept(key === "enter"); }
-    else if (key === "x") { ev.preventDefault(); ev.stopImmediatePropagation(); reject(); }
+    const own = () => { ev.preventDefault(); ev.stopImmediatePropagation(); };
+    if (editing()) {
+      if (key === "a" || key === "enter") { own(); acceptEdited(key === "enter"); }
+      else if (key === "x") { own(); dropEdited(); }
+      return; // the editor's keys (digits relabel the selected box, Delete, arrows...) work as usual
+    }
+    if (key === "a" || key === "enter") { own(); accept(key === "enter"); }
+    else if (key === "e") { own(); edit(); }
+    else if (key === "x") { own(); reject(); }
   }, true);
 })();

@@ -442,7 +442,24 @@
     renderNav();
     document.dispatchEvent(new CustomEvent("sw:tag-open", { detail: { id } })); // suggestions.js
   }
-  window.SWTag = { reload: () => open(state.id), redraw: draw, dirty: () => isDirty() }; // for suggestions.js
+  // Edit-then-accept (suggestions.js): a suggestion's boxes and tags become ordinary unsaved edits (one undo step),
+  // the first box selected, so the person moves, resizes or relabels them and saves them as the annotation.
+  function take({ tags = [], boxes = [] }) {
+    const key = (b) => `${b.label}:${b.x1}:${b.y1}:${b.x2}:${b.y2}`;
+    const have = new Set(state.boxes.map(key));
+    const add = boxes.map(round).filter((b) => !have.has(key(b)));
+    tags.forEach((t) => state.tags.add(t));
+    state.boxes.push(...add);
+    state.sel = add.length ? state.boxes.length - add.length : -1;
+    if (add.length) state.active = add[0].label;
+    render();
+    return add.length;
+  }
+  function revert() {
+    const s = JSON.parse(state.saved);
+    state.tags = new Set(s.tags); state.boxes = s.boxes; state.empty = !!s.empty; state.sel = -1; render(); // one undo step back
+  }
+  window.SWTag = { reload: () => open(state.id), redraw: draw, dirty: () => isDirty(), take, save, revert }; // for suggestions.js
 
   async function loadIds() {
     let page = 1;
@@ -468,10 +485,7 @@
   document.getElementById("keys-button").addEventListener("click", () => toggleKeys());
   document.getElementById("keys-close").addEventListener("click", () => toggleKeys(false));
   document.getElementById("end-close").addEventListener("click", () => { document.getElementById("end-prompt").hidden = true; });
-  document.getElementById("revert").addEventListener("click", () => {
-    const s = JSON.parse(state.saved);
-    state.tags = new Set(s.tags); state.boxes = s.boxes; state.empty = !!s.empty; state.sel = -1; render(); // one undo step back
-  });
+  document.getElementById("revert").addEventListener("click", revert);
   document.getElementById("delete-image").addEventListener("click", async () => {
     if (!confirm(`Delete image #${state.id} and its tags from the dataset?`)) return;
     try {
