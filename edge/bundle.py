@@ -194,6 +194,18 @@ def generate_keypair() -> tuple[bytes, bytes]:
     return private_pem, public_pem
 
 
+def write_keypair(private: Path, public: Path) -> None:
+    """A fresh key pair into `private` and `public` (PEM); FileExistsError when `private` exists.
+
+    O_EXCL and mode 0600 at creation: the private key is never readable by others, not even for an instant.
+    """
+    private_pem, public_pem = generate_keypair()
+    fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(private_pem)
+    public.write_bytes(public_pem)
+
+
 def public_key_base64(key: Ed25519PublicKey | Ed25519PrivateKey) -> str:
     """The raw 32-byte public key as base64 text (the short form `model.trusted_keys` accepts)."""
     pub = key.public_key() if isinstance(key, Ed25519PrivateKey) else key

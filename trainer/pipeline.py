@@ -18,7 +18,6 @@ Signing: `spec.signing_key` (PEM ed25519 private key), or else a key kept under 
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import shutil
 import tempfile
@@ -126,16 +125,8 @@ class _Reporter:
         """Progress of one part of a stage (a recipe's fit) mapped onto [lo, hi] of that stage."""
         return _StageProgress(self, stage, lo, hi)
 
-    def __call__(
-        self,
-        stage: str,
-        local: float,
-        message: str = "",
-        *,
-        epoch: int | None = None,
-        epochs: int | None = None,
-        loss: float | None = None,
-    ) -> None:
+    def __call__(self, stage: str, local: float, message: str = "", **step: Any) -> None:
+        """Report `local` (0..1) of `stage`; `step` holds a fit's `epoch`, `epochs` and `loss` (FitProgress)."""
         self.check()
         if self.progress is None:
             return
@@ -143,6 +134,7 @@ class _Reporter:
         fraction = min(1.0, max(0.0, lo + (hi - lo) * min(1.0, max(0.0, local))))
         elapsed = time.monotonic() - self.started
         eta = elapsed * (1.0 - fraction) / fraction if fraction > 0.02 else None
+        epoch, epochs, loss = step.get("epoch"), step.get("epochs"), step.get("loss")
         self.progress(Progress(stage, fraction, epoch, epochs, loss, eta, message))
 
 
@@ -152,17 +144,9 @@ class _StageProgress:
     def __init__(self, reporter: _Reporter, stage: str, lo: float, hi: float) -> None:
         self.reporter, self.stage, self.lo, self.hi = reporter, stage, lo, hi
 
-    def __call__(
-        self,
-        local: float,
-        message: str = "",
-        *,
-        epoch: int | None = None,
-        epochs: int | None = None,
-        loss: float | None = None,
-    ) -> None:
+    def __call__(self, local: float, message: str = "", **step: Any) -> None:
         share = self.lo + (self.hi - self.lo) * min(1.0, max(0.0, local))
-        self.reporter(self.stage, share, message, epoch=epoch, epochs=epochs, loss=loss)
+        self.reporter(self.stage, share, message, **step)
 
     def cancelled(self) -> bool:
         return self.reporter.cancelled()
@@ -183,17 +167,13 @@ def signing_key_for(spec: TrainSpec) -> tuple[Path, Path | None]:
             raise TrainingError(f"signing key {spec.signing_key} does not exist")
         pub = Path(spec.signing_key).with_suffix(".pub")
         return Path(spec.signing_key), pub if pub.is_file() else None
-    from edge.bundle import generate_keypair
+    from edge.bundle import write_keypair
 
     key_dir = Path(spec.out).resolve().parent / KEY_DIR
     private, public = key_dir / KEY_FILE, key_dir / PUB_FILE
     if not private.is_file():
         key_dir.mkdir(parents=True, exist_ok=True)
-        private_pem, public_pem = generate_keypair()
-        fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(private_pem)
-        public.write_bytes(public_pem)
+        write_keypair(private, public)
         log.warning("no signing key given: generated %s; trust %s on the device", private, public)
     return private, public if public.is_file() else None
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from edge.errors import BundleError
 
 def cmd_keys_generate(args: argparse.Namespace) -> int:
     """Write signing.key (0600) and signing.pub into --out; never overwrite an existing key."""
-    from edge.bundle import generate_keypair, load_public_key, public_key_base64
+    from edge.bundle import load_public_key, public_key_base64, write_keypair
 
     out = Path(args.out)
     private, public = out / "signing.key", out / "signing.pub"
@@ -22,12 +21,7 @@ def cmd_keys_generate(args: argparse.Namespace) -> int:
     if existing:
         raise BundleError(f"refusing to overwrite existing key file(s): {', '.join(existing)}")
     out.mkdir(parents=True, exist_ok=True)
-    private_pem, public_pem = generate_keypair()
-    # O_EXCL + mode 0600 at creation: the private key is never readable by others, not even for an instant.
-    fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(private_pem)
-    public.write_bytes(public_pem)
+    write_keypair(private, public)
     raw = public_key_base64(load_public_key(str(public)))
     if args.json:
         from edge.cli import print_json

@@ -31,8 +31,8 @@ from edge.bundle import (
     OPENVINO_BIN,
     OPENVINO_XML,
     REPORT,
-    generate_keypair,
     write_bundle,
+    write_keypair,
 )
 
 OPSET = 17
@@ -56,10 +56,7 @@ def ensure_keys(key_dir: Path) -> tuple[Path, Path]:
     key_dir.mkdir(parents=True, exist_ok=True)
     private, public = key_dir / "signing.key", key_dir / "signing.pub"
     if not private.exists():
-        private_pem, public_pem = generate_keypair()
-        private.write_bytes(private_pem)
-        private.chmod(0o600)
-        public.write_bytes(public_pem)
+        write_keypair(private, public)
     return private, public
 
 
