@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from edge.config.model import ZoneConfig
 from edge.datasets.model import Dataset
-from edge.vocabulary import TASKS, Task
+from edge.vocabulary import DEFAULT_BACKBONE, TASKS, Task
 from trainer.errors import TrainingCancelled, TrainingError
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ class TrainSpec:
     fmt: str | None
     task: Task
     out: Path
-    backbone: str = "squeezenet1_1"
+    backbone: str = DEFAULT_BACKBONE
     weights: str | None = "imagenet"
     epochs: int | None = None
     seed: int = 0
@@ -297,7 +297,7 @@ def _run(
         "engine": engine,
         "labels": data.labels,
         "metrics": evaluation.metrics,
-        "evaluation": summary | ({"per_fold": cv.per_fold} if cv else {}),
+        "evaluation": summary | ({"per_fold": cv.per_fold, "out_of_fold": _out_of_fold(data, cv)} if cv else {}),
         **model.report,
         "split": recipe.split_report(data, source, train, val, evaluated),
         "parity": parity,
@@ -463,6 +463,13 @@ class _CrossValidation:
     final_from: float  # where in the training stage the shipped model's fit starts
     pool_seconds: float  # preparing every item once (training time)
     seconds: float  # the folds' fits and predictions (evaluation time)
+
+
+def _out_of_fold(data: TaskData, cv: _CrossValidation) -> list[dict[str, Any]]:
+    """Each image's out-of-fold prediction, for the device's deploy comparison (trainer/out_of_fold.py)."""
+    from trainer.out_of_fold import out_of_fold
+
+    return out_of_fold(data.labels, data.items, cv.items, cv.predictions)
 
 
 def _cross_validate(

@@ -8,10 +8,16 @@ from typing import Any
 import cv2
 import numpy as np
 
+from edge.config.model import ZoneConfig
 from edge.datasets.model import Box, Dataset, LabelInfo, Sample
 from trainer.pipeline import TrainSpec
 
 COLOURS = {"red": (40, 40, 210), "green": (40, 190, 40), "blue": (210, 70, 40)}
+
+
+def rect_zone(zone_id: str, x1: float, y1: float, x2: float, y2: float) -> ZoneConfig:
+    """A rectangular zone (normalised corners), its polygon clockwise from the top left."""
+    return ZoneConfig(id=zone_id, polygon=[(x1, y1), (x2, y1), (x2, y2), (x1, y2)])
 
 
 def coloured_dataset(root: Path, per_label: int = 10, seed: int = 0, size: tuple[int, int] = (56, 48)) -> Dataset:
@@ -54,8 +60,10 @@ def half_empty_shelves(root: Path, count: int) -> Dataset:
 
 
 def classification_spec(data: Path, out: Path, **changes: Any) -> TrainSpec:
-    """A test-sized classification TrainSpec over a folders dataset: no weights, 64 px, 2 views, 2 threads."""
+    """A test-sized classification TrainSpec over a folders dataset: SqueezeNet (the smallest backbone) without
+    weights, 64 px, 2 views, 2 threads."""
     base: dict[str, Any] = dict(
-        data=data, fmt="folders", task="classification", out=out, weights=None, input_size=64, views=2, threads=2
-    )
+        data=data, fmt="folders", task="classification", out=out, backbone="squeezenet1_1", weights=None,
+        input_size=64, views=2, threads=2,
+    )  # fmt: skip
     return TrainSpec(**{**base, **changes})

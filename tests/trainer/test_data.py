@@ -11,7 +11,7 @@ import pytest
 from edge.config.model import ZoneConfig
 from edge.datasets.model import Box, Dataset, LabelInfo, Sample
 from edge.vocabulary import NONE_LABEL
-from tests.trainer.helpers import coloured_dataset
+from tests.trainer.helpers import coloured_dataset, rect_zone
 from trainer.data import (
     augment,
     classification_samples,
@@ -42,10 +42,7 @@ def test_tags_make_samples_and_odd_images_are_counted(tmp_path: Path) -> None:
 
 
 def test_zone_crops_take_box_labels_or_none(tmp_path: Path) -> None:
-    zones = [
-        ZoneConfig(id="left", polygon=[(0.0, 0.0), (0.5, 0.0), (0.5, 1.0), (0.0, 1.0)]),
-        ZoneConfig(id="right", polygon=[(0.5, 0.0), (1.0, 0.0), (1.0, 1.0), (0.5, 1.0)]),
-    ]
+    zones = [rect_zone("left", 0.0, 0.0, 0.5, 1.0), rect_zone("right", 0.5, 0.0, 1.0, 1.0)]
     ds = Dataset(labels=[LabelInfo("empty"), LabelInfo("ok")])
     ds.samples = [
         Sample(tmp_path / "a.jpg", "a.jpg", boxes=[Box("empty", 0.05, 0.1, 0.45, 0.9)]),
@@ -149,10 +146,7 @@ def test_unreadable_image_names_the_file(tmp_path: Path) -> None:
 
 def test_zone_crops_use_the_datasets_own_none_class(tmp_path: Path) -> None:
     """The studio's `none` label (any case) is the class of uncovered zones, not a second NONE class."""
-    zones = [
-        ZoneConfig(id="top", polygon=[(0.0, 0.0), (1.0, 0.0), (1.0, 0.5), (0.0, 0.5)]),
-        ZoneConfig(id="bottom", polygon=[(0.0, 0.5), (1.0, 0.5), (1.0, 1.0), (0.0, 1.0)]),
-    ]
+    zones = [rect_zone("top", 0.0, 0.0, 1.0, 0.5), rect_zone("bottom", 0.0, 0.5, 1.0, 1.0)]
     ds = Dataset(labels=[LabelInfo("low_stock"), LabelInfo("none")])
     ds.samples = [
         Sample(tmp_path / "a.jpg", "a.jpg", boxes=[Box("low_stock", 0.0, 0.0, 1.0, 0.5)]),

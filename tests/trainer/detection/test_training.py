@@ -170,8 +170,8 @@ def test_cached_features_resume_to_the_same_outputs(backbone: str, fine_tune_blo
 
 def test_lite0_detector_uses_its_own_normalisation() -> None:
     """The manifest input of an EfficientNet-Lite0 detector carries Lite's mean/std (0.498/0.502), not ImageNet's."""
-    cfg = DetectorConfig(input_size=96, head_width=16)
-    assert cfg.input_spec().mean == [0.485, 0.456, 0.406]  # SqueezeNet unless told
+    cfg = DetectorConfig(input_size=96, head_width=16, backbone="squeezenet1_1")
+    assert cfg.input_spec().mean == [0.485, 0.456, 0.406]  # SqueezeNet: ImageNet's
     cfg.backbone = "efficientnet_lite0"
     spec = cfg.input_spec()
     assert spec.mean == [0.498] * 3 and spec.std == [0.502] * 3 and spec.width == 96
