@@ -44,17 +44,7 @@ def label_records(conn: sqlite3.Connection, project_id: int, name: str | None = 
         if name is not None
         else conn.execute(f"{query} ORDER BY l.id", (project_id,))
     )
-    return [
-        LabelRecord(
-            id=int(r["id"]),
-            name=r["name"],
-            description=r["description"],
-            color=r["color"],
-            images=int(r["images"]),
-            boxes=int(r["boxes"]),
-        )
-        for r in rows
-    ]
+    return [LabelRecord(**dict(r)) for r in rows]  # the columns are the record's fields
 
 
 def get(conn: sqlite3.Connection, project_id: int, name: str) -> LabelRecord:

@@ -72,14 +72,7 @@ _SELECT = (
 
 
 def _record(row: sqlite3.Row) -> ProjectRecord:
-    return ProjectRecord(
-        id=int(row["id"]),
-        name=row["name"],
-        task=row["task"],
-        created=row["created"],
-        labels=int(row["labels"]),
-        images=int(row["images"]),
-    )
+    return ProjectRecord(**dict(row))  # _SELECT's columns are the record's fields
 
 
 def all_projects(conn: sqlite3.Connection) -> list[ProjectRecord]:

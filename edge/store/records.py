@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from edge.attributes import attributes
 from edge.datasets.model import Box
 
 
@@ -58,24 +59,12 @@ class ImageRecord:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""
-        return {
-            "id": self.id,
-            "sha256": self.sha256,
-            "filename": self.filename,
-            "camera": self.camera,
-            "captured_at": self.captured_at,
-            "created": self.created,
-            "width": self.width,
-            "height": self.height,
-            "size": self.size,
-            "split": self.split,
-            "phash": self.phash,
-            "tags": list(self.tags),
-            "boxes": [box_dict(b) for b in self.boxes],
-            "tagged": self.tagged,
-            "nothing_to_box": self.nothing_to_box,
-            "duplicate_of": self.duplicate_of,
-        }
+        head = attributes(
+            self, "id", "sha256", "filename", "camera", "captured_at", "created", "width", "height", "size", "split",
+            "phash",
+        )  # fmt: skip
+        annotations = {"tags": list(self.tags), "boxes": [box_dict(b) for b in self.boxes]}
+        return head | annotations | attributes(self, "tagged", "nothing_to_box", "duplicate_of")
 
 
 @dataclass

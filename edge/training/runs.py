@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from edge.attributes import attributes
 from edge.timestamps import utc_now_iso
 from edge.vocabulary import HEADLINE_METRIC
 
@@ -66,14 +67,7 @@ class RunRequest:
 
     def job_params(self) -> dict[str, Any]:
         """The trainer job's parameters besides dataset and task (None: the trainer's default)."""
-        return {
-            "backbone": self.backbone,
-            "epochs": self.epochs,
-            "seed": self.seed,
-            "input_size": self.input_size,
-            "zones": self.zones,
-            "name": self.project_name,
-        }
+        return attributes(self, "backbone", "epochs", "seed", "input_size", "zones") | {"name": self.project_name}
 
 
 @dataclass

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edge.attributes import attributes
 from edge.errors import ConflictError, NotFoundError
 from edge.timestamps import utc_now_iso
 
@@ -95,14 +96,7 @@ class DatasetRecord:
 
     def as_dict(self) -> dict[str, Any]:
         """What the API shows (the server-side path stays private)."""
-        return {
-            "id": self.id,
-            "images": self.images,
-            "labels": self.labels,
-            "format": self.format,
-            "source": self.source,
-            "created": self.created,
-        }
+        return attributes(self, "id", "images", "labels", "format", "source", "created")
 
 
 @dataclass
