@@ -36,6 +36,7 @@ from typing import Literal, cast
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from edge.attributes import attributes
 from edge.errors import ConflictError, NotFoundError, ShelfwatchError
 
 log = logging.getLogger(__name__)
@@ -122,13 +123,7 @@ class User:
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready form (never includes the hash)."""
-        return {
-            "id": self.id,
-            "username": self.username,
-            "role": self.role,
-            "is_admin": self.is_admin,
-            "created": self.created,
-        }
+        return attributes(self, "id", "username", "role", "is_admin", "created")
 
 
 @dataclass(frozen=True)
@@ -251,12 +246,21 @@ class UserStore:
             finally:
                 db.close()
 
+    def _rows(self, sql: str, params: tuple[object, ...] = ()) -> list[sqlite3.Row]:
+        """The rows of one read in a connection of its own."""
+        with self._connect() as db:
+            return db.execute(sql, params).fetchall()
+
+    def _row(self, sql: str, params: tuple[object, ...]) -> sqlite3.Row | None:
+        """The first row of one read in a connection of its own, or None."""
+        rows = self._rows(sql, params)
+        return rows[0] if rows else None
+
     # -- accounts --------------------------------------------------------------------------------------------------
 
     def count(self) -> int:
         """How many accounts exist (0 means the studio shows 'create the admin')."""
-        with self._connect() as db:
-            return int(db.execute("SELECT COUNT(*) FROM users").fetchone()[0])
+        return int(self._rows("SELECT COUNT(*) FROM users")[0][0])
 
     def create(self, username: str, password: str, *, is_admin: bool = False, role: str | None = None) -> User:
         """Create an account of `role` (default viewer; `is_admin=True` means admin); the name must be new."""
@@ -294,8 +298,7 @@ class UserStore:
 
     def get(self, user_id: int) -> User | None:
         """The account with this id, or None."""
-        with self._connect() as db:
-            row = db.execute("SELECT id, username, role, created FROM users WHERE id = ?", (user_id,)).fetchone()
+        row = self._row("SELECT id, username, role, created FROM users WHERE id = ?", (user_id,))
         return _user(row) if row else None
 
     def by_name(self, username: str) -> User:
@@ -306,9 +309,7 @@ class UserStore:
 
     def all(self) -> list[User]:
         """Every account, by name."""
-        with self._connect() as db:
-            rows = db.execute("SELECT id, username, role, created FROM users ORDER BY username").fetchall()
-        return [_user(r) for r in rows]
+        return [_user(r) for r in self._rows("SELECT id, username, role, created FROM users ORDER BY username")]
 
     def authenticate(self, username: str, password: str) -> User | None:
         """The account when the name and password match, else None (same cost either way).
@@ -316,10 +317,7 @@ class UserStore:
         A hash of an older scheme is replaced by an Argon2id hash of the same password (best effort: a full disk
         leaves the old, still valid hash in place).
         """
-        with self._connect() as db:
-            row = db.execute(
-                "SELECT id, username, role, created, password_hash FROM users WHERE username = ?", (username,)
-            ).fetchone()
+        row = self._row("SELECT id, username, role, created, password_hash FROM users WHERE username = ?", (username,))
         if row is None:
             verify_password(password, _dummy())
             return None
@@ -392,12 +390,11 @@ class UserStore:
     def user_for_session(self, sid: str) -> User | None:
         """The account of a live session, else None (read only)."""
         digest = token_digest(sid)
-        with self._connect() as db:
-            row = db.execute(
-                "SELECT s.sid_sha256, u.id, u.username, u.role, u.created FROM sessions s "
-                "JOIN users u ON u.id = s.user_id WHERE s.sid_sha256 = ? AND s.expires > ?",
-                (digest, time.time()),
-            ).fetchone()
+        row = self._row(
+            "SELECT s.sid_sha256, u.id, u.username, u.role, u.created FROM sessions s "
+            "JOIN users u ON u.id = s.user_id WHERE s.sid_sha256 = ? AND s.expires > ?",
+            (digest, time.time()),
+        )
         if row is None or not hmac.compare_digest(row["sid_sha256"], digest):
             return None
         return _user(row)
@@ -409,12 +406,9 @@ class UserStore:
 
     def session_count(self, user_id: int) -> int:
         """Live sessions of the user."""
-        with self._connect() as db:
-            return int(
-                db.execute(
-                    "SELECT COUNT(*) FROM sessions WHERE user_id = ? AND expires > ?", (user_id, time.time())
-                ).fetchone()[0]
-            )
+        return int(
+            self._rows("SELECT COUNT(*) FROM sessions WHERE user_id = ? AND expires > ?", (user_id, time.time()))[0][0]
+        )
 
     # -- API tokens ------------------------------------------------------------------------------------------------
 
@@ -443,12 +437,11 @@ class UserStore:
         if not token.startswith(TOKEN_PREFIX):
             return None
         digest = token_digest(token)
-        with self._connect() as db:
-            row = db.execute(
-                "SELECT t.id AS token_id, t.token_sha256, t.last_used, u.id, u.username, u.role, u.created "
-                "FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_sha256 = ? AND t.revoked IS NULL",
-                (digest,),
-            ).fetchone()
+        row = self._row(
+            "SELECT t.id AS token_id, t.token_sha256, t.last_used, u.id, u.username, u.role, u.created "
+            "FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_sha256 = ? AND t.revoked IS NULL",
+            (digest,),
+        )
         # The lookup is by digest; comparing again in constant time keeps the check itself timing-safe.
         if row is None or not hmac.compare_digest(row["token_sha256"], digest):
             return None
@@ -463,12 +456,11 @@ class UserStore:
 
     def list_tokens(self, user_id: int) -> list[ApiToken]:
         """The user's tokens (revoked ones included, newest first)."""
-        with self._connect() as db:
-            rows = db.execute(
-                "SELECT id, user_id, name, created, last_used, revoked FROM api_tokens WHERE user_id = ? "
-                "ORDER BY created DESC, id DESC",
-                (user_id,),
-            ).fetchall()
+        rows = self._rows(
+            "SELECT id, user_id, name, created, last_used, revoked FROM api_tokens WHERE user_id = ? "
+            "ORDER BY created DESC, id DESC",
+            (user_id,),
+        )
         return [ApiToken(**dict(r)) for r in rows]
 
     def revoke_token(self, token_id: int, user_id: int) -> None:
