@@ -27,6 +27,7 @@ import base64
 import binascii
 import functools
 import json
+import logging
 from typing import Any, Literal
 
 from cryptography.exceptions import InvalidSignature
@@ -35,6 +36,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from edge.errors import BundleError
 from edge.timestamps import utc_now_iso
+
+log = logging.getLogger(__name__)
 
 SLUG = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 DeviceState = Literal["active", "downloading", "failed"]
@@ -116,6 +119,17 @@ class Announcement(BundleRef):
         except ValidationError as err:
             first = err.errors()[0]
             raise BundleError(f"malformed announcement: {'.'.join(map(str, first['loc']))}: {first['msg']}") from err
+
+    @classmethod
+    def received(cls, topic: str, payload: str | bytes) -> Announcement | None:
+        """The announcement a message on `topic` carries; None when it was cleared (empty) or is malformed (logged)."""
+        if not payload:
+            return None
+        try:
+            return cls.parse(payload)
+        except BundleError as err:
+            log.warning("fleet: %s on %s ignored", err, topic)
+            return None
 
 
 class ModelReport(BaseModel):

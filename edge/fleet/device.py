@@ -146,13 +146,9 @@ class FleetFollower:
             self._report(manifest.version, "active", last.target if last else None, None)
 
     def _on_message(self, topic: str, payload: str) -> None:
-        if not payload:
-            return  # the group's announcement was cleared
-        try:
-            announcement = Announcement.parse(payload)
-        except BundleError as err:
-            log.warning("fleet: %s on %s ignored", err, topic)
-            return
+        announcement = Announcement.received(topic, payload)
+        if announcement is None:
+            return  # the group's announcement was cleared, or a malformed one came
         with self._cond:
             self._pending = announcement
             self._cond.notify_all()

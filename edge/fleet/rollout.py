@@ -24,7 +24,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from edge.comms.link import MqttLink
-from edge.errors import ConflictError, NotFoundError, ShelfwatchError
+from edge.errors import ConflictError, NotFoundError
 from edge.fleet.contract import Announcement, BundleRef, ModelReport
 
 log = logging.getLogger(__name__)
@@ -88,18 +88,13 @@ class FleetController:
 
     def _on_announcement(self, topic: str, payload: bytes, retained: bool) -> None:
         group = topic.split("/")[2]
+        announcement = Announcement.received(topic, payload)
         with self._lock:
             self._last_message = time.monotonic()
-            if not payload:
-                self._announcements.pop(group, None)
-                return
-        try:
-            announcement = Announcement.parse(payload)
-        except ShelfwatchError as err:
-            log.warning("fleet: %s on %s", err, topic)
-            return
-        with self._lock:
-            self._announcements[group] = announcement
+            if announcement is not None:
+                self._announcements[group] = announcement
+            elif not payload:
+                self._announcements.pop(group, None)  # cleared; a malformed one leaves the last one standing
 
     # --- reading ---
 
