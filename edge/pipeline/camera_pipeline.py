@@ -1,4 +1,9 @@
-"""One thread per camera: latest frame -> current model -> zone scores -> zone states -> sink.
+"""One thread per camera: latest frame -> the camera's skills -> sink.
+
+- One path: every frame goes through the skill runner (edge.skills.runner). A camera with `skills` runs them; a
+  camera without runs its default skill (edge.skills.default): the model slot's model -> zone scores
+  (edge.pipeline.zone_scoring) -> hysteresis with `events.on_threshold`/`off_threshold`/`min_frames` -> today's
+  retained zone states and low-stock events through this pipeline's sink, byte for byte docs/MQTT.md.
 
 - Pacing: the pipeline evaluates at the camera's `fps` (or as fast as frames come when fps is None, for the
   benchmark). It always takes the capture's latest frame and never queues; frames the capture produced in between
@@ -15,7 +20,7 @@
   the model sees (zones with state and score, detections, model, evaluated fps, inference ms); `wait_live()` lets
   the studio's server-sent events follow it without polling.
 - Snapshots: an event's image is annotated before it reaches the sink (the zone outline in the state's colour and
-  the detection box that raised it, drawn with OpenCV on the device).
+  the detection box that raised it, drawn with OpenCV on the device: zone_scoring.annotate_snapshot).
 - Watchdog: a `Watchdog` thread watches every pipeline's engine call; one that runs longer than
   `watchdog_seconds` is reported (status `hung`, error log, `shelfwatch_watchdog_trips_total`) and the pipeline
   recovers: the stuck worker is abandoned (it exits if the call ever returns), the engine is recreated from the
@@ -31,14 +36,25 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import cv2
 import numpy as np
 
 from edge.config.model import EventsConfig, ZoneConfig
 from edge.pipeline.metrics import MetricsRegistry, RateMeter
 from edge.pipeline.model_slot import ActiveModel, ModelSlot
-from edge.pipeline.zone_scoring import DetectedBox, Zone, ZoneScore, crop_zone, score_classification, score_detections
+from edge.pipeline.zone_scoring import (
+    Zone,
+    ZoneScore,
+    annotate_snapshot,
+    evaluate_frame,
+    zones_with_labels,
+)
 from edge.pipeline.zone_state import Transition, ZoneState
+from edge.skills.blocks.hysteresis import Hysteresis
+from edge.skills.blocks.zone_score import ZoneScoreBlock
+from edge.skills.default import default_runner
+from edge.skills.runner import BlockFailed, SkillRunner
+
+__all__ = ["annotate_snapshot", "evaluate_frame"]  # where callers have always found them
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +63,6 @@ WHOLE_FRAME_ZONE_ID = "frame"
 WHOLE_FRAME_ZONE = ZoneConfig(
     id=WHOLE_FRAME_ZONE_ID, name="Whole frame", polygon=[(0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)]
 )
-# BGR colours of the states on snapshots (the studio's CSS uses the same hues).
-STATE_COLOURS_BGR = {"low_stock": (38, 38, 220), "ok": (94, 197, 34), "unknown": (184, 163, 148)}
-BOX_COLOUR_BGR = (36, 191, 251)
 
 
 class FrameFeed(Protocol):
@@ -61,23 +74,6 @@ class FrameFeed(Protocol):
 
     def wait_frame(self, after_seq: int, timeout: float) -> Any:
         """The latest frame newer than after_seq, waiting up to timeout; None when there is none."""
-        ...
-
-
-class FrameSkills(Protocol):
-    """A camera's skills (edge.skills.runner.SkillRunner): when `active`, they replace today's fixed rule."""
-
-    @property
-    def active(self) -> bool:
-        """Whether the camera runs skills."""
-        ...
-
-    def run(self, image: np.ndarray, zones: Sequence[Zone], seq: int = -1) -> Any:
-        """Run the skills on one frame; the result has `model_ms` (time spent in models)."""
-        ...
-
-    def summary(self) -> dict[str, Any]:
-        """Per skill: status, reason, each block's last time (ms)."""
         ...
 
 
@@ -99,20 +95,17 @@ class PipelineSink(Protocol):
         """Every evaluated frame (benchmark hook; the device's reporter ignores it)."""
 
 
+def frame_zones(configs: Sequence[ZoneConfig]) -> list[Zone]:
+    """Zone configs -> the zones the skills see; a zone's own `label` is its alert label (zones_with_labels
+    settles it against the model)."""
+    return [
+        Zone(z.id, tuple((float(x), float(y)) for x, y in z.polygon), (z.label,) if z.label else ()) for z in configs
+    ]
+
+
 def zones_for_model(configs: Sequence[ZoneConfig], model: ActiveModel | None) -> list[Zone]:
     """Zone configs -> evaluation zones; a zone's own label overrides the model's alert labels when the model has it."""
-    out: list[Zone] = []
-    for z in configs:
-        if z.label and (model is None or z.label in model.labels):
-            labels: tuple[str, ...] = (z.label,)
-        else:
-            if z.label and model is not None:
-                log.warning(
-                    "zone %s names label %r that model %s lacks; using its alert labels", z.id, z.label, model.version
-                )
-            labels = model.alert_labels if model is not None else ()
-        out.append(Zone(z.id, tuple((float(x), float(y)) for x, y in z.polygon), labels))
-    return out
+    return zones_with_labels(frame_zones(configs), model)
 
 
 def evaluate_zones(
@@ -120,39 +113,6 @@ def evaluate_zones(
 ) -> list[ZoneScore]:
     """Run the model on one frame and score every zone (see edge.pipeline.zone_scoring for the rules)."""
     return evaluate_frame(active, image, zones, min_overlap)[0]
-
-
-def evaluate_frame(
-    active: ActiveModel, image: np.ndarray, zones: Sequence[Zone], min_overlap: float
-) -> tuple[list[ZoneScore], list[DetectedBox]]:
-    """The zone scores and, for a detector, every box it found (normalised), of one frame."""
-    if not zones:
-        return [], []
-    model = active.model
-    if active.task == "detection":
-        detections = model.predict(image)
-        boxes = [DetectedBox(d.label, float(d.score), tuple(d.bbox)) for d in detections]  # type: ignore[arg-type]
-        return score_detections(boxes, zones, min_overlap), boxes
-    crops = [crop_zone(image, z) for z in zones]
-    results = model.predict_batch(crops)
-    return score_classification([dict(r.label_scores) for r in results], zones), []
-
-
-def annotate_snapshot(
-    image: np.ndarray, polygon: Sequence[tuple[float, float]], state: str, bbox: Sequence[float] | None
-) -> np.ndarray:
-    """A copy of the frame with the zone outline (in its state's colour) and the box that raised the event."""
-    out = image.copy()
-    h, w = out.shape[:2]
-    thick = max(2, round(min(w, h) / 240))
-    pts = np.array([[round(x * (w - 1)), round(y * (h - 1))] for x, y in polygon], dtype=np.int32)
-    cv2.polylines(out, [pts], isClosed=True, color=STATE_COLOURS_BGR.get(state, (255, 255, 255)), thickness=thick)
-    if bbox is not None and len(bbox) == 4:
-        x1, y1, x2, y2 = (float(v) for v in bbox)
-        p1 = (round(x1 * (w - 1)), round(y1 * (h - 1)))
-        p2 = (round(x2 * (w - 1)), round(y2 * (h - 1)))
-        cv2.rectangle(out, p1, p2, BOX_COLOUR_BGR, thickness=thick)
-    return out
 
 
 @dataclass
@@ -184,10 +144,12 @@ class CameraPipeline:
         min_overlap: float = 0.5,
         zones_refresh_seconds: float = 5.0,
         state_refresh_seconds: float = 60.0,
-        skills: FrameSkills | None = None,
+        skills: SkillRunner | None = None,
     ) -> None:
         self.camera_id = camera_id
         self.skills = skills
+        # A camera without skills runs its default skill (edge.skills.default): today's rule, today's contract.
+        self.default, self._models = default_runner(camera_id, slot, events, sink, min_overlap, state_refresh_seconds)
         self.source = source
         self.slot = slot
         self.zones_provider = zones
@@ -204,13 +166,10 @@ class CameraPipeline:
         self.skip_rate = RateMeter()
         self.online: bool | None = None  # unknown until the capture reports or a frame arrives
         self.status = "starting"
-        self._states: dict[str, ZoneState] = {}
         self._zone_configs: list[ZoneConfig] = []
         self._zones: list[Zone] = []
-        self._zones_key: tuple[int, str, int] | None = None
         self._zones_loaded_at = -1e9
-        self._state_published_at: dict[str, float] = {}
-        self._lock = threading.RLock()  # zone states: the worker and camera status callbacks both change them
+        self._lock = threading.RLock()  # the live view and online state: the worker and status callbacks share them
         self._stop = threading.Event()
         self._generation = 0
         self._busy_since: float | None = None
@@ -219,9 +178,7 @@ class CameraPipeline:
         self._live_cond = threading.Condition()
         self._live_seq = 0
         self._live_frame_seq = -1
-        self._live_boxes: list[DetectedBox] = []
-        self._live_model: ActiveModel | None = None
-        self._live_scores: dict[str, ZoneScore] = {}
+        self._live_seen: tuple[ActiveModel, dict[str, ZoneScore], list[Any]] | None = None
         self._thread: threading.Thread | None = None
         self._labels = {"camera": camera_id}
         # Counters exist from the start (at 0) so dashboards and rate() see every camera before anything happens.
@@ -289,12 +246,18 @@ class CameraPipeline:
             self.online = online
             self.sink.camera_status(self.camera_id, online)
             if not online:
-                model = self.slot.current
-                for zone_id, state in self._states.items():
-                    if state.set_offline() is not None:
-                        self._publish_state(zone_id, state, model)
-                self._live_boxes, self._live_scores = [], {}
+                self.runner.offline()  # today's zones go `unknown` at once and are published so
+                self._live_seen = None
         self._live_changed()
+
+    @property
+    def runner(self) -> SkillRunner:
+        """What evaluates this camera's frames: its skills, else its default skill."""
+        return self.skills if self.skills is not None and self.skills.active else self.default
+
+    def _default_blocks(self) -> tuple[ZoneScoreBlock, Hysteresis]:
+        blocks = self.default.skills[0].blocks
+        return blocks["score"], blocks["low"]  # type: ignore[return-value]
 
     # -- zones -----------------------------------------------------------------------------------------------
 
@@ -314,31 +277,20 @@ class CameraPipeline:
             return
         with self._lock:
             self._zone_configs = configs
-            ids = {z.id for z in configs}
-            for gone in set(self._states) - ids:
-                del self._states[gone]
-            for z in configs:
-                if z.id not in self._states:
-                    self._states[z.id] = ZoneState(
-                        self.events.on_threshold, self.events.off_threshold, self.events.min_frames
-                    )
-                    if self.skills is None or not self.skills.active:  # a skill camera's sinks publish its states
-                        self._publish_state(z.id, self._states[z.id], self.slot.current)
+            self._zones = frame_zones(configs)
+            # The default skill publishes a new zone's state (`unknown`) at once; a skill camera's sinks its own.
+            self.runner.zones_changed(self._zones)
         self._live_changed()
-        log.info("camera %s: evaluating %d zone(s): %s", self.camera_id, len(configs), ", ".join(sorted(ids)))
-
-    def _zones_for(self, active: ActiveModel) -> list[Zone]:
-        # Recomputed only when the zones or the model change (and so warned about once, not every frame).
-        key = (id(self._zone_configs), active.version, id(active))
-        if key != self._zones_key:
-            self._zones_key = key
-            self._zones = zones_for_model(self._zone_configs, active)
-        return self._zones
+        ids = ", ".join(sorted(z.id for z in configs))
+        log.info("camera %s: evaluating %d zone(s): %s", self.camera_id, len(configs), ids)
 
     def zone_states(self) -> dict[str, ZoneState]:
-        """A copy of the current zone states (for status pages)."""
-        with self._lock:
-            return dict(self._states)
+        """A copy of the current zone states (for status pages; a skill camera's today-zones stay `unknown`)."""
+        if self.runner is self.default:
+            states = dict(self._default_blocks()[1].memory)
+            return {z.id: states[z.id] for z in self._zone_configs if z.id in states}
+        e = self.events
+        return {z.id: ZoneState(e.on_threshold, e.off_threshold, e.min_frames) for z in self._zone_configs}
 
     def zone_configs(self) -> list[ZoneConfig]:
         """The zones evaluated now (the whole-frame zone when the camera has none)."""
@@ -364,12 +316,15 @@ class CameraPipeline:
 
     def live(self) -> dict[str, Any]:
         """What the model sees now, JSON-ready: model, fps, inference ms, zones with state and score, detections."""
+        states = self.zone_states()
         with self._lock:
-            model = self._live_model or self.slot.current
+            seen = self._live_seen
+            model = seen[0] if seen is not None else self.slot.current
+            scores, boxes = (seen[1], seen[2]) if seen is not None else ({}, [])
             zones = []
             for z in self._zone_configs:
-                state = self._states.get(z.id)
-                score = self._live_scores.get(z.id)
+                state = states.get(z.id)
+                score = scores.get(z.id)
                 zones.append(
                     {
                         "id": z.id,
@@ -383,9 +338,9 @@ class CameraPipeline:
                         "whole_frame": z.id == WHOLE_FRAME_ZONE_ID and z is WHOLE_FRAME_ZONE,
                     }
                 )
-            boxes = [
+            detections = [
                 {"label": b.label, "score": round(float(b.score), 4), "bbox": [round(float(v), 4) for v in b.bbox]}
-                for b in self._live_boxes
+                for b in boxes
             ]
         return {
             "seq": self._live_seq,
@@ -398,7 +353,7 @@ class CameraPipeline:
             "configured_fps": self.fps,
             "inference_ms": round(self.stats.last_inference_ms, 1),
             "zones": zones,
-            "detections": boxes,
+            "detections": detections,
         }
 
     # -- the worker ------------------------------------------------------------------------------------------
@@ -462,103 +417,57 @@ class CameraPipeline:
             # online/offline reports win, since a frame taken just before the camera failed may land after it.
             self.set_online(True)
         self._refresh_zones()
-        if self.skills is not None and self.skills.active:
-            self._take_skills(frame, generation)
-            return
-        active = self.slot.current
-        if active is None:
-            return
-        zones = self._zones_for(active)
-        started = time.monotonic()
-        self._busy_generation = generation
-        self._busy_since = started
-        try:
-            scores, boxes = evaluate_frame(active, frame.image, zones, self.min_overlap)
-        except Exception as err:
-            if generation == self._generation:
-                self._busy_since = None
-                self._report_error(f"model {active.version} failed on frame {seq}: {err}")
-            return
-        elapsed_ms = (time.monotonic() - started) * 1000.0
-        if generation != self._generation:
-            return  # the watchdog gave up on this worker while it was stuck; a fresh one carries on
-        self._busy_since = None
-        if self.status not in ("running", "degraded"):
-            self.status = "running"
-        self.stats.evaluated += 1
-        self.stats.last_inference_ms = elapsed_ms
-        self.eval_rate.add()
-        self.metrics.inc("shelfwatch_frames_evaluated_total", "Frames evaluated by the model.", self._labels)
-        self.metrics.observe(
-            "shelfwatch_inference_ms", "Model time per evaluated frame (ms).", elapsed_ms, self._labels
-        )
-        self._apply(frame, zones, scores, active, boxes)
-
-    def _take_skills(self, frame: Any, generation: int) -> None:
-        """The camera's skills instead of today's rule: they run their own models and sinks (edge.skills)."""
-        seq = int(frame.seq)
-        zones = [Zone(z.id, tuple((float(x), float(y)) for x, y in z.polygon), ()) for z in self._zone_configs]
+        runner = self.runner
+        default = runner is self.default
+        active = self._models.pin() if default else None
+        if default and active is None:
+            self._models.unpin()
+            return  # no model installed yet: zones stay unknown
         self._busy_generation = generation
         self._busy_since = time.monotonic()
         try:
-            assert self.skills is not None
-            result = self.skills.run(frame.image, zones, seq)
+            result = runner.run(frame.image, self._zones, seq, keep_going=lambda: generation == self._generation)
+        except BlockFailed as err:
+            if generation != self._generation:
+                return
+            self._busy_since = None
+            if type(err.settings).category == "model":
+                version = active.version if active is not None else "?"
+                self._report_error(f"model {version} failed on frame {seq}: {err.error}")
+                return
+            self._evaluated(err.frame.model_ms)
+            raise err.error from err  # a sink failed (a full disk): reported as today, evaluation goes on
         except Exception as err:
             if generation == self._generation:
                 self._busy_since = None
                 self._report_error(f"skills failed on frame {seq}: {err}")
             return
+        finally:
+            self._models.unpin()
         if generation != self._generation:
-            return
+            return  # the watchdog gave up on this worker while it was stuck; a fresh one carries on
         self._busy_since = None
+        if default and self.default.skills[0].status == "idle":
+            return
+        self._evaluated(result.model_ms)
+        scored: list[tuple[str, ZoneScore]] = []
+        with self._lock:
+            self._live_frame_seq = seq
+            self._live_seen = self._default_blocks()[0].seen if default else None
+            if self._live_seen is not None:
+                scored = [(z.id, self._live_seen[1][z.id]) for z in self._zones if z.id in self._live_seen[1]]
+        self._live_changed()
+        self.sink.frame_done(self.camera_id, frame, scored)
+
+    def _evaluated(self, model_ms: float) -> None:
+        """Count one evaluated frame and its model time."""
         if self.status not in ("running", "degraded"):
             self.status = "running"
-        model_ms = float(getattr(result, "model_ms", 0.0))
         self.stats.evaluated += 1
         self.stats.last_inference_ms = model_ms
         self.eval_rate.add()
         self.metrics.inc("shelfwatch_frames_evaluated_total", "Frames evaluated by the model.", self._labels)
         self.metrics.observe("shelfwatch_inference_ms", "Model time per evaluated frame (ms).", model_ms, self._labels)
-        with self._lock:
-            self._live_frame_seq = seq
-            self._live_boxes, self._live_scores = [], {}
-        self._live_changed()
-        self.sink.frame_done(self.camera_id, frame, [])
-
-    def _apply(
-        self,
-        frame: Any,
-        zones: Sequence[Zone],
-        scores: Sequence[ZoneScore],
-        active: ActiveModel,
-        boxes: Sequence[DetectedBox] = (),
-    ) -> None:
-        now = time.monotonic()
-        with self._lock:
-            for zone, score in zip(zones, scores, strict=True):
-                state = self._states.get(zone.id)
-                if state is None:
-                    continue
-                transition = state.update(score)
-                if transition is not None:
-                    self._publish_state(zone.id, state, active)
-                    if transition.phase is not None:
-                        image = frame.image
-                        if isinstance(image, np.ndarray) and image.ndim == 3:
-                            image = annotate_snapshot(image, zone.polygon, transition.new, transition.bbox)
-                        self.sink.zone_event(self.camera_id, zone.id, transition, image, active)
-                elif now - self._state_published_at.get(zone.id, 0.0) >= self.state_refresh_seconds:
-                    self._publish_state(zone.id, state, active)
-            self._live_scores = {z.id: sc for z, sc in zip(zones, scores, strict=True)}
-            self._live_boxes = list(boxes)
-            self._live_model = active
-            self._live_frame_seq = int(getattr(frame, "seq", -1))
-        self._live_changed()
-        self.sink.frame_done(self.camera_id, frame, [(z.id, s) for z, s in zip(zones, scores, strict=True)])
-
-    def _publish_state(self, zone_id: str, state: ZoneState, model: ActiveModel | None) -> None:
-        self._state_published_at[zone_id] = time.monotonic()
-        self.sink.zone_state(self.camera_id, zone_id, state, model)
 
     def _report_error(self, message: str) -> None:
         self.stats.errors += 1

@@ -15,9 +15,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
+
+if TYPE_CHECKING:
+    from edge.pipeline.model_slot import ActiveModel
 
 log = logging.getLogger(__name__)
 
@@ -138,4 +142,62 @@ def score_detections(detections: Sequence[DetectedBox], zones: Sequence[Zone], m
         else:
             bbox = tuple(round(float(v), 4) for v in best.bbox)
             out.append(ZoneScore(float(best.score), best.label, bbox))  # type: ignore[arg-type]
+    return out
+
+
+def zones_with_labels(zones: Sequence[Zone], model: ActiveModel | None) -> list[Zone]:
+    """The zones with the labels that mean low stock in them: a zone's own label (its `alert_labels` as the camera
+    gives them) when the model has it, else the model's alert labels (a zone naming a label the model lacks is
+    warned about)."""
+    out: list[Zone] = []
+    for z in zones:
+        own = z.alert_labels[0] if z.alert_labels else None
+        if own and (model is None or own in model.labels):
+            labels: tuple[str, ...] = (own,)
+        else:
+            if own and model is not None:
+                log.warning(
+                    "zone %s names label %r that model %s lacks; using its alert labels", z.id, own, model.version
+                )
+            labels = tuple(model.alert_labels) if model is not None else ()
+        out.append(Zone(z.id, z.polygon, labels))
+    return out
+
+
+def evaluate_frame(
+    active: ActiveModel, image: np.ndarray, zones: Sequence[Zone], min_overlap: float
+) -> tuple[list[ZoneScore], list[DetectedBox]]:
+    """The zone scores and, for a detector, every box it found (normalised), of one frame (zones with their alert
+    labels: zones_with_labels)."""
+    if not zones:
+        return [], []
+    model = active.model
+    if active.task == "detection":
+        detections = model.predict(image)
+        boxes = [DetectedBox(d.label, float(d.score), tuple(d.bbox)) for d in detections]
+        return score_detections(boxes, zones, min_overlap), boxes
+    crops = [crop_zone(image, z) for z in zones]  # one batch: the runtime's batching sees a camera's crops at once
+    results = model.predict_batch(crops)
+    return score_classification([dict(r.label_scores) for r in results], zones), []
+
+
+# BGR colours of the states on snapshots (the studio's CSS uses the same hues).
+STATE_COLOURS_BGR = {"low_stock": (38, 38, 220), "ok": (94, 197, 34), "unknown": (184, 163, 148)}
+BOX_COLOUR_BGR = (36, 191, 251)
+
+
+def annotate_snapshot(
+    image: np.ndarray, polygon: Sequence[tuple[float, float]], state: str, bbox: Sequence[float] | None
+) -> np.ndarray:
+    """A copy of the frame with the zone outline (in its state's colour) and the box that raised the event."""
+    out = image.copy()
+    h, w = out.shape[:2]
+    thick = max(2, round(min(w, h) / 240))
+    pts = np.array([[round(x * (w - 1)), round(y * (h - 1))] for x, y in polygon], dtype=np.int32)
+    cv2.polylines(out, [pts], isClosed=True, color=STATE_COLOURS_BGR.get(state, (255, 255, 255)), thickness=thick)
+    if bbox is not None and len(bbox) == 4:
+        x1, y1, x2, y2 = (float(v) for v in bbox)
+        p1 = (round(x1 * (w - 1)), round(y1 * (h - 1)))
+        p2 = (round(x2 * (w - 1)), round(y2 * (h - 1)))
+        cv2.rectangle(out, p1, p2, BOX_COLOUR_BGR, thickness=thick)
     return out

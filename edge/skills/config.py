@@ -79,6 +79,8 @@ class SkillConfig(StrictModel):
                 raise _at(self.id, n, "input", f"block {b.id!r}: reads its own output (a cycle)")
             if b.input is None and type(b).needs_input:
                 raise _at(self.id, n, "id", f"block {b.id!r}: a {b.type} block needs an `input`")
+            if getattr(b, "contract", "skill") == "zone" and self.blocks[ids[str(b.input)]].type != "hysteresis":
+                raise _at(self.id, n, "contract", f"block {b.id!r}: `contract: zone` reads a hysteresis block")
         for n, b in enumerate(self.blocks):
             path = [b.id]
             cur = b

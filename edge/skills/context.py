@@ -12,6 +12,8 @@ from edge.comms.base import Communicator, NullCommunicator
 
 if TYPE_CHECKING:
     from edge.pipeline.model_slot import ActiveModel
+    from edge.pipeline.zone_state import Transition, ZoneState
+    from edge.skills.registry import Block
     from edge.skills.webhook import WebhookHub
 
 
@@ -24,6 +26,20 @@ class InboxTarget(Protocol):
 
     def put(self, image: np.ndarray, **info: Any) -> Any:
         """Keep one frame with its reason, camera, skill, block and items (a rate limit may skip it)."""
+        ...
+
+
+class ZoneSink(Protocol):
+    """Today's zone contract of a camera (the `contract: zone` of mqtt_state and mqtt_event): retained
+    `<camera>/<zone>/state` and `low_stock` events without skill or trace, through the camera pipeline's sink
+    (edge.pipeline.reporter.Reporter on a device) with the model that ran."""
+
+    def state(self, zone: str, state: ZoneState) -> None:
+        """A zone's state changed, or its retained state is due for a refresh."""
+        ...
+
+    def event(self, zone: str, transition: Transition, image: np.ndarray | None) -> None:
+        """A low-stock alert opened or closed (the image is the annotated snapshot)."""
         ...
 
 
@@ -63,4 +79,5 @@ class BuildContext:
     webhooks: WebhookHub | None = None
     inbox: InboxTarget | None = None
     min_overlap: float = 0.5
-    state_refresh_seconds: float = 60.0
+    zone_sink: ZoneSink | None = None
+    blocks: dict[str, Block] = field(default_factory=dict)  # the skill's blocks built so far, by id

@@ -20,6 +20,7 @@ from pydantic import Field, field_validator
 from edge.strict import StrictModel
 
 if TYPE_CHECKING:
+    from edge.pipeline.zone_scoring import Zone
     from edge.skills.context import BuildContext
     from edge.skills.values import Frame, Item
 
@@ -47,11 +48,17 @@ class BlockSettings(StrictModel):
 
 
 class Block:
-    """A block's implementation: built once per skill from its settings, then `run` once per frame."""
+    """A block's implementation: built once per skill from its settings, then `run` once per frame.
+
+    `memory` is what a block keeps across frames, per zone id (a hysteresis' states, a cooldown's last times); a
+    block keeping something else declares it as a class attribute default. `zones_changed` and `offline` tell
+    every block of a skill, in graph order, that the camera's zones changed or that it went offline.
+    """
 
     def __init__(self, settings: Any, ctx: BuildContext) -> None:
         self.settings = settings
         self.ctx = ctx
+        self.memory: dict[str, Any] = {}
 
     @property
     def id(self) -> str:
@@ -61,6 +68,15 @@ class Block:
     def run(self, items: list[Item], frame: Frame) -> list[Item]:
         """This frame's output from the input block's output (empty for a block without input)."""
         raise NotImplementedError
+
+    def zones_changed(self, zones: list[Zone]) -> None:
+        """The camera's zones are now `zones` (per-zone memory of a zone that is gone is forgotten)."""
+        ids = {z.id for z in zones}
+        for gone in set(self.memory) - ids:
+            del self.memory[gone]
+
+    def offline(self) -> None:
+        """The camera stopped delivering frames."""
 
     def close(self) -> None:
         """Release what the block holds (threads, files); the skill is being replaced or the agent stops."""

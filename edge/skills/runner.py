@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +32,11 @@ import numpy as np
 from edge.comms.base import Communicator
 from edge.events import Event, EventDraft
 from edge.pipeline.metrics import MetricsRegistry
-from edge.pipeline.zone_scoring import Zone
+from edge.pipeline.zone_scoring import Zone, annotate_snapshot
 from edge.skills.config import SKILLS_ADAPTER, SkillConfig, check_unique_skills, normalise_raw
 from edge.skills.context import BuildContext, InboxTarget, ModelSource, SkillIdle
 from edge.skills.inbox import Inbox
-from edge.skills.registry import Block, BlockSettings, build_block
+from edge.skills.registry import BlockSettings, build_block
 from edge.skills.values import Frame, Item
 from edge.skills.webhook import WebhookHub, WebhookQueue, event_body
 from edge.timestamps import utc_now_iso
@@ -68,14 +68,32 @@ class BlockRecord:
     runs: int = 0
 
 
-class Skill:
-    """One skill built from its config: blocks in graph order, event routes, last outputs."""
+class BlockFailed(Exception):
+    """A block of a `strict` skill raised (the default skill: its camera pipeline reports it)."""
 
-    def __init__(self, config: SkillConfig, ctx: BuildContext) -> None:
+    def __init__(self, settings: BlockSettings, err: Exception, frame: Frame) -> None:
+        super().__init__(f"block {settings.id!r} ({settings.type}) failed: {err}")
+        self.settings = settings
+        self.error = err
+        self.frame = frame
+
+
+class Skill:
+    """One skill built from its config: blocks in graph order, event routes, last outputs.
+
+    `strict`: a failing block raises BlockFailed instead of marking the skill `error` (the default skill, whose
+    pipeline reports failures as today). The blocks after the model blocks run under `lock`, which `offline()` and
+    `zones_changed()` take too: a camera going offline while a frame is evaluated changes no state halfway, and a
+    hung model call holds nothing.
+    """
+
+    def __init__(self, config: SkillConfig, ctx: BuildContext, strict: bool = False) -> None:
         self.config = config
-        self.ctx = ctx
+        self.ctx = ctx = replace(ctx, blocks={})
+        self.strict = strict
+        self.lock = threading.RLock()
         self.order = config.order()
-        self.blocks: dict[str, Block] = {}
+        self.blocks = ctx.blocks  # a block may read the one it reads from (the `contract: zone` sinks do)
         try:
             for s in self.order:
                 self.blocks[s.id] = build_block(s, ctx)
@@ -95,8 +113,8 @@ class Skill:
         self.hooks: dict[str, WebhookQueue] = {}
         types: dict[str, list[str]] = {}  # input -> candidate types, mqtt_event's first
         for s in self.order:
-            if not type(s).event_sink:
-                continue
+            if not type(s).event_sink or getattr(s, "contract", "skill") == "zone":
+                continue  # a `contract: zone` sink sends today's events itself
             assert s.input is not None
             route = self.routes.setdefault(s.input, EventRoute(s.input, config.id))
             if s.type == "mqtt_event":
@@ -136,13 +154,22 @@ class Skill:
             block = self.blocks[s.id]
             t0 = time.perf_counter()
             try:
-                out = block.run(outputs.get(s.input, []) if s.input is not None else [], frame)
+                inp = outputs.get(s.input, []) if s.input is not None else []
+                if type(s).category == "model":
+                    out = block.run(inp, frame)
+                elif not frame.keep_going():
+                    return []  # the pipeline gave up on this frame (a hung model call): it changes nothing
+                else:
+                    with self.lock:
+                        out = block.run(inp, frame)
             except SkillIdle as idle:
                 if self.status != "idle" or self.reason != str(idle):
                     log.warning("skill %s/%s is idle: %s", self.ctx.camera, self.id, idle)
                 self.status, self.reason = "idle", str(idle)
                 return []
             except Exception as err:
+                if self.strict:
+                    raise BlockFailed(s, err, frame) from err
                 reason = f"block {s.id!r} ({s.type}) failed: {err}"
                 if self.reason != reason:
                     log.exception("skill %s/%s: %s", self.ctx.camera, self.id, reason)
@@ -196,6 +223,18 @@ class Skill:
             "webhooks": {block: q.status() for block, q in self.hooks.items()},
         }
 
+    def zones_changed(self, zones: list[Zone]) -> None:
+        """Tell every block, in graph order, the camera's zones now."""
+        with self.lock:
+            for s in self.order:
+                self.blocks[s.id].zones_changed(zones)
+
+    def offline(self) -> None:
+        """Tell every block, in graph order, that the camera went offline."""
+        with self.lock:
+            for s in self.order:
+                self.blocks[s.id].offline()
+
     def close(self) -> None:
         """Close every block (webhook outboxes stay with the hub)."""
         for b in self.blocks.values():
@@ -206,7 +245,7 @@ class Skill:
 
 
 class SkillRunner:
-    """A camera's skills (None: the camera runs today's fixed rule in CameraPipeline)."""
+    """A camera's skills (None: the camera runs its default skill, edge.skills.default, in CameraPipeline)."""
 
     def __init__(
         self,
@@ -215,11 +254,13 @@ class SkillRunner:
         make_ctx: Callable[[str], BuildContext],
         submit: EventSubmit | None = None,
         metrics: MetricsRegistry | None = None,
+        strict: bool = False,
     ) -> None:
         self.camera = camera
         self.make_ctx = make_ctx
         self.submit = submit
         self.metrics = metrics
+        self.strict = strict
         self._lock = threading.Lock()
         self.configs: list[SkillConfig] | None = None
         self.skills: list[Skill] = []
@@ -243,7 +284,7 @@ class SkillRunner:
         try:
             for c in configs or []:
                 if c.enabled:
-                    built.append(Skill(c, self.make_ctx(c.id)))
+                    built.append(Skill(c, self.make_ctx(c.id), self.strict))
         except Exception:
             for s in built:
                 s.close()
@@ -253,10 +294,15 @@ class SkillRunner:
         for s in old:
             s.close()
 
-    def run(self, image: np.ndarray, zones: Sequence[Zone], seq: int = -1) -> Frame:
-        """Run every skill on one frame and submit their events."""
+    def run(
+        self, image: np.ndarray, zones: Sequence[Zone], seq: int = -1, keep_going: Callable[[], bool] | None = None
+    ) -> Frame:
+        """Run every skill on one frame and submit their events (`keep_going`: asked before the blocks after a
+        model; False ends the frame there)."""
         t0 = time.perf_counter()
         frame = Frame(image=image, zones=list(zones), now=time.monotonic(), ts=utc_now_iso("milliseconds"), seq=seq)
+        if keep_going is not None:
+            frame.keep_going = keep_going
         with self._lock:
             skills = list(self.skills)
         for skill in skills:
@@ -279,13 +325,9 @@ class SkillRunner:
         frame: Frame,
         model: dict[str, str | None],
     ) -> None:
-        from edge.pipeline.camera_pipeline import annotate_snapshot
-
-        zone = next((z for z in frame.zones if z.id == item.zone), None)
-        polygon = zone.polygon if zone is not None else ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0))
         image = frame.image
         if isinstance(image, np.ndarray) and image.ndim == 3:
-            image = annotate_snapshot(image, polygon, item.state or "low_stock", item.bbox)
+            image = annotate_snapshot(image, frame.polygon(item.zone), item.state or "low_stock", item.bbox)
         draft = EventDraft(
             phase=item.phase or "once",
             camera=self.camera,
@@ -325,6 +367,20 @@ class SkillRunner:
         if any(r.mqtt for r in routes):
             comms.publish_durable("events", event.to_json(), key=event.id)
         return True
+
+    def zones_changed(self, zones: Sequence[Zone]) -> None:
+        """The camera's zones changed: every skill's blocks are told (per-zone memory of a gone zone goes)."""
+        with self._lock:
+            skills = list(self.skills)
+        for s in skills:
+            s.zones_changed(list(zones))
+
+    def offline(self) -> None:
+        """The camera went offline: every skill's blocks are told (today's zones go `unknown` at once)."""
+        with self._lock:
+            skills = list(self.skills)
+        for s in skills:
+            s.offline()
 
     def state_skills(self) -> list[str]:
         """Ids of the running skills with an mqtt_state block (announced to Home Assistant)."""
@@ -460,6 +516,15 @@ class SkillsHub:
         tmp.write_text(json.dumps(raw, indent=1), encoding="utf-8")
         tmp.replace(path)
         return configs
+
+    def project_names(self) -> set[str]:
+        """The projects the cameras' skills name now (their versions run in those skills, not in the cameras
+        without skills)."""
+        names: set[str] = set()
+        for runner in list(self.runners.values()):
+            for config in runner.configs or []:
+                names.update(name for _, name in config.projects())
+        return names
 
     def route(self, event: Event) -> bool:
         """The event writer's delivery hook: a skill event goes to its sinks; others to the default MQTT path."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -93,3 +94,9 @@ class Frame:
     seq: int = -1
     cache: dict[tuple[Any, ...], Any] = field(default_factory=dict)  # model outputs of this frame
     model_ms: float = 0.0  # time spent in models (cached calls count once)
+    keep_going: Callable[[], bool] = field(default=lambda: True)  # False: the frame was abandoned (a hung model)
+
+    def polygon(self, zone: str) -> tuple[tuple[float, float], ...]:
+        """The polygon of a zone of this frame (the whole frame for an item outside every zone)."""
+        found = next((z for z in self.zones if z.id == zone), None)
+        return found.polygon if found is not None else ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0))

@@ -51,6 +51,7 @@ cameras:
 def half_darkness(path: Path) -> float:
     """The darker of the tiny detector's two boxes on this photo (its raw score before contrast)."""
     image = cv2.imread(str(path))
+    assert image is not None, path
     small = cv2.resize(image, (SIZE, SIZE), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
     best = 0.0
     for x1, y1, x2, y2 in DEFAULT_DETECTION_BOXES:

@@ -15,4 +15,5 @@ from edge.skills.blocks import (  # noqa: F401 - imported for their @block_type 
     snapshot,
     webhook,
     window,
+    zone_score,
 )

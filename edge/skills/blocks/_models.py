@@ -22,12 +22,13 @@ class ModelBlockSettings(BlockSettings):
     project_field: ClassVar[str | None] = "project"
 
 
-def require_model(ctx: BuildContext, project: str, task: str) -> ActiveModel:
-    """The project's active model for this frame; SkillIdle when there is none or it does another task."""
+def require_model(ctx: BuildContext, project: str, task: str | None) -> ActiveModel:
+    """The project's active model for this frame; SkillIdle when there is none or it does another task (None:
+    either task)."""
     model = ctx.models.get(project)
     if model is None:
         raise SkillIdle(ctx.models.why_idle(project))
-    if model.task != task:
+    if task is not None and model.task != task:
         raise SkillIdle(f"project {project!r} runs a {model.task} model, this block needs {task}")
     return model
 

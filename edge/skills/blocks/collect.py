@@ -6,7 +6,7 @@ labelling work reads the inbox.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -25,10 +25,7 @@ class CollectSettings(BlockSettings):
 @block_type(CollectSettings)
 class Collect(Block):
     settings: CollectSettings
-
-    def __init__(self, settings: Any, ctx: Any) -> None:
-        super().__init__(settings, ctx)
-        self.last: float | None = None
+    last: float | None = None  # when a frame was last collected
 
     def run(self, items: list[Item], frame: Frame) -> list[Item]:
         firing = [i for i in items if i.fires]

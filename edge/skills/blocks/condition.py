@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from functools import cached_property
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
@@ -30,9 +32,10 @@ class ConditionSettings(BlockSettings):
 class Condition(Block):
     settings: ConditionSettings
 
-    def __init__(self, settings: Any, ctx: Any) -> None:
-        super().__init__(settings, ctx)
-        self.test = compile_expression(settings.when)
+    @cached_property
+    def test(self) -> Callable[[Mapping[str, Any]], bool]:
+        """The compiled `when` (compiled once, at the first frame: validation already parsed it)."""
+        return compile_expression(self.settings.when)
 
     def run(self, items: list[Item], frame: Frame) -> list[Item]:
         per_zone: dict[str, int] = {}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -20,19 +20,16 @@ class CooldownSettings(BlockSettings):
 @block_type(CooldownSettings)
 class Cooldown(Block):
     settings: CooldownSettings
-
-    def __init__(self, settings: Any, ctx: Any) -> None:
-        super().__init__(settings, ctx)
-        self.last: dict[str, float] = {}
+    memory: dict[str, float]  # zone -> when an item last passed
 
     def run(self, items: list[Item], frame: Frame) -> list[Item]:
         out = []
         for i in items:
             if not i.fires:
                 continue
-            last = self.last.get(i.zone)
+            last = self.memory.get(i.zone)
             if last is not None and frame.now - last < self.settings.seconds:
                 continue
-            self.last[i.zone] = frame.now
+            self.memory[i.zone] = frame.now
             out.append(i)
         return out

@@ -7,12 +7,14 @@ YAML 1.1 reads the bare keys `on:`/`off:` as true/false; the block accepts both 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
-from edge.pipeline.zone_scoring import ZoneScore
-from edge.pipeline.zone_state import ZoneState
+from edge.pipeline.zone_scoring import Zone, ZoneScore
+from edge.pipeline.zone_state import Transition, ZoneState
 from edge.skills.registry import Block, BlockSettings, block_type
 from edge.skills.values import Frame, Item, strongest_per_zone
 
@@ -45,31 +47,40 @@ class HysteresisSettings(BlockSettings):
 
 @block_type(HysteresisSettings)
 class Hysteresis(Block):
-    settings: HysteresisSettings
+    """Its zones' states (`memory`) and the transitions of the last frame (or of going offline: every zone
+    `unknown`), which the `contract: zone` sinks publish as today's zone states and events."""
 
-    def __init__(self, settings: Any, ctx: Any) -> None:
-        super().__init__(settings, ctx)
-        self.states: dict[str, ZoneState] = {}
+    settings: HysteresisSettings
+    memory: dict[str, ZoneState]
+    transitions: Mapping[str, Transition] = MappingProxyType({})
+
+    def state_of(self, zone: str) -> ZoneState:
+        """The zone's state machine (a new zone starts `unknown`)."""
+        state = self.memory.get(zone)
+        if state is None:
+            s = self.settings
+            state = self.memory[zone] = ZoneState(s.on, s.off, s.min_frames)
+        return state
+
+    def zones_changed(self, zones: list[Zone]) -> None:
+        super().zones_changed(zones)
+        for z in zones:
+            self.state_of(z.id)
+
+    def offline(self) -> None:
+        changed = {zone: state.set_offline() for zone, state in self.memory.items()}
+        self.transitions = {zone: t for zone, t in changed.items() if t is not None}
 
     def run(self, items: list[Item], frame: Frame) -> list[Item]:
-        s = self.settings
         best = strongest_per_zone(items)
-        out = []
+        out, transitions = [], {}
         for z in frame.zones:
-            state = self.states.get(z.id)
-            if state is None:
-                state = self.states[z.id] = ZoneState(s.on, s.off, s.min_frames)
+            state = self.state_of(z.id)
             src = best.get(z.id, Item(zone=z.id))
             t = state.update(ZoneScore(src.number, src.label, src.bbox))
-            out.append(
-                Item(
-                    zone=z.id,
-                    label=src.label,
-                    score=src.score,
-                    bbox=src.bbox,
-                    value=src.number,
-                    state=state.state,
-                    phase=t.phase if t is not None else None,
-                )
-            )
+            if t is not None:
+                transitions[z.id] = t
+            phase = t.phase if t is not None else None
+            out.append(src.with_(value=src.number, state=state.state, phase=phase))
+        self.transitions = transitions
         return out

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
+import numpy as np
 from pydantic import Field, field_validator
 
+from edge.pipeline.zone_scoring import annotate_snapshot
+from edge.skills.blocks._zone import Contract, contract_field, zone_parts
 from edge.skills.registry import Block, BlockSettings, block_type
 from edge.skills.values import Frame, Item
 
@@ -43,8 +46,27 @@ class EventSink(Block):
 class MqttEventSettings(EventSinkSettings):
     type: Literal["mqtt_event"] = "mqtt_event"
     event: str = Field("low_stock", description="The event's `type` (low_stock, product_gap, ...).")
+    contract: Contract = contract_field()
 
 
 @block_type(MqttEventSettings)
 class MqttEvent(EventSink):
+    """`contract: zone` sends today's events itself (the runner routes only the skill contract's)."""
+
     settings: MqttEventSettings
+
+    def run(self, items: list[Item], frame: Frame) -> list[Item]:
+        firing = super().run(items, frame)
+        parts = zone_parts(self) if self.settings.contract == "zone" else None
+        if parts is None:
+            return firing
+        states, sink = parts
+        for i in firing:
+            t = states.transitions.get(i.zone)
+            if t is None or t.phase is None:
+                continue
+            image = frame.image
+            if isinstance(image, np.ndarray) and image.ndim == 3:
+                image = annotate_snapshot(image, frame.polygon(i.zone), t.new, t.bbox)
+            sink.event(i.zone, t, image)
+        return firing

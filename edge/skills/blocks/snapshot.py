@@ -6,11 +6,12 @@ Files: `<data_dir>/skills/snapshots/<camera>/<skill>/<block>/<UTC stamp>-<zone>.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 import cv2
 from pydantic import Field
 
+from edge.pipeline.zone_scoring import annotate_snapshot
 from edge.skills.registry import Block, BlockSettings, block_type
 from edge.skills.values import Frame, Item
 from edge.timestamps import utc_stamp
@@ -27,23 +28,20 @@ class SnapshotSettings(BlockSettings):
 @block_type(SnapshotSettings)
 class Snapshot(Block):
     settings: SnapshotSettings
+    counter = 0  # snapshots written (a file name part: two in one second stay apart)
 
-    def __init__(self, settings: Any, ctx: Any) -> None:
-        super().__init__(settings, ctx)
-        base = ctx.data_dir if ctx.data_dir is not None else Path(".")
-        self.directory = Path(base) / "skills" / "snapshots" / ctx.camera / ctx.skill / settings.id
-        self.counter = 0
+    @property
+    def directory(self) -> Path:
+        """`<data_dir>/skills/snapshots/<camera>/<skill>/<block>`."""
+        base = self.ctx.data_dir if self.ctx.data_dir is not None else Path(".")
+        return Path(base) / "skills" / "snapshots" / self.ctx.camera / self.ctx.skill / self.id
 
     def run(self, items: list[Item], frame: Frame) -> list[Item]:
-        from edge.pipeline.camera_pipeline import annotate_snapshot
-
         out = []
         for i in items:
             if not i.fires:
                 continue
-            zone = next((z for z in frame.zones if z.id == i.zone), None)
-            polygon = zone.polygon if zone is not None else ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0))
-            image = annotate_snapshot(frame.image, polygon, i.state or "low_stock", i.bbox)
+            image = annotate_snapshot(frame.image, frame.polygon(i.zone), i.state or "low_stock", i.bbox)
             ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.settings.quality])
             if not ok:
                 continue

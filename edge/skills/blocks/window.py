@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -24,17 +24,14 @@ class WindowSettings(BlockSettings):
 @block_type(WindowSettings)
 class Window(Block):
     settings: WindowSettings
-
-    def __init__(self, settings: Any, ctx: Any) -> None:
-        super().__init__(settings, ctx)
-        self.history: dict[str, deque[tuple[float, float | None]]] = {}
+    memory: dict[str, deque[tuple[float, float | None]]]  # zone -> (when, value) of the evaluations in the window
 
     def run(self, items: list[Item], frame: Frame) -> list[Item]:
         s = self.settings
         best = strongest_per_zone(items)
         out = []
         for z in frame.zones:
-            h = self.history.setdefault(z.id, deque())
+            h = self.memory.setdefault(z.id, deque())
             src = best.get(z.id)
             h.append((frame.now, src.number if src is not None else None))
             while h and h[0][0] < frame.now - s.seconds:
