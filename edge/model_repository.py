@@ -20,6 +20,10 @@ Listeners registered with `on_activate(cb)` are called with (manifest, bundle_di
 running one (activate, rollback, and the model `load()` picks). A listener that raises (the engine cannot load the
 model) undoes the activation: pointers go back, earlier listeners are called again with the old model, and the
 caller gets the reason. One process owns a repository; its methods are thread-safe within that process.
+
+`load_installed_model(bundle_dir, settings)` is how the device loads an installed version to run: the model
+wrapper on the engine, threads and precision of `edge.yaml`'s `model:` (the agent's model slot, skills, the
+skills benchmark and the predict API).
 """
 
 from __future__ import annotations
@@ -45,7 +49,8 @@ from edge.store.schema import DEFAULT_PROJECT_ID
 from edge.timestamps import iso_utc, utc_now_iso
 
 if TYPE_CHECKING:
-    from edge.config import EdgeConfig
+    from edge.config import EdgeConfig, ModelConfig
+    from edge.runtime.wrappers import ClassificationModel, DetectionModel
 
 log = logging.getLogger(__name__)
 
@@ -498,6 +503,14 @@ class ModelRepository:
             Path(tmp).unlink(missing_ok=True)
             raise
         _fsync_dir(self.models_dir)
+
+
+def load_installed_model(bundle_dir: str | Path, settings: ModelConfig) -> ClassificationModel | DetectionModel:
+    """The model wrapper of an installed (verified) bundle directory on the engine, threads and precision `settings`
+    (`edge.yaml`'s `model:`) choose; batched across callers (edge.runtime.wrappers.load_model)."""
+    from edge.runtime.wrappers import load_model  # the runtime (engines, numpy) loads with the first model
+
+    return load_model(bundle_dir, settings.engine, settings.threads, settings.precision)
 
 
 def _check_version_name(version: str) -> None:

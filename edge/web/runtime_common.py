@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from flask import current_app
 
+from edge.model_repository import load_installed_model
 from edge.web.http import ApiError
 from edge.web.services import current_services
 
@@ -71,10 +71,7 @@ def active_model() -> Any:
     cache: _PredictCache = current_app.extensions.setdefault(PREDICT_CACHE_KEY, _PredictCache())
     with cache.lock:
         if cache.version != version:
-            from edge.runtime.wrappers import load_model
-
-            m = config().model
-            cache.model = load_model(Path(models.path_of(version)), m.engine, m.threads, m.precision)
+            cache.model = load_installed_model(models.path_of(version), config().model)
             cache.version = version
             log.info("predict API loaded model %s", version)
         return cache.model
