@@ -13,7 +13,7 @@ from edge.config.secrets import Secret
 from edge.errors import CameraError
 from edge.runtime.engines import ENGINE_KINDS, EngineConfig, EngineSettings
 from edge.skills.config import MAX_SKILLS_PER_CAMERA, SkillConfig, check_unique_skills
-from edge.strict import StrictModel
+from edge.strict import StrictModel, first_repeat
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
@@ -164,11 +164,8 @@ class CameraConfig(StrictModel):
 
     @model_validator(mode="after")
     def _unique_zones(self) -> CameraConfig:
-        seen: set[str] = set()
-        for z in self.zones:
-            if z.id in seen:
-                raise ValueError(f"zone id {z.id!r} is used twice in camera {self.id!r}")
-            seen.add(z.id)
+        if (twice := first_repeat(z.id for z in self.zones)) is not None:
+            raise ValueError(f"zone id {twice!r} is used twice in camera {self.id!r}")
         check_unique_skills(self.skills or ())
         return self
 
@@ -303,11 +300,8 @@ class EdgeConfig(StrictModel):
 
     @model_validator(mode="after")
     def _unique_cameras(self) -> EdgeConfig:
-        seen: set[str] = set()
-        for c in self.cameras:
-            if c.id in seen:
-                raise ValueError(f"camera id {c.id!r} is used twice")
-            seen.add(c.id)
+        if (twice := first_repeat(c.id for c in self.cameras)) is not None:
+            raise ValueError(f"camera id {twice!r} is used twice")
         return self
 
     def camera(self, camera_id: str) -> CameraConfig | None:
