@@ -44,9 +44,10 @@ def _group_strata(groups: Sequence[str], strata: Sequence[int], items: Sequence[
 
 
 def folds_for(groups: Sequence[str], strata: Sequence[int], wanted: int) -> int:
-    """k: `wanted`, fewer when a label has fewer photos (each fold should test every label); 0 below two."""
+    """k: `wanted`, fewer when a label has fewer photos (each fold should test every label); 0 below two. Negative
+    strata (a detector's photos with nothing to box) are dealt like labels but do not lower k."""
     per_stratum = _group_strata(groups, strata, range(len(groups)))
-    smallest = min((len(g) for g in per_stratum.values()), default=0)
+    smallest = min((len(g) for s, g in per_stratum.items() if s >= 0), default=0)
     k = min(wanted, smallest)
     return k if k >= MIN_FOLDS else 0
 

@@ -345,6 +345,17 @@ def dataset_sha256_samples(samples: Sequence[Sample]) -> str:
 # ------------------------------------------------------------------------------------------------ detection
 
 
+NEGATIVE_STRATUM = -1  # a detector's negative photos: split like a label, but need not reach every fold
+
+
+def detection_stratum(sample: Sample, index: dict[str, int]) -> int:
+    """What a detection split stratifies a photo by: the index of its most frequent box label, or NEGATIVE_STRATUM
+    for a negative (a photo marked "nothing to box")."""
+    if not sample.boxes:
+        return NEGATIVE_STRATUM
+    return index[Counter(b.label for b in sample.boxes).most_common(1)[0][0]]
+
+
 @dataclass
 class DetectionData:
     """Labels (those with boxes) and the three splits of box-annotated images."""
@@ -364,13 +375,18 @@ class DetectionData:
 
 
 def split_detection(ds: Dataset, *, seed: int = 0, min_images: int = 10) -> DetectionData:
-    """Train/val/test of the images with boxes: the dataset's own split, or 80/10/10 by photo group (copies of a
-    photo stay together), stratified by each photo's most frequent box label."""
+    """Train/val/test of the images with boxes and of those marked "nothing to box" (negatives: a detector learns
+    from them what is not a gap): the dataset's own split, or 80/10/10 by photo group (copies of a photo stay
+    together), stratified by each photo's most frequent box label, the negatives as one more stratum."""
     with_boxes = [s for s in ds.samples if s.boxes]
+    negatives = [s for s in ds.samples if s.nothing_to_box and not s.boxes]
     warnings = []
-    skipped = len(ds.samples) - len(with_boxes)
+    skipped = len(ds.samples) - len(with_boxes) - len(negatives)
     if skipped:
-        warnings.append(f"{skipped} images without boxes were not used for detection")
+        warnings.append(
+            f"{skipped} images without boxes were not used for detection (mark a photo with nothing to box as "
+            "such to train on it as a negative)"
+        )
     used = {b.label for s in with_boxes for b in s.boxes}
     labels = [n for n in ds.label_names if n in used] + sorted(used - set(ds.label_names))
     groups = {group_key(s.name) for s in with_boxes}
@@ -381,20 +397,19 @@ def split_detection(ds: Dataset, *, seed: int = 0, min_images: int = 10) -> Dete
             "for a tiny test run."
         )
     index = {n: i for i, n in enumerate(labels)}
-    # Reuse the grouped stratified splitter with one stand-in sample per image, labelled by its main box label.
+    used_samples = with_boxes + negatives
+    # Reuse the grouped stratified splitter with one stand-in sample per image, labelled by its main box label
+    # (a negative by NEGATIVE_STRATUM: with fewer than three they all train).
     stand_ins = [
-        (
-            ClassSample(Path(str(i)), index[Counter(b.label for b in s.boxes).most_common(1)[0][0]], group_key(s.name)),
-            s.split,
-        )
-        for i, s in enumerate(with_boxes)
+        (ClassSample(Path(str(i)), detection_stratum(s, index), group_key(s.name)), s.split)
+        for i, s in enumerate(used_samples)
     ]
     train_i, val_i, test_i, source = _split(stand_ins, seed)
-    if not train_i or not test_i:
+    if not all(any(used_samples[int(str(c.path))].boxes for c in part) for part in (train_i, test_i)):
         raise TrainingError("detection needs photos with boxes in both train and test; fix the dataset's split")
 
     def pick(part: list[ClassSample]) -> list[Sample]:
-        return [with_boxes[int(str(c.path))] for c in part]
+        return [used_samples[int(str(c.path))] for c in part]
 
     if len(test_i) < 10:
         warnings.append(f"tiny test set ({len(test_i)} photos): treat mAP as rough")

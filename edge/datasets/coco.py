@@ -6,7 +6,9 @@ whose name carries a split word (`annotations_train.json`, `instances_val2017.js
 `<split>/_annotations.coco.json`. An image's `file_name` is looked up relative to its annotations file, the root,
 and `images/` under either. Boxes are pixel `[x, y, w, h]`, normalised with the image entry's `width`/`height` (or
 the image header when those are missing). Extension fields: `"tags": [...]` on an image entry holds its image-level
-tags; `"description"` and `"color"` on a category hold the label's description and display colour.
+tags; `"nothing_to_box": true` on an image entry marks a photo checked and found with nothing to box (a detector's
+negative; ignored when the image has boxes); `"description"` and `"color"` on a category hold the label's
+description and display colour.
 """
 
 from __future__ import annotations
@@ -115,6 +117,8 @@ def write_coco(ds: Dataset, out: Path) -> None:
         entry: dict[str, Any] = {"id": image_id, "file_name": f"images/{file_name}", "width": width, "height": height}
         if sample.tags:
             entry["tags"] = list(sample.tags)
+        if sample.nothing_to_box and not sample.boxes:
+            entry["nothing_to_box"] = True
         doc["images"].append(entry)
         for box in sample.boxes:
             if box.label not in category_ids:
@@ -192,6 +196,7 @@ def _read_file(ann_file: _AnnotationFile, root: Path, ds: Dataset, seen: set[str
         sample = Sample(
             path=image_path, name=name, tags=list(dict.fromkeys(tags)), split=ann_file.split, width=width, height=height
         )
+        sample.nothing_to_box = entry.get("nothing_to_box") is True
         if image_id in samples_by_id:
             raise DatasetError(f"{path}: image id {image_id!r} is used twice")
         samples_by_id[image_id] = sample
@@ -210,6 +215,7 @@ def _read_file(ann_file: _AnnotationFile, root: Path, ds: Dataset, seen: set[str
         if category_id not in category_names:
             raise DatasetError(f"{where}: unknown category id {category_id!r} (not in 'categories')")
         target.boxes.append(_box(where, ann, category_names[category_id], target.width or 0, target.height or 0))
+        target.nothing_to_box = False  # a box ends the mark, as on the Tag page
 
 
 def _read_categories(path: Path, data: dict[str, Any], ds: Dataset) -> dict[Any, str]:

@@ -49,6 +49,9 @@ class Sample:
     split: str = "auto"
     width: int | None = None
     height: int | None = None
+    # Marked "nothing to box" (the Tag page's N): a photo checked and found without anything to box, so a detector
+    # learns from it as a negative; never set together with boxes.
+    nothing_to_box: bool = False
 
     @property
     def labels(self) -> set[str]:

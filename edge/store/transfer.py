@@ -87,7 +87,7 @@ def import_dataset(
                     labels.create(conn, project_id, info.name, info.description or "", color)
                     stats["labels"] += 1
             known = labels.ids_by_name(conn, project_id)
-            hashes = image_rows.all_hashes(conn, project_id)
+            new = image_rows.NewImages(conn, project_id, images_dir, written, rules.near_duplicate_distance)
             for item in pending:
                 facts = item.facts
                 found = image_rows.id_by_sha256(conn, project_id, facts.sha256)
@@ -105,23 +105,10 @@ def import_dataset(
                     if hashlib.sha256(data).hexdigest() != facts.sha256:
                         raise DatasetError(f"nothing imported: {item.sample.name} changed while importing")
                     split = item.sample.split if split_from_source and item.sample.split in SPLITS else "auto"
-                    near = image_rows.closest(facts.phash, hashes, rules.near_duplicate_distance)
-                    image_id = image_rows.insert(
-                        conn,
-                        project_id,
-                        images_dir,
-                        data,
-                        facts,
-                        filename=item.sample.name,
-                        camera=None,
-                        captured_at=None,
-                        split=split,
-                        near_duplicate_of=near,
-                        written=written,
-                    )
-                    hashes.append((image_id, facts.phash))
+                    name = item.sample.name
+                    image_id, _ = new.add(data, facts, filename=name, camera=None, captured_at=None, split=split)
                     stats["images"] += 1
-                annotation_rows.write(conn, image_id, tag_ids, box_ids)
+                annotation_rows.write(conn, image_id, tag_ids, box_ids, item.sample.nothing_to_box and not box_ids)
                 stats["tags"] += len(tag_ids)
                 stats["boxes"] += len(box_ids)
     except BaseException:
@@ -158,6 +145,7 @@ def export_dataset(db: StoreConnection, images_dir: Path, *, project_id: int, on
                 split=rec.split,
                 width=rec.width,
                 height=rec.height,
+                nothing_to_box=rec.nothing_to_box,
             )
         )
     return Dataset(labels=label_infos, samples=samples)

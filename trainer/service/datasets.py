@@ -309,6 +309,7 @@ def _sample_from(item: dict[str, Any], path: Path) -> Sample:
             split=split if split in ("train", "val", "test") else "auto",
             width=item.get("width"),
             height=item.get("height"),
+            nothing_to_box=item.get("nothing_to_box") is True and not boxes,
         )
     except (KeyError, TypeError, ValueError) as err:
         raise DatasetError(f"the device's record of image {item.get('id')!r} is malformed: {err}") from err
