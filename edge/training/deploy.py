@@ -42,9 +42,11 @@ def decide_deployment(
     if comparison is None or comparison.get("running") is None or comparison.get("new") is None:
         return decision
     new, running = float(comparison["new"]), float(comparison["running"])
+    where = comparison.get("images_from") or (
+        f"test split {comparison.get('test_images')}, reviewed inbox {comparison.get('inbox_images')}"
+    )
     same = (
-        f"on the same {comparison.get('images')} images (test split {comparison.get('test_images')}, reviewed "
-        f"inbox {comparison.get('inbox_images')}) {metric} {new:.3f} vs the running "
+        f"on the same {comparison.get('images')} images ({where}) {metric} {new:.3f} vs the running "
         f"{comparison.get('running_version')}'s {running:.3f}"
     )
     if new < running:

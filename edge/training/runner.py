@@ -343,9 +343,16 @@ class TrainingRunner:
         def loader(bundle_dir: Path) -> Any:
             return load_model(bundle_dir, batch_budget_ms=None)
 
+        installed = [r["installed"] for r in self.models.list_versions(project=project) if r["version"] == running]
         try:
             result = compare(
-                self.store, project, run.metric, self.models.path_of(version), self.models.path_of(running), loader
+                self.store,
+                project,
+                run.metric,
+                self.models.path_of(version),
+                self.models.path_of(running),
+                loader,
+                running_installed=installed[0] if installed else None,
             )
         except Exception as err:  # the decision falls back to the threshold alone, and says so in the log
             log.warning("training run %s: comparing %s with the running %s failed: %s", run.id, version, running, err)
