@@ -12,6 +12,7 @@ import os
 import sqlite3
 import tempfile
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
@@ -135,6 +136,35 @@ def insert(
         ),
     )
     return int(cur.lastrowid or 0)
+
+
+@dataclass
+class NewImages:
+    """The images one write transaction adds to a project: each is stored with its closest near-duplicate among the
+    project's images, those added before it in the same transaction included."""
+
+    conn: sqlite3.Connection
+    project_id: int
+    images_dir: Path
+    written: PendingFiles
+    max_distance: int
+    hashes: list[tuple[int, int]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.hashes = all_hashes(self.conn, self.project_id)
+
+    def add(
+        self, data: bytes, facts: ImageFacts, *, filename: str | None, camera: str | None, captured_at: str | None,
+        split: str,
+    ) -> tuple[int, int | None]:  # fmt: skip
+        """Store one image that is not in the project yet: (its id, its closest near-duplicate's id or None)."""
+        near = closest(facts.phash, self.hashes, self.max_distance)
+        image_id = insert(
+            self.conn, self.project_id, self.images_dir, data, facts, filename=filename, camera=camera,
+            captured_at=captured_at, split=split, near_duplicate_of=near, written=self.written,
+        )  # fmt: skip
+        self.hashes.append((image_id, facts.phash))
+        return image_id, near
 
 
 def discard(paths: Iterable[Path]) -> None:

@@ -212,27 +212,16 @@ class DatasetStore:
         results: list[tuple[int, int | None, bool]] = []  # id, duplicate_of, exact duplicate
         try:
             with self._db.tx(write=True) as conn:
-                hashes = image_rows.all_hashes(conn, project_id)
+                distance = self.rules.near_duplicate_distance
+                new = image_rows.NewImages(conn, project_id, self.images_dir, written, distance)
                 for name, data, facts in checked:
                     found = image_rows.id_by_sha256(conn, project_id, facts.sha256)
                     if found is not None:
                         results.append((found, found, True))
                         continue
-                    near = image_rows.closest(facts.phash, hashes, self.rules.near_duplicate_distance)
-                    image_id = image_rows.insert(
-                        conn,
-                        project_id,
-                        self.images_dir,
-                        data,
-                        facts,
-                        filename=name or None,
-                        camera=camera,
-                        captured_at=when,
-                        split=split,
-                        near_duplicate_of=near,
-                        written=written,
+                    image_id, near = new.add(
+                        data, facts, filename=name or None, camera=camera, captured_at=when, split=split
                     )
-                    hashes.append((image_id, facts.phash))
                     results.append((image_id, near, False))
         except BaseException:
             written.discard()
