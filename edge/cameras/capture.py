@@ -28,6 +28,7 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
+from edge.cameras.memory import tune_allocator
 from edge.cameras.sources import FrameSource, Interruptible, Paced, SourceSettings, describe_source, open_source
 from edge.config.model import CameraConfig
 from edge.errors import CameraError, NotFoundError
@@ -150,6 +151,7 @@ class CameraCapture:
         initial_backoff: float = INITIAL_BACKOFF_SECONDS,
         fps_window: float = FPS_WINDOW_SECONDS,
     ) -> None:
+        tune_allocator()  # before this process's camera and inference threads allocate frames (edge.cameras.memory)
         self.cfg = cfg
         self.id = cfg.id
         self._factory = camera_source_factory(cfg) if source_factory is open_source else source_factory

@@ -54,6 +54,10 @@ DEFAULT_FOLDER_RATE = 5.0
 NETWORK_TIMEOUT_MS = 10_000
 # Files that claim an absurd or missing frame rate are played at this one.
 FALLBACK_FPS = 25.0
+# FFmpeg decoding threads per camera. Its default (one per core + 1, frame-threaded) gives every camera 3 threads
+# and a frame pool each: 8 720p H.264 cameras held 86 MB instead of 56 MB and 24 threads. One thread decodes a 720p
+# frame in a few ms, far within a camera's frame interval (docs/BENCHMARKS.md, issue 15).
+DECODER_THREADS = 1
 
 
 @runtime_checkable
@@ -189,7 +193,7 @@ class StreamSource(_CvCaptureSource):
             cv2.CAP_PROP_READ_TIMEOUT_MSEC,
             NETWORK_TIMEOUT_MS,
         ]
-        cap = cv2.VideoCapture(self.url, cv2.CAP_FFMPEG, params)
+        cap = cv2.VideoCapture(self.url, cv2.CAP_FFMPEG, [*params, cv2.CAP_PROP_N_THREADS, DECODER_THREADS])
         if not cap.isOpened():
             cap.release()
             raise CameraError(f"{self.description}: cannot open the stream (unreachable, refused or not a video)")
@@ -234,7 +238,7 @@ class VideoFileSource(_CvCaptureSource, _PacedSource):
     def _open_capture(self) -> cv2.VideoCapture:
         if not self.path.is_file():
             raise CameraError(f"{self.description}: no such video file")
-        cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
+        cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, DECODER_THREADS])
         if not cap.isOpened():
             cap.release()
             raise CameraError(f"{self.description}: not a video FFmpeg can decode")

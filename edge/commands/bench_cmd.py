@@ -484,6 +484,16 @@ def _rss_mb() -> float:
     return 0.0
 
 
+def _allocator() -> dict[str, Any]:
+    """How malloc was set up (edge.cameras.memory; the environment's MALLOC_* variables win)."""
+    import os
+
+    from edge.cameras.memory import tune_allocator
+
+    env = {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")}
+    return {"set": tune_allocator(), "environment": env}
+
+
 def _bundle_info(bundle: Path) -> dict[str, Any]:
     from edge.bundle import read_manifest
 
@@ -566,6 +576,7 @@ def run_paced(args: argparse.Namespace) -> dict[str, Any]:
     bundle = Path(args.bundle)
     info = _bundle_info(bundle)
     engine = (args.engine or [None])[0] or args.pipeline_engine or "auto"
+    rss_start = _rss_mb()
     with tempfile.TemporaryDirectory(prefix="shelfwatch-bench-") as tmp:
         clip = bench_source(args, Path(tmp), fps=args.fps)
         with (
@@ -575,6 +586,7 @@ def run_paced(args: argparse.Namespace) -> dict[str, Any]:
             pipe = PipelineRig(
                 bundle, camera_source, args.cameras, engine, args.threads, host, port, Path(tmp), paced_fps=args.fps
             )
+            rss_rig = _rss_mb()  # the model loaded, cameras and pipelines started (the first frames in flight)
             try:
                 pipe.paused.clear()
                 deadline = time.monotonic() + 60
@@ -590,6 +602,7 @@ def run_paced(args: argparse.Namespace) -> dict[str, Any]:
                 time.sleep(args.seconds)
                 cpu1, t1 = _cpu_seconds(), time.monotonic()
                 rss = _rss_mb()
+                threads = len(list(Path("/proc/self/task").iterdir()))
                 evaluated = sum(p.stats.evaluated for p in pipe.pipelines) - evaluated0
                 skipped = sum(p.stats.skipped for p in pipe.pipelines) - skipped0
                 errors = sum(p.stats.errors for p in pipe.pipelines) - errors0
@@ -617,6 +630,10 @@ def run_paced(args: argparse.Namespace) -> dict[str, Any]:
         "precision": precision,
         "cpu_cores": round((cpu1 - cpu0) / wall, 3) if wall else 0.0,
         "rss_mb": round(rss, 1),
+        # where it went: before the rig (imports), once the model loaded and the cameras started, at the end
+        "rss_mb_stages": {"imports": round(rss_start, 1), "rig": round(rss_rig, 1), "end": round(rss, 1)},
+        "os_threads": threads,
+        "allocator": _allocator(),
         "evaluated_fps": round(evaluated / wall, 2) if wall else 0.0,
         "expected_fps": round(expected, 2),
         "frames_evaluated": evaluated,
