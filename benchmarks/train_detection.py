@@ -113,8 +113,38 @@ def _train_pipeline(seed: int, dataset: Dataset, args: argparse.Namespace, **spe
             **spec,
         )
         cpu0 = time.process_time()
-        result = run_training(train_spec, dataset=dataset)
+        phases = _Phases()
+        result = run_training(train_spec, phases, dataset=dataset)
+        result.seconds["phases"] = phases.seconds()  # type: ignore[assignment]
         return result, time.process_time() - cpu0
+
+
+class _Phases:
+    """Wall seconds per pipeline step, from the progress reports: each report's stage and the first words of its
+    sentence (features, train, ONNX, OpenVINO IR, INT8, parity check, evaluating, signing ...) name a step, which
+    lasts until the next step's first report."""
+
+    def __init__(self) -> None:
+        self.marks: list[tuple[str, float]] = []
+
+    def __call__(self, p: Any) -> None:
+        message = str(p.message or "")
+        name = (
+            p.stage
+            if p.stage != "training"
+            else ("features" if "feature" in message or "caching" in message else "train")
+        )
+        if p.stage in ("exporting", "evaluating") and message:
+            name = f"{p.stage}: {' '.join(message.split()[:2])}"
+        if not self.marks or self.marks[-1][0] != name:
+            self.marks.append((name, time.perf_counter()))
+
+    def seconds(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        ends = [t for _, t in self.marks[1:]] + [time.perf_counter()]
+        for (name, start), end in zip(self.marks, ends, strict=True):
+            out[name] = round(out.get(name, 0.0) + end - start, 2)
+        return out
 
 
 def _scores(metrics: dict) -> dict:

@@ -14,7 +14,7 @@ import numpy as np
 
 from edge.bundle import InputSpec
 from edge.runtime.postprocess import Detection, decode_detections
-from edge.runtime.preprocess import preprocess
+from edge.runtime.preprocess import Letterbox, preprocess
 
 Infer = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
@@ -58,6 +58,31 @@ def onnx_infer(model_path: Path, input_name: str = "input", outputs: tuple[str, 
     return run
 
 
+def decode_batch(
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    placements: Sequence[Letterbox],
+    labels: list[str],
+    score_threshold: float = EVAL_SCORE_THRESHOLD,
+    nms_iou: float = 0.5,
+    max_detections: int = 100,
+) -> list[list[Detection]]:
+    """Raw outputs of a batch (boxes [N, K, 4], scores [N, K, C]) -> detections per image, the device's decode."""
+    return [
+        decode_detections(
+            boxes[i],
+            scores[i],
+            labels,
+            score_threshold,
+            nms_iou,
+            max_detections,
+            valid_w=placement.valid_w,
+            valid_h=placement.valid_h,
+        )
+        for i, placement in enumerate(placements)
+    ]
+
+
 def predict_detections(
     infer: Infer,
     images: Sequence[np.ndarray | Path],
@@ -74,17 +99,5 @@ def predict_detections(
         chunk = [read_image(im) if isinstance(im, Path) else im for im in images[start : start + batch_size]]
         tensor, placements = preprocess(chunk, spec)
         boxes, scores = infer(tensor)
-        for i, placement in enumerate(placements):
-            out.append(
-                decode_detections(
-                    boxes[i],
-                    scores[i],
-                    labels,
-                    score_threshold,
-                    nms_iou,
-                    max_detections,
-                    valid_w=placement.valid_w,
-                    valid_h=placement.valid_h,
-                )
-            )
+        out.extend(decode_batch(boxes, scores, placements, labels, score_threshold, nms_iou, max_detections))
     return out

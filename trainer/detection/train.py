@@ -20,12 +20,11 @@ import torch
 
 from edge.bundle import InputSpec
 from edge.datasets.model import Sample
-from edge.runtime.preprocess import resize_for, to_tensor
-from trainer.detection.augment import AugmentConfig, augment
+from edge.vocabulary import DEFAULT_BACKBONE
+from trainer.detection.augment import AugmentConfig
 from trainer.detection.loss import fcos_loss
 from trainer.detection.model import Detector, taps_for
-from trainer.detection.predict import predict_detections, read_image, torch_infer
-from trainer.detection.targets import Targets, assign_targets
+from trainer.detection.views import ViewCache, views_for
 from trainer.errors import TrainingCancelled, TrainingError
 
 log = logging.getLogger(__name__)
@@ -42,7 +41,10 @@ class DetectorConfig:
     # Cap on cached views over all images (about 0.5 MB each at 384 px with SqueezeNet): larger datasets get fewer
     # views per image, so memory and epoch time stop growing with the dataset.
     max_cached_views: int = 2400
-    epochs: int = 20  # passes over all cached views
+    epochs: int = 20  # passes over all cached views ...
+    # ... but at most this many optimiser steps (20 epochs of 15 photos x 16 views): a larger dataset trains fewer
+    # epochs over more distinct views, so a fit's time stops growing with the dataset (None: always `epochs`).
+    max_steps: int | None = 300
     batch: int = 16
     lr: float = 3e-3
     weight_decay: float = 1e-4
@@ -54,7 +56,7 @@ class DetectorConfig:
     box_weight: float = 2.0
     center_radius: float = 1.5
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    backbone: str = "squeezenet1_1"  # decides the input normalisation; train_detector sets it to what it trains
+    backbone: str = DEFAULT_BACKBONE  # decides the input normalisation; train_detector sets it to what it trains
 
     def input_spec(self) -> InputSpec:
         """The manifest `input` this detector is trained for (the backbone's normalisation, RGB, stretch)."""
@@ -89,67 +91,6 @@ def build_detector(backbone_name: str, weights: str | Path | None, num_classes: 
     return detector
 
 
-@dataclass
-class _Views:
-    """Cached frozen features and targets of every augmented view."""
-
-    features: torch.Tensor  # [V, C, H, W] float16, output of features[:cut]
-    tap16: torch.Tensor | None  # [V, C16, H16, W16] float16 when the cut lies past the stride-16 tap
-    targets: list[Targets]
-
-
-def _sample_arrays(sample: Sample, label_index: dict[str, int]) -> tuple[np.ndarray, np.ndarray]:
-    boxes = np.asarray([b.as_tuple() for b in sample.boxes], dtype=np.float32).reshape(-1, 4)
-    try:
-        labels = np.asarray([label_index[b.label] for b in sample.boxes], dtype=np.int64)
-    except KeyError as err:
-        raise TrainingError(f"{sample.name}: box label {err.args[0]!r} is not among the labels") from err
-    return boxes, labels
-
-
-def _cache_views(
-    detector: Detector,
-    samples: list[Sample],
-    label_index: dict[str, int],
-    cfg: DetectorConfig,
-    rng: np.random.Generator,
-    tick: Callable[[int], None],
-    views_per_image: int,
-) -> _Views:
-    spec = cfg.input_spec()
-    feats: list[torch.Tensor] = []
-    taps16: list[torch.Tensor] = []
-    targets: list[Targets] = []
-    detector.eval()
-    for n, sample in enumerate(samples):
-        try:
-            image = read_image(sample.path)
-        except ValueError as err:
-            raise TrainingError(str(err)) from err
-        boxes, labels = _sample_arrays(sample, label_index)
-        resized = []
-        for v in range(views_per_image):
-            if v == 0:
-                view, vboxes, vlabels = image, boxes, labels
-            else:
-                view, vboxes, vlabels = augment(image, boxes, labels, cfg.augment, rng)
-            resized.append(resize_for(view, spec)[0])
-            targets.append(
-                assign_targets(detector.levels, torch.from_numpy(vboxes), torch.from_numpy(vlabels), cfg.center_radius)
-            )
-        batch = torch.from_numpy(to_tensor(resized, spec))
-        with torch.no_grad():
-            # One view at a time: on small CPUs the trunk runs several times faster per image than in a large
-            # batch (its activations then stay in cache).
-            for view_tensor in batch.split(1):
-                out, tap16 = detector.frozen_features(view_tensor)
-                feats.append(out.half())
-                if tap16 is not None:
-                    taps16.append(tap16.half())
-        tick(n + 1)
-    return _Views(torch.cat(feats), torch.cat(taps16) if taps16 else None, targets)
-
-
 def train_detector(
     train: list[Sample],
     val: list[Sample],
@@ -159,12 +100,14 @@ def train_detector(
     cfg: DetectorConfig,
     progress: Progress | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    cache: ViewCache | None = None,
 ) -> tuple[Detector, dict[str, Any]]:
     """Train a detector on `train` (samples with boxes); returns the model (eval mode) and training info:
     losses, timings, and on `val` (when given) torch-side metrics and a suggested score threshold.
 
     `progress(fraction, epoch, epochs, loss, phase)` is called at least once per epoch; `should_cancel()` is
-    checked every step and raises TrainingCancelled."""
+    checked every step and raises TrainingCancelled. `cache` holds the frozen trunk's features of the photos'
+    views across the fits of one run (trainer.detection.views); without one, this fit makes its own."""
     from trainer.detection.metrics import detection_metrics
 
     if not train:
@@ -173,14 +116,13 @@ def train_detector(
         raise TrainingError("no training image has a box: draw boxes around the regions to detect")
     started = time.perf_counter()
     torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
     cfg.backbone = backbone_name  # the views below and the manifest must use this backbone's normalisation
     detector = build_detector(backbone_name, weights, len(labels), cfg)
-    label_index = {name: i for i, name in enumerate(labels)}
+    epochs = cfg.epochs  # what the step cap leaves of them, once the views are counted
 
     def report(fraction: float, epoch: int, loss: float, phase: str) -> None:
         if progress is not None:
-            progress(round(min(max(fraction, 0.0), 1.0), 6), epoch, cfg.epochs, loss, phase)
+            progress(round(min(max(fraction, 0.0), 1.0), 6), epoch, epochs, loss, phase)
 
     def check_cancel() -> None:
         if should_cancel is not None and should_cancel():
@@ -193,22 +135,28 @@ def train_detector(
         check_cancel()
         report(cache_share * done / len(train), 0, float("nan"), "features")
 
-    views_per_image = max(1, min(cfg.views, cfg.max_cached_views // len(train)))
+    if cache is None:
+        cache = ViewCache(ViewCache.key_for(backbone_name, weights, cfg), list(labels))
+    elif cache.key != ViewCache.key_for(backbone_name, weights, cfg) or cache.labels != list(labels):
+        raise TrainingError("the cached views were made for another backbone, input size, seed or label set")
+    views_per_image = cache.views or views_for(len(train), cfg)
     if views_per_image < cfg.views:
         log.info("%d training images: %d views each instead of %d", len(train), views_per_image, cfg.views)
-    views = _cache_views(detector, train, label_index, cfg, rng, tick, views_per_image)
+    cache_seconds = cache.seconds
+    cache.fill(detector, train, cfg, views_per_image, tick)
+    rows = cache.rows(train, views_per_image)
     cached_at = time.perf_counter()
-    log.info("cached %d views of %d images in %.1f s", len(views.targets), len(train), cached_at - started)
-
-    target_labels = torch.stack([t.labels for t in views.targets])
-    target_boxes = torch.stack([t.boxes for t in views.targets])
-    target_ctr = torch.stack([t.centerness for t in views.targets])
+    log.info("%d views of %d images ready in %.1f s", len(rows), len(train), cached_at - started)
 
     trainable = [p for p in detector.parameters() if p.requires_grad]
     optimiser = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    count = len(views.targets)
+    count = len(rows)
+    row_index = torch.tensor(rows)
     steps_per_epoch = max(1, (count + cfg.batch - 1) // cfg.batch)
     total_steps = steps_per_epoch * cfg.epochs
+    if cfg.max_steps is not None:
+        total_steps = max(1, min(total_steps, cfg.max_steps))
+    epochs = (total_steps + steps_per_epoch - 1) // steps_per_epoch
 
     def lr_at(step: int) -> float:
         if step < cfg.warmup_steps:
@@ -220,44 +168,42 @@ def train_detector(
     history: list[float] = []
     step = 0
     detector.train()
-    for epoch in range(1, cfg.epochs + 1):
+    for epoch in range(1, epochs + 1):
         order = torch.randperm(count, generator=generator)
         epoch_loss = 0.0
-        for b in range(steps_per_epoch):
+        epoch_steps = min(steps_per_epoch, total_steps - step)
+        for b in range(epoch_steps):
             check_cancel()
-            idx = order[b * cfg.batch : (b + 1) * cfg.batch]
+            idx = row_index[order[b * cfg.batch : (b + 1) * cfg.batch]].tolist()
             for group in optimiser.param_groups:
                 group["lr"] = lr_at(step)
-            tap16 = views.tap16[idx].float() if views.tap16 is not None else None
-            raw = detector.raw_from_cache(views.features[idx].float(), tap16)
+            raw = detector.raw_from_cache(*cache.batch(idx))
             boxes, _ = detector.decode(raw)
-            parts = fcos_loss(
-                raw[0], boxes, raw[2], target_labels[idx], target_boxes[idx], target_ctr[idx], cfg.box_weight
-            )
+            parts = fcos_loss(raw[0], boxes, raw[2], *cache.batch_targets(idx), cfg.box_weight)
             optimiser.zero_grad(set_to_none=True)
             parts.total.backward()
             optimiser.step()
             step += 1
             epoch_loss += float(parts.total.detach())
-        history.append(epoch_loss / steps_per_epoch)
-        report(cache_share + (1 - cache_share) * epoch / cfg.epochs, epoch, history[-1], "train")
-        log.debug("epoch %d/%d loss %.4f", epoch, cfg.epochs, history[-1])
+        history.append(epoch_loss / epoch_steps)
+        report(cache_share + (1 - cache_share) * epoch / epochs, epoch, history[-1], "train")
+        log.debug("epoch %d/%d loss %.4f", epoch, epochs, history[-1])
     detector.eval()
     trained_at = time.perf_counter()
 
     info: dict[str, Any] = {
-        "epochs": cfg.epochs,
+        "epochs": epochs,
         "views_per_image": views_per_image,
         "views": count,
         "steps": total_steps,
         "loss_history": [round(x, 5) for x in history],
         "final_loss": history[-1] if history else None,
         "frozen_trunk_modules": detector.cut,
-        "seconds": {"features": cached_at - started, "train": trained_at - cached_at},
+        "seconds": {"features": cache.seconds - cache_seconds, "train": trained_at - cached_at},
     }
     if val:
-        spec = cfg.input_spec()
-        predictions = predict_detections(torch_infer(detector), [s.path for s in val], spec, labels)
+        cache.fill(detector, val, cfg, 1)
+        predictions = cache.predict(detector, val)
         metrics = detection_metrics(predictions, [s.boxes for s in val], labels)
         info["val"] = {k: metrics[k] for k in ("map50", "map50_95", "precision", "recall", "f1", "score_threshold")}
         info["score_threshold"] = metrics["score_threshold"]

@@ -21,6 +21,7 @@ from trainer.recipes import Evaluation, FitProgress, HoldoutSplit, Infer, TaskDa
 
 if TYPE_CHECKING:
     from edge.datasets.model import Dataset
+    from trainer.detection.views import ViewCache
     from trainer.pipeline import TrainSpec
 
 EXACT_TOLERANCE = 1e-3  # FP32 engines: max |difference| of boxes and scores
@@ -45,9 +46,10 @@ class DetectionRecipe:
         self.spec = spec
         self.scratch = scratch
         self._labels: list[str] = []
-        self.cfg = DetectorConfig(seed=spec.seed)
-        if spec.epochs:
-            self.cfg.epochs = spec.epochs
+        self.cfg = DetectorConfig(seed=spec.seed, backbone=spec.backbone)
+        self._views: ViewCache | None = None  # k-fold: every photo's views, shared by the folds and the final fit
+        if spec.epochs:  # asked for: that many epochs, however many steps they take
+            self.cfg.epochs, self.cfg.max_steps = spec.epochs, None
         if spec.input_size:
             self.cfg.input_size = spec.input_size
         if spec.views:
@@ -55,7 +57,7 @@ class DetectionRecipe:
 
     def prepare(self, dataset: Dataset, progress: FitProgress) -> TaskData:
         """Photos with boxes, grouped (copies of one photo together) and stratified by their main box label."""
-        from trainer.data import dataset_sha256_samples, group_key, split_detection
+        from trainer.data import dataset_sha256_samples, detection_stratum, group_key, split_detection
 
         spec = self.spec
         if spec.zones:
@@ -75,7 +77,7 @@ class DetectionRecipe:
             labels=labels,
             items=items,
             groups=[group_key(s.name) for s in items],
-            strata=[index[Counter(b.label for b in s.boxes).most_common(1)[0][0]] for s in items],
+            strata=[detection_stratum(s, index) for s in items],
             split=HoldoutSplit(
                 list(range(n_train)), list(range(n_train, n_fit)), list(range(n_fit, len(items))), split.split_source
             ),
@@ -108,6 +110,25 @@ class DetectionRecipe:
             "test_boxes": boxes(test),
         }
 
+    def prepare_pool(self, data: TaskData, train: list[int], val: list[int], progress: FitProgress) -> None:
+        """k-fold: run every photo's views through the frozen trunk once; each fold and the shipped model then train
+        on their photos' cached views, and the folds predict their test photos from the cache too."""
+        from trainer.detection.train import build_detector
+        from trainer.detection.views import ViewCache, views_for
+
+        spec, cfg = self.spec, self.cfg
+        items = [data.items[i] for i in sorted(set(train) | set(val))]
+        views = views_for(len(items), cfg)
+        self._views = ViewCache(ViewCache.key_for(spec.backbone, spec.weights, cfg), list(data.labels), views)
+        progress(0.0, f"caching {views} views of {len(items)} photos")
+        detector = build_detector(spec.backbone, spec.weights, len(data.labels), cfg)
+
+        def tick(done: int) -> None:
+            progress.check()
+            progress(done / len(items), f"features of {done}/{len(items)} photos")
+
+        self._views.fill(detector, items, cfg, views, tick)
+
     def fit(self, data: TaskData, train: list[int], val: list[int], progress: FitProgress) -> TrainedModel:
         """Train a detector on the train photos; the validation photos choose its score threshold."""
         from trainer.detection.train import train_detector
@@ -128,6 +149,7 @@ class DetectionRecipe:
             self.cfg,
             on_progress,
             progress.cancelled,
+            self._views,
         )
         weights = getattr(detector, "weights_info", None)
         if weights is not None and weights.warning:
@@ -146,9 +168,13 @@ class DetectionRecipe:
         )
 
     def predict(self, model: TrainedModel, data: TaskData, items: Sequence[int]) -> list[Any]:
-        """Detections per photo from the torch model, decoded as the device decodes them."""
+        """Detections per photo from the torch model, decoded as the device decodes them (k-fold: its trained part on
+        the photos' cached trunk features)."""
         from trainer.detection.predict import predict_detections, torch_infer
 
+        samples = [data.items[i] for i in items]
+        if self._views is not None and all(str(s.path) in self._views.photos for s in samples):
+            return self._views.predict(model.module, samples)  # type: ignore[arg-type]
         return predict_detections(
             torch_infer(model.module), [data.items[i].path for i in items], model.input_spec, data.labels
         )

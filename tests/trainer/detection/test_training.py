@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from edge.datasets.model import Box, Sample
+from edge.runtime.preprocess import preprocess
 from trainer.detection import (
     DetectorConfig,
     build_detector,
@@ -21,6 +22,8 @@ from trainer.detection import (
     torch_infer,
     train_detector,
 )
+from trainer.detection.predict import read_image
+from trainer.detection.views import ViewCache
 from trainer.errors import TrainingCancelled, TrainingError
 from trainer.export import export_onnx
 
@@ -175,3 +178,46 @@ def test_lite0_detector_uses_its_own_normalisation() -> None:
     cfg.backbone = "efficientnet_lite0"
     spec = cfg.input_spec()
     assert spec.mean == [0.498] * 3 and spec.std == [0.502] * 3 and spec.width == 96
+
+
+def test_the_step_cap_shortens_the_schedule_and_explicit_epochs_lift_it(tmp_path: Path) -> None:
+    train = _photos(tmp_path, 4, seed=10)
+    cfg = DetectorConfig(input_size=96, views=3, epochs=5, batch=4, head_width=16, max_steps=7)
+    _, info = train_detector(train, [], LABELS, "squeezenet1_1", None, cfg)
+    # 12 views in batches of 4: 3 steps per epoch, so 7 steps end in the third epoch
+    assert info["steps"] == 7 and info["epochs"] == 3 and len(info["loss_history"]) == 3
+    _, info = train_detector(train, [], LABELS, "squeezenet1_1", None, replace(cfg, max_steps=None))
+    assert info["steps"] == 15 and info["epochs"] == 5
+
+
+def test_one_view_cache_serves_every_fit_of_a_run(tmp_path: Path) -> None:
+    """Fits sharing a cache compute each photo's views once; a photo's views do not depend on which fit asked
+    first; the cache predicts what the whole model predicts on the photo; another input size is refused."""
+    photos = _photos(tmp_path, 4, seed=9)
+    cfg = DetectorConfig(input_size=96, views=3, epochs=1, batch=4, head_width=16)
+    cache = ViewCache(ViewCache.key_for("squeezenet1_1", None, cfg), LABELS, views=3)
+    train_detector(photos[:2], [], LABELS, "squeezenet1_1", None, cfg, cache=cache)
+    model, _ = train_detector(photos[1:], [], LABELS, "squeezenet1_1", None, cfg, cache=cache)
+    assert len(cache.features) == 4 * 3  # the photo both fits trained on was cached once
+
+    reverse = ViewCache(ViewCache.key_for("squeezenet1_1", None, cfg), LABELS, views=3)
+    train_detector(photos[::-1], [], LABELS, "squeezenet1_1", None, cfg, cache=reverse)
+    for photo in photos:
+        a = torch.stack([cache.features[r] for r in cache.rows([photo], 3)]).float()
+        b = torch.stack([reverse.features[r] for r in reverse.rows([photo], 3)]).float()
+        assert torch.allclose(a, b, atol=1e-3)
+    a_targets = [cache.targets[r].labels for r in cache.rows(photos, 3)]
+    b_targets = [reverse.targets[r].labels for r in reverse.rows(photos, 3)]
+    assert all(torch.equal(x, y) for x, y in zip(a_targets, b_targets, strict=True))
+
+    model.eval()
+    feats, tap16 = cache.batch([cache.photos[str(p.path)].rows[0] for p in photos])
+    tensor, _ = preprocess([read_image(p.path) for p in photos], cfg.input_spec())
+    with torch.no_grad():
+        from_cache = model.decode(model.raw_from_cache(feats, tap16))
+        whole = model(torch.from_numpy(tensor))
+    assert torch.allclose(from_cache[0], whole[0], atol=2e-3) and torch.allclose(from_cache[1], whole[1], atol=2e-3)
+    assert len(cache.predict(model, photos)) == len(photos)
+
+    with pytest.raises(TrainingError, match="another backbone, input size"):
+        train_detector(photos, [], LABELS, "squeezenet1_1", None, replace(cfg, input_size=128), cache=cache)
