@@ -10,30 +10,15 @@ import itertools
 import json
 from pathlib import Path
 
-import pytest
-
 from edge.events import EventLog
 from tests.agent.conftest import ShelfCamera, Toggler, device_status, edge_config, running_agent
 from tests.helpers.broker import Broker
 from tests.helpers.disk import fill, small_filesystem
 from tests.helpers.mqtt_sub import MqttSubscriber
-from tests.helpers.tiny_bundle import TinyBundle, make_detection_bundle
+from tests.helpers.tiny_bundle import TinyBundle
 from tests.helpers.waiting import wait_until as wait
 
 BASE = "shelfwatch/dev1"
-
-
-@pytest.fixture
-def shelf_camera(tmp_path: Path) -> ShelfCamera:
-    cam = ShelfCamera(tmp_path / "camera")
-    cam.show(left_empty=False)
-    return cam
-
-
-@pytest.fixture(scope="module")
-def det_bundle(tmp_path_factory: pytest.TempPathFactory) -> TinyBundle:
-    out = tmp_path_factory.mktemp("bundles")
-    return make_detection_bundle(out, version="det-1", key_dir=out / "keys", openvino=False)
 
 
 def test_a_full_data_dir_keeps_the_pipeline_evaluating_and_loses_no_event(
