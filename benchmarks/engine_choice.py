@@ -1,4 +1,5 @@
-"""ONNX Runtime vs OpenVINO on one real bundle: what `model.engine: auto` should prefer (docs/BUNDLE.md).
+"""ONNX Runtime vs OpenVINO (and its INT8 IR when the bundle has one) on one real bundle: what `model.engine: auto`
+should prefer (docs/BUNDLE.md) and the INT8 speed-up (docs/BENCHMARKS.md, issue 15).
 
     .venv/bin/python benchmarks/engine_choice.py --bundle DIR --images DIR [--threads N] [--repeats 5]
 
@@ -16,6 +17,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge.runtime.engines import OPENVINO_INT8_XML
 from edge.runtime.wrappers import load_model
 
 ENGINES: tuple[str, ...] = ("onnxruntime", "openvino")
@@ -39,9 +41,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     images = read_images(args.images)
-    models = {engine: load_model(args.bundle, engine, args.threads) for engine in ENGINES}
-    single: dict[str, list[float]] = {engine: [] for engine in ENGINES}
-    batch: dict[str, list[float]] = {engine: [] for engine in ENGINES}
+    engines = [*ENGINES, *(["openvino_int8"] if (args.bundle / OPENVINO_INT8_XML).is_file() else [])]
+    models = {engine: load_model(args.bundle, engine, args.threads) for engine in engines}
+    single: dict[str, list[float]] = {engine: [] for engine in engines}
+    batch: dict[str, list[float]] = {engine: [] for engine in engines}
     for _ in range(args.repeats):
         for engine, model in models.items():
             for _ in range(3):
@@ -63,10 +66,17 @@ def main() -> None:
             "batch4_ms": round(statistics.median(batch[engine]), 2),
             "single_ms_per_round": [round(x, 2) for x in single[engine]],
         }
-        for engine in ENGINES
+        for engine in engines
     }
-    faster = min(ENGINES, key=lambda e: statistics.median(single[e]))
-    print(json.dumps({"bundle": str(args.bundle), "threads": args.threads, "faster": faster, "engines": result}))
+    faster = min(engines, key=lambda e: statistics.median(single[e]))
+    out: dict[str, object] = {"bundle": str(args.bundle), "threads": args.threads, "faster": faster, "engines": result}
+    if "openvino_int8" in result:  # engine time of FP32 / INT8: single images and batches of 4
+        kinds = (("single", single), ("batch4", batch))
+        ms = {e: {k: statistics.median(times[e]) for k, times in kinds} for e in engines}
+        out["int8_speedup"] = {
+            f"vs_{e}": {k: round(ms[e][k] / ms["openvino_int8"][k], 2) for k in ("single", "batch4")} for e in ENGINES
+        }
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

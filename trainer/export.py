@@ -105,7 +105,13 @@ def export_openvino_int8(onnx_path: Path, out_dir: Path, calibration: np.ndarray
 
     model = ov.Core().read_model(str(onnx_path))
     dataset = nncf.Dataset([calibration[i : i + 1] for i in range(len(calibration))])
-    quantised = nncf.quantize(model, dataset, subset_size=min(300, len(calibration)))
+    # The classifier's linear head (a MatMul; the CNNs have no other) stays FP32: its input, the embedding,
+    # concatenates pooled features of very different ranges that one INT8 scale crushes, and the head's weights
+    # (fitted on standardised features) magnify that. Quantised, the 4-zone synthetic-shelf model agreed with FP32
+    # on 44% of zone crops, in FP32 on 98%; grocery5 test/ 98% -> 100% (docs/BENCHMARKS.md, issue 15). It is a
+    # few kFLOPs of the model's hundreds of MFLOPs.
+    head = nncf.IgnoredScope(types=["MatMul"], validate=False)
+    quantised = nncf.quantize(model, dataset, subset_size=min(300, len(calibration)), ignored_scope=head)
     (out_dir / "int8").mkdir(parents=True, exist_ok=True)
     ov.save_model(quantised, str(out_dir / "int8" / "model.xml"))
     return {
