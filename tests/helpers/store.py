@@ -1,11 +1,19 @@
-"""Test-only views of a DatasetStore: a fingerprint of its whole content, and an image's stored bytes."""
+"""Test-only helpers of the dataset store: rules with small minimums, a fingerprint of its whole content, and an
+image's stored bytes."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 
+from edge.config.model import DatasetRulesConfig
 from edge.store import DatasetStore
+
+
+def small_dataset_rules(**changes: object) -> DatasetRulesConfig:
+    """Dataset rules whose minimums a test fills quickly: 15 images, 5 per label, 3 boxes per label."""
+    small = {"min_images": 15, "min_per_label_classification": 5, "min_boxes_per_label_detection": 3}
+    return DatasetRulesConfig.model_validate(small | changes)
 
 
 def dataset_fingerprint(store: DatasetStore) -> str:

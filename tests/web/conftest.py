@@ -18,9 +18,10 @@ from flask.testing import FlaskClient
 from edge.cameras.capture import CameraHub
 from edge.cameras.sources import open_source
 from edge.cameras.synthetic import render_shelf
-from edge.config import CameraConfig, DatasetRulesConfig, EdgeConfig, WebConfig
+from edge.config import CameraConfig, EdgeConfig, WebConfig
 from edge.store import DatasetStore
 from edge.web import Services, create_app
+from tests.helpers.store import small_dataset_rules
 
 ADMIN = "admin"
 ADMIN_PASSWORD = "correct horse battery"
@@ -54,9 +55,7 @@ def make_config(data_dir: Path, shelf_folder: Path, **web: Any) -> EdgeConfig:
         data_dir=data_dir,
         cameras=[CameraConfig(id=CAMERA_ID, name="Aisle 1", source=str(shelf_folder), fps=10)],
         web=WebConfig(**{"login_attempts_per_minute": 3, "max_upload_mb": 2, **web}),
-        dataset=DatasetRulesConfig(
-            min_images=15, min_per_label_classification=5, min_boxes_per_label_detection=3, max_image_mb=1
-        ),
+        dataset=small_dataset_rules(max_image_mb=1),
     )
 
 

@@ -100,3 +100,18 @@ def signed_in(browser: Any, base: str, viewport: dict[str, int], users: Any) -> 
     submit_login(page, ADMIN, ADMIN_PASSWORD)
     page.wait_for_url(lambda url: "/login" not in url)
     return context, page
+
+
+@contextlib.contextmanager
+def signed_in_served(
+    browser: Any, studio: Studio, viewport: dict[str, int]
+) -> Iterator[tuple[Any, Any, Any, list[str]]]:
+    """(server, context, page, errors): the studio's app served on a free loopback port and a page signed in as the
+    admin (signed_in), its page errors collected in `errors` for the caller to assert; the server stops after."""
+    from edge.web import WebServer
+
+    with WebServer(studio.app, host="127.0.0.1", port=0) as server:
+        errors: list[str] = []
+        context, page = signed_in(browser, server.url, viewport, studio.services.users)
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        yield server, context, page, errors

@@ -23,10 +23,9 @@ import numpy as np
 import pytest
 
 from edge.model_repository import ModelRepository
-from edge.web import WebServer
 from tests.helpers.browser import chromium_browser
 from tests.web.conftest import CAMERA_ID
-from tests.web.live_rig import live_rig, signed_in, write_shelf
+from tests.web.live_rig import live_rig, signed_in_served, write_shelf
 from tests.web.test_browser import DESKTOP, PHONE, no_horizontal_overflow
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -70,12 +69,8 @@ def test_live_events_status_predict_and_phone_menu_in_chromium(tmp_path: Path, b
     with live_rig(tmp_path) as rig:
         rig.studio.services.models = ModelRepository.from_config(rig.studio.config)
         rig.studio.services.started_at = time.time() - (3 * 3600 + 12 * 60 + 5)
-        server = WebServer(rig.studio.app, host="127.0.0.1", port=0).start()
-        base = server.url
-        errors: list[str] = []
-        try:
-            context, page = signed_in(browser, base, DESKTOP, rig.studio.services.users)
-            page.on("pageerror", lambda err: errors.append(str(err)))
+        with signed_in_served(browser, rig.studio, DESKTOP) as (server, context, page, errors):
+            base = server.url
 
             # -- Live: the whole-frame zone in its state colour, with model, evaluated fps, inference ms ---------
             page.goto(base + "/live")
@@ -169,7 +164,5 @@ def test_live_events_status_predict_and_phone_menu_in_chromium(tmp_path: Path, b
             mobile.wait_for_url(base + "/status")
             phone.close()
             context.close()
-        finally:
-            server.stop()
     assert errors == []
     print(f"screenshots in {shots}")

@@ -13,7 +13,7 @@ import pytest
 
 from tests.helpers.browser import chromium_browser
 from tests.web.conftest import Studio, jpeg_bytes, open_studio
-from tests.web.live_rig import signed_in
+from tests.web.live_rig import signed_in_served
 from tests.web.test_browser import DESKTOP, PHONE, canvas_box, drag, draw_box, no_horizontal_overflow
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -29,8 +29,6 @@ def box_count(page: Any) -> int:
 
 
 def test_tagging_undo_redo_copy_zoom_and_library_in_chromium(tmp_path: Path, browser: Any, shelf_folder: Path) -> None:
-    from edge.web import WebServer
-
     shots = tmp_path / "screenshots"
     shots.mkdir()
     with open_studio(tmp_path / "data", shelf_folder) as studio:
@@ -39,11 +37,7 @@ def test_tagging_undo_redo_copy_zoom_and_library_in_chromium(tmp_path: Path, bro
         store.create_label("empty", "a gap on the shelf")
         store.create_label("stocked", "a full shelf")
         ids = [store.add_image(jpeg_bytes(900 + n), filename=f"shelf-{n}.jpg").id for n in range(4)]
-        server = WebServer(studio_.app, host="127.0.0.1", port=0).start()
-        errors: list[str] = []
-        try:
-            context, page = signed_in(browser, server.url, DESKTOP, studio_.services.users)
-            page.on("pageerror", lambda err: errors.append(str(err)))
+        with signed_in_served(browser, studio_, DESKTOP) as (server, context, page, errors):
             page.goto(f"{server.url}/tag/{ids[0]}")
             page.wait_for_function("() => document.getElementById('canvas').width > 300")
             page.click("#mode-boxes")
@@ -154,8 +148,6 @@ def test_tagging_undo_redo_copy_zoom_and_library_in_chromium(tmp_path: Path, bro
             mobile.screenshot(path=str(shots / "tag-390x844.png"))
             phone.close()
             context.close()
-        finally:
-            server.stop()
     assert errors == []
     print(f"screenshots in {shots}")
 
@@ -165,17 +157,11 @@ def test_nothing_to_box_by_key_and_button_counts_as_tagged_in_chromium(
 ) -> None:
     """A detection photo with no gaps: N (or the button) marks it "nothing to box", Enter saves it as tagged and
     the summary counts it; the button undoes the mark; a drawn box ends it."""
-    from edge.web import WebServer
-
     with open_studio(tmp_path / "data", shelf_folder) as studio:
         store = studio.store
         store.create_label("gap", "a gap on the shelf")
         ids = [store.add_image(jpeg_bytes(950 + n), filename=f"shelf-{n}.jpg").id for n in range(3)]
-        server = WebServer(studio.app, host="127.0.0.1", port=0).start()
-        errors: list[str] = []
-        try:
-            context, page = signed_in(browser, server.url, DESKTOP, studio.services.users)
-            page.on("pageerror", lambda err: errors.append(str(err)))
+        with signed_in_served(browser, studio, DESKTOP) as (server, context, page, errors):
             page.goto(f"{server.url}/tag/{ids[0]}")
             page.wait_for_function("() => document.getElementById('canvas').width > 300")
             page.keyboard.press("n")
@@ -204,5 +190,3 @@ def test_nothing_to_box_by_key_and_button_counts_as_tagged_in_chromium(
             assert not store.get_image(ids[0]).tagged
             assert errors == []
             context.close()
-        finally:
-            server.stop()

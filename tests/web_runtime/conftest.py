@@ -22,12 +22,13 @@ from edge.agent import Agent, AgentOptions
 from edge.bundle import pack_bundle
 from edge.cameras.sources import open_source
 from edge.cameras.synthetic import render_shelf
-from edge.config import CameraConfig, DatasetRulesConfig, EdgeConfig
+from edge.config import CameraConfig, EdgeConfig
 from edge.config.model import ModelConfig, MqttConfig, TrainerClientConfig
 from edge.training.client import TrainerClient
 from edge.web import Services
 from edge.web import create_app as create_web_app
 from edge.web.server import WebServer
+from tests.helpers.store import small_dataset_rules
 from tests.helpers.tiny_bundle import make_classification_bundle, make_detection_bundle
 from trainer.config import TrainerConfig
 from trainer.service.app import SCHEDULER_KEY, create_app
@@ -96,9 +97,7 @@ def make_config(data_dir: Path, trusted_key: str | Path, shelf_folder: Path, **t
         mqtt=MqttConfig(enabled=False),
         model=ModelConfig(trusted_keys=[str(trusted_key)], engine="onnxruntime", threads=1),
         trainer=TrainerClientConfig(**trainer),
-        dataset=DatasetRulesConfig(
-            min_images=15, min_per_label_classification=5, min_boxes_per_label_detection=3, max_image_mb=2
-        ),
+        dataset=small_dataset_rules(max_image_mb=2),
     )
 
 
@@ -116,6 +115,12 @@ class Device:
     def auth(self) -> dict[str, str]:
         """The Authorization header of the admin's API token."""
         return {"Authorization": f"Bearer {self.token}"}
+
+    def __enter__(self) -> Device:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.agent.stop()
 
 
 def start_device(config: EdgeConfig) -> Device:

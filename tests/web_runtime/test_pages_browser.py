@@ -38,11 +38,10 @@ def test_runtime_pages_in_chromium(tmp_path: Path, tiny_trainer: Trainer, shelf_
     )
     device = start_device_(config)
     fill_store(device.agent.store)
-    server = WebServer(device.app).start()
     shots = tmp_path / "screenshots"
     shots.mkdir()
     errors: list[str] = []
-    try:
+    with device, WebServer(device.app) as server:
         context = browser.new_context(viewport={"width": 1280, "height": 800})
         context.set_default_timeout(TIMEOUT_MS)
         page = context.new_page()
@@ -101,8 +100,5 @@ def test_runtime_pages_in_chromium(tmp_path: Path, tiny_trainer: Trainer, shelf_
         phone_page.screenshot(path=str(shots / "status-phone.png"), full_page=True)
         phone.close()
         context.close()
-    finally:
-        server.stop()
-        device.agent.stop()
     assert errors == []
     assert {p.name for p in shots.iterdir()} >= {"training.png", "models.png", "status.png", "events.png"}

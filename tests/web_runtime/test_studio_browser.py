@@ -61,10 +61,9 @@ def test_train_report_mistakes_and_models_of_a_project(
     store = device.agent.store
     project = store.create_project("Colour bins", "classification", [(n, f"a {n} block") for n in COLOURS])
     fill_project(store, project.id)
-    server = WebServer(device.app).start()
     shots = tmp_path_factory.mktemp("studio-screens")
     errors: list[str] = []
-    try:
+    with device, WebServer(device.app) as server:
         context = browser.new_context(viewport=DESKTOP)
         context.set_default_timeout(TIMEOUT_MS)
         page = context.new_page()
@@ -148,7 +147,4 @@ def test_train_report_mistakes_and_models_of_a_project(
             no_horizontal_overflow(phone_page)
         phone.close()
         context.close()
-    finally:
-        server.stop()
-        device.agent.stop()
     assert errors == []
