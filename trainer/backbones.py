@@ -240,40 +240,49 @@ class InvertedResidual(nn.Module):
         return result
 
 
-def _b(inp: int, k: int, exp: int, out: int, se: bool, act: str, stride: int) -> BlockConfig:
-    return BlockConfig(inp, k, exp, out, se, act == "HS", stride)
+def _blocks(table: str) -> list[BlockConfig]:
+    """Block configs from rows of `in kernel expanded out SE|- RE|HS stride` (torchvision's table, one per block)."""
+    configs = []
+    for row in table.strip().splitlines():
+        inp, k, exp, out, se, act, stride = row.split()
+        configs.append(BlockConfig(int(inp), int(k), int(exp), int(out), se == "SE", act == "HS", int(stride)))
+    return configs
 
 
-_LARGE = [
-    _b(16, 3, 16, 16, False, "RE", 1),
-    _b(16, 3, 64, 24, False, "RE", 2),
-    _b(24, 3, 72, 24, False, "RE", 1),
-    _b(24, 5, 72, 40, True, "RE", 2),
-    _b(40, 5, 120, 40, True, "RE", 1),
-    _b(40, 5, 120, 40, True, "RE", 1),
-    _b(40, 3, 240, 80, False, "HS", 2),
-    _b(80, 3, 200, 80, False, "HS", 1),
-    _b(80, 3, 184, 80, False, "HS", 1),
-    _b(80, 3, 184, 80, False, "HS", 1),
-    _b(80, 3, 480, 112, True, "HS", 1),
-    _b(112, 3, 672, 112, True, "HS", 1),
-    _b(112, 5, 672, 160, True, "HS", 2),
-    _b(160, 5, 960, 160, True, "HS", 1),
-    _b(160, 5, 960, 160, True, "HS", 1),
-]
-_SMALL = [
-    _b(16, 3, 16, 16, True, "RE", 2),
-    _b(16, 3, 72, 24, False, "RE", 2),
-    _b(24, 3, 88, 24, False, "RE", 1),
-    _b(24, 5, 96, 40, True, "HS", 2),
-    _b(40, 5, 240, 40, True, "HS", 1),
-    _b(40, 5, 240, 40, True, "HS", 1),
-    _b(40, 5, 120, 48, True, "HS", 1),
-    _b(48, 5, 144, 48, True, "HS", 1),
-    _b(48, 5, 288, 96, True, "HS", 2),
-    _b(96, 5, 576, 96, True, "HS", 1),
-    _b(96, 5, 576, 96, True, "HS", 1),
-]
+_LARGE = _blocks(
+    """
+     16 3  16  16 -  RE 1
+     16 3  64  24 -  RE 2
+     24 3  72  24 -  RE 1
+     24 5  72  40 SE RE 2
+     40 5 120  40 SE RE 1
+     40 5 120  40 SE RE 1
+     40 3 240  80 -  HS 2
+     80 3 200  80 -  HS 1
+     80 3 184  80 -  HS 1
+     80 3 184  80 -  HS 1
+     80 3 480 112 SE HS 1
+    112 3 672 112 SE HS 1
+    112 5 672 160 SE HS 2
+    160 5 960 160 SE HS 1
+    160 5 960 160 SE HS 1
+"""
+)
+_SMALL = _blocks(
+    """
+     16 3  16  16 SE RE 2
+     16 3  72  24 -  RE 2
+     24 3  88  24 -  RE 1
+     24 5  96  40 SE HS 2
+     40 5 240  40 SE HS 1
+     40 5 240  40 SE HS 1
+     40 5 120  48 SE HS 1
+     48 5 144  48 SE HS 1
+     48 5 288  96 SE HS 2
+     96 5 576  96 SE HS 1
+     96 5 576  96 SE HS 1
+"""
+)
 
 
 class MobileNetV3(BackboneNet):
