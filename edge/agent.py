@@ -25,7 +25,7 @@ from edge import sdnotify
 from edge.assist.inbox import InboxSink, InboxWriter, active_project
 from edge.comms.base import Communicator, NullCommunicator, ZoneRef
 from edge.comms.outbox import Outbox
-from edge.config.model import CameraConfig, EdgeConfig, ModelConfig, ZoneConfig
+from edge.config.model import CameraConfig, EdgeConfig, ZoneConfig
 from edge.errors import ShelfwatchError
 from edge.events import EventLog, SnapshotStore
 from edge.fleet.device import FleetFollower
@@ -34,7 +34,7 @@ from edge.pipeline.metrics import MetricsRegistry
 from edge.pipeline.model_slot import ActiveModel, ModelSlot
 from edge.pipeline.reporter import Reporter
 from edge.pipeline.stats import publish_stats, stats_payload
-from edge.skills.models import ProjectModels
+from edge.skills.models import ProjectModels, camera_activation, camera_version
 from edge.skills.runner import SkillsHub
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ def wire(config: EdgeConfig, options: AgentOptions, cameras: CameraHub | None = 
     `cameras` replaces the hub built from config.cameras (the benchmark gates each camera's decoding).
     """
     from edge.cameras.capture import CameraHub
-    from edge.model_repository import ModelRepository
+    from edge.model_repository import ModelRepository, load_installed_model
     from edge.store import DatasetStore
 
     data_dir = Path(config.data_dir)
@@ -105,7 +105,7 @@ def wire(config: EdgeConfig, options: AgentOptions, cameras: CameraHub | None = 
         if options.source_factory is not None:
             hub_kwargs["source_factory"] = options.source_factory
         cameras = CameraHub(config.cameras, **hub_kwargs)
-    slot = ModelSlot(functools.partial(_load_model, settings=config.model))
+    slot = ModelSlot(functools.partial(load_installed_model, settings=config.model))
     events = EventLog(data_dir / "events.db", config.device_id)
     snapshots = SnapshotStore(data_dir / "snapshots", config.events.snapshot_retention)
     events.snapshots = snapshots
@@ -127,10 +127,10 @@ def wire(config: EdgeConfig, options: AgentOptions, cameras: CameraHub | None = 
     reporter = Reporter(comms, events, snapshots, metrics)
     sink: PipelineSink = options.sink(reporter) if options.sink is not None else reporter
     models = ModelRepository.from_config(config)
-    loader = functools.partial(_load_model, settings=config.model)
+    loader = functools.partial(load_installed_model, settings=config.model)
     inbox = InboxWriter(store, config.inbox, project=functools.partial(active_project, models))  # issue 13
-    skills = SkillsHub(data_dir, ProjectModels(models, store, loader), comms, reporter.writer.submit, metrics,
-                       options.min_overlap, inbox=inbox)  # fmt: skip
+    projects = ProjectModels(models, store, loader, pointers=data_dir / "skills" / "active-versions.json")
+    skills = SkillsHub(data_dir, projects, comms, reporter.writer.submit, metrics, options.min_overlap, inbox=inbox)
     reporter.route = skills.route
     sink = InboxSink(sink, inbox, config.events.on_threshold)
     pipelines: dict[str, CameraPipeline] = {}
@@ -155,12 +155,6 @@ def wire(config: EdgeConfig, options: AgentOptions, cameras: CameraHub | None = 
         config, data_dir, metrics, store, cameras, models, slot, events, snapshots,
         outbox, comms, reporter, pipelines, watchdog, skills, inbox,
     )  # fmt: skip
-
-
-def _load_model(bundle_dir: Path, *, settings: ModelConfig) -> Any:
-    from edge.runtime.wrappers import load_model
-
-    return load_model(bundle_dir, settings.engine, settings.threads, settings.precision)
 
 
 def _zones_provider(store: DatasetStore, cam: CameraConfig) -> Callable[[], list[ZoneConfig]]:
@@ -229,9 +223,13 @@ class Agent(DeviceParts):
         self.started_at = time.time()
         self.comms.start()
         self.reporter.requeue_unqueued()
-        self.models.on_activate(self.slot.on_activated)
-        if isinstance(self.skills.models, ProjectModels):
-            self.models.on_activate(self.skills.models.on_activated)
+        projects = self.skills.models
+        if isinstance(projects, ProjectModels):
+            # A skill project's version runs in its skills only; the cameras without skills keep their model.
+            self.models.on_activate(camera_activation(projects, self.slot.on_activated, self.skills.project_names))
+            self.models.on_activate(projects.on_activated)
+        else:
+            self.models.on_activate(self.slot.on_activated)
         self.skills.start()
         self._install_configured_bundle()
         if self.config.group is not None:
@@ -305,6 +303,16 @@ class Agent(DeviceParts):
             log.error("installed models could not be loaded: %s", err)
         if self.config.model.bundle is not None:
             self.models.offer(self.config.model.bundle)
+        projects = self.skills.models
+        if not isinstance(projects, ProjectModels):
+            return
+        try:  # the device's last activation was a skill project's: the cameras run what they ran before it
+            version = camera_version(projects, self.skills.project_names())
+            current = self.slot.current
+            if version is not None and (current is None or current.version != version):
+                self.slot.load(self.models.path_of(version))
+        except Exception as err:
+            log.error("the cameras' model could not be loaded: %s", err)
 
     def _status_listener(self, pipeline: CameraPipeline) -> Callable[[Any], None]:
         def on_status(status: Any) -> None:

@@ -64,9 +64,8 @@ def run_skill_bench(
     config_path: Path, camera: str | None = None, source: Path | None = None, frames: int = 40, warmup: int = 3
 ) -> dict[str, Any]:
     """Measure one camera's skills (see the module docstring); the result is JSON-ready."""
-    from edge.agent import _load_model
     from edge.config import EdgeConfig, load_yaml_config
-    from edge.model_repository import ModelRepository
+    from edge.model_repository import ModelRepository, load_installed_model
     from edge.skills.models import ProjectModels
     from edge.skills.runner import SkillsHub
     from edge.store import DatasetStore
@@ -87,7 +86,7 @@ def run_skill_bench(
     ]
     store = DatasetStore(config.data_dir, config.dataset)
     repo = ModelRepository.from_config(config)
-    models = ProjectModels(repo, store, lambda path: _load_model(path, settings=config.model), refresh_seconds=1e9)
+    models = ProjectModels(repo, store, lambda path: load_installed_model(path, config.model), refresh_seconds=1e9)
     with tempfile.TemporaryDirectory(prefix="shelfwatch-skill-bench-") as scratch:
         hub = SkillsHub(Path(scratch), models, NullCommunicator(), submit=None)
         try:

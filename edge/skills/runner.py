@@ -421,6 +421,7 @@ class SkillRunner:
             s.close()
 
 
+@dataclass(eq=False)
 class SkillsHub:
     """The device's skills: a runner per camera, the webhook outboxes, the inbox, skill edits saved in data_dir.
 
@@ -430,27 +431,23 @@ class SkillsHub:
     them, `${ENV}` secrets included), else from edge.yaml's `skills`; none: today's rule.
     """
 
-    def __init__(
-        self,
-        data_dir: Path,
-        models: ModelSource,
-        comms: Communicator,
-        submit: EventSubmit | None,
-        metrics: MetricsRegistry | None = None,
-        min_overlap: float = 0.5,
-        inbox: InboxTarget | None = None,
-    ) -> None:
-        self.data_dir = data_dir
-        self.models = models
-        self.comms = comms
-        self.submit = submit
-        self.metrics = metrics
-        self.min_overlap = min_overlap
-        self.webhooks = WebhookHub(data_dir / "webhooks")
-        # The studio's inbox (edge.assist.inbox.InboxWriter on a device); a folder of its own otherwise.
-        self.inbox: InboxTarget = inbox if inbox is not None else Inbox(data_dir / "inbox")
-        self.runners: dict[str, SkillRunner] = {}
-        self.directory = data_dir / "skills"
+    data_dir: Path
+    models: ModelSource
+    comms: Communicator
+    submit: EventSubmit | None
+    metrics: MetricsRegistry | None = None
+    min_overlap: float = 0.5
+    # The studio's inbox (edge.assist.inbox.InboxWriter on a device); a folder of its own otherwise.
+    inbox: InboxTarget | None = None
+    webhooks: WebhookHub = field(init=False)
+    runners: dict[str, SkillRunner] = field(default_factory=dict, init=False)
+    directory: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.webhooks = WebhookHub(self.data_dir / "webhooks")
+        if self.inbox is None:
+            self.inbox = Inbox(self.data_dir / "inbox")
+        self.directory = self.data_dir / "skills"
 
     def context(self, camera: str) -> Callable[[str], BuildContext]:
         """The build context factory of a camera's skills."""
