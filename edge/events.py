@@ -21,7 +21,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -253,6 +253,7 @@ class _Unwritten:
     queued_at: float = field(default_factory=time.monotonic)
 
 
+@dataclass(eq=False)
 class EventWriter:
     """Records events in the log and hands them to the durable outbox; what the disk refuses waits in memory.
 
@@ -263,34 +264,27 @@ class EventWriter:
     returns. `problem` says what is wrong while anything waits (pipelines show it in their status).
     """
 
-    def __init__(
-        self,
-        event_log: EventLog,
-        publish: Callable[[Event], None],
-        snapshots: SnapshotStore | None = None,
-        *,
-        on_problem: Callable[[str | None, int], None] | None = None,
-        max_unwritten: int = 1000,
-        retry_min_seconds: float = 0.5,
-        retry_max_seconds: float = 30.0,
-    ) -> None:
-        self.event_log = event_log
-        self.publish = publish
-        self.snapshots = snapshots
-        self.on_problem = on_problem
-        self.max_unwritten = max_unwritten
-        self.retry_min_seconds = retry_min_seconds
-        self.retry_max_seconds = retry_max_seconds
-        self.problem: str | None = None
-        self.dropped = 0
-        self.write_errors = 0
-        self._backlog: deque[_Unwritten] = deque()
-        self._lock = threading.Lock()  # the backlog and the retry state
-        self._writing = threading.Lock()  # one writer at a time, in order
-        self._retry_at = 0.0
-        self._backoff = retry_min_seconds
-        self._retry_thread: threading.Thread | None = None
-        self._stop = threading.Event()
+    event_log: EventLog
+    publish: Callable[[Event], None]
+    snapshots: SnapshotStore | None = None
+    _: KW_ONLY
+    on_problem: Callable[[str | None, int], None] | None = None
+    max_unwritten: int = 1000
+    retry_min_seconds: float = 0.5
+    retry_max_seconds: float = 30.0
+    problem: str | None = field(default=None, init=False)
+    dropped: int = field(default=0, init=False)
+    write_errors: int = field(default=0, init=False)
+    _backlog: deque[_Unwritten] = field(default_factory=deque, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)  # the backlog and the retry state
+    _writing: threading.Lock = field(default_factory=threading.Lock, init=False)  # one writer at a time, in order
+    _retry_at: float = field(default=0.0, init=False)
+    _backoff: float = field(default=0.0, init=False)
+    _retry_thread: threading.Thread | None = field(default=None, init=False)
+    _stop: threading.Event = field(default_factory=threading.Event, init=False)
+
+    def __post_init__(self) -> None:
+        self._backoff = self.retry_min_seconds
 
     @property
     def unwritten(self) -> int:

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 from edge.pipeline.model_slot import ActiveModel
 from edge.skills.context import BuildContext, SkillIdle
-from edge.skills.registry import BlockSettings
+from edge.skills.registry import Block, BlockSettings
 from edge.skills.values import Frame
 
 
@@ -20,6 +20,16 @@ class ModelBlockSettings(BlockSettings):
     category: ClassVar[str] = "model"
     needs_input: ClassVar[bool] = False
     project_field: ClassVar[str | None] = "project"
+
+
+class ModelBlock(Block):
+    """A model block: `model()` is its project's active model for this frame (of its `task`; None: either)."""
+
+    task: ClassVar[str | None] = None
+
+    def model(self) -> ActiveModel:
+        """The project's active model; SkillIdle when there is none (or it does another task)."""
+        return require_model(self.ctx, str(self.settings.project), self.task)
 
 
 def require_model(ctx: BuildContext, project: str, task: str | None) -> ActiveModel:

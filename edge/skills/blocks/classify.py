@@ -7,9 +7,9 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from edge.pipeline.zone_scoring import crop_zone
-from edge.skills.blocks._models import ModelBlockSettings, cached, require_model
+from edge.skills.blocks._models import ModelBlock, ModelBlockSettings, cached
 from edge.skills.geometry import crop_box
-from edge.skills.registry import Block, block_type
+from edge.skills.registry import block_type
 from edge.skills.values import WHOLE_FRAME, Frame, Item
 
 
@@ -31,12 +31,13 @@ class ClassifySettings(ModelBlockSettings):
 
 
 @block_type(ClassifySettings)
-class Classify(Block):
+class Classify(ModelBlock):
     settings: ClassifySettings
+    task = "classification"
 
     def run(self, items: list[Item], frame: Frame) -> list[Item]:
         s = self.settings
-        active = require_model(self.ctx, s.project, "classification")
+        active = self.model()
         if s.crop == "boxes":
             sources = [i for i in items if i.bbox is not None]
             key: tuple[object, ...] = ("classify", active.version, id(active), "boxes", tuple(i.bbox for i in sources))

@@ -6,9 +6,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from edge.skills.blocks._models import ModelBlockSettings, cached, require_model
+from edge.skills.blocks._models import ModelBlock, ModelBlockSettings, cached
 from edge.skills.geometry import zone_of
-from edge.skills.registry import Block, block_type
+from edge.skills.registry import block_type
 from edge.skills.values import Frame, Item
 
 # Shared calls decode at this floor so skills with different min_score reuse one inference per frame.
@@ -23,13 +23,13 @@ class DetectSettings(ModelBlockSettings):
 
 
 @block_type(DetectSettings)
-class Detect(Block):
+class Detect(ModelBlock):
     settings: DetectSettings
+    task = "detection"
 
     def run(self, items: list[Item], frame: Frame) -> list[Item]:
-        s = self.settings
-        active = require_model(self.ctx, s.project, "detection")
-        model = active.model
+        active = self.model()
+        s, model = self.settings, active.model
         floor = SHARED_SCORE_FLOOR
         detections = cached(
             frame, ("detect", active.version, id(active)), lambda: model.predict(frame.image, score_threshold=floor)

@@ -15,8 +15,8 @@ from pydantic import Field
 
 from edge.pipeline.model_slot import ActiveModel
 from edge.pipeline.zone_scoring import DetectedBox, Zone, ZoneScore, evaluate_frame, zones_with_labels
-from edge.skills.blocks._models import ModelBlockSettings, cached, require_model
-from edge.skills.registry import Block, block_type
+from edge.skills.blocks._models import ModelBlock, ModelBlockSettings, cached
+from edge.skills.registry import block_type
 from edge.skills.values import Frame, Item
 
 
@@ -26,7 +26,7 @@ class ZoneScoreSettings(ModelBlockSettings):
 
 
 @block_type(ZoneScoreSettings)
-class ZoneScoreBlock(Block):
+class ZoneScoreBlock(ModelBlock):
     """Keeps what it saw last (`seen`: the model, each zone's score, the detector's boxes) for the live view."""
 
     settings: ZoneScoreSettings
@@ -34,7 +34,7 @@ class ZoneScoreBlock(Block):
     _labelled: tuple[tuple[object, ...], list[Zone]] = ((), [])
 
     def run(self, items: list[Item], frame: Frame) -> list[Item]:
-        active = require_model(self.ctx, self.settings.project, None)
+        active = self.model()
         zones = self._zones(frame.zones, active)
         key = ("zone_score", active.version, id(active), tuple(zones))
         scores, boxes = cached(frame, key, lambda: evaluate_frame(active, frame.image, zones, self.ctx.min_overlap))
