@@ -10,7 +10,7 @@ Pooled layer outputs come from the project's backbones through the device's prep
 backbone and size under bench-out/features/ so a rerun costs seconds (a first run embeds 348 photos x 2 views at
 5 sizes: about 10 minutes on two busy cores):
 
-    .venv/bin/python benchmarks/classification_recipe.py [--seeds 0 1 2 3 4] [--threads 2]
+    .venv/bin/python benchmarks/classification_recipe.py [--seeds 0 1 2 3 4] [--threads 2] [--only 'views']
 """
 
 from __future__ import annotations
@@ -40,6 +40,16 @@ def _grocery() -> tuple[list[str], list[tuple[Path, int, str, str]]]:
     return labels, sorted(rows, key=lambda r: r[3])
 
 
+def _cached(path: Path, rows: list[tuple[Path, int, str, str]]) -> dict[str, np.ndarray] | None:
+    """The feature arrays saved at `path` when they cover `rows` (else None: compute them); makes the cache folder."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    if path.is_file():
+        cached = dict(np.load(path))
+        if all(len(v) == len(rows) for v in cached.values()):
+            return cached
+    return None
+
+
 def features(backbone: str, size: int, rows: list[tuple[Path, int, str, str]], threads: int) -> dict[str, np.ndarray]:
     """Pooled outputs [N, 2 views (plain, mirrored), D] of the layers the candidates combine, cached on disk.
 
@@ -54,12 +64,10 @@ def features(backbone: str, size: int, rows: list[tuple[Path, int, str, str]], t
     from trainer.classify import input_spec_for
     from trainer.data import load_image
 
-    CACHE.mkdir(parents=True, exist_ok=True)
     path = CACHE / f"grocery5-{backbone}-{size}-v2.npz"
-    if path.is_file():
-        cached = dict(np.load(path))
-        if all(len(v) == len(rows) for v in cached.values()):
-            return cached
+    cached = _cached(path, rows)
+    if cached is not None:
+        return cached
     torch.set_num_threads(threads)
     weights = str(SQUEEZENET) if backbone == "squeezenet1_1" else "imagenet"
     model = build_backbone(backbone, weights).eval()
@@ -88,8 +96,64 @@ def features(backbone: str, size: int, rows: list[tuple[Path, int, str, str]], t
                 keep("trunk", model.features(x))
     print(f"embedded {len(rows)} x 2 views, {backbone} {size}px in {time.monotonic() - started:.0f}s", flush=True)
     arrays = {k: np.concatenate(v) for k, v in out.items()}
-    np.savez(path, **arrays)
+    np.savez(path, **arrays)  # type: ignore[arg-type]
     return arrays
+
+
+def multi_view_features(rows: list[tuple[Path, int, str, str]], threads: int) -> dict[str, np.ndarray]:
+    """Lite0 384 `pre_avg` and `b15_avg` [N, 8 views, D] of the production views (trainer.classify.training_views:
+    image, mirror, six fixed crops), embedded through ONNX Runtime as a run does; cached on disk."""
+    import onnxruntime as ort
+    import torch
+    from torch import nn
+
+    from edge.runtime.preprocess import preprocess
+    from trainer.backbones import build_backbone
+    from trainer.classify import MULTI_CROP_VIEWS, input_spec_for, training_views
+    from trainer.data import load_image
+    from trainer.export import export_onnx
+
+    path = CACHE / f"grocery5-efficientnet_lite0-384-views{MULTI_CROP_VIEWS}.npz"
+    cached = _cached(path, rows)
+    if cached is not None:
+        return cached
+    features = build_backbone("efficientnet_lite0", "imagenet").eval().features
+
+    class Taps(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.features = features  # registered: its weights are the ONNX file's, not traced constants
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            b15 = self.features[:17](x)
+            return self.features[17](b15).mean((2, 3)), b15.mean((2, 3))
+
+    spec = input_spec_for("efficientnet_lite0", 384)
+    onnx = export_onnx(Taps().eval(), CACHE / "taps.onnx", 384, ["pre_avg", "b15_avg"])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(onnx), options, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)  # unused below 9 views: the views are fixed
+    out: dict[str, list[np.ndarray]] = {"pre_avg": [], "b15_avg": []}
+    started = time.monotonic()
+    for start in range(0, len(rows), 4):
+        images = [v for p, *_ in rows[start : start + 4] for v in training_views(load_image(p), MULTI_CROP_VIEWS, rng)]
+        for name, value in zip(out, session.run(None, {"input": preprocess(images, spec)[0]}), strict=True):
+            out[name].append(value.reshape(-1, MULTI_CROP_VIEWS, value.shape[1]))
+    print(f"embedded {len(rows)} x {MULTI_CROP_VIEWS} views in {time.monotonic() - started:.0f}s", flush=True)
+    arrays = {k: np.concatenate(v) for k, v in out.items()}
+    np.savez(path, **arrays)  # type: ignore[arg-type]
+    return arrays
+
+
+MV = "efficientnet_lite0 multi-view"  # candidates on multi_view_features
+
+
+def _block(pooled: dict[str, np.ndarray], name: str) -> np.ndarray:
+    """One pooled block; `name/l2` L2-normalises each view's vector."""
+    key, _, how = name.partition("/")
+    block = pooled[key]
+    return block / np.linalg.norm(block, axis=-1, keepdims=True) if how == "l2" else block
 
 
 def draw(rows: list[tuple[Path, int, str, str]], n_labels: int, per_class: int, seed: int) -> np.ndarray:
@@ -107,6 +171,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--only", default="", help="score only the recipes whose name contains this")
     args = parser.parse_args()
     if not GROCERY.is_dir():
         print(f"{GROCERY} is absent: this benchmark needs the shared datasets", file=sys.stderr)
@@ -118,6 +183,7 @@ def main() -> int:
     test = np.array([i for i, r in enumerate(rows) if r[2] == "test"])
     sq, lite = "squeezenet1_1", "efficientnet_lite0"
     both = ["head_avg", "head_max"]
+    pb, l2 = ["pre_avg", "b15_avg"], ["pre_avg/l2", "b15_avg/l2"]
     # (name, backbone, size, pooled blocks, training views, C (None: by CV), CV rule)
     candidates = [
         ("SqueezeNet 224, avg, plain", sq, 224, ["trunk_avg"], [0], None, "min"),
@@ -143,12 +209,24 @@ def main() -> int:
         ("  same, fixed C = 0.01", lite, 384, ["pre_avg", "b15_avg"], [0, 1], 0.01, "min"),
         ("  same, fixed C = 0.1", lite, 384, ["pre_avg", "b15_avg"], [0, 1], 0.1, "min"),
         ("  same, fixed C = 1", lite, 384, ["pre_avg", "b15_avg"], [0, 1], 1.0, "min"),
-        ("  same, C by CV, one-standard-error rule (shipped)", lite, 384, ["pre_avg", "b15_avg"], [0, 1], None, "1se"),
+        ("  same, C by CV, one-standard-error rule", lite, 384, ["pre_avg", "b15_avg"], [0, 1], None, "1se"),
+        ("  same, 3 views: + centre crop", MV, 384, pb, [0, 1, 2], None, "1se"),
+        ("  same, 4 views: + centre crops of image and mirror", MV, 384, pb, [0, 1, 2, 3], None, "1se"),
+        ("  same, 6 views: + top-left, bottom-right crops", MV, 384, pb, list(range(6)), None, "1se"),
+        ("  same, 8 views: + the mirror's corners (shipped, 25 photos)", MV, 384, pb, list(range(8)), None, "1se"),
+        ("  same, 8 views, lowest-loss rule", MV, 384, pb, list(range(8)), None, "min"),
+        ("  same, 8 views, each block L2-normalised", MV, 384, l2, list(range(8)), None, "1se"),
+        ("  same, 2 views, each block L2-normalised", MV, 384, l2, [0, 1], None, "1se"),
+        ("  same, 2 views (image + mirror) through ONNX Runtime", MV, 384, pb, [0, 1], None, "1se"),
     ]
     table = []
     for name, backbone, size, blocks, views, c_fixed, rule in candidates:
-        pooled = features(backbone, size, rows, args.threads)
-        feats = np.concatenate([pooled[b] for b in blocks], -1)
+        if args.only not in name:
+            continue
+        pooled = (
+            multi_view_features(rows, args.threads) if backbone == MV else features(backbone, size, rows, args.threads)
+        )
+        feats = np.concatenate([_block(pooled, b) for b in blocks], -1)
         result: dict[str, object] = {"recipe": name.strip()}
         for per_class in (5, 15):
             accs, cs = [], []

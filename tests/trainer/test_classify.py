@@ -39,6 +39,18 @@ def test_folded_head_equals_sklearn_on_standardised_inputs() -> None:
     np.testing.assert_allclose(fit.predict_proba(x), reference, atol=1e-4)
 
 
+def test_fewer_rows_than_dimensions_solve_the_same_problem() -> None:
+    """Below as many rows as dimensions the head is fitted in the rows' span (SVD coordinates); its probabilities
+    must be those of sklearn's fit in all 300 dimensions, solved tightly."""
+    from sklearn.linear_model import LogisticRegression
+
+    x, y, groups = _blobs(6, 3, 300, 2, seed=8)  # 36 rows, 300 dimensions
+    fit = fit_logistic_head(x, y, groups, 3, seed=0, c=0.05)
+    z = (x - x.mean(0)) / (x.std(0) + 1e-6)
+    exact = LogisticRegression(C=0.05, class_weight="balanced", max_iter=10000, tol=1e-10).fit(z, y)
+    np.testing.assert_allclose(fit.predict_proba(x), exact.predict_proba(z), atol=2e-3)
+
+
 def test_two_labels_give_proper_probabilities() -> None:
     from sklearn.linear_model import LogisticRegression
 
@@ -146,3 +158,43 @@ def test_default_train_needs_no_flags_and_no_network(
     assert not any("RANDOM" in w for w in out["warnings"])
     assert out["metrics"]["accuracy"] >= 0.9  # two flat colours: pretrained features separate them
     assert not (tmp_path / "empty-cache").exists()  # nothing was fetched or cached
+
+
+def test_training_views_are_the_image_its_mirror_and_fixed_crops() -> None:
+    from trainer.classify import CROP_SHARE, MULTI_CROP_VIEWS, training_views
+
+    image = np.arange(50 * 40 * 3, dtype=np.uint32).reshape(50, 40, 3).astype(np.uint8)
+    rng = np.random.default_rng(0)
+    views = training_views(image, MULTI_CROP_VIEWS, rng)
+    assert len(views) == MULTI_CROP_VIEWS == 8
+    assert views[0] is image and np.array_equal(views[1], image[:, ::-1])
+    h, w = round(50 * CROP_SHARE), round(40 * CROP_SHARE)
+    assert all(v.shape == (h, w, 3) for v in views[2:])
+    assert np.array_equal(views[2], image[5 : 5 + h, 4 : 4 + w])  # the centre
+    assert np.array_equal(views[4], image[:h, :w]) and np.array_equal(views[5], image[50 - h :, 40 - w :])
+    assert np.array_equal(views[6], image[:, ::-1][:h, :w])  # the mirror's top-left
+    assert [v.shape for v in training_views(image, 2, rng)] == [image.shape, image.shape]
+    assert len(training_views(image, 10, rng)) == 10  # random augmentations beyond the fixed views
+
+
+def test_views_follow_the_budget_and_zone_crops_keep_image_and_mirror() -> None:
+    from trainer.recipes.classification import views_for
+
+    assert views_for(25, None) == 8  # 5 photos per class of 5 labels
+    assert views_for(75, None) == 2 and views_for(500, None) == 2
+    assert views_for(50, None) == 4
+    assert views_for(25, None, zones=True) == 2
+    assert views_for(75, 5) == 5
+
+
+def test_zone_crops_keep_their_shape_at_fewer_pixels() -> None:
+    from trainer.classify import ZONE_INPUT_PIXELS, input_spec_for
+
+    whole = input_spec_for("efficientnet_lite0", None)
+    assert (whole.width, whole.height) == (384, 384)
+    row = input_spec_for("efficientnet_lite0", None, zone_aspect=1280 / 180)  # the demo shelf's rows
+    assert (row.width, row.height) == (768, 128) and row.width * row.height <= ZONE_INPUT_PIXELS
+    square = input_spec_for("efficientnet_lite0", None, zone_aspect=1.0)
+    assert square.width == square.height == 320
+    assert input_spec_for("efficientnet_lite0", 224, zone_aspect=7.0).width == 224  # a given size wins
+    assert input_spec_for("squeezenet1_1", None, zone_aspect=7.0).width == 224  # Lite0 only

@@ -288,6 +288,34 @@ def test_zone_crops_train_a_low_stock_classifier(tmp_path: Path, capsys: pytest.
         read_zones(str(tmp_path / "bad.yaml"))
 
 
+def test_lite0_zone_crops_keep_their_shape_through_export(tmp_path: Path) -> None:
+    """EfficientNet-Lite0 zone crops with no --input-size: the input takes the crops' shape (two 1 x 0.2 rows of a
+    square photo: aspect 5) at about ZONE_INPUT_PIXELS, and the exported ONNX model, its parity check and the
+    device's runtime all use that rectangle."""
+    from edge.config.model import ZoneConfig
+    from edge.runtime.wrappers import load_model
+    from trainer.classify import ZONE_INPUT_PIXELS
+
+    zones = [
+        ZoneConfig(id="top", polygon=[(0.0, 0.0), (1.0, 0.0), (1.0, 0.2), (0.0, 0.2)]),
+        ZoneConfig(id="low", polygon=[(0.0, 0.8), (1.0, 0.8), (1.0, 1.0), (0.0, 1.0)]),
+    ]
+    ds = half_empty_shelves(tmp_path, 10)
+    spec = _spec(tmp_path, tmp_path / "b", backbone="efficientnet_lite0", input_size=None, zones=zones, int8=False)
+    result = run_training(spec, dataset=ds)
+    manifest = verify_bundle(result.bundle_dir, [str(tmp_path / "keys" / "bundle-signing.pub")])
+    width, height = manifest.input.width, manifest.input.height
+    assert width > 2 * height and width % 32 == 0 and height % 32 == 0
+    assert 0.8 * ZONE_INPUT_PIXELS <= width * height <= 1.2 * ZONE_INPUT_PIXELS
+    session = ort.InferenceSession(str(result.bundle_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape[2:] == [height, width]
+    assert result.report["parity"]["passed"]
+    model = load_model(result.bundle_dir, engine="onnxruntime", threads=2)
+    crop = np.full((40, 200, 3), 128, np.uint8)
+    predicted = model.predict_batch([crop])[0]
+    assert not isinstance(predicted, list) and predicted.label in manifest.labels
+
+
 @pytest.mark.slow
 def test_int8_by_default_is_gated_on_the_evaluation_images(trained: tuple[TrainResult, Path, list[Progress]]) -> None:
     """With NNCF installed a run exports INT8 unasked, scores it on the test images through the device runtime,

@@ -39,13 +39,24 @@ MAX_PARITY_IMAGES = 16
 MAX_CALIBRATION_IMAGES = 300
 
 
-def views_for(n_train: int, requested: int | None) -> int:
-    """Views per training image (trainer.classify.training_views): the image and its mirror unless asked for more."""
+# Views embedded per run when the images are few (about what 25 photos x 8 views cost): the extra crop views help
+# most where there are fewest photos, and a run of 75 photos keeps image + mirror (its 60 s budget).
+VIEW_BUDGET = 200
+
+
+def views_for(n_images: int, requested: int | None, zones: bool = False) -> int:
+    """Views per training image (trainer.classify.training_views): what `requested` says, else image + mirror for
+    zone crops (a crop of a zone can cut off the gap it is labelled by), else as many of the fixed multi-crop views
+    as VIEW_BUDGET allows for `n_images`, at least image + mirror."""
+    from trainer.classify import MULTI_CROP_VIEWS
+
     if requested:
         return max(1, requested)
-    # Measured on grocery5 test/ (docs/TRAINING.md): the mirror adds 2-3 points; random crops and colour jitter on
-    # top of it added nothing at 15 per class and cost embedding time.
-    return 2
+    if zones:
+        return 2
+    # Measured on grocery5 test/ (docs/TRAINING.md): 8 views at 5 photos per class +4 points over image + mirror;
+    # at 15 per class no gain, so the budget keeps those runs at 2 views.
+    return min(MULTI_CROP_VIEWS, max(2, VIEW_BUDGET // max(1, n_images)))
 
 
 @dataclass
@@ -91,7 +102,7 @@ class ClassificationRecipe:
         """Samples (tags or zone crops), the hold-out split; then the backbone with its weights."""
         from trainer.backbones import build_backbone
         from trainer.classify import Embedder, input_spec_for, seed_everything
-        from trainer.data import classification_samples, dataset_sha256, split_classification
+        from trainer.data import classification_samples, dataset_sha256, sample_image, split_classification
 
         spec = self.spec
         labels, samples, warnings = classification_samples(dataset, spec.zones)
@@ -108,7 +119,11 @@ class ClassificationRecipe:
         assert self._weights is not None
         if self._weights.warning:
             progress(0.9, f"WARNING: {self._weights.warning}")  # the job status shows it while training
-        self._input_spec = input_spec_for(spec.backbone, spec.input_size)
+        aspect = None
+        if spec.zones:
+            shapes = [sample_image(s, self._images).shape for s in items[:: max(1, len(items) // 24)]]
+            aspect = float(np.median([w / max(1, h) for h, w, *_ in shapes]))
+        self._input_spec = input_spec_for(spec.backbone, spec.input_size, aspect)
         self._embedder = Embedder(backbone).eval()
         return TaskData(
             labels=labels,
@@ -156,7 +171,7 @@ class ClassificationRecipe:
         spec = self.spec
         pool = data.pool or train + val
         assert self._embedder is not None and self._weights is not None
-        views = views_for(len(pool), spec.views)
+        views = views_for(len(pool), spec.views, zones=bool(spec.zones))
         images: list[np.ndarray] = []
         for item in pool:
             progress.check()
