@@ -2,11 +2,12 @@
 
 Few images cannot retrain a network, but a pretrained backbone already separates most things a shelf camera
 sees; what is left is a linear decision on its embedding. So: every training image is seen as `views` views (the
-plain image plus random shelf-plausible augmentations), each view is embedded once by the frozen backbone, and a
-class-balanced, L2-regularised softmax layer is trained on the cached embeddings (full batch; one epoch is one
-optimisation step, so it takes milliseconds). Early stopping picks the epoch with the lowest validation loss; the
-head is then refitted on train + validation for that many epochs, because with 15 images every image counts.
-Embeddings are standardised while training and the standardisation is folded into the exported linear layer.
+image, its mirror and, for small sets, fixed 80% crops: `training_views`), each view is embedded once by the
+frozen backbone, and a class-balanced L2 logistic regression is fitted on the cached embeddings, its strength
+chosen by grouped cross-validation on the training images (`fit_logistic_head`; all views of a photo in one
+fold). `--epochs N` trains the earlier softmax layer instead (early stopping on validation, then a refit on
+train + validation). Embeddings are standardised while fitting and the standardisation is folded into the
+exported linear layer.
 
 Embedding: SqueezeNet 1.1 uses the global average of `features` (512); the MobileNetV3s also keep their
 pretrained `classifier[0:2]` (Linear + Hardswish: 1024 / 1280), which is part of what ImageNet taught them.
