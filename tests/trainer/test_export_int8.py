@@ -47,8 +47,13 @@ def test_int8_quantises_the_convolutions_and_keeps_the_head_fp32(tmp_path: Path)
     heads = [op for op in ops if op.get_type_name() == "MatMul"]
     assert heads
     for head in heads:
-        for value in head.input_values():
-            assert _producer(value).get_type_name() != "FakeQuantize", f"{head.get_friendly_name()} input quantised"
+        embedding, weights = (_producer(v) for v in head.input_values())
+        # FP32 weights are a plain f32 constant (quantised ones: int8 constant -> Convert -> Multiply by a scale)
+        assert weights.get_type_name() == "Constant", f"{head.get_friendly_name()} weights: {weights.get_type_name()}"
+        assert weights.get_output_element_type(0).get_type_name() == "f32"
+        # the embedding reaches the head unquantised, also through the concatenation of its two branches
+        inputs = [_producer(v) for v in embedding.input_values()] if embedding.get_type_name() == "Concat" else []
+        assert all(p.get_type_name() != "FakeQuantize" for p in [embedding, *inputs]), "the head's input is quantised"
 
 
 def _producer(value: object) -> object:
