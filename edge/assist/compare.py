@@ -3,7 +3,7 @@
 Hold-out projects: the images are the project's test split (images the store's split puts in `test`, annotated)
 plus the inbox frames a person reviewed (annotated); both versions run through edge.runtime (never torch).
 
-Cross-validated projects (the new bundle's `evaluation.method` is `kfold`: it has no test split, and its shipped
+Cross-validated projects (no test split, and the new bundle's `evaluation.method` is `kfold`: its shipped
 model trained on every image, so scoring it on the project's images would grade it on its own training set): the
 images are the annotated images added since the running version was installed (so the running version never
 trained on them; reviewed inbox frames are among them) that the new run's folds tested. The new version's answer
@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from edge.datasets.imaging import decode_image
+from edge.assist.room import photo
 from edge.datasets.model import Box
 from edge.errors import ShelfwatchError
 from edge.runtime.postprocess import Detection
@@ -131,11 +131,6 @@ def score_rows(task: str, rows: Sequence[dict[str, Any]], records: Sequence[Imag
     return map50(predictions, [r.boxes for r in records])
 
 
-def _pixels(store: DatasetStore, record: ImageRecord) -> np.ndarray:
-    path = store.image_path(record.id)
-    return decode_image(path.read_bytes(), path.name, max_pixels=store.rules.max_pixels)[1]
-
-
 def _iou(a: tuple[float, float, float, float], b: Box) -> float:
     ix = max(0.0, min(a[2], b.x2) - max(a[0], b.x1))
     iy = max(0.0, min(a[3], b.y2) - max(a[1], b.y1))
@@ -189,7 +184,7 @@ def score(model: Any, store: DatasetStore, records: Sequence[ImageRecord]) -> fl
     """The model's headline metric on these images (accuracy or mAP@0.5); None without images."""
     if not records:
         return None
-    pixels = [_pixels(store, r) for r in records]
+    pixels = [photo(store, r.id) for r in records]
     if model.task == "classification":
         results = model.predict_batch(pixels)
         hits = [
@@ -212,15 +207,13 @@ def compare(
 ) -> Comparison | None:
     """Both versions' metric on the project's comparison images; None when there are no such images.
 
-    A k-fold bundle is compared on the images added since `running_installed` (the running version's install time)
-    with its out-of-fold predictions; without that time, or without such images, there is no comparison."""
-    rows = out_of_fold_rows(new_dir)
-    counts: dict[str, Any]
-    if rows is None:
-        records, n_test, n_inbox = evaluation_images(store, project_id)
-        counts = {"test_images": n_test, "inbox_images": n_inbox}
-        counts["images_from"] = f"test split {n_test}, reviewed inbox {n_inbox}"
-    else:
+    Without a test split, a k-fold bundle is compared on the images added since `running_installed` (the running
+    version's install time) with its out-of-fold predictions; without that time, or such images, not at all."""
+    records, n_test, n_inbox = evaluation_images(store, project_id)
+    counts: dict[str, Any] = {"test_images": n_test, "inbox_images": n_inbox}
+    counts["images_from"] = f"test split {n_test}, reviewed inbox {n_inbox}"
+    rows = None if n_test else out_of_fold_rows(new_dir)  # a test split, when the project has one, comes first
+    if rows is not None:
         if running_dir is None or running_installed is None:
             return None
         records, n_inbox = fold_images(store, project_id, rows, running_installed)

@@ -1,6 +1,8 @@
 """The store side of assisted labelling: suggestions, similarity to labelled examples, accept, queue order, inbox.
 
 Each function opens one store transaction (DatasetStore.assist_tx) and calls edge.store.assist_rows in it.
+Similarity: an image's (the classification bundle's embedding, `similar`) and each suggested box's (its appearance,
+edge.assist.appearance, against the project's human-drawn boxes of each label).
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from edge.assist import appearance
 from edge.assist.suggest import Suggestion
+from edge.datasets.imaging import decode_image
 from edge.datasets.model import Box
 from edge.errors import AnnotationError, NotFoundError
 from edge.store import DatasetStore, assist_rows
@@ -20,6 +24,13 @@ from edge.store.records import Annotations, ImageRecord
 
 TOP_K = 3  # a label's similarity = the mean cosine to its TOP_K most similar labelled examples
 QueueOrder = Literal["uncertainty", "similarity"]
+BOX_EXAMPLES = appearance.ExampleCache()
+
+
+def photo(store: DatasetStore, image_id: int) -> np.ndarray:
+    """The image's pixels (BGR), decoded within the store's pixel limit."""
+    path = store.image_path(image_id)
+    return decode_image(path.read_bytes(), path.name, max_pixels=store.rules.max_pixels)[1]
 
 
 def save(store: DatasetStore, image_id: int, suggestion: Suggestion) -> None:
@@ -85,6 +96,38 @@ def similar(store: DatasetStore, project_id: int, record: SuggestionRecord) -> d
     if record.embedding is None:
         return None
     return _similar(record.embedding, record.image_id, _examples(store, project_id, record.version))
+
+
+def box_examples(store: DatasetStore, project_id: int) -> dict[str, list[tuple[int, np.ndarray]]]:
+    """Per label, (image id, appearance descriptor) of every box a person drew in the project."""
+    from edge.store import image_rows
+
+    with store.assist_tx() as conn:
+        boxed = [r for r in image_rows.all_records(conn, project_id) if r.boxes]
+    out: dict[str, list[tuple[int, np.ndarray]]] = {}
+    for rec in boxed:
+        vectors = BOX_EXAMPLES.of(rec.sha256, lambda rec=rec: photo(store, rec.id), rec.boxes)
+        for box, vector in zip(rec.boxes, vectors, strict=True):
+            if vector is not None:
+                out.setdefault(box.label, []).append((rec.id, vector))
+    return out
+
+
+def box_similar(
+    store: DatasetStore, project_id: int, record: SuggestionRecord, examples: dict[str, Any] | None = None
+) -> list[dict[str, float] | None] | None:
+    """Per suggested box, per label its similarity to that label's drawn boxes (None when no box has a descriptor:
+    a classification suggestion, or one stored before boxes had descriptors)."""
+    if not any(isinstance(b.get("embedding"), list) for b in record.boxes):
+        return None
+    found = box_examples(store, project_id) if examples is None else examples
+    return appearance.similar_boxes(record.boxes, found, record.image_id, TOP_K)
+
+
+def best_box_similarity(sims: Sequence[dict[str, float] | None], boxes: Sequence[dict[str, Any]]) -> float | None:
+    """The highest similarity of a suggested box to the drawn boxes of its own label."""
+    values = [s[b["label"]] for s, b in zip(sims, boxes, strict=True) if s and b["label"] in s]
+    return max(values, default=None)
 
 
 def _iou(a: Box, b: Box) -> float:
@@ -180,7 +223,9 @@ def queue(
 ) -> tuple[list[ImageRecord], int, dict[int, str], dict[int, float]]:
     """One page of the project's images for review, with inbox reasons and (order=similarity) each image's best
     similarity. uncertainty: smallest margin first (images without a suggestion last); similarity: most similar
-    to a labelled example first (no embedding last); None: newest first."""
+    to a labelled example first (an image's embedding, else its best box's appearance; neither: last); None: newest
+    first."""
+    drawn = box_examples(store, project_id) if order == "similarity" else {}  # decoded outside the transaction
     with store.assist_tx() as conn:
         rows = assist_rows.candidates(conn, project_id, tagged=tagged, inbox=inbox)
         ids = [r[0] for r in rows]
@@ -195,6 +240,12 @@ def queue(
                 sims = _similar(np.frombuffer(blob, dtype=np.float32), image_id, examples[version])
                 if sims:
                     best[image_id] = max(sims.values())
+            for image_id in ids:
+                record = assist_rows.get(conn, image_id) if image_id not in best else None
+                per_box = None if record is None else box_similar(store, project_id, record, drawn)
+                value = None if per_box is None or record is None else best_box_similarity(per_box, record.boxes)
+                if value is not None:
+                    best[image_id] = value
             ids = sorted(ids, key=lambda i: (i not in best, -best.get(i, 0.0), -i))
         total = len(ids)
         start = (max(1, page) - 1) * page_size

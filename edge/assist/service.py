@@ -22,7 +22,6 @@ import numpy as np
 
 from edge.assist import room
 from edge.assist.suggest import suggest
-from edge.datasets.imaging import decode_image
 from edge.errors import ConflictError, ShelfwatchError, StoreError
 from edge.timestamps import utc_now_iso
 
@@ -129,11 +128,6 @@ class Assistant:
                 self._loaded = (version, model)
             return self._loaded[1]
 
-    def _pixels(self, image_id: int) -> np.ndarray:
-        path = self.store.image_path(image_id)
-        max_pixels = self.store.rules.max_pixels
-        return decode_image(path.read_bytes(), path.name, max_pixels=max_pixels)[1]
-
     def suggest_ids(self, ids: list[int], active: ActiveVersion, progress: Callable[[int], None] | None = None) -> int:
         """Compute and keep suggestions for these images with the active version; returns how many were stored."""
         model = self.model(active.version)
@@ -143,7 +137,7 @@ class Assistant:
             pixels: list[tuple[int, np.ndarray]] = []
             for image_id in chunk:
                 try:
-                    pixels.append((image_id, self._pixels(image_id)))
+                    pixels.append((image_id, room.photo(self.store, image_id)))
                 except (OSError, ShelfwatchError) as err:  # deleted meanwhile, or unreadable: skip it
                     log.warning("no suggestion for image %s: %s", image_id, err)
             for (image_id, _), suggestion in zip(pixels, suggest(model, [p for _, p in pixels]), strict=True):

@@ -3,7 +3,9 @@ embedding when the bundle exports one (manifest `outputs.embedding`, the name of
 
 Classification: every label with its probability, best first; margin = best - second best. Detection: the boxes
 scoring at least SUGGEST_FLOOR (below the model's threshold too, so a person sees what the model almost found),
-best first; margin = the smallest distance of a box score to the model's score threshold (1.0 without boxes).
+best first, each with its appearance descriptor (`embedding`, edge.assist.appearance: detection bundles export no
+embedding; kept with the suggestion, never sent to a client); margin = the smallest distance of a box score to the
+model's score threshold (1.0 without boxes).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from edge.assist.appearance import descriptor, encode
 from edge.runtime.preprocess import preprocess
 from edge.runtime.wrappers import ClassificationModel, DetectionModel, as_bgr
 
@@ -95,6 +98,7 @@ def suggest(model: ClassificationModel | DetectionModel, images_bgr: Sequence[np
                 "y1": round(float(d.bbox[1]), 5),
                 "x2": round(float(d.bbox[2]), 5),
                 "y2": round(float(d.bbox[3]), 5),
+                "embedding": encode(descriptor(images_bgr[i], d.bbox)),
             }
             for d in ranked
         ]

@@ -96,11 +96,12 @@ def get_suggestions(image_id: int) -> Any:
         record = room.get(store, image_id)
         if record is None:
             raise NotFoundError(f"image {image_id} could not be read for suggestions")
-    body: dict[str, Any] = {
-        "model": _model_info(active, record.version),
-        "tags": record.tags,
-        "boxes": record.boxes,
-    }
+    per_box = room.box_similar(store, project_id, record) or [None] * len(record.boxes)
+    boxes = [
+        {k: v for k, v in box.items() if k != "embedding"} | ({"similar": sims} if sims is not None else {})
+        for box, sims in zip(record.boxes, per_box, strict=True)
+    ]
+    body: dict[str, Any] = {"model": _model_info(active, record.version), "tags": record.tags, "boxes": boxes}
     similar = room.similar(store, project_id, record)
     if similar is not None:
         body["similar"] = similar

@@ -227,6 +227,7 @@ def test_edit_then_accept_a_suggested_box(tmp_path: Path, browser: Any, bundles:
             left = next(b for b in above if b["label"] == "empty")
             right = next(b for b in above if b["label"] == "stocked")
 
+            assert page.locator("#sug-box-list tr").count() == 2  # each box above t with its score
             page.keyboard.press("e")
             page.wait_for_selector("#sug-editing")
             assert page.locator("#boxlist li").count() == 2  # now ordinary, unsaved boxes

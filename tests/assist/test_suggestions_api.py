@@ -88,7 +88,8 @@ def test_detection_boxes_by_index_or_all_above_min_score(rig: Rig, bundles: Any)
     body = rig.admin.get(f"/api/v1/images/{image_id}/suggestions").get_json()
     assert body["boxes"][0]["label"] == "empty" and body["boxes"][0]["score"] > 0.9
     assert body["boxes"][0]["x2"] <= 0.5
-    assert set(body["boxes"][0]) == {"label", "score", "x1", "y1", "x2", "y2"}
+    assert set(body["boxes"][0]) == {"label", "score", "x1", "y1", "x2", "y2", "similar"}
+    assert body["boxes"][0]["similar"] == {}  # no box drawn by a person yet: nothing to be similar to
     resp = rig.admin.post(f"/api/v1/images/{image_id}/suggestions/accept", json={"boxes": [0]})
     assert len(resp.get_json()["boxes"]) == 1
     assert rig.admin.post(f"/api/v1/images/{image_id}/suggestions/accept", json={"boxes": [99]}).status_code == 400
@@ -131,3 +132,49 @@ def test_bulk_suggest_with_progress_then_accept_all_above_and_queue_orders(rig: 
     assert resp.get_json()["images"] == 6
     tagged = {i: rig.store.get_image(i).tags for i in ids}
     assert all(tagged[i] == ["red"] for i in ids[:4]) and all(tagged[i] == ["green"] for i in ids[4:])
+
+
+def shelf_jpeg(gap_bgr: tuple[int, int, int], seed: int, width: int = 160, height: int = 120) -> bytes:
+    """A shelf photo: the left half a dark gap of one colour, the right half bright stock (with noise)."""
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    image = np.empty((height, width, 3), np.float32)
+    image[:, : width // 2] = gap_bgr
+    image[:, width // 2 :] = (215, 220, 225)
+    image = np.clip(image + rng.normal(0, 8, image.shape), 0, 255).astype(np.uint8)
+    ok, buf = cv2.imencode(".jpg", image)
+    assert ok
+    return buf.tobytes()
+
+
+def test_each_suggested_box_has_a_similarity_to_the_drawn_boxes_and_orders_the_queue(rig: Rig, bundles: Any) -> None:
+    from edge.datasets.model import Box
+
+    labels(rig, "empty", "stocked")
+    activate(rig, bundles.detector)
+    blue_gap, red_gap = (90, 25, 20), (20, 25, 90)  # BGR: both dark, so the detector calls both "empty"
+    drawn = upload(rig, [shelf_jpeg(blue_gap, 1), shelf_jpeg(blue_gap, 2)])
+    for image_id in drawn:  # a person drew the blue gaps
+        rig.store.set_annotations(image_id, [], [Box("empty", 0.02, 0.05, 0.48, 0.95)])
+    like, unlike = upload(rig, [shelf_jpeg(blue_gap, 3), shelf_jpeg(red_gap, 4)])
+
+    def gap_and_stock(image_id: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        body = rig.admin.get(f"/api/v1/images/{image_id}/suggestions").get_json()
+        assert all("embedding" not in b for b in body["boxes"])  # the descriptor stays on the device
+        assert "similar" not in body  # a detection bundle exports no image embedding
+        above = [b for b in body["boxes"] if b["score"] >= body["threshold"]]
+        gap = next(b for b in above if b["label"] == "empty" and b["x2"] < 0.5)
+        stock = next(b for b in above if b["label"] == "stocked" and b["x1"] > 0.5)
+        return gap, stock
+
+    gap, stock = gap_and_stock(like)
+    assert set(gap["similar"]) == {"empty"}  # only "empty" has drawn boxes
+    assert gap["similar"]["empty"] > 0.9 and gap["similar"]["empty"] > stock["similar"]["empty"] + 0.2
+    other_gap, _ = gap_and_stock(unlike)
+    assert gap["similar"]["empty"] > other_gap["similar"]["empty"] + 0.1  # a gap of another colour is less alike
+
+    queue = rig.admin.get("/api/v1/images?order=similarity&tagged=false").get_json()
+    assert [item["id"] for item in queue["items"]] == [like, unlike]
+    assert queue["items"][0]["similarity"] == gap["similar"]["empty"]
