@@ -116,7 +116,48 @@ def _train_pipeline(seed: int, dataset: Dataset, args: argparse.Namespace, **spe
         phases = _Phases()
         result = run_training(train_spec, phases, dataset=dataset)
         result.seconds["phases"] = phases.seconds()  # type: ignore[assignment]
-        return result, time.process_time() - cpu0
+        cpu = time.process_time() - cpu0
+        if args.inference_runs:
+            test = [s.path for s in dataset.samples if s.split == "test"] or [s.path for s in dataset.samples]
+            result.seconds["inference"] = device_inference(result.bundle_dir, test, args.inference_runs)  # type: ignore[assignment]
+        return result, cpu
+
+
+def device_inference(bundle_dir: Path, images: list[Path], runs: int, threads: int = 2) -> dict[str, float]:
+    """What the device pays per image for the bundle (ONNX Runtime, `threads` intra-op threads): median wall and
+    process-CPU milliseconds of one predict call (the device's preprocessing, the model, its decode with NMS) and
+    of the model alone, over `runs` calls on different photos after warm-up calls."""
+    from edge.runtime.preprocess import preprocess
+    from edge.runtime.wrappers import DetectionModel, load_model
+    from trainer.data import load_image
+
+    model = load_model(bundle_dir, engine="onnxruntime", threads=threads, batch_budget_ms=None)
+    assert isinstance(model, DetectionModel)
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(bundle_dir / "model.onnx"), options, providers=["CPUExecutionProvider"])
+    photos = [load_image(images[i % len(images)]) for i in range(runs)]
+    walls, cpus, model_walls = [], [], []
+    for i, photo in enumerate([photos[0]] * 3 + photos):
+        w0, c0 = time.perf_counter(), time.process_time()
+        model.predict_batch([photo], score_threshold=0.25)
+        wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+        tensor, _ = preprocess([photo], model.manifest.input)
+        w0 = time.perf_counter()
+        session.run(None, {"input": tensor})
+        if i >= 3:
+            walls.append(wall)
+            cpus.append(cpu)
+            model_walls.append(time.perf_counter() - w0)
+    return {
+        "ms_per_image": round(statistics.median(walls) * 1000, 2),
+        "cpu_ms_per_image": round(statistics.median(cpus) * 1000, 2),
+        "model_ms_per_image": round(statistics.median(model_walls) * 1000, 2),
+        "threads": threads,
+        "runs": runs,
+    }
 
 
 class _Phases:
@@ -186,13 +227,17 @@ def run_all_kfold(seed: int, labels: list[str], samples: list[Sample], args: arg
         groups[Path(s.name).name.split("_jpg.rf.")[0]].append(s)
     rng = random.Random(seed)
     dataset = Dataset(labels=[LabelInfo(n) for n in labels])
-    for key in sorted(groups):
-        dataset.samples.append(replace(rng.choice(sorted(groups[key], key=lambda s: s.name)), split=None))
-    result, cpu = _train_pipeline(seed, dataset, args, evaluation="kfold", folds=5)
+    if args.kfold_train:  # the 15 training photos alone, as the studio's Train button gets them: auto = k-fold
+        picked = split_by_photo(samples, args.train_photos, seed)[0]
+    else:
+        picked = [rng.choice(sorted(groups[key], key=lambda s: s.name)) for key in sorted(groups)]
+    dataset.samples.extend(replace(s, split=None) for s in picked)
+    folds = {} if args.kfold_train else {"evaluation": "kfold", "folds": 5}
+    result, cpu = _train_pipeline(seed, dataset, args, **folds)
     evaluation = result.metrics["evaluation"]
     return {
         "seed": seed,
-        "mode": "kfold-all",
+        "mode": "kfold-train" if args.kfold_train else "kfold-all",
         "photos": len(dataset.samples),
         "folds": evaluation.get("folds"),
         "map50": result.metrics["map50"],
@@ -275,7 +320,15 @@ def main() -> int:
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     parser.add_argument(
+        "--inference-runs", type=int, default=0, help="time N device predict calls on the bundle (2 ORT threads)"
+    )
+    parser.add_argument(
         "--all-kfold", action="store_true", help="all 84 photos, 5-fold cross-validation by photo (the pipeline's)"
+    )
+    parser.add_argument(
+        "--kfold-train",
+        action="store_true",
+        help="only the --train-photos photos, no test split: the pipeline's default (k-fold below 50 photos)",
     )
     parser.add_argument("--backbone", default=None, help="default: the one --weights belongs to, else train's default")
     parser.add_argument(
@@ -291,7 +344,7 @@ def main() -> int:
         torch.set_num_threads(args.threads)
     labels, samples = read_empty_shelf(DATASET)
     runs = []
-    if args.all_kfold:
+    if args.all_kfold or args.kfold_train:
         for seed in args.seeds:
             r = run_all_kfold(seed, labels, samples, args)
             runs.append(r)
@@ -314,7 +367,8 @@ def main() -> int:
             f"R {r['recall']:.2f} F1 {r['f1']:.2f} @ {r['score_threshold']:.2f}  ({r['train_images']} train, "
             f"{r['test_images']} test photos, {r['test_boxes']} boxes)  "
             f"train {s['train']:.1f} s  export {s['export']:.1f} s  evaluate {s['evaluate']:.1f} s  "
-            f"total {s['total']:.1f} s (cpu {s['cpu']:.1f} s)",
+            f"total {s['total']:.1f} s (cpu {s['cpu']:.1f} s)"
+            + (f"  device {s['inference']['ms_per_image']:.1f} ms/image" if "inference" in s else ""),
             flush=True,
         )
     summary = {
