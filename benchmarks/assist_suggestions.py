@@ -80,10 +80,15 @@ def classification(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     }
 
 
-def deploy(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+def deploy(args: argparse.Namespace, tmp: Path, cross_validated: bool = False) -> dict[str, Any]:
     """A version trained on shuffled labels against the running, honestly trained one, on the same images: the
-    store holds the 75 training photos and grocery5 test/ as its test split; the deploy decision is the device's."""
+    store holds the 75 training photos and grocery5 test/ as its test split; the deploy decision is the device's.
+
+    cross_validated (`deploy-kfold`): a project without a test split. grocery5 test/ (105 photos of other visits)
+    is added after the running version is installed, untagged-split; the shuffled version trains on all 180 photos
+    (k-fold), so the device compares its out-of-fold predictions with the running version on those 105."""
     import random
+    import time
     from dataclasses import replace
 
     from benchmarks.train_classification import GROCERY, pick
@@ -100,6 +105,11 @@ def deploy(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     private, public = ensure_keys(tmp / "keys")
     good = pick(0, 15)
     shuffled = pick(0, 15)
+    test = read_dataset(GROCERY / "test", "folders")
+    for s in test.samples:
+        s.split = None if cross_validated else s.split
+    if cross_validated:
+        shuffled.samples += test.samples
     labels = [s.tags[0] for s in shuffled.samples]
     random.Random(0).shuffle(labels)
     shuffled.samples = [replace(s, tags=[label]) for s, label in zip(shuffled.samples, labels, strict=True)]
@@ -117,22 +127,24 @@ def deploy(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     for s in good.samples:
         record = store.add_image(s.path.read_bytes(), filename=s.name)
         store.set_annotations(record.id, s.tags, [])
-    test = read_dataset(GROCERY / "test", "folders")
-    for s in test.samples:
-        record = store.add_image(s.path.read_bytes(), filename=s.name, split="test")
-        store.set_annotations(record.id, s.tags, [])
     repo = ModelRepository(tmp / "models", [str(public)])
     running = repo.install(bundles["good"].bundle_dir, activate=True, project=1)
+    time.sleep(1.1)  # install and image times count seconds: the photos below come after it
+    for s in test.samples:
+        record = store.add_image(s.path.read_bytes(), filename=s.name, split="auto" if cross_validated else "test")
+        store.set_annotations(record.id, s.tags, [])
     new = repo.install(bundles["shuffled"].bundle_dir, activate=False, project=1)
+    installed = next(r["installed"] for r in repo.list_versions(project=1) if r["version"] == running.version)
 
     def loader(path: Path) -> Any:
         return load_model(path, engine="onnxruntime", threads=args.threads, batch_budget_ms=None)
 
-    result = compare(store, 1, "accuracy", repo.path_of(new.version), repo.path_of(running.version), loader)
+    result = compare(store, 1, "accuracy", repo.path_of(new.version), repo.path_of(running.version), loader, installed)
     assert result is not None
     decision = decide_deployment(new.version, new.metrics, "accuracy", 0.85, comparison=result.as_dict())
     return {
-        "benchmark": "deploy only when better: shuffled labels vs the running version, grocery5",
+        "benchmark": "deploy only when better: shuffled labels vs the running version, grocery5"
+        + (" (cross-validated project)" if cross_validated else ""),
         "shuffled_kfold_accuracy": new.metrics.get("accuracy"),
         "comparison": result.as_dict(),
         "activated": decision.activate,
@@ -142,14 +154,14 @@ def deploy(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("task", choices=["classification", "detection", "deploy"])
+    parser.add_argument("task", choices=["classification", "detection", "deploy", "deploy-kfold"])
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-assist-") as tmp:
         if args.task == "classification":
             out = classification(args, Path(tmp))
-        elif args.task == "deploy":
-            out = deploy(args, Path(tmp))
+        elif args.task in ("deploy", "deploy-kfold"):
+            out = deploy(args, Path(tmp), cross_validated=args.task == "deploy-kfold")
         else:
             out = detection(args, Path(tmp))
     print(json.dumps(out))
