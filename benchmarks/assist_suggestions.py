@@ -107,7 +107,7 @@ def deploy(args: argparse.Namespace, tmp: Path, cross_validated: bool = False) -
     shuffled = pick(0, 15)
     test = read_dataset(GROCERY / "test", "folders")
     for s in test.samples:
-        s.split = None if cross_validated else s.split
+        s.split = "auto" if cross_validated else s.split
     if cross_validated:
         shuffled.samples += test.samples
     labels = [s.tags[0] for s in shuffled.samples]
