@@ -453,16 +453,9 @@ class SkillsHub:
         """The build context factory of a camera's skills."""
 
         def make(skill: str) -> BuildContext:
-            return BuildContext(
-                camera=camera,
-                skill=skill,
-                models=self.models,
-                comms=self.comms,
-                data_dir=self.data_dir,
-                webhooks=self.webhooks,
-                inbox=self.inbox,
-                min_overlap=self.min_overlap,
-            )
+            # The hub's services, in BuildContext's field order (camera, skill, models, comms, data_dir, ...).
+            return BuildContext(camera, skill, self.models, self.comms, self.data_dir, self.webhooks, self.inbox,
+                                self.min_overlap)  # fmt: skip
 
         return make
 

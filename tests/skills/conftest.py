@@ -114,16 +114,22 @@ def make_projects(data_dir: Path, bundles: Path, photos: ShelfPhotos) -> Project
     classifier = make_classification_bundle(
         bundles, labels=("red", "green"), version="products-1", name="products", key_dir=bundles / "keys"
     )
+    install_projects(data_dir, detector.bundle_dir, classifier.bundle_dir, detector.public_key)
+    return Projects(data_dir, detector.public_key, detector, classifier)
+
+
+def install_projects(data_dir: Path, detector: Path, classifier: Path, public_key: Path) -> None:
+    """A data dir whose store has the example's projects, shelf-gaps with `detector` installed and products with
+    `classifier`."""
     store = DatasetStore(data_dir)
     try:
         gaps = store.create_project("shelf-gaps", "detection")
         products = store.create_project("products", "classification")
     finally:
         store.close()
-    repo = ModelRepository(data_dir / "models", [str(detector.public_key)])
-    repo.install(detector.bundle_dir, project=gaps.id)
-    repo.install(classifier.bundle_dir, project=products.id)
-    return Projects(data_dir, detector.public_key, detector, classifier)
+    repo = ModelRepository(data_dir / "models", [str(public_key)])
+    repo.install(detector, project=gaps.id)
+    repo.install(classifier, project=products.id)
 
 
 @pytest.fixture
