@@ -209,6 +209,10 @@ def tag_all(page: Any, base: str, shelf: SyntheticShelf, zones: Mapping[str, tup
         page.wait_for_timeout(150)
     page.wait_for_selector("#end-prompt:not([hidden])")
     assert "images are tagged" in page.inner_text("#end-prompt"), page.inner_text("#end-prompt")
+    # The getting-started checklist follows the saves without a reload.
+    page.wait_for_function(
+        "() => document.querySelector('nav.checklist [data-step=tag]').textContent.includes('15 of 15 tagged')"
+    )
     assert undone, "no low row on any photo: nothing to undo"
     return drawn
 
@@ -261,6 +265,7 @@ def train_and_report(page: Any, base: str, shots: Path, epochs: int | None) -> d
         pictures = page.locator("#mistake-tiles figure.mistake img")
         assert pictures.count() == page.locator("#mistake-tiles figure.mistake").count(), "a mistake without its photo"
     assert "/work/" not in page.content() and "/tmp/" not in page.content(), "no trainer machine paths"
+    assert page.locator("dt:text-is('Split') + dd").inner_text().strip(), "the report says how the photos were split"
     shoot(page, shots, "report-1280x800")
     return {"run": run, "report_url": page.url}
 

@@ -54,5 +54,35 @@ const STUDIO = (() => {
     setTimeout(() => el.remove(), 12000);
   }
 
+  // The getting-started checklist follows what the page changes (a capture, a saved tag, zones, a training): one
+  // GET after each burst of changes, never polled. The server leaves it out once every step is done.
+  const checklistNav = document.querySelector("nav.checklist");
+  if (checklistNav) {
+    const rawApi = SW.api;
+    let timer = null;
+    const refresh = async () => {
+      try {
+        const list = await rawApi("GET", "/api/v1/projects/checklist");
+        const links = [...checklistNav.querySelectorAll("a[data-step]")];
+        let next = true;
+        for (const step of list.steps) {
+          const a = links.find((link) => link.dataset.step === step.key);
+          if (!a) continue;
+          a.className = step.done ? "done" : (next ? "next" : "");
+          if (!step.done) next = false;
+          a.firstChild.textContent = `${step.done ? "✓" : links.indexOf(a) + 1} ${step.title} `;
+          const progress = a.querySelector(".progress-text");
+          if (progress) progress.textContent = step.progress;
+        }
+        checklistNav.hidden = !!list.done;
+      } catch (_) { /* the next change tries again */ }
+    };
+    SW.api = async (method, url, ...rest) => {
+      const out = await rawApi(method, url, ...rest);
+      if (method !== "GET") { clearTimeout(timer); timer = setTimeout(refresh, 600); }
+      return out;
+    };
+  }
+
   return { currentProject, setProject, ask, undoToast };
 })();

@@ -116,7 +116,9 @@
       [`Headline (${run.metric})`, fmt(run.headline)],
       ["Deploy threshold", run.deploy_threshold],
     ]);
-    document.getElementById("cm").replaceChildren(confusionTable(m.labels || report.labels, m.confusion_matrix));
+    const cm = document.getElementById("cm");
+    cm.replaceChildren(confusionTable(m.labels || report.labels, m.confusion_matrix));
+    cm.parentElement.hidden = !(m.confusion_matrix && m.confusion_matrix.length);  // a detector has none
     const figs = document.getElementById("figs");
     figs.replaceChildren();
     const files = full.files || [];
