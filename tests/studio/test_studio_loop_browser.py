@@ -252,6 +252,7 @@ def train_and_report(page: Any, base: str, shots: Path, epochs: int | None) -> d
     progress_seen = page.inner_text("#cur-kv")
     assert "null" not in progress_seen
     page.wait_for_selector("#result:not([hidden])", timeout=TRAIN_TIMEOUT_S * 1000)
+    page.wait_for_function("() => document.querySelector('nav.checklist [data-step=train]').classList.contains('done')")
     shoot(page, shots, "training-result-1280x800")
     runs = page.context.request.get(base + "/api/v1/training").json()
     run = (runs.get("items") or runs.get("runs") or runs)[0] if isinstance(runs, dict) else runs[0]

@@ -57,6 +57,7 @@ const STUDIO = (() => {
   // The getting-started checklist follows what the page changes (a capture, a saved tag, zones, a training): one
   // GET after each burst of changes, never polled. The server leaves it out once every step is done.
   const checklistNav = document.querySelector("nav.checklist");
+  let refreshChecklist = () => {};
   if (checklistNav) {
     const rawApi = SW.api;
     let timer = null;
@@ -77,12 +78,14 @@ const STUDIO = (() => {
         checklistNav.hidden = !!list.done;
       } catch (_) { /* the next change tries again */ }
     };
+    refreshChecklist = () => { clearTimeout(timer); timer = setTimeout(refresh, 600); };
     SW.api = async (method, url, ...rest) => {
       const out = await rawApi(method, url, ...rest);
-      if (method !== "GET") { clearTimeout(timer); timer = setTimeout(refresh, 600); }
+      if (method !== "GET") refreshChecklist();
       return out;
     };
   }
 
-  return { currentProject, setProject, ask, undoToast };
+  // A page whose change happens elsewhere (a training run ending) asks for the refresh itself.
+  return { currentProject, setProject, ask, undoToast, refreshChecklist: () => refreshChecklist() };
 })();

@@ -83,6 +83,7 @@
     const box = document.getElementById("result");
     if (!run || !run.has_report && !run.decision && !run.error) { box.hidden = true; return; }
     box.hidden = false;
+    STUDIO.refreshChecklist();  // a new version ticks Train (and Watch, once it runs)
     document.getElementById("res-title").textContent = run.display_name ? `Result: ${run.display_name}` : `Result of the run started ${when(run.created)}`;
     const decision = document.getElementById("res-decision");
     decision.textContent = run.decision || run.error || run.state;
