@@ -148,14 +148,16 @@ class CameraPipeline:
     ) -> None:
         self.camera_id = camera_id
         self.skills = skills
+        self.metrics = metrics or MetricsRegistry()
         # A camera without skills runs its default skill (edge.skills.default): today's rule, today's contract.
-        self.default, self._models = default_runner(camera_id, slot, events, sink, min_overlap, state_refresh_seconds)
+        self.default, self._models = default_runner(
+            camera_id, slot, events, sink, min_overlap, state_refresh_seconds, self.metrics
+        )
         self.source = source
         self.slot = slot
         self.zones_provider = zones
         self.events = events
         self.sink = sink
-        self.metrics = metrics or MetricsRegistry()
         self.fps = fps
         self.min_overlap = min_overlap
         self.zones_refresh_seconds = zones_refresh_seconds

@@ -25,6 +25,7 @@ from edge.skills.runner import SkillRunner
 
 if TYPE_CHECKING:
     from edge.config.model import EventsConfig
+    from edge.pipeline.metrics import MetricsRegistry
     from edge.pipeline.model_slot import ActiveModel, ModelSlot
     from edge.pipeline.zone_state import Transition, ZoneState
 
@@ -114,12 +115,15 @@ def default_runner(
     sink: Any,
     min_overlap: float = 0.5,
     state_refresh_seconds: float = 60.0,
+    metrics: MetricsRegistry | None = None,
 ) -> tuple[SkillRunner, SlotModels]:
-    """A camera's default skill, built (strict) and ready to run, and its model source."""
+    """A camera's default skill, built (strict) and ready to run, and its model source (`metrics`: each block's
+    time goes to shelfwatch_skill_block_ms{skill="default"}, as a configured skill's)."""
     models = SlotModels(slot)
     zone_sink = PipelineZoneSink(camera, sink, models)
 
     def make(skill: str) -> BuildContext:
         return BuildContext(camera=camera, skill=skill, models=models, min_overlap=min_overlap, zone_sink=zone_sink)
 
-    return SkillRunner(camera, [default_skill(events, state_refresh_seconds)], make, strict=True), models
+    skill = default_skill(events, state_refresh_seconds)
+    return SkillRunner(camera, [skill], make, metrics=metrics, strict=True), models

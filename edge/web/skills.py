@@ -11,7 +11,9 @@
   edge.yaml at the next start). A broken edit answers 400 naming the skill, the block and the reason, and the
   running skills keep going. A masked secret (`**********`) keeps the block's current secret.
 - `GET /api/v1/cameras/<camera>/skills/debug` (viewer): the runner's live state: per skill its status (running,
-  idle with the reason, error) and per block `output`, `at`, `ms`, `runs`; webhook queues.
+  idle with the reason, error) and per block `output`, `at`, `ms`, `runs`; webhook queues. A camera without skills
+  shows its pipeline's default skill (edge.skills.default: zone_score -> hysteresis -> mqtt_state/mqtt_event, its
+  zone settings) with `default: true`, `active: false`.
 """
 
 from __future__ import annotations
@@ -162,5 +164,11 @@ def put_skills(camera_id: str) -> Any:
 @bp.get("/api/v1/cameras/<camera_id>/skills/debug")
 @requires("viewer")
 def skills_debug(camera_id: str) -> Any:
-    """Each skill's status and each block's last output, when it came and its time."""
-    return jsonify(_runner(camera_id).debug())
+    """Each skill's status and each block's last output, when it came and its time; a camera without skills shows
+    its built-in default skill (`default: true`)."""
+    runner = _runner(camera_id)
+    if runner.active:
+        return jsonify({**runner.debug(), "default": False})
+    pipeline = current_services().pipelines.get(camera_id)
+    shown = pipeline.default if pipeline is not None else runner
+    return jsonify({**shown.debug(), "active": False, "default": True})

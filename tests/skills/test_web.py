@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import cv2
@@ -17,6 +18,7 @@ from edge.skills.models import ProjectModels
 from edge.skills.runner import SkillsHub
 from tests.skills.conftest import EXAMPLE, ShelfPhotos, make_projects
 from tests.web.conftest import CAMERA_ID, create_admin, make_shelf_images, open_studio
+from tests.web.live_rig import live_rig
 
 WHOLE = Zone("shelf-a", ((0.0, 0.0), (1.0, 0.0), (1.0, 1.0), (0.0, 1.0)), ())
 
@@ -114,3 +116,38 @@ def test_skills_from_edge_yaml_are_shown_and_saved_back_unchanged(rig) -> None:
     runner = hub.runners[CAMERA_ID]
     assert runner.skills[0].hooks["hook"].secret == "literal-secret"
     assert runner.skills[0].config.blocks[2].on == 0.2
+
+
+def test_a_camera_without_skills_shows_its_default_skill_live(tmp_path: Path) -> None:
+    """The debug view of a camera without skills: its pipeline's built-in default skill, block by block with each
+    block's last output, and its block times in /metrics (a real pipeline, detector and Reporter)."""
+    with live_rig(tmp_path) as rig:
+        studio = rig.studio
+        hub = SkillsHub(tmp_path / "data", ProjectModels(None, studio.store, load_model), NullCommunicator(), None)
+        rig.pipeline.skills = hub.runner(CAMERA_ID, None)  # what the agent gives a camera without skills
+        studio.services.skills, studio.services.metrics = hub, rig.pipeline.metrics
+        admin = create_admin(studio.app.test_client())
+        url = f"/api/v1/cameras/{CAMERA_ID}/skills/debug"
+        rig.show(dark=True)
+        deadline = time.monotonic() + 30
+        debug = admin.get(url).json
+        while time.monotonic() < deadline and not (debug["skills"] and debug["skills"][0]["blocks"][1]["output"]):
+            time.sleep(0.2)
+            debug = admin.get(url).json
+        assert debug["default"] is True and debug["active"] is False and debug["last_frame_at"] is not None
+        (skill,) = debug["skills"]
+        assert skill["id"] == "default" and skill["status"] == "running"
+        blocks = {b["id"]: b for b in skill["blocks"]}
+        assert [(b["id"], b["type"]) for b in skill["blocks"]] == [
+            ("score", "zone_score"), ("low", "hysteresis"), ("state", "mqtt_state"), ("event", "mqtt_event"),
+        ]  # fmt: skip
+        assert all(b["runs"] > 0 and b["at"] is not None for b in skill["blocks"])
+        score = blocks["score"]["output"][0]
+        assert 0.0 <= score["value"] <= 1.0 and blocks["low"]["input"] == "score"
+        assert admin.get(f"/api/v1/cameras/{CAMERA_ID}/skills").json["default"] is True
+        page = admin.get(f"/skills/{CAMERA_ID}").get_data(as_text=True)
+        assert "built-in default skill" in page and "equivalent to its zone settings" in page
+        scrape = admin.get("/metrics").get_data(as_text=True)
+        counts = [line for line in scrape.splitlines() if line.startswith("shelfwatch_skill_block_ms_count{")]
+        assert any('skill="default"' in line and 'block="score"' in line for line in counts), counts
+        hub.stop()

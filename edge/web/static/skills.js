@@ -20,9 +20,9 @@
   }
 
   function draw(debug) {
-    document.getElementById("skills-default").hidden = debug.active;
+    document.getElementById("skills-default").hidden = !debug.default;
     document.getElementById("skills-cost").textContent =
-      debug.active ? `models ${debug.model_ms} ms / all ${debug.total_ms} ms` : "";
+      debug.last_frame_at ? `models ${debug.model_ms} ms / all ${debug.total_ms} ms` : "";
     chains.replaceChildren();
     for (const skill of debug.skills) {
       const box = el("div", "skill");
