@@ -1,6 +1,8 @@
 """Per-box similarity for detection: what a box's pixels look like, compared with the boxes people labelled.
 
-A detection bundle exports boxes and scores, no embedding (classification bundles export theirs: the image's
+The fallback for detection bundles that export no feature map (manifest `outputs.feature_map`; newer bundles do,
+and then a box's vector comes from the model, edge.assist.suggest.box_features). Such a bundle exports boxes and
+scores, no embedding (classification bundles export theirs: the image's
 similarity comes from the model, edge.assist.suggest). A box's descriptor here is its appearance in the photo, not
 the model's features: the crop's colour (a hue x saturation histogram weighted by brightness, 32 bins) and its
 layout (the grey crop at 4 x 4, brightness-normalised, 16 values), 48 numbers scaled to unit length, so a dot
@@ -52,22 +54,31 @@ def encode(vector: np.ndarray | None) -> list[float] | None:
     return None if vector is None else [round(float(v), 3) for v in vector]
 
 
+def descriptors(image_bgr: np.ndarray, boxes: Sequence[tuple[float, float, float, float]]) -> list[np.ndarray | None]:
+    """Each box's appearance descriptor."""
+    return [descriptor(image_bgr, b) for b in boxes]
+
+
 class ExampleCache:
-    """Descriptors of labelled boxes, computed once per (file, label, box) and kept for the process."""
+    """Vectors of labelled boxes, computed once per (source, file, label, box) and kept for the process. The source
+    is "appearance" (descriptor) or a detection bundle's version (its feature map, edge.assist.suggest)."""
 
     def __init__(self, limit: int = 20_000) -> None:
         self.limit = limit
-        self._known: dict[tuple[str, str, float, float, float, float], np.ndarray | None] = {}
+        self._known: dict[tuple[str, str, str, float, float, float, float], np.ndarray | None] = {}
         self._lock = threading.Lock()
 
-    def of(self, sha256: str, pixels: Any, boxes: Sequence[Box]) -> list[np.ndarray | None]:
-        """Each box's descriptor; `pixels()` decodes the photo, called only when a box is not known yet."""
-        keys = [(sha256, b.label.casefold(), b.x1, b.y1, b.x2, b.y2) for b in boxes]
+    def of(
+        self, sha256: str, pixels: Any, boxes: Sequence[Box], describe: Any = descriptors, source: str = "appearance"
+    ) -> list[np.ndarray | None]:
+        """Each box's vector; `pixels()` decodes the photo and `describe(image, boxes)` describes the boxes, called
+        only when a box is not known yet."""
+        keys = [(source, sha256, b.label.casefold(), b.x1, b.y1, b.x2, b.y2) for b in boxes]
         with self._lock:
             missing = [k for k in keys if k not in self._known]
         if missing:
             image = pixels()
-            found = {k: descriptor(image, k[2:]) for k in missing}
+            found = dict(zip(missing, describe(image, [k[3:] for k in missing]), strict=True))
             with self._lock:
                 if len(self._known) + len(found) > self.limit:
                     self._known.clear()
@@ -80,21 +91,23 @@ class ExampleCache:
 def similar_boxes(
     boxes: Sequence[dict[str, Any]], examples: dict[str, list[tuple[int, np.ndarray]]], image_id: int, top_k: int
 ) -> list[dict[str, float] | None]:
-    """For each suggested box with a descriptor, per label its mean cosine to that label's `top_k` most similar
-    labelled boxes (boxes of the same image left out)."""
+    """For each suggested box with a vector, per label its mean cosine to that label's `top_k` most similar
+    labelled boxes (boxes of the same image left out; vectors of another length, another source, are skipped)."""
     out: list[dict[str, float] | None] = []
     matrices = {
         label: (np.array([i for i, _ in rows]), np.stack([v for _, v in rows])) for label, rows in examples.items()
     }
     for box in boxes:
         raw = box.get("embedding")
-        if not isinstance(raw, list) or len(raw) != DIMS:
+        if not isinstance(raw, list) or not raw:
             out.append(None)
             continue
         vector = np.asarray(raw, dtype=np.float32)
         sims: dict[str, float] = {}
         for label, (ids, matrix) in sorted(matrices.items()):
             keep = ids != image_id
+            if matrix.shape[1] != len(vector):
+                continue
             if keep.any():
                 cosines = np.sort(matrix[keep] @ vector)[::-1][:top_k]
                 sims[label] = round(float(np.mean(cosines)), 3)

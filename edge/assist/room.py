@@ -1,8 +1,10 @@
 """The store side of assisted labelling: suggestions, similarity to labelled examples, accept, queue order, inbox.
 
 Each function opens one store transaction (DatasetStore.assist_tx) and calls edge.store.assist_rows in it.
-Similarity: an image's (the classification bundle's embedding, `similar`) and each suggested box's (its appearance,
-edge.assist.appearance, against the project's human-drawn boxes of each label).
+Similarity: an image's (the classification bundle's embedding, `similar`) and each suggested box's against the
+project's human-drawn boxes of each label: the detection model's feature map pooled in the box when the bundle
+exports one (the model that suggested, edge.assist.suggest.feature_model), else its appearance
+(edge.assist.appearance).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any, Literal
 import numpy as np
 
 from edge.assist import appearance
-from edge.assist.suggest import Suggestion
+from edge.assist.suggest import Suggestion, box_features, feature_model, feature_versions
 from edge.datasets.imaging import decode_image
 from edge.datasets.model import Box
 from edge.errors import AnnotationError, NotFoundError
@@ -98,29 +100,56 @@ def similar(store: DatasetStore, project_id: int, record: SuggestionRecord) -> d
     return _similar(record.embedding, record.image_id, _examples(store, project_id, record.version))
 
 
-def box_examples(store: DatasetStore, project_id: int) -> dict[str, list[tuple[int, np.ndarray]]]:
-    """Per label, (image id, appearance descriptor) of every box a person drew in the project."""
+def box_examples(store: DatasetStore, project_id: int, model: Any = None) -> dict[str, list[tuple[int, np.ndarray]]]:
+    """Per label, (image id, vector) of every box a person drew in the project: the appearance descriptor, or with
+    a detection `model` exporting a feature map, the map pooled in the box (the model run on the box's photo)."""
     from edge.store import image_rows
 
     with store.assist_tx() as conn:
         boxed = [r for r in image_rows.all_records(conn, project_id) if r.boxes]
+
+    def by_model(image: np.ndarray, boxes: Sequence[Any]) -> list[np.ndarray]:
+        return box_features(model, [image], [boxes])[0]
+
+    describe, source = (appearance.descriptors, "appearance") if model is None else (by_model, model.version)
     out: dict[str, list[tuple[int, np.ndarray]]] = {}
     for rec in boxed:
-        vectors = BOX_EXAMPLES.of(rec.sha256, lambda rec=rec: photo(store, rec.id), rec.boxes)
+        vectors = BOX_EXAMPLES.of(rec.sha256, lambda rec=rec: photo(store, rec.id), rec.boxes, describe, source)
         for box, vector in zip(rec.boxes, vectors, strict=True):
             if vector is not None:
                 out.setdefault(box.label, []).append((rec.id, vector))
     return out
 
 
+def box_source(record: SuggestionRecord) -> str | None:
+    """Where the suggestion's box vectors came from: "appearance", a feature-map bundle's version, or None (no box
+    has a vector: a classification suggestion, or one stored before boxes had them)."""
+    if not any(isinstance(b.get("embedding"), list) for b in record.boxes):
+        return None
+    return record.version if any(b.get("similar_source") == "model" for b in record.boxes) else "appearance"
+
+
+def drawn_examples(store: DatasetStore, project_id: int, sources: Sequence[str]) -> dict[str, Any]:
+    """box_examples per source ("appearance" or a version whose feature-map model this process has)."""
+    out: dict[str, Any] = {}
+    for source in sources:
+        model = None if source == "appearance" else feature_model(source)
+        if source == "appearance" or model is not None:
+            out[source] = box_examples(store, project_id, model)
+    return out
+
+
 def box_similar(
     store: DatasetStore, project_id: int, record: SuggestionRecord, examples: dict[str, Any] | None = None
 ) -> list[dict[str, float] | None] | None:
-    """Per suggested box, per label its similarity to that label's drawn boxes (None when no box has a descriptor:
-    a classification suggestion, or one stored before boxes had descriptors)."""
-    if not any(isinstance(b.get("embedding"), list) for b in record.boxes):
+    """Per suggested box, per label its similarity to that label's drawn boxes (None when no box has a vector, or
+    its vectors are the model's and that model has not run in this process). `examples`: drawn_examples' dict."""
+    source = box_source(record)
+    if source is None:
         return None
-    found = box_examples(store, project_id) if examples is None else examples
+    found = (drawn_examples(store, project_id, [source]) if examples is None else examples).get(source)
+    if found is None:
+        return None
     return appearance.similar_boxes(record.boxes, found, record.image_id, TOP_K)
 
 
@@ -225,7 +254,9 @@ def queue(
     similarity. uncertainty: smallest margin first (images without a suggestion last); similarity: most similar
     to a labelled example first (an image's embedding, else its best box's appearance; neither: last); None: newest
     first."""
-    drawn = box_examples(store, project_id) if order == "similarity" else {}  # decoded outside the transaction
+    # Decoded (and, for feature-map bundles, run through the model) outside the transaction.
+    sources = ["appearance", *feature_versions()] if order == "similarity" else []
+    drawn = drawn_examples(store, project_id, sources)
     with store.assist_tx() as conn:
         rows = assist_rows.candidates(conn, project_id, tagged=tagged, inbox=inbox)
         ids = [r[0] for r in rows]

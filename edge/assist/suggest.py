@@ -3,9 +3,12 @@ embedding when the bundle exports one (manifest `outputs.embedding`, the name of
 
 Classification: every label with its probability, best first; margin = best - second best. Detection: the boxes
 scoring at least SUGGEST_FLOOR (below the model's threshold too, so a person sees what the model almost found),
-best first, each with its appearance descriptor (`embedding`, edge.assist.appearance: detection bundles export no
-embedding; kept with the suggestion, never sent to a client); margin = the smallest distance of a box score to the
-model's score threshold (1.0 without boxes).
+best first, each with a vector for its similarity to drawn boxes (`embedding`, kept with the suggestion, never sent
+to a client) and where it came from (`similar_source`): "model" when the bundle exports its trunk's feature map
+(manifest `outputs.feature_map`, [N, C, h, w]): the mean of the map's cells inside the box, the box placed through
+the same letterbox or stretch the model's input used, unit length; else "appearance" (edge.assist.appearance, a
+descriptor of the box's pixels). margin = the smallest distance of a box score to the model's score threshold (1.0
+without boxes).
 """
 
 from __future__ import annotations
@@ -17,11 +20,12 @@ from typing import Any
 import numpy as np
 
 from edge.assist.appearance import descriptor, encode
-from edge.runtime.preprocess import preprocess
+from edge.runtime.preprocess import Letterbox, preprocess
 from edge.runtime.wrappers import ClassificationModel, DetectionModel, as_bgr
 
 SUGGEST_FLOOR = 0.05  # detection boxes scoring less are not suggested
 MAX_BOXES = 100
+_FEATURE_MODELS: dict[str, DetectionModel] = {}  # version -> a model that suggested with its feature map
 
 
 @dataclass
@@ -35,10 +39,11 @@ class Suggestion:
     embedding: np.ndarray | None = None
 
 
-def embedding_output(model: ClassificationModel | DetectionModel) -> str | None:
-    """The bundle's embedding tensor name when its manifest declares one that the engine has."""
+def embedding_output(model: ClassificationModel | DetectionModel, key: str = "embedding") -> str | None:
+    """The bundle's embedding (or, key="feature_map", feature map) tensor name when its manifest declares one that
+    the engine has."""
     extra = model.manifest.outputs.model_extra or {}
-    name = extra.get("embedding")
+    name = extra.get(key)
     if isinstance(name, str) and name in model.engine.output_names:
         return name
     return None
@@ -60,6 +65,45 @@ def _infer_raw(
         tensor, _ = preprocess([as_bgr(im) for im in images[start : start + model.max_batch]], model.manifest.input)
         chunks.append(model.engine.infer({model.manifest.input.tensor: tensor}))
     return chunks
+
+
+def feature_model(version: str) -> DetectionModel | None:
+    """The detection model of `version` that last suggested with its feature map in this process, if any."""
+    return _FEATURE_MODELS.get(version)
+
+
+def feature_versions() -> list[str]:
+    """Versions whose feature-map model has suggested in this process."""
+    return list(_FEATURE_MODELS)
+
+
+def pooled(fmap: np.ndarray, placement: Letterbox, box: Sequence[float]) -> np.ndarray:
+    """The unit-length mean of a [C, h, w] map's cells inside a box normalised to the image (at least one cell)."""
+    _, h, w = fmap.shape
+    x1, x2 = box[0] * placement.valid_w * w, box[2] * placement.valid_w * w
+    y1, y2 = box[1] * placement.valid_h * h, box[3] * placement.valid_h * h
+    c0 = min(w - 1, max(0, int(np.floor(x1))))
+    r0 = min(h - 1, max(0, int(np.floor(y1))))
+    c1 = max(c0 + 1, min(w, int(np.ceil(x2))))
+    r1 = max(r0 + 1, min(h, int(np.ceil(y2))))
+    return normalised(fmap[:, r0:r1, c0:c1].mean(axis=(1, 2))[None])[0]
+
+
+def box_features(
+    model: DetectionModel, images_bgr: Sequence[np.ndarray], boxes: Sequence[Sequence[Sequence[float]]]
+) -> list[list[np.ndarray]]:
+    """Per image, each of its boxes' pooled feature-map vector (the bundle must declare outputs.feature_map)."""
+    name = embedding_output(model, "feature_map")
+    if name is None:
+        raise ValueError(f"bundle {model.version} exports no feature map")
+    out: list[list[np.ndarray]] = []
+    for start in range(0, len(images_bgr), model.max_batch):
+        chunk = [as_bgr(im) for im in images_bgr[start : start + model.max_batch]]
+        tensor, placements = preprocess(chunk, model.manifest.input)
+        maps = np.asarray(model.engine.infer({model.manifest.input.tensor: tensor})[name], dtype=np.float32)
+        for i, placement in enumerate(placements):
+            out.append([pooled(maps[i], placement, b) for b in boxes[start + i]])
+    return out
 
 
 def suggest(model: ClassificationModel | DetectionModel, images_bgr: Sequence[np.ndarray]) -> list[Suggestion]:
@@ -87,9 +131,16 @@ def suggest(model: ClassificationModel | DetectionModel, images_bgr: Sequence[np
     embeddings = None
     if emb_name:
         embeddings = np.concatenate([normalised(o[emb_name]) for o in _infer_raw(model, images_bgr)])
+    ranked_all = [sorted(found, key=lambda d: -d.score)[:MAX_BOXES] for found in detections]
+    by_model = None
+    if isinstance(model, DetectionModel) and embedding_output(model, "feature_map"):
+        by_model = box_features(model, images_bgr, [[d.bbox for d in r] for r in ranked_all])
+        _FEATURE_MODELS.pop(version, None)
+        _FEATURE_MODELS[version] = model
+        while len(_FEATURE_MODELS) > 2:  # the newest two versions (the models stay loaded while kept here)
+            _FEATURE_MODELS.pop(next(iter(_FEATURE_MODELS)))
     out = []
-    for i, found in enumerate(detections):
-        ranked = sorted(found, key=lambda d: -d.score)[:MAX_BOXES]
+    for i, ranked in enumerate(ranked_all):
         boxes = [
             {
                 "label": d.label,
@@ -98,9 +149,10 @@ def suggest(model: ClassificationModel | DetectionModel, images_bgr: Sequence[np
                 "y1": round(float(d.bbox[1]), 5),
                 "x2": round(float(d.bbox[2]), 5),
                 "y2": round(float(d.bbox[3]), 5),
-                "embedding": encode(descriptor(images_bgr[i], d.bbox)),
+                "embedding": encode(descriptor(images_bgr[i], d.bbox) if by_model is None else by_model[i][k]),
+                "similar_source": "appearance" if by_model is None else "model",
             }
-            for d in ranked
+            for k, d in enumerate(ranked)
         ]
         margin = min((abs(float(d.score) - threshold) for d in ranked), default=1.0)
         out.append(

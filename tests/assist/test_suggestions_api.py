@@ -88,7 +88,8 @@ def test_detection_boxes_by_index_or_all_above_min_score(rig: Rig, bundles: Any)
     body = rig.admin.get(f"/api/v1/images/{image_id}/suggestions").get_json()
     assert body["boxes"][0]["label"] == "empty" and body["boxes"][0]["score"] > 0.9
     assert body["boxes"][0]["x2"] <= 0.5
-    assert set(body["boxes"][0]) == {"label", "score", "x1", "y1", "x2", "y2", "similar"}
+    assert set(body["boxes"][0]) == {"label", "score", "x1", "y1", "x2", "y2", "similar", "similar_source"}
+    assert body["boxes"][0]["similar_source"] == "appearance"  # the tiny bundle exports no feature map
     assert body["boxes"][0]["similar"] == {}  # no box drawn by a person yet: nothing to be similar to
     resp = rig.admin.post(f"/api/v1/images/{image_id}/suggestions/accept", json={"boxes": [0]})
     assert len(resp.get_json()["boxes"]) == 1

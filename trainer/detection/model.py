@@ -2,7 +2,10 @@
 
 The graph ends with decoded boxes and probabilities, exactly the bundle's detection tensor contract
 (edge/bundle.py): `boxes` [N, K, 4] normalised x1, y1, x2, y2 and `scores` [N, K, C] in 0..1; NMS is left to the
-device (edge.runtime.postprocess.decode_detections). K is the number of cells over both levels.
+device (edge.runtime.postprocess.decode_detections). K is the number of cells over both levels. With
+`export_features` set (the recipe sets it on a trained detector, so the bundle has it) a third output follows: the
+stride-16 trunk map the pyramid reads, [N, C, h, w] (manifest `outputs.feature_map`; the studio's per-box similarity
+to drawn boxes, edge.assist.suggest).
 
 The trunk is split at `cut`: `features[:cut]` is frozen and may be run once per augmented view and cached
 (`Detector.frozen_features`), `features[cut:]` and everything after it trains (`Detector.forward_from_cache`).
@@ -102,6 +105,7 @@ class Detector(nn.Module):
         assert self.cls_out.bias is not None
         nn.init.constant_(self.cls_out.bias, -math.log(99.0))
 
+        self.export_features = False  # forward also returns the stride-16 trunk map (see the module docstring)
         self.levels = self._probe_levels()
         self.points: torch.Tensor
         self.cells: torch.Tensor
@@ -184,6 +188,7 @@ class Detector(nn.Module):
         scores = torch.sqrt(torch.sigmoid(cls_logits) * torch.sigmoid(ctr).unsqueeze(-1))
         return boxes, scores
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         c16, c32 = self._run_trunk(x)
-        return self.decode(self._head(*self._pyramid_from_taps(c16, c32)))
+        boxes, scores = self.decode(self._head(*self._pyramid_from_taps(c16, c32)))
+        return (boxes, scores, c16) if self.export_features else (boxes, scores)

@@ -39,7 +39,7 @@ def torch_infer(model: object) -> Infer:
     def run(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         module.eval()  # type: ignore[attr-defined]
         with torch.no_grad():
-            boxes, scores = module(torch.from_numpy(batch))  # type: ignore[operator]
+            boxes, scores = module(torch.from_numpy(batch))[:2]  # type: ignore[operator]  # a 3rd: features
         return boxes.numpy(), scores.numpy()
 
     return run

@@ -32,7 +32,8 @@ class DetectionRecipe:
     """Object detection on whole photos (see the module docstring)."""
 
     task = "detection"
-    outputs: ClassificationOutputs | DetectionOutputs = DetectionOutputs()
+    # The trunk's stride-16 map (manifest outputs.feature_map) feeds the studio's per-box similarity to drawn boxes.
+    outputs: ClassificationOutputs | DetectionOutputs = DetectionOutputs(feature_map="features")
     default_folds = 3  # every fold trains a detector: a minute or two each on two cores
     spread_metrics = TASK_METRICS["detection"]
     parity_images = 8
@@ -155,10 +156,11 @@ class DetectionRecipe:
         if weights is not None and weights.warning:
             progress(1.0, f"WARNING: {weights.warning}")
         threshold = info.get("score_threshold")
+        detector.export_features = True  # type: ignore[assignment]
         return TrainedModel(
             module=detector,
             input_spec=self.cfg.input_spec(),
-            output_names=["boxes", "scores"],
+            output_names=["boxes", "scores", "features"],
             fit_items=list(train),
             weights_source=weights.source if weights is not None else str(spec.weights),
             weights_sha256=weights.sha256 if weights is not None else None,
