@@ -72,6 +72,18 @@ def feature_model(version: str) -> DetectionModel | None:
     return _FEATURE_MODELS.get(version)
 
 
+def remember_feature_model(version: str, model: Any) -> bool:
+    """Keep `version`'s detection model for pooling drawn boxes when its bundle exports a feature map (the newest
+    two versions; the models stay loaded while kept here). False when the model has no feature map."""
+    if not isinstance(model, DetectionModel) or not embedding_output(model, "feature_map"):
+        return False
+    _FEATURE_MODELS.pop(version, None)
+    _FEATURE_MODELS[version] = model
+    while len(_FEATURE_MODELS) > 2:
+        _FEATURE_MODELS.pop(next(iter(_FEATURE_MODELS)))
+    return True
+
+
 def feature_versions() -> list[str]:
     """Versions whose feature-map model has suggested in this process."""
     return list(_FEATURE_MODELS)
@@ -135,10 +147,7 @@ def suggest(model: ClassificationModel | DetectionModel, images_bgr: Sequence[np
     by_model = None
     if isinstance(model, DetectionModel) and embedding_output(model, "feature_map"):
         by_model = box_features(model, images_bgr, [[d.bbox for d in r] for r in ranked_all])
-        _FEATURE_MODELS.pop(version, None)
-        _FEATURE_MODELS[version] = model
-        while len(_FEATURE_MODELS) > 2:  # the newest two versions (the models stay loaded while kept here)
-            _FEATURE_MODELS.pop(next(iter(_FEATURE_MODELS)))
+        remember_feature_model(version, model)
     out = []
     for i, ranked in enumerate(ranked_all):
         boxes = [

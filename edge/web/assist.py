@@ -7,6 +7,7 @@ the accept routes (a person's action). The tag page's suggestion layer (static/s
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Literal
 
 from flask import Blueprint, current_app, jsonify, request
@@ -15,11 +16,14 @@ from werkzeug.wrappers import Response
 
 from edge.assist import room
 from edge.assist.service import ActiveVersion, Assistant
+from edge.assist.suggest import feature_model, remember_feature_model
 from edge.errors import NotFoundError
 from edge.web.http import ApiError, bool_arg, fraction_arg, int_arg, read_json, read_model
 from edge.web.projects import project_ref
 from edge.web.security import requires
 from edge.web.services import current_services
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("assist", __name__)
 
@@ -67,6 +71,17 @@ def _wake_after_writes(response: Response) -> Response:
     return response
 
 
+def _load_feature_model(version: str | None) -> None:
+    """Make `version`'s feature-map model available for pooling drawn boxes (after a restart no suggestion has run
+    it in this process yet, and its stored box vectors would have nothing to be compared with)."""
+    if version is None or version == "appearance" or feature_model(version) is not None:
+        return
+    try:
+        remember_feature_model(version, assistant().model(version))
+    except (NotFoundError, OSError, ValueError) as err:  # the version was deleted or its bundle is unreadable
+        log.warning("box similarity: version %s's feature map is not available: %s", version, err)
+
+
 def _active(project_id: int) -> ActiveVersion:
     active = assistant().active_for(project_id)
     if active is None:
@@ -96,6 +111,7 @@ def get_suggestions(image_id: int) -> Any:
         record = room.get(store, image_id)
         if record is None:
             raise NotFoundError(f"image {image_id} could not be read for suggestions")
+    _load_feature_model(room.box_source(record))
     per_box = room.box_similar(store, project_id, record) or [None] * len(record.boxes)
     boxes = [
         {k: v for k, v in box.items() if k != "embedding"} | ({"similar": sims} if sims is not None else {})
@@ -268,6 +284,10 @@ def review_page() -> Any:
         raise ApiError(400, "order must be newest, oldest, uncertainty or similarity")
     page = int_arg("page", 1)
     page_size = int_arg("page_size", 48, high=MAX_PAGE_SIZE)
+    if order == "similarity":
+        active = assistant().active_for(project_id)
+        if active is not None and active.task == "detection":
+            _load_feature_model(active.version)
     records, total, reasons, best = room.queue(
         store,
         project_id,

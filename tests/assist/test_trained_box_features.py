@@ -11,7 +11,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.assist import room
+from edge.assist import appearance, room
+from edge.assist import suggest as suggest_module
 from edge.assist.suggest import box_features, embedding_output
 from edge.datasets.model import Box, Dataset, LabelInfo, Sample
 from edge.runtime.wrappers import DetectionModel, load_model
@@ -77,7 +78,9 @@ def test_the_detection_bundle_exports_its_feature_map_and_boxes_pool_it(trained:
     assert same > other + 0.1, "a blue box's features are closer to the other blue boxes than to the red ones"
 
 
-def test_a_suggested_box_is_similar_by_the_models_features(tmp_path: Path, trained: tuple[Path, Path]) -> None:
+def test_a_suggested_box_is_similar_by_the_models_features(
+    tmp_path: Path, trained: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     bundle_dir, keys = trained
     with open_rig(tmp_path / "data", Bundles(keys, bundle_dir, bundle_dir, bundle_dir)) as rig:
         for name in ("blue", "red"):
@@ -107,3 +110,11 @@ def test_a_suggested_box_is_similar_by_the_models_features(tmp_path: Path, train
         assert np.mean([b["similar"]["red"] - b["similar"]["blue"] for b in on_red]) > 0.1
         record = room.get(rig.store, ids[2])
         assert record is not None and room.box_source(record) == record.version  # the model's, not the pixels'
+        # After a restart no suggestion has run the model in the new process: the stored box vectors are still
+        # compared with drawn boxes pooled by the same version's model (loaded on demand), not left without `similar`.
+        monkeypatch.setattr(suggest_module, "_FEATURE_MODELS", {})
+        monkeypatch.setattr(room, "BOX_EXAMPLES", appearance.ExampleCache())
+        assert suggest_module.feature_model(record.version) is None
+        again = rig.admin.get(f"/api/v1/images/{ids[2]}/suggestions").get_json()
+        assert [b["similar"] for b in again["boxes"]] == [b["similar"] for b in body["boxes"]]
+        assert suggest_module.feature_model(record.version) is not None
