@@ -92,7 +92,15 @@ def register(sub: Any) -> None:
     p.add_argument("--signing-key", default=None, help="ed25519 private key (PEM); default: keys/ beside --out")
     p.add_argument("--seed", type=int, default=0, help="random seed (same data + seed = same model)")
     p.add_argument("--name", default="shelfwatch", help="model name in the manifest")
-    p.add_argument("--input-size", type=int, default=None, help="square network input size (default 224)")
+    p.add_argument(
+        "--input-size",
+        type=int,
+        default=None,
+        help=(
+            "square network input size (default: classification 384 with efficientnet_lite0, zone crops their own "
+            "shape at ~98k pixels, 224 for other backbones; detection: the detector's own)"
+        ),
+    )
     p.add_argument("--zones", default=None, help="YAML/JSON list of zones (id, polygon): train on zone crops")
     p.add_argument("--alert-label", action="append", default=[], help="a label meaning low stock (repeatable)")
     p.add_argument("--min-per-label", type=int, default=10, help="refuse labels with fewer images (default 10)")
