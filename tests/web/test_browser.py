@@ -251,6 +251,8 @@ def test_studio_workflow_in_chromium(served: dict[str, Any], browser: Any, shots
     page.wait_for_function("() => /\\(detection\\)/.test(document.getElementById('chart-title').textContent)")
     assert "'none'" not in page.inner_text("#problems")
     page.select_option("#task", "classification")
+    # The detection view may be "ready" too: wait for the classification answer itself, not for any ready verdict.
+    page.wait_for_function("() => /\\(classification\\)/.test(document.getElementById('chart-title').textContent)")
     page.wait_for_function("() => document.getElementById('verdict').classList.contains('ready')")
     assert page.inner_text("#verdict-title").startswith("Ready to train: 15 tagged images, 2 labels")
     assert page.inner_text('.bar[data-label="none"] .n') == "8"
