@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from datetime import datetime
 from pathlib import Path
@@ -31,8 +32,18 @@ class Api:
         req.add_header("Content-Type", "application/json")
         if self.token:
             req.add_header("Authorization", f"Bearer {self.token}")
-        with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-            return json.loads(resp.read() or b"null")
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                    return json.loads(resp.read() or b"null")
+            except urllib.error.HTTPError as err:
+                # A 503 with Retry-After ("camera has not delivered a frame yet") asks a client to try again: do
+                # as a well-behaved client would, for a bounded time; every other error stands.
+                retry = err.headers.get("Retry-After") if err.code == 503 else None
+                if retry is None or time.monotonic() > deadline:
+                    raise
+                time.sleep(min(float(retry), 2.0))
 
 
 def start_demo(data: Path, web: int, mq: int, *flags: str, **popen: Any) -> subprocess.Popen[Any]:
