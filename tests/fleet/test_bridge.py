@@ -2,8 +2,10 @@
 central broker (certificates from make-certs.sh), per-site credentials (make-passwords.sh) and the central ACL, the
 topic remap (shelfwatch/<device>/... -> sites/<site>/shelfwatch/<device>/...). A real device (MqttCommunicator with
 its outbox) on the site broker sends events; the bridge link is cut for 20 s by a TCP relay in between; every
-event arrives at the central broker, in order, none lost. The fleet's announcement published centrally reaches the
-site broker."""
+event arrives at the central broker, none lost, the queued ones once each, and a consumer ordering by the device's
+`seq` gets them in the order they happened. Mosquitto's bridge does not keep the order across its reconnection
+(an event published during a reconnect attempt can overtake ones queued before it: docs/SCALE.md), so arrival
+order is not asserted there. The fleet's announcement published centrally reaches the site broker."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import socket
 import subprocess
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -188,9 +191,19 @@ def test_events_cross_the_bridge_with_nothing_lost_across_a_20_s_outage(
         relay.open()
         send(20, 0.05)
         with arrived:
-            assert arrived.wait_for(lambda: len(received) >= len(sent), 60), (len(received), len(sent))
+            assert arrived.wait_for(lambda: {e["id"] for e in received} >= set(sent), 60), (len(received), len(sent))
         assert during >= 150
-        assert [e["id"] for e in received] == sent  # every event, in order, once
+        ids = [e["id"] for e in received]
+        assert set(ids) == set(sent)  # nothing lost, nothing made up
+        assert ids[:20] == sent[:20]  # while the link is up the bridge keeps the device's order
+        # QoS 1: only a message in flight when the link broke may arrive twice; the queued ones cross once each.
+        repeated = {i for i, n in Counter(ids).items() if n > 1}
+        assert repeated <= set(sent[:20]), sorted(repeated)
+        # What a consumer does (docs/SCALE.md): de-duplicate on id, order each device's events by seq.
+        by_id = {e["id"]: e for e in received}
+        assert all(e["seq"] == sent.index(i) + 1 for i, e in by_id.items())  # seq is the device's order
+        consumed = sorted(by_id.values(), key=lambda e: (e["topic"], e["seq"]))
+        assert [e["id"] for e in consumed] == sent
         assert {e["topic"] for e in received} == {f"sites/{SITE}/shelfwatch/shelf-01/events"}
 
         # The fleet's announcement published centrally reaches the site broker (retained).
@@ -198,12 +211,14 @@ def test_events_cross_the_bridge_with_nothing_lost_across_a_20_s_outage(
         got = threading.Event()
         with MqttLink(central, "central-fleet") as admin:
             admin.publish("shelfwatch/fleet/north/model", b'{"version": "v9"}', retain=True)
+
+        def on_announcement(topic: str, payload: bytes, retained: bool) -> None:
+            on_site.append(payload)
+            got.set()
+
         site_reader = MqttLink(BrokerAddress("127.0.0.1", site_port), "site-reader").connect()
         try:
-            site_reader.subscribe(
-                "shelfwatch/fleet/+/model",
-                lambda t, p, r: (on_site.append(p), got.set()),  # type: ignore[func-returns-value]
-            )
+            site_reader.subscribe("shelfwatch/fleet/+/model", on_announcement)
             assert got.wait(20) and json.loads(on_site[0])["version"] == "v9"
         finally:
             site_reader.close()
