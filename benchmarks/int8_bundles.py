@@ -11,7 +11,8 @@ Bundles (the names docs/BENCHMARKS.md uses):
   every other photo.
 
 For each: the trainer's own INT8 gate (`report.json` `int8`: kept or not, FP32 vs INT8 on the run's evaluation
-images) and the test-set metric through ONNX Runtime (FP32) and `openvino_int8` when the IR was kept. Accuracy
+images; k-fold runs: each fold's own quantised model on its held-out items, pooled) and the test-set metric
+through ONNX Runtime (FP32) and `openvino_int8` when the IR was kept. Accuracy
 only, no timing (run it niced, not under /work/coord/quiet); the speed-up is benchmarks/engine_choice.py's.
 
     .venv/bin/python benchmarks/int8_bundles.py --out /tmp/rt-bundles [--only grocery15 zones det15] [--threads 2]
@@ -139,7 +140,7 @@ def _summary(
         "backbone": (report.get("base") or {}).get("backbone") or report.get("backbone"),
         "input": (report.get("base") or {}).get("input"),
         "train_seconds": round(seconds, 1),
-        "gate": report.get("int8"),
+        "gate": _gate(report.get("int8")),
         "test": test,
         "metric": metric,
         "fp32": round(fp32, 4),
@@ -147,6 +148,20 @@ def _summary(
         "difference": None if int8 is None else round(int8 - fp32, 4),
         "load": round(os.getloadavg()[0], 2),
     }
+
+
+def _gate(gate: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The report's INT8 gate without its item lists (k-fold: each fold's numbers and how many items it tested)."""
+    if gate is None:
+        return None
+    out = {k: v for k, v in gate.items() if k not in ("tested", "per_fold")}
+    if "per_fold" in gate:
+        out["per_fold"] = [
+            {"fold": f["fold"], "fp32": f["fp32"], "int8": f["int8"], "tested": len(f["tested"]),
+             "calibrated_on": len(f["calibrated_on"])}
+            for f in gate["per_fold"]
+        ]  # fmt: skip
+    return out
 
 
 def zones224(out: Path, threads: int) -> dict[str, Any]:

@@ -232,7 +232,7 @@ def _run(
     test: list[int] = []
     if plan.method == "kfold":
         warnings[:] = kfold_size_warnings(warnings, plan, len(data.labels), recipe.task)
-        cv = _cross_validate(spec, recipe, data, plan, reporter)
+        cv = _cross_validate(spec, recipe, data, plan, reporter, staging)
         train, val = cv.train, cv.val
         fit_progress = reporter.stage("training", cv.final_from, 1.0)
     else:
@@ -261,8 +261,8 @@ def _run(
         evaluation = recipe.evaluate(data, test, predictions, model)
         evaluated, source, engine = test, split.source, "onnxruntime"
     else:
-        # The folds' models are never exported: their numbers come from torch, which the parity check above holds
-        # the exported model to.
+        # The folds' numbers come from torch, which the parity check above holds the exported model to (the INT8
+        # gate alone exports each fold's model, `_fold_int8`).
         reporter("evaluating", 0.0, f"pooling {plan.folds} folds")
         evaluation = recipe.evaluate(data, cv.items, cv.predictions, model)
         for key, stats in cv.summary.items():
@@ -270,7 +270,7 @@ def _run(
         evaluated, source, engine = cv.items, "kfold", "torch"
     summary = plan.summary(len(evaluated), cv)
     warnings.extend(evaluation.warnings)
-    int8 = _int8_gate(recipe, data, model, files, staging, spec, version, evaluation, evaluated, cv is not None)
+    int8 = _int8_gate(recipe, data, model, files, staging, spec, version, evaluation, evaluated, cv)
     if int8 is not None and not int8["kept"]:
         warnings.append(int8["reason"])
     manifest = build_manifest(
@@ -336,43 +336,124 @@ def _int8_gate(
     version: str,
     evaluation: Any,
     evaluated: list[int],
-    kfold: bool,
+    cv: _CrossValidation | None,
 ) -> dict[str, Any] | None:
-    """Score the INT8 IR on the evaluation images through the device's runtime; drop it from `files` unless its
-    accuracy / mAP is within INT8_MAX_DROP of FP32's (ONNX Runtime). A k-fold run has no held-out photos: both
-    exported models are then scored on the photos the shipped model was trained on (INT8 fidelity, not accuracy)."""
+    """Keep the INT8 IR in `files` only when its accuracy / mAP is within INT8_MAX_DROP of FP32's on images the
+    quantised model never learnt from nor was calibrated on.
+
+    Hold-out: the shipped IR and the shipped ONNX (ONNX Runtime) on the test split. K-fold (no held-out photo: the
+    shipped model trained on every one): each fold's model was exported and quantised the same way, calibrated on
+    that fold's training items only (`_fold_int8`), and its INT8 and FP32 scored on the fold's held-out items; the
+    gate compares the pooled out-of-fold predictions, as the k-fold metrics stand in for the shipped model."""
     from edge.vocabulary import HEADLINE_METRIC
 
     if _INT8_FILES[0] not in files:
         return None
     metric = HEADLINE_METRIC[recipe.task]  # type: ignore[index]
-    manifest = build_manifest(spec, recipe, data, model, files, version)
-    fp32_eval = evaluation
-    if kfold:
-        fp32_eval = recipe.evaluate(data, evaluated, recipe.predict_exported(staging, manifest, data, evaluated), model)
-    int8_eval = recipe.evaluate(
-        data, evaluated, recipe.predict_exported(staging, manifest, data, evaluated, engine="openvino_int8"), model
-    )
+    per_fold: list[dict[str, Any]] = []
+    if cv is None:
+        manifest = build_manifest(spec, recipe, data, model, files, version)
+        fp32_eval = evaluation
+        int8_eval = recipe.evaluate(
+            data, evaluated, recipe.predict_exported(staging, manifest, data, evaluated, engine="openvino_int8"), model
+        )
+        tested, method, images = list(evaluated), "holdout", "evaluation images"
+    else:
+        if len(cv.int8_folds) != len(cv.per_fold):
+            raise TrainingError(f"the k-fold INT8 gate quantised {len(cv.int8_folds)} of {len(cv.per_fold)} folds")
+        tested = [i for fold in cv.int8_folds for i in fold.tested]
+        fp32_preds = [p for fold in cv.int8_folds for p in fold.fp32]
+        int8_preds = [p for fold in cv.int8_folds for p in fold.int8]
+        fp32_eval = recipe.evaluate(data, tested, fp32_preds, model)
+        int8_eval = recipe.evaluate(data, tested, int8_preds, model)
+        for fold in cv.int8_folds:
+            f32 = float(recipe.evaluate(data, fold.tested, fold.fp32, model).headline[metric])
+            i8 = float(recipe.evaluate(data, fold.tested, fold.int8, model).headline[metric])
+            per_fold.append(
+                {
+                    "fold": fold.fold,
+                    "fp32": round(f32, 4),
+                    "int8": round(i8, 4),
+                    "tested": [_item_name(data, i) for i in fold.tested],
+                    "calibrated_on": [_item_name(data, i) for i in fold.calibration],
+                }
+            )
+        method, images = "kfold", f"out-of-fold items ({len(cv.int8_folds)} fold models, each quantised on its own)"
     fp32, got = float(fp32_eval.headline[metric]), float(int8_eval.headline[metric])
     kept = fp32 - got <= INT8_MAX_DROP + 1e-9
-    images = "training photos (k-fold run)" if kfold else "evaluation images"
-    reason = f"INT8 {metric} {got:.3f} vs FP32 {fp32:.3f} on the {len(evaluated)} {images}: " + (
+    reason = f"INT8 {metric} {got:.3f} vs FP32 {fp32:.3f} on the {len(tested)} {images}: " + (
         "within 1 point, shipped" if kept else "more than 1 point lower, not shipped"
     )
     if not kept:
         for rel in _INT8_FILES:
             files.pop(rel, None)
-    return {
+    out: dict[str, Any] = {
         "kept": kept,
+        "method": method,
         "metric": metric,
         "fp32": round(fp32, 4),
         "int8": round(got, 4),
         "difference": round(got - fp32, 4),
         "max_drop": INT8_MAX_DROP,
-        "images": len(evaluated),
-        "on": "training" if kfold else "evaluation",
+        "images": len(tested),
+        "on": "out_of_fold" if cv is not None else "evaluation",
         "reason": reason,
     }
+    if cv is None:
+        out["tested"] = [_item_name(data, i) for i in tested]
+    else:
+        out["per_fold"] = per_fold
+    return out
+
+
+def _item_name(data: TaskData, index: int) -> str:
+    """An item's name in the report: the dataset's file name (`photo.jpg#zone` for a zone crop)."""
+    item = data.items[index]
+    return str(getattr(item, "name", "") or Path(str(getattr(item, "path", ""))).name)
+
+
+@dataclass
+class _FoldInt8:
+    """One k-fold fold's INT8 check: its model exported and quantised like the shipped one, calibrated on the
+    fold's training items only, and its FP32 (ONNX Runtime) and INT8 predictions on the fold's held-out items."""
+
+    fold: int
+    tested: list[int]
+    calibration: list[int]
+    fp32: list[Any]
+    int8: list[Any]
+
+
+def _calibration(recipe: TaskRecipe, data: TaskData, model: TrainedModel) -> tuple[list[int], Any]:
+    """(items, input tensor) INT8 calibration uses for `model`: the first `recipe.calibration_images` of the items
+    it learnt from (the shipped model's and every fold's the same way)."""
+    from edge.runtime.preprocess import preprocess
+
+    items = list(model.fit_items[: recipe.calibration_images])
+    tensor, _ = preprocess([recipe.image(data, i) for i in items], model.input_spec)
+    return items, tensor
+
+
+def _fold_int8(
+    spec: TrainSpec, recipe: TaskRecipe, data: TaskData, model: TrainedModel, fold: int, test: list[int], out: Path
+) -> _FoldInt8:
+    """Export one fold's model (ONNX, then INT8 by NNCF), score both on its held-out items, remove the files."""
+    from trainer.export import export_onnx, export_openvino_int8
+
+    spec_in = model.input_spec
+    try:
+        onnx = export_onnx(model.module, out / "model.onnx", (spec_in.height, spec_in.width), model.output_names)
+        calibration, tensor = _calibration(recipe, data, model)
+        overlap = set(calibration) & set(test)
+        if overlap:  # cannot happen with the folds of trainer.crossval; the gate's honesty rests on it
+            raise TrainingError(f"fold {fold}: INT8 calibration items {sorted(overlap)[:5]} are held-out items")
+        files = {"model.onnx": onnx} | export_openvino_int8(onnx, out / "openvino", tensor)
+        manifest = build_manifest(spec, recipe, data, model, files, f"int8-gate-fold-{fold}")
+        fp32 = recipe.predict_exported(out, manifest, data, test)
+        int8 = recipe.predict_exported(out, manifest, data, test, engine="openvino_int8")
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    return _FoldInt8(fold, list(test), calibration, fp32, int8)
 
 
 @dataclass
@@ -463,6 +544,7 @@ class _CrossValidation:
     final_from: float  # where in the training stage the shipped model's fit starts
     pool_seconds: float  # preparing every item once (training time)
     seconds: float  # the folds' fits and predictions (evaluation time)
+    int8_folds: list[_FoldInt8] = field(default_factory=list)  # when INT8 is exported: every fold's INT8 check
 
 
 def _out_of_fold(data: TaskData, cv: _CrossValidation) -> list[dict[str, Any]]:
@@ -473,9 +555,10 @@ def _out_of_fold(data: TaskData, cv: _CrossValidation) -> list[dict[str, Any]]:
 
 
 def _cross_validate(
-    spec: TrainSpec, recipe: TaskRecipe, data: TaskData, plan: EvaluationPlan, reporter: _Reporter
+    spec: TrainSpec, recipe: TaskRecipe, data: TaskData, plan: EvaluationPlan, reporter: _Reporter, staging: Path
 ) -> _CrossValidation:
-    """Fit one model per fold on the other folds (validation carved out of them), predict the fold."""
+    """Fit one model per fold on the other folds (validation carved out of them), predict the fold; when INT8 is
+    exported, quantise each fold's model too and score it on the fold (the INT8 gate's images, `_int8_gate`)."""
     from trainer.crossval import carve_validation, summarise_folds
 
     everything = list(range(len(data.items)))
@@ -501,6 +584,8 @@ def _cross_validate(
     items: list[int] = []
     predictions: list[Any] = []
     per_fold: list[dict[str, Any]] = []
+    int8_folds: list[_FoldInt8] = []
+    wants_int8 = _wants_int8(spec)
     for f, test in enumerate(plan.test_folds):
         held = set(test)
         others = [i for i in range(len(data.items)) if i not in held]
@@ -520,10 +605,13 @@ def _cross_validate(
         items.extend(test)
         predictions.extend(fold_predictions)
         log.info("fold %d/%d: %s", f + 1, k, row)
+        if wants_int8:
+            reporter("training", hi, f"fold {f + 1}/{k}: INT8 check on its {len(test)} held-out items")
+            int8_folds.append(_fold_int8(spec, recipe, data, model, f + 1, test, staging / f"int8-fold-{f + 1}"))
     summary = summarise_folds(per_fold, recipe.spread_metrics)
     seconds = time.monotonic() - started
     return _CrossValidation(
-        items, predictions, per_fold, summary, final_train, final_val, spans[k][0], pool_seconds, seconds
+        items, predictions, per_fold, summary, final_train, final_val, spans[k][0], pool_seconds, seconds, int8_folds
     )
 
 
@@ -548,9 +636,8 @@ def _export(
     files.update(export_openvino(onnx, staging / "openvino"))
     if _wants_int8(spec):
         reporter("exporting", 0.6, "OpenVINO INT8 (NNCF)")
-        calibration = [recipe.image(data, i) for i in model.fit_items[: recipe.calibration_images]]
-        tensor, _ = preprocess(calibration, spec_in)
-        files.update(export_openvino_int8(onnx, staging / "openvino", tensor))
+        _, calibration = _calibration(recipe, data, model)
+        files.update(export_openvino_int8(onnx, staging / "openvino", calibration))
     reporter("exporting", 0.8, "parity check")
     # Parity on the evaluation images first, topped up with training images when the test split is small.
     images = [recipe.image(data, i) for i in (test + model.fit_items)[: recipe.parity_images]]

@@ -328,6 +328,8 @@ def test_int8_by_default_is_gated_on_the_evaluation_images(trained: tuple[TrainR
         pytest.skip("NNCF is not installed (it is in the trainer extra)")
     gate = result.report["int8"]
     assert gate["metric"] == "accuracy" and gate["on"] == "evaluation" and gate["images"] > 0
+    assert gate["method"] == "holdout" and len(gate["tested"]) == gate["images"] == result.metrics["test_samples"]
+    assert "per_fold" not in gate  # a hold-out run scores the shipped IR itself on its test split
     assert gate["difference"] == pytest.approx(gate["int8"] - gate["fp32"], abs=1e-3)
     assert gate["kept"] == (gate["fp32"] - gate["int8"] <= 0.01 + 1e-9)
     files = read_manifest(result.bundle_dir).files

@@ -11,7 +11,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from edge.bundle import verify_bundle
+from edge.bundle import read_manifest, verify_bundle
 from tests.trainer.helpers import classification_spec, coloured_dataset, half_empty_shelves
 from tests.trainer.test_pipeline_detection import _photos, small_detection_spec
 from trainer.pipeline import EvaluationPlan, Progress, TrainResult, TrainSpec, kfold_size_warnings, run_training
@@ -50,6 +50,37 @@ def _check_kfold(result: TrainResult, items: int, photos: int, folds: int, headl
     return report
 
 
+def _check_int8_gate(result: TrainResult, report: dict, metric: str) -> dict:
+    """The k-fold INT8 gate (trainer/pipeline.py `_int8_gate`): each fold's model quantised on that fold's training
+    items only and scored on its held-out items, every item tested once; the shipped IR kept only within 1 point."""
+    from trainer.export import nncf_available
+
+    if not nncf_available():
+        assert "int8" not in report
+        return {}
+    gate = report["int8"]
+    assert gate["method"] == "kfold" and gate["on"] == "out_of_fold" and gate["metric"] == metric
+    folds = report["evaluation"]["per_fold"]
+    assert [g["fold"] for g in gate["per_fold"]] == [f["fold"] for f in folds]
+    tested = [name for g in gate["per_fold"] for name in g["tested"]]
+    assert len(tested) == len(set(tested)) == gate["images"] == report["evaluation"]["items"]
+
+    def photo(name: str) -> str:
+        return name.split("#")[0]  # a zone crop is `photo#zone`
+
+    for g, f in zip(gate["per_fold"], folds, strict=True):
+        assert len(g["tested"]) == f["test_items"]  # the fold's own held-out items
+        # Never calibrated on (nor trained on: calibration items are the fold's training items) a tested photo.
+        assert g["calibrated_on"] and not {photo(n) for n in g["tested"]} & {photo(n) for n in g["calibrated_on"]}
+        if metric == "accuracy":  # the fold's exported FP32 model scores what its torch model did (one item apart)
+            assert abs(g["fp32"] - f["accuracy"]) <= 1 / f["test_items"] + 1e-9
+    assert gate["difference"] == pytest.approx(gate["int8"] - gate["fp32"], abs=1e-3)
+    assert gate["kept"] == (gate["fp32"] - gate["int8"] <= 0.01 + 1e-9)
+    assert ("openvino/int8/model.xml" in read_manifest(result.bundle_dir).files) == gate["kept"]
+    assert f"on the {gate['images']} out-of-fold items" in gate["reason"]
+    return gate
+
+
 def test_kfold_warnings_speak_of_the_kfold_estimate_not_of_a_test_split() -> None:
     plan = EvaluationPlan("kfold", 5, 18, 18, "18 photos (< 60)", 0)
     held_out = ["tiny test set (3 samples for 3 labels): each test sample moves accuracy by 33 points", "other"]
@@ -68,6 +99,9 @@ def test_small_classification_set_is_cross_validated_and_deterministic(tmp_path:
     seen: list[Progress] = []
     a = run_training(_spec(tmp_path / "data", tmp_path / "a"), progress=seen.append, dataset=ds)
     report = _check_kfold(a, items=18, photos=18, folds=5, headline="accuracy")
+    gate = _check_int8_gate(a, report, "accuracy")
+    if gate:  # the out-of-fold FP32 scores are the k-fold's, not the shipped model's on its training photos
+        assert gate["fp32"] == pytest.approx(report["metrics"]["accuracy"], abs=1 / 18 + 1e-9)
     # one progress bar over the folds and the shipped model: it never goes back
     assert all(q.fraction >= p.fraction - 1e-9 for p, q in itertools.pairwise(seen))
     assert [p.stage for p in seen][-1] == "done" and sum(p.message == "fitting head" for p in seen) > 6
@@ -120,8 +154,9 @@ def test_zone_crops_of_one_photo_stay_in_one_fold(tmp_path: Path) -> None:
         _spec(tmp_path, tmp_path / "b", zones=zones, alert_labels=["empty"], folds=4, input_size=32), dataset=ds
     )
     # 10 photos x 2 zones = 20 crops; both crops of a photo always in the same fold (test_photos add up to 10).
-    _check_kfold(result, items=20, photos=10, folds=4, headline="accuracy")
+    report = _check_kfold(result, items=20, photos=10, folds=4, headline="accuracy")
     assert result.metrics["accuracy"] >= 0.7
+    _check_int8_gate(result, report, "accuracy")  # both crops of a tested photo kept out of its calibration
 
 
 @pytest.mark.slow
@@ -130,6 +165,7 @@ def test_small_detection_set_is_cross_validated(tmp_path: Path) -> None:
     spec = small_detection_spec(tmp_path, min_per_label=5)
     result = run_training(spec, dataset=ds)
     report = _check_kfold(result, items=9, photos=9, folds=3, headline="map50")
+    _check_int8_gate(result, report, "map50")  # one detector per fold, quantised on its own training photos
     assert set(report["evaluation"]["metrics"]) == {"map50", "map50_95", "precision", "recall", "f1"}
     assert report["metrics"]["images"] == 9 and result.metrics["test_images"] == 9
     assert report["split"]["train_images"] == 9  # the shipped detector trained on every photo

@@ -10,7 +10,7 @@ task's meaning:
   hold-out split, the manifest's `dataset` entry;
 - `fit(data, train, val, progress)` trains on items (indices into `data.items`) and returns a `TrainedModel` whose
   `module` is what gets exported (image tensor in, the manifest's output tensors out);
-- `predict(model, data, items)` runs a trained model in torch (the folds of k-fold, which are never exported),
+- `predict(model, data, items)` runs a trained model in torch (the folds of k-fold; only the INT8 gate exports them),
   `predict_exported(bundle_dir, manifest, data, items)` runs the exported model through the device's runtime;
 - `evaluate(data, items, predictions, model)` gives the report's metrics, the manifest's `metrics` (headline) and
   score threshold;
@@ -152,7 +152,7 @@ class TaskRecipe(Protocol):
         ...
 
     def predict(self, model: TrainedModel, data: TaskData, items: Sequence[int]) -> list[Any]:
-        """One prediction per item from the torch model (the folds of k-fold, never exported)."""
+        """One prediction per item from the torch model (the folds of k-fold)."""
         ...
 
     def predict_exported(
