@@ -16,7 +16,7 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -96,10 +96,28 @@ class Relay:
                 pass
 
 
-def _mosquitto(conf: Path, log: Path) -> subprocess.Popen[bytes]:
+def _mosquitto(config: Callable[[int], str], conf: Path, log: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """A Mosquitto on a free port with `config(port)`, once its log says it runs. A port free when chosen can be
+    taken before Mosquitto binds it (other tests on the machine choose ports too): then it exits with 'Address
+    already in use' and another port is tried."""
     assert MOSQUITTO is not None
-    with log.open("ab") as out:
-        return subprocess.Popen([MOSQUITTO, "-c", str(conf), "-v"], stdout=out, stderr=out)
+    for _ in range(5):
+        port = free_port()
+        conf.write_text(config(port))
+        start = log.stat().st_size if log.exists() else 0
+        with log.open("ab") as out:
+            proc = subprocess.Popen([MOSQUITTO, "-c", str(conf), "-v"], stdout=out, stderr=out)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and proc.poll() is None:
+            with log.open("rb") as f:
+                f.seek(start)
+                if b" running" in f.read():
+                    wait_port(port)
+                    return proc, port
+            time.sleep(0.05)
+        proc.terminate()
+        proc.wait(timeout=10)
+    raise RuntimeError(f"mosquitto did not start on a free port: {log.read_text()[-2000:]}")
 
 
 @pytest.fixture
@@ -113,38 +131,42 @@ def brokers(tmp_path: Path) -> Iterator[tuple[int, int, Path, dict[str, str], Re
     subprocess.run(["sh", str(DEPLOY / "make-certs.sh"), "-d", str(etc / "certs"), "127.0.0.1"], **run)  # type: ignore[call-overload]
     passwords = {p.name: p.read_text() for p in (etc / "passwords").iterdir()}
     (etc / "central-acl").write_text((DEPLOY / "bridge/central-acl").read_text())
-    central_port, site_port = free_port(), free_port()
     central = (DEPLOY / "bridge/central.conf").read_text().replace("/etc/mosquitto/shelfwatch", str(etc))
-    central = central.replace("/var/lib/mosquitto/", f"{etc}/").replace(
-        "listener 8883", f"listener {central_port} 127.0.0.1"
-    )
+    central = central.replace("/var/lib/mosquitto/", f"{etc}/")
     root_user = (
         "user root\n" if os.geteuid() == 0 else ""
     )  # as root mosquitto would drop to a user that cannot read tmp
-    (etc / "mosquitto.conf").write_text(central + root_user)
-    relay = Relay(central_port)
-    bridge = (DEPLOY / "bridge/site-bridge.conf.in").read_text()
-    for key, value in {
-        "@SITE@": SITE,
-        "@CENTRAL@": f"127.0.0.1:{relay.port}",
-        "@PASSWORD@": passwords[SITE],
-        "@CAFILE@": str(etc / "certs/ca.crt"),
-    }.items():
-        bridge = bridge.replace(key, value)
-    site_dir = tmp_path / "site"
-    site_dir.mkdir()
-    site = (DEPLOY / "bridge/site.conf").read_text().replace("/var/lib/mosquitto/", f"{site_dir}/")
-    (site_dir / "mosquitto.conf").write_text(
-        f"listener {site_port} 127.0.0.1\nallow_anonymous true\n{site}\n{bridge}\n{root_user}"
-    )
-    procs = [_mosquitto(etc / "mosquitto.conf", etc / "mosquitto.log")]
-    wait_port(central_port)
-    procs.append(_mosquitto(site_dir / "mosquitto.conf", site_dir / "mosquitto.log"))
-    wait_port(site_port)
+    procs: list[subprocess.Popen[bytes]] = []
+    relay: Relay | None = None
     try:
+        proc, central_port = _mosquitto(
+            lambda port: central.replace("listener 8883", f"listener {port} 127.0.0.1") + root_user,
+            etc / "mosquitto.conf",
+            etc / "mosquitto.log",
+        )
+        procs.append(proc)
+        relay = Relay(central_port)
+        bridge = (DEPLOY / "bridge/site-bridge.conf.in").read_text()
+        for key, value in {
+            "@SITE@": SITE,
+            "@CENTRAL@": f"127.0.0.1:{relay.port}",
+            "@PASSWORD@": passwords[SITE],
+            "@CAFILE@": str(etc / "certs/ca.crt"),
+        }.items():
+            bridge = bridge.replace(key, value)
+        site_dir = tmp_path / "site"
+        site_dir.mkdir()
+        site = (DEPLOY / "bridge/site.conf").read_text().replace("/var/lib/mosquitto/", f"{site_dir}/")
+        proc, site_port = _mosquitto(
+            lambda port: f"listener {port} 127.0.0.1\nallow_anonymous true\n{site}\n{bridge}\n{root_user}",
+            site_dir / "mosquitto.conf",
+            site_dir / "mosquitto.log",
+        )
+        procs.append(proc)
         yield site_port, central_port, etc / "certs/ca.crt", passwords, relay
     finally:
-        relay.cut()
+        if relay is not None:
+            relay.cut()
         for proc in procs:
             proc.terminate()
             proc.wait(timeout=10)
