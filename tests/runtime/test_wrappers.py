@@ -183,3 +183,26 @@ def test_model_input_size_must_match_manifest(tmp_path: Path) -> None:
     bundle = _bundle_with_input_dims(tmp_path, ["N", 3, 16, 16], 32)
     with pytest.raises(EngineError, match=r"model input is \[None, 3, 16, 16\], the manifest says \[N, 3, 32, 32\]"):
         load_model(bundle, engine="onnxruntime")
+
+
+@pytest.mark.parametrize("color", ["RGB", "BGR"])
+def test_to_tensor_is_bit_identical_to_the_whole_stack_formula(color: str) -> None:
+    """The in-place, channel-by-channel tensor equals `(x * scale - mean) / std` on the stack, bit for bit."""
+    from edge.bundle import InputSpec
+    from edge.runtime.preprocess import to_tensor
+
+    spec = InputSpec(width=40, height=24, color=color, scale=1 / 255, mean=[0.485, 0.456, 0.406],
+                     std=[0.229, 0.224, 0.225])  # fmt: skip
+    rng = np.random.default_rng(5)
+    images = [rng.integers(0, 256, (24, 40, 3), dtype=np.uint8) for _ in range(3)]
+    want = np.stack(images).astype(np.float32)
+    if color == "RGB":
+        want = want[..., ::-1]
+    want *= np.float32(spec.scale)
+    want = (want - np.asarray(spec.mean, dtype=np.float32)) / np.asarray(spec.std, dtype=np.float32)
+    want = np.ascontiguousarray(want.transpose(0, 3, 1, 2))
+    got = to_tensor(images, spec)
+    assert got.dtype == np.float32 and got.shape == (3, 3, 24, 40) and got.flags.c_contiguous
+    assert np.array_equal(got, want)
+    with pytest.raises(ValueError, match="not 40x24"):
+        to_tensor([images[0], images[1][:10]], spec)
