@@ -19,6 +19,14 @@ latency budget (`budget_ms`, counted from the oldest queued request):
 - At most `max_rows` rows per call; a larger request runs alone. A model with a fixed batch size (the contract
   says dynamic; some converted models are not) is never merged.
 
+Does merging pay? Not always: on a small CPU a call of 16 rows can cost as much per row as four calls of 4 (ONNX
+Runtime and OpenVINO on the two-core development VM: docs/BENCHMARKS.md), and then merging only makes each caller
+wait for the others' rows. So by default (`adaptive=True`) a `MergePolicy` measures the engine time per row of
+single-request calls and of merged calls (moving averages) and merges only while merged calls are measured
+cheaper per row (by `MERGE_GAIN`); otherwise requests run one by one in arrival order, waiting for nobody. It
+starts by merging, and refreshes the estimate it is not using with one probe call every `PROBE_EVERY` calls, so
+a change of load or engine is noticed. `adaptive=False` always merges (the behaviour above, unconditionally).
+
 Results equal one-by-one inference within float tolerance (tests/runtime/test_batching.py, both engines). An
 engine error fails every request of that call with the same error. The worker exits after `idle_seconds`
 without requests and starts again on the next one, so an engine replaced by a hot swap leaves no thread behind.
@@ -46,6 +54,72 @@ log = logging.getLogger(__name__)
 DEFAULT_BUDGET_MS = 8.0
 DEFAULT_MAX_ROWS = 32
 _CLIENT_FORGET_SECONDS = 60.0
+MERGE_GAIN = 0.05  # merged calls must be at least this much cheaper per row than single ones to be used
+MIN_SAMPLES = 4  # calls of each kind measured before the policy compares them
+PROBE_EVERY = 32  # calls between two probes of the kind not in use
+_EMA = 0.2
+
+
+class MergePolicy:
+    """Whether merging requests into one engine call pays: engine ms per row of single-request and merged calls.
+
+    `merge()` says whether the next call may merge; `probe_single()` whether it should run one request alone to
+    measure singles; `record()` takes every call's requests, rows and engine time.
+    """
+
+    def __init__(self) -> None:
+        self.single_row_ms: float | None = None
+        self.merged_row_ms: float | None = None
+        self.singles = 0
+        self.merges = 0
+        self._since_single = 0
+        self._since_merged = 0
+
+    def record(self, requests: int, rows: int, ms: float) -> None:
+        """One engine call: how many requests it merged, its rows, its engine time."""
+        per_row = ms / max(1, rows)
+        if requests > 1:
+            self.merges += 1
+            self._since_merged = 0
+            self._since_single += 1
+            self.merged_row_ms = per_row if self.merged_row_ms is None else _ema(self.merged_row_ms, per_row)
+        else:
+            self.singles += 1
+            self._since_single = 0
+            self._since_merged += 1
+            self.single_row_ms = per_row if self.single_row_ms is None else _ema(self.single_row_ms, per_row)
+
+    @property
+    def pays(self) -> bool:
+        """Merged calls are measured cheaper per row (True until both kinds have MIN_SAMPLES calls)."""
+        if self.merges < MIN_SAMPLES or self.singles < MIN_SAMPLES:
+            return True
+        assert self.merged_row_ms is not None and self.single_row_ms is not None
+        return self.merged_row_ms <= (1.0 - MERGE_GAIN) * self.single_row_ms
+
+    def merge(self) -> bool:
+        """Whether the next call may merge requests (and wait for expected callers)."""
+        if self.merges < MIN_SAMPLES:
+            return True  # learn what a merged call costs first
+        if self.singles < MIN_SAMPLES:
+            return False  # then what single calls cost
+        if self.pays:
+            return self._since_single < PROBE_EVERY  # merging: one single call now and then keeps its estimate fresh
+        return self._since_merged >= PROBE_EVERY  # not merging: a merged probe now and then
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly summary."""
+        return {
+            "merging": self.pays,
+            "single_row_ms": None if self.single_row_ms is None else round(self.single_row_ms, 3),
+            "merged_row_ms": None if self.merged_row_ms is None else round(self.merged_row_ms, 3),
+            "single_calls": self.singles,
+            "merged_calls": self.merges,
+        }
+
+
+def _ema(old: float, new: float) -> float:
+    return (1.0 - _EMA) * old + _EMA * new
 
 
 @dataclass
@@ -97,6 +171,7 @@ class BatchingEngine:
         budget_ms: float = DEFAULT_BUDGET_MS,
         max_rows: int = DEFAULT_MAX_ROWS,
         idle_seconds: float = 2.0,
+        adaptive: bool = True,
     ) -> None:
         self.inner = engine
         self.name = engine.name
@@ -115,6 +190,7 @@ class BatchingEngine:
         # A fixed batch dimension cannot take merged requests.
         self.mergeable = not any(s and s[0] is not None for s in (shapes or {}).values())
         self.stats = BatchStats()
+        self.policy: MergePolicy | None = MergePolicy() if adaptive and self.mergeable else None
         self._cond = threading.Condition()
         self._pending: list[_Request] = []
         self._clients: dict[int, _Client] = {}
@@ -200,7 +276,8 @@ class BatchingEngine:
 
     def _gather(self) -> list[_Request]:
         """Under the lock: wait (within the budget) for expected callers, then take the requests of one call."""
-        if self.mergeable and self.budget_s > 0:
+        merge = self.mergeable and (self.policy is None or self.policy.merge())
+        if merge and self.budget_s > 0:
             deadline = self._pending[0].submitted + self.budget_s
             while True:
                 now = time.monotonic()
@@ -216,7 +293,7 @@ class BatchingEngine:
                 self._cond.wait(min(deadline, until) - now + 1e-4)
         first = self._pending.pop(0)
         batch = [first]
-        if self.mergeable:
+        if merge:
             rows = first.rows
             keep: list[_Request] = []
             for r in self._pending:
@@ -252,6 +329,8 @@ class BatchingEngine:
         stats.largest_call = max(stats.largest_call, len(live))
         stats.call_ms.append(elapsed_ms)
         stats.call_rows.append(total)
+        if self.policy is not None:
+            self.policy.record(len(live), total, elapsed_ms)
         offset = 0
         for r in live:
             part = {

@@ -6,13 +6,15 @@ Real ONNX Runtime and OpenVINO engines on the tiny bundles; no assertion on timi
 from __future__ import annotations
 
 import threading
+import time
+from typing import Any
 
 import numpy as np
 import pytest
 
 from edge.bundle import ONNX_FILE, OPENVINO_XML, read_manifest
 from edge.errors import EngineError
-from edge.runtime.batching import BatchingEngine
+from edge.runtime.batching import MIN_SAMPLES, PROBE_EVERY, BatchingEngine, MergePolicy
 from edge.runtime.engines import open_engine
 from edge.runtime.postprocess import Detection
 from edge.runtime.wrappers import ClassificationModel, DetectionModel, load_model
@@ -95,9 +97,12 @@ def test_detection_wrapper_batches_frames(det_bundle: TinyBundle) -> None:
     assert [[(d.label, round(d.score, 4)) for d in got] for got in results] == [want] * 3
 
 
-def test_stopped_camera_does_not_hold_the_batch(det_bundle: TinyBundle) -> None:
-    """Two cameras in step share calls; camera A's frames stop; B goes on although the budget is two minutes."""
-    engine = BatchingEngine(open_engine("onnxruntime", det_bundle.bundle_dir / ONNX_FILE, threads=1), budget_ms=120_000)
+@pytest.mark.parametrize("adaptive", [False, True])
+def test_stopped_camera_does_not_hold_the_batch(det_bundle: TinyBundle, adaptive: bool) -> None:
+    """Two cameras in step share calls; camera A's frames stop; B goes on although the budget is two minutes
+    (adaptive=False: the service always merges and waits for expected callers, the case where holding could happen)."""
+    inner = open_engine("onnxruntime", det_bundle.bundle_dir / ONNX_FILE, threads=1)
+    engine = BatchingEngine(inner, budget_ms=120_000, adaptive=adaptive)
     size = read_manifest(det_bundle.bundle_dir).input.height
     frame = _tensors(1, 1, size)[0]
     in_step = threading.Barrier(2)
@@ -134,3 +139,80 @@ def test_engine_error_reaches_every_caller_of_the_call(cls_bundle: TinyBundle) -
             f.result(timeout=30)
     with pytest.raises(EngineError, match="batch size"):
         engine.submit({"input": bad, "other": np.zeros((2, 1), dtype=np.float32)})
+
+
+def test_merge_policy_merges_only_while_merged_calls_are_cheaper_per_row() -> None:
+    policy = MergePolicy()
+    assert policy.merge() and policy.pays  # nothing measured: merge, to learn what a merged call costs
+    for _ in range(MIN_SAMPLES):
+        policy.record(requests=4, rows=16, ms=80.0)  # 5 ms per row merged
+    assert not policy.merge()  # now learn what single calls cost
+    for _ in range(MIN_SAMPLES):
+        policy.record(requests=1, rows=4, ms=12.0)  # 3 ms per row alone
+    assert not policy.pays and not policy.merge()  # merging costs more per row: one by one
+    for _ in range(PROBE_EVERY - MIN_SAMPLES - 1):
+        policy.record(requests=1, rows=4, ms=12.0)
+        assert not policy.merge()
+    policy.record(requests=1, rows=4, ms=12.0)
+    assert policy.merge()  # a merged probe after PROBE_EVERY calls without one
+    for _ in range(12):  # the load changed: merged calls became cheap
+        policy.record(requests=4, rows=16, ms=16.0)  # 1 ms per row
+    assert policy.pays and policy.merge()
+    assert policy.as_dict()["merging"] is True and policy.as_dict()["single_row_ms"] == pytest.approx(3.0)
+    assert policy.as_dict()["merged_row_ms"] < 3.0
+
+
+class _CostedEngine:
+    """A real engine whose calls cost a known extra time on top: `per_call_ms` + `per_row_ms` x rows of the call."""
+
+    def __init__(self, inner: Any, per_call_ms: float, per_row_ms: float) -> None:
+        self.inner, self.per_call_ms, self.per_row_ms = inner, per_call_ms, per_row_ms
+        self.name, self.precision = inner.name, inner.precision
+        self.input_names, self.output_names = inner.input_names, inner.output_names
+        self.input_shapes = getattr(inner, "input_shapes", {})
+
+    def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        rows = next(iter(inputs.values())).shape[0]
+        merged_rows = rows * rows if rows > 1 else rows  # merged calls grow worse than linearly when per_row_ms > 0
+        time.sleep((self.per_call_ms + self.per_row_ms * merged_rows) / 1000.0)
+        return dict(self.inner.infer(inputs))
+
+
+@pytest.mark.parametrize(("per_call_ms", "per_row_ms", "merges"), [(0.0, 2.0, False), (25.0, 0.0, True)])
+def test_adaptive_batching_follows_the_measured_cost(
+    det_bundle: TinyBundle, per_call_ms: float, per_row_ms: float, merges: bool
+) -> None:
+    """Three cameras in step: where merged calls cost more per row the service stops merging (and waits for
+    nobody); where a call's fixed cost dominates it keeps merging. Outputs equal one-by-one either way."""
+    inner = open_engine("onnxruntime", det_bundle.bundle_dir / ONNX_FILE, threads=1)
+    engine = BatchingEngine(_CostedEngine(inner, per_call_ms, per_row_ms), budget_ms=50.0)
+    plain = open_engine("onnxruntime", det_bundle.bundle_dir / ONNX_FILE, threads=1)
+    size = read_manifest(det_bundle.bundle_dir).input.height
+    frames = {cam: _tensors(1, 1, size, seed=cam)[0] for cam in range(3)}
+    in_step = threading.Barrier(3)
+    mismatches: list[int] = []
+    late_calls: list[int] = []
+
+    def camera(cam: int) -> None:
+        want = plain.infer({"input": frames[cam]})
+        for i in range(40):
+            in_step.wait(timeout=30)
+            got = engine.submit({"input": frames[cam]}).result(timeout=30)
+            if any(not np.allclose(got[k], want[k], rtol=1e-5, atol=1e-5) for k in want):
+                mismatches.append(cam)
+            if i == 25 and cam == 0:
+                late_calls.append(engine.stats.calls)
+
+    threads = [threading.Thread(target=camera, args=(cam,)) for cam in frames]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not mismatches
+    assert engine.policy is not None and engine.policy.pays is merges
+    assert engine.policy.merges >= MIN_SAMPLES and engine.policy.singles >= MIN_SAMPLES  # both were measured
+    later_calls, later_requests = engine.stats.calls - late_calls[0], 3 * 14  # about the last 14 rounds
+    if merges:
+        assert later_calls < later_requests  # requests still merged
+    else:
+        assert later_calls >= later_requests - 3  # one by one (a merged probe at most)
