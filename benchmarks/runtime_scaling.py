@@ -31,7 +31,7 @@ def bench(args: argparse.Namespace, mode: str, cameras: int, engine: str) -> dic
     # Unpaced runs read the clip encoded once at the start; paced ones encode it at --fps themselves.
     source, resolution = (args.clip, "native") if mode == "unpaced" and args.clip else (args.source, args.resolution)
     cmd = [SHELFWATCH, "bench", "--bundle", args.bundle, "--source", source, "--cameras", str(cameras)]
-    cmd += ["--seconds", str(args.seconds), "--resolution", resolution, "--json"]
+    cmd += ["--seconds", str(args.seconds), "--resolution", resolution, "--merge", args.merge, "--json"]
     if mode == "paced":
         cmd += ["--paced", "--fps", str(args.fps), "--pipeline-engine", engine]
     else:
@@ -50,6 +50,14 @@ def median(runs: list[dict[str, Any]], key: str) -> float:
     return round(statistics.median(values), 3) if values else float("nan")
 
 
+def spread(runs: list[dict[str, Any]], key: str) -> str:
+    """The median and, with several runs, every run's value: `0.97 (0.96 0.97 0.99)`."""
+    values = [float(r[key]) for r in runs if key in r]
+    if len(values) < 2:
+        return str(median(runs, key))
+    return f"{median(runs, key)} ({' '.join(f'{v:g}' for v in values)})"
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--bundle", required=True)
@@ -61,6 +69,7 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=3.0)
     p.add_argument("--fps", type=float, default=2.0)
     p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--merge", choices=["adaptive", "always"], default="adaptive", help="the bench's --merge")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     every: list[dict[str, Any]] = []
@@ -99,15 +108,15 @@ def table(args: argparse.Namespace, every: list[dict[str, Any]]) -> None:
                     for r in ok:
                         r["batched_p95_ms"] = r["batched_engine"]["p95_ms"]
                     print(
-                        f"| {cameras} | {engine} | {median(ok, 'pipeline_fps')} | {median(ok, 'efficiency')} | "
-                        f"{median(ok, 'latency_p95_ms')} | {median(ok, 'latency_bar_ms')} | "
+                        f"| {cameras} | {engine} | {median(ok, 'pipeline_fps')} | {spread(ok, 'efficiency')} | "
+                        f"{spread(ok, 'latency_p95_ms')} | {median(ok, 'latency_bar_ms')} | "
                         f"{median(ok, 'engine_p95_ms')} | {median(ok, 'batched_p95_ms')} | "
                         f"{median(ok, 'requests_per_call')} | {loads} |"
                     )
                 else:
                     print(
-                        f"| {cameras} | {engine} | {median(ok, 'cpu_cores')} | {median(ok, 'rss_mb')} | "
-                        f"{median(ok, 'evaluated_fps')} | {median(ok, 'frames_skipped')} | "
+                        f"| {cameras} | {engine} | {spread(ok, 'cpu_cores')} | {spread(ok, 'rss_mb')} | "
+                        f"{median(ok, 'evaluated_fps')} | {spread(ok, 'frames_skipped')} | "
                         f"{median(ok, 'requests_per_call')} | {loads} |"
                     )
                 sys.stdout.flush()

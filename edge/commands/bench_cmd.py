@@ -7,8 +7,9 @@ Measured in one run (docs/BENCHMARKS.md, runtime section):
   per-call p50/p95 and the pure inference p95;
 - pipeline fps: N cameras, each a real CameraCapture on the unpaced source and a real CameraPipeline (zone scoring,
   hysteresis) publishing every frame's zone scores to a real broker (QoS 0) through MqttCommunicator. Every frame is
-  evaluated: the capture decodes exactly one frame ahead (decode of frame n+1 overlaps inference of frame n), so no
-  frame is skipped and none queues;
+  evaluated: the capture decodes the next frame only after the pipeline took the previous one, just in time
+  (DecodeGate: its decode starts about one decode time before the evaluation is expected to end), so decode overlaps
+  inference, no frame is skipped, none queues and none waits for a whole evaluation;
 - frame-to-publish latency p50/p95: from the moment the capture had the frame to the return of the publish call;
 - efficiency = pipeline_fps / (1 / (1/decode_fps + 1/engine_fps)) for the engine used (1.0 = as fast as doing
   decode and engine back to back; above 1.0 = overlap wins).
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import shutil
 import socket
 import subprocess
@@ -186,10 +188,87 @@ def _zone(config: Any) -> Any:
     return Zone(config.id, tuple((float(x), float(y)) for x, y in config.polygon), ())
 
 
-class _GatedSource:
-    """Wraps a FrameSource so it decodes at most one frame ahead of the pipeline (no frame skipped, none queued)."""
+class DecodeGate:
+    """When an unpaced bench camera may decode its next frame: just in time for its pipeline.
 
-    def __init__(self, inner: Any, gate: threading.Semaphore) -> None:
+    The bench evaluates every frame, so a camera decodes a frame only once the pipeline took the previous one.
+    Decoding it at once (one frame ahead) overlaps decode with inference but makes the decoded frame wait for the
+    whole evaluation of the previous one, so frame-to-publish would be about two evaluations. Instead the decode
+    of frame n+1 starts when the evaluation of frame n is expected to end within one decode time: at the take of
+    frame n plus (evaluation - decode - `margin_s`), from moving averages of this camera's evaluations (take to
+    the pipeline's next wait) and decodes. Should the pipeline come back sooner, the decode starts at once; a
+    late one costs the pipeline part of a decode, never a frame older than that.
+    """
+
+    def __init__(self, margin_s: float = 0.001, smoothing: float = 0.3) -> None:
+        self.margin_s = margin_s
+        self.smoothing = smoothing
+        self.eval_s: float | None = None
+        self.decode_s: float | None = None
+        self._cond = threading.Condition()
+        self._permit = True  # the first frame at once
+        self._start_at = 0.0
+        self._taken_at: float | None = None
+        self._interrupted = False
+
+    def _average(self, old: float | None, new: float) -> float:
+        return new if old is None else (1.0 - self.smoothing) * old + self.smoothing * new
+
+    def lead_s(self) -> float:
+        """How long after a take the next decode starts (0 until an evaluation and a decode were measured)."""
+        if self.eval_s is None or self.decode_s is None:
+            return 0.0
+        return max(0.0, self.eval_s - self.decode_s - self.margin_s)
+
+    def taken(self, now: float) -> None:
+        """The pipeline took a frame at `now`: the next one may be decoded, just in time."""
+        with self._cond:
+            self._taken_at = now
+            self._start_at = now + self.lead_s()
+            self._permit = True
+            self._cond.notify_all()
+
+    def ready(self, now: float) -> None:
+        """The pipeline asks for its next frame (its evaluation is over): measured, and the decode starts now."""
+        with self._cond:
+            if self._taken_at is not None:
+                self.eval_s = self._average(self.eval_s, now - self._taken_at)
+                self._taken_at = None
+            self._start_at = min(self._start_at, now)
+            self._cond.notify_all()
+
+    def acquire(self, timeout: float) -> bool:
+        """The capture's side, before a decode: wait (at most `timeout`) until this frame may be decoded."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not self._interrupted:
+                now = time.monotonic()
+                if self._permit and now >= self._start_at:
+                    self._permit = False
+                    return True
+                until = min(deadline, self._start_at) if self._permit else deadline
+                if now >= deadline:
+                    return False
+                self._cond.wait(max(until - now, 0.0) + 1e-4)
+            return True
+
+    def decoded(self, seconds: float) -> None:
+        """One decode took `seconds`."""
+        with self._cond:
+            self.decode_s = self._average(self.decode_s, seconds)
+
+    def interrupt(self) -> None:
+        """Let a waiting capture go (the camera is stopping)."""
+        with self._cond:
+            self._interrupted = True
+            self._cond.notify_all()
+
+
+class _GatedSource:
+    """Wraps a FrameSource so that it decodes a frame only when its DecodeGate lets it (no frame skipped, none
+    queued, each decoded just in time)."""
+
+    def __init__(self, inner: Any, gate: DecodeGate) -> None:
         self.inner = inner
         self.gate = gate
 
@@ -199,33 +278,38 @@ class _GatedSource:
     def read(self) -> Any:
         while not self.gate.acquire(timeout=0.5):
             pass
-        return self.inner.read()
+        t0 = time.perf_counter()
+        image = self.inner.read()
+        self.gate.decoded(time.perf_counter() - t0)
+        return image
 
     def close(self) -> None:
         self.inner.close()
 
     def interrupt(self) -> None:
-        self.gate.release()
+        self.gate.interrupt()
         with contextlib.suppress(AttributeError):
             self.inner.interrupt()
 
 
 class _GatedCapture:
-    """The pipeline's view of a capture: taking a frame lets the capture decode the next one; can be paused."""
+    """The pipeline's view of a capture: asking for a frame ends the last evaluation, taking one lets the capture
+    decode the next just in time (DecodeGate); can be paused."""
 
-    def __init__(self, capture: Any, gate: threading.Semaphore, rig: PipelineRig) -> None:
+    def __init__(self, capture: Any, gate: DecodeGate, rig: PipelineRig) -> None:
         self.capture = capture
         self.gate = gate
         self.rig = rig
 
     def wait_frame(self, after_seq: int, timeout: float) -> Any:
+        self.gate.ready(time.monotonic())
         if self.rig.paused.is_set():
             time.sleep(min(timeout, 0.01))
             return None
         frame = self.capture.wait_frame(after_seq, timeout)
         if frame is not None:
             self.rig.taken()
-            self.gate.release()
+            self.gate.taken(time.monotonic())
         return frame
 
 
@@ -284,6 +368,7 @@ class PipelineRig:
         port: int,
         workdir: Path,
         paced_fps: float | None = None,
+        merge: str = "adaptive",
     ) -> None:
         from edge.agent import AgentOptions, wire
         from edge.cameras.capture import CameraCapture, CameraHub
@@ -310,12 +395,12 @@ class PipelineRig:
             mqtt=MqttConfig(host=host, port=port, discovery=False),
             model=ModelConfig(engine=engine, threads=threads),  # type: ignore[arg-type]
         )
-        # One gate per camera: its source decodes a frame only once the pipeline took the previous one.
-        gates = {cam.id: threading.Semaphore(1) for cam in config.cameras}
+        # One gate per camera: its source decodes a frame only once the pipeline took the previous one, just in time.
+        self.gates = gates = {cam.id: DecodeGate() for cam in config.cameras}
         hub = CameraHub([])
         for cam in config.cameras:
 
-            def factory(src: SourceSettings, gate: threading.Semaphore = gates[cam.id]) -> Any:
+            def factory(src: SourceSettings, gate: DecodeGate = gates[cam.id]) -> Any:
                 if paced_fps is not None:  # a camera delivering at its own rate (the clip is encoded at it)
                     return open_source(src, realtime=True)
                 return _GatedSource(open_source(src, realtime=False), gate)
@@ -329,6 +414,8 @@ class PipelineRig:
         )
         self.parts = wire(config, options, cameras=hub)
         self.active = self.parts.slot.load(bundle)
+        if merge == "always" and hasattr(self.active.model.engine, "policy"):
+            self.active.model.engine.policy = None  # the batching service merges whatever it can, paying or not
         self.comms = self.parts.comms
         self.comms.start()
         deadline = time.monotonic() + 10
@@ -387,8 +474,25 @@ class PipelineRig:
         """The batching service's counters so far (calls, requests, recent call times)."""
         stats = getattr(self.active.model.engine, "stats", None)
         if stats is None:
-            return {"calls": 0, "requests": 0, "call_ms": []}
-        return {"calls": stats.calls, "requests": stats.requests, "call_ms": list(stats.call_ms)}
+            return {"calls": 0, "requests": 0, "call_ms": [], "policy": None}
+        policy = getattr(self.active.model.engine, "policy", None)
+        return {
+            "calls": stats.calls,
+            "requests": stats.requests,
+            "call_ms": list(stats.call_ms),
+            "policy": None if policy is None else policy.as_dict(),
+        }
+
+    def gate_info(self) -> dict[str, Any]:
+        """The decode gates' estimates (ms, mean over cameras): evaluation, decode, and the lead after a take."""
+        gates = list(self.gates.values())
+        evals = [g.eval_s for g in gates if g.eval_s is not None]
+        decodes = [g.decode_s for g in gates if g.decode_s is not None]
+        return {
+            "eval_ms": round(1000 * sum(evals) / len(evals), 2) if evals else None,
+            "decode_ms": round(1000 * sum(decodes) / len(decodes), 2) if decodes else None,
+            "lead_ms": round(1000 * sum(g.lead_s() for g in gates) / len(gates), 2) if gates else None,
+        }
 
     def per_camera_fps(self) -> list[float]:
         """Evaluated frames per second of each camera over every slice."""
@@ -422,6 +526,7 @@ class PipelineRig:
 
 RESOLUTIONS = {"720p": (1280, 720), "1080p": (1920, 1080)}
 CLIP_SECONDS = 20.0
+RTSP_BENCH_CAPTURE_OPTIONS = "rtsp_transport;tcp|analyzeduration;0|probesize;32"
 
 
 def ffmpeg_binary() -> str:
@@ -432,11 +537,14 @@ def ffmpeg_binary() -> str:
     return binary
 
 
-def h264_clip(source: Path, size: tuple[int, int] | None, fps: float | None, dest_dir: Path) -> Path:
+def h264_clip(
+    source: Path, size: tuple[int, int] | None, fps: float | None, dest_dir: Path, seconds: float = CLIP_SECONDS
+) -> Path:
     """An H.264 clip of `source` as an IP camera sends it: scaled to `size`, at `fps` (default: the source's),
-    yuv420p, main profile, no B-frames, a key frame every 2 s; CLIP_SECONDS long (the bench loops it)."""
+    yuv420p, main profile, no B-frames, a key frame every 2 s; `seconds` long (the bench loops a file; the RTSP
+    server plays it once, so --rtsp asks for one longer than the run)."""
     width, height = size or (0, 0)
-    name = f"{source.stem}-{width or 'native'}x{height or ''}-{fps or 'native'}fps.mp4"
+    name = f"{source.stem}-{width or 'native'}x{height or ''}-{fps or 'native'}fps-{seconds:g}s.mp4"
     out = dest_dir / name
     filters = []
     if size is not None:
@@ -445,7 +553,7 @@ def h264_clip(source: Path, size: tuple[int, int] | None, fps: float | None, des
         filters.append(f"fps={fps}")
     gop = max(1, round(2 * (fps or 30)))
     cmd = [ffmpeg_binary(), "-nostdin", "-loglevel", "error", "-y", "-stream_loop", "-1", "-i", str(source)]
-    cmd += ["-t", str(CLIP_SECONDS), "-an"]
+    cmd += ["-t", str(seconds), "-an"]
     if filters:
         cmd += ["-vf", ",".join(filters)]
     cmd += ["-c:v", "libx264", "-preset", "veryfast", "-profile:v", "main", "-bf", "0", "-g", str(gop)]
@@ -456,7 +564,9 @@ def h264_clip(source: Path, size: tuple[int, int] | None, fps: float | None, des
     return out
 
 
-def bench_source(args: argparse.Namespace, workdir: Path, fps: float | None = None) -> Path:
+def bench_source(
+    args: argparse.Namespace, workdir: Path, fps: float | None = None, seconds: float = CLIP_SECONDS
+) -> Path:
     """The video the cameras read: --source itself, or the H.264 clip made from it (--resolution, paced fps)."""
     source = Path(args.source)
     if not source.exists():
@@ -465,7 +575,7 @@ def bench_source(args: argparse.Namespace, workdir: Path, fps: float | None = No
     if size is None and fps is None and not args.h264:
         return source
     log.info("bench: encoding an H.264 clip of %s (%s, %s fps)", source.name, args.resolution, fps or "native")
-    return h264_clip(source, size, fps, workdir)
+    return h264_clip(source, size, fps, workdir, seconds)
 
 
 def _cpu_seconds() -> float:
@@ -486,8 +596,6 @@ def _rss_mb() -> float:
 
 def _allocator() -> dict[str, Any]:
     """How malloc was set up (edge.cameras.memory; the environment's MALLOC_* variables win)."""
-    import os
-
     from edge.cameras.memory import tune_allocator
 
     env = {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")}
@@ -578,13 +686,30 @@ def run_paced(args: argparse.Namespace) -> dict[str, Any]:
     engine = (args.engine or [None])[0] or args.pipeline_engine or "auto"
     rss_start = _rss_mb()
     with tempfile.TemporaryDirectory(prefix="shelfwatch-bench-") as tmp:
-        clip = bench_source(args, Path(tmp), fps=args.fps)
+        # over RTSP the server plays the clip once: longer than the warm-up (at most 60 s) and the run
+        clip_seconds = args.seconds + 90.0 if args.rtsp else CLIP_SECONDS
+        clip = bench_source(args, Path(tmp), fps=args.fps, seconds=clip_seconds)
+        if args.rtsp:
+            # OpenCV opens FFmpeg captures one at a time (a process-wide lock around the open), and FFmpeg's
+            # default probing of a 2 fps stream takes ~5.5 s: eight cameras would open one after the other for
+            # 44 s, past the capture's 10 s stall limit. Probing only what the SDP and first packet say opens
+            # each in ~0.5 s. An operator's own OPENCV_FFMPEG_CAPTURE_OPTIONS wins.
+            os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", RTSP_BENCH_CAPTURE_OPTIONS)
         with (
             mosquitto(args.mqtt_host, args.mqtt_port) as (host, port),
             rtsp_server(clip) if args.rtsp else contextlib.nullcontext(str(clip)) as camera_source,
         ):
             pipe = PipelineRig(
-                bundle, camera_source, args.cameras, engine, args.threads, host, port, Path(tmp), paced_fps=args.fps
+                bundle,
+                camera_source,
+                args.cameras,
+                engine,
+                args.threads,
+                host,
+                port,
+                Path(tmp),
+                paced_fps=args.fps,
+                merge=args.merge,
             )
             rss_rig = _rss_mb()  # the model loaded, cameras and pipelines started (the first frames in flight)
             try:
@@ -607,7 +732,10 @@ def run_paced(args: argparse.Namespace) -> dict[str, Any]:
                 skipped = sum(p.stats.skipped for p in pipe.pipelines) - skipped0
                 errors = sum(p.stats.errors for p in pipe.pipelines) - errors0
                 batch1 = pipe.batch_stats()
-                source = _source_info(clip, args.resolution) | {"rtsp": camera_source if args.rtsp else None}
+                source = _source_info(clip, args.resolution) | {
+                    "rtsp": camera_source if args.rtsp else None,
+                    "capture_options": os.environ.get("OPENCV_FFMPEG_CAPTURE_OPTIONS") if args.rtsp else None,
+                }
                 used = pipe.active.engine
                 precision = str(getattr(pipe.active.model.engine, "precision", "?"))
                 latencies = list(pipe.latencies_ms)
@@ -641,6 +769,7 @@ def run_paced(args: argparse.Namespace) -> dict[str, Any]:
         "errors": errors,
         "engine_calls": calls,
         "requests_per_call": round(requests / calls, 2) if calls else 0.0,
+        "merge_policy": batch1.get("policy"),
         "latency_p50_ms": round(percentile(latencies, 50), 2),
         "latency_p95_ms": round(percentile(latencies, 95), 2),
         "meets": {
@@ -692,7 +821,7 @@ def _run_unpaced(
     engine = EngineRig(bundle, used, args.threads, frames)
     batched = EngineRig(bundle, used, args.threads, frames, batch=args.cameras) if args.cameras > 1 else None
     with mosquitto(args.mqtt_host, args.mqtt_port) as (host, port):
-        pipe = PipelineRig(bundle, source, args.cameras, used, args.threads, host, port, workdir)
+        pipe = PipelineRig(bundle, source, args.cameras, used, args.threads, host, port, workdir, merge=args.merge)
         try:
             pipe.run(min(2.0, max(0.5, args.seconds / 5)))  # warm-up: first engine calls, capture start
             pipe.reset()
@@ -747,6 +876,8 @@ def _run_unpaced(
         "engine_calls": calls,
         "requests_per_call": round(requests / calls, 2) if calls else 0.0,
         "pipeline_call_p95_ms": round(percentile(batch1["call_ms"], 95), 2),
+        "merge_policy": batch1.get("policy"),
+        "decode_gate": pipe.gate_info(),
         "latency_p50_ms": round(p50, 2),
         "latency_p95_ms": round(p95, 2),
         "latency_bar_ms": round(latency_bar, 2),
@@ -832,6 +963,12 @@ def register(sub: Any) -> None:
         help="engine(s) to measure (repeatable; default: every engine the bundle ships)",
     )
     p.add_argument("--pipeline-engine", choices=engine_names, help="engine of the pipeline run")
+    p.add_argument(
+        "--merge",
+        choices=["adaptive", "always"],
+        default="adaptive",
+        help="batching across cameras: merge only while measured cheaper per row (the device's default) or always",
+    )
     p.add_argument("--threads", type=int, help="inference threads (default: all cores)")
     p.add_argument("--mqtt-host", help="use this broker instead of starting a private mosquitto")
     p.add_argument("--mqtt-port", type=int)

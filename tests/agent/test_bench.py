@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import cv2
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from edge.cli import main
+from edge.commands.bench_cmd import DecodeGate
 from tests.helpers.broker import MOSQUITTO
 from tests.helpers.tiny_bundle import TinyBundle
 
@@ -88,3 +90,39 @@ def test_bench_unpaced_h264_cameras_share_engine_calls(
     assert result["frames_skipped"] == 0 and result["pipeline_frames"] > 0
     assert len(result["pipeline_fps_per_camera"]) == 3 and all(f > 0 for f in result["pipeline_fps_per_camera"])
     assert result["engine_calls"] > 0 and result["requests_per_call"] >= 1.0
+
+
+def test_decode_gate_decodes_just_in_time() -> None:
+    """The unpaced bench's capture decodes frame n+1 only once the pipeline took frame n, and only about one decode
+    time before that evaluation is expected to end; the pipeline asking for its next frame starts it at once."""
+    gate = DecodeGate(margin_s=0.0)
+    assert gate.acquire(timeout=1.0)  # the first frame at once
+    assert not gate.acquire(timeout=0.05)  # nothing taken yet: the next decode waits
+    gate.decoded(0.05)
+    gate.taken(time.monotonic())
+    gate.ready(time.monotonic() + 0.5)  # an evaluation of 0.5 s measured
+    assert gate.eval_s == pytest.approx(0.5, abs=0.05) and gate.lead_s() == pytest.approx(0.45, abs=0.05)
+    assert gate.acquire(timeout=1.0)  # the pipeline is ready: at once
+    gate.taken(time.monotonic())
+    assert not gate.acquire(timeout=0.1)  # 0.45 s of the next evaluation are left: not yet
+    gate.ready(time.monotonic())  # the pipeline came back early
+    assert gate.acquire(timeout=1.0)
+    gate.interrupt()
+    assert gate.acquire(timeout=1.0)  # a stopping camera is never held
+
+
+@pytest.mark.slow
+@needs_mosquitto_and_ffmpeg
+def test_bench_unpaced_one_camera_reports_the_decode_gate(
+    tmp_path: Path, det_bundle: TinyBundle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    video = make_video(tmp_path / "v.mp4")
+    args = ["bench", "--bundle", str(det_bundle.bundle_dir), "--source", str(video), "--h264", "--seconds", "1"]
+    assert main([*args, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    gate = result["decode_gate"]
+    assert gate["eval_ms"] > 0 and gate["decode_ms"] > 0
+    assert gate["lead_ms"] == pytest.approx(max(0.0, gate["eval_ms"] - gate["decode_ms"] - 1.0), abs=0.05)
+    assert result["frames_skipped"] == 0 and result["pipeline_frames"] > 0
+    policy = result["merge_policy"]
+    assert policy is not None and policy["merged_calls"] == 0 and policy["single_calls"] > 0  # one camera: alone
