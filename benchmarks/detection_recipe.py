@@ -73,6 +73,13 @@ def main() -> int:
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--only", type=int, nargs="*", help="run only these folds (1-based)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--copies",
+        choices=["one", "all"],
+        default="one",
+        help="train on one copy of each training photo (default) or on all its augmented copies; the test photos "
+        "are one copy each either way, and no copy of a test photo is ever trained on",
+    )
     parser.add_argument("--cache-dir", type=Path, default=REPO / "bench-out" / "detection-views")
     parser.add_argument("variant", nargs="*")
     args = parser.parse_args()
@@ -94,13 +101,17 @@ def main() -> int:
         DetectorConfig(seed=args.seed, backbone=backbone), **overrides, augment=replace(AugmentConfig(), **aug)
     )
     groups = [group_key(s.name) for s in items]
+    copies: dict[str, list[Sample]] = defaultdict(list)
+    for s in samples:
+        copies[group_key(s.name)].append(s)
     strata = [0] * len(items)
     test_folds = kfold_splits(groups, strata, args.folds, args.seed)
 
-    views = views_for(len(items), cfg)
+    views = views_for(len(items) * (3 if args.copies == "all" else 1), cfg)
     cache = ViewCache(ViewCache.key_for(backbone, "imagenet", cfg), list(labels), views)
     stored = args.cache_dir / (
-        f"p{args.photos}-s{args.seed}-{cfg.input_size}-ft{cfg.fine_tune_blocks}-v{views}-r{cfg.center_radius}.pt"
+        f"p{args.photos}{'c' if args.copies == 'all' else ''}-s{args.seed}-"
+        f"{cfg.input_size}-ft{cfg.fine_tune_blocks}-v{views}-r{cfg.center_radius}.pt"
     )
     if aug == {} and stored.is_file():
         saved = torch.load(stored, weights_only=False)
@@ -113,10 +124,13 @@ def main() -> int:
         held = set(test)
         others = [i for i in range(len(items)) if i not in held]
         train, val = carve_validation(others, groups, strata, args.seed + f)
+        train_items = [items[i] for i in train]
+        if args.copies == "all":
+            train_items = [c for i in train for c in sorted(copies[groups[i]], key=lambda s: s.name)]
         model, info = train_detector(
-            [items[i] for i in train], [items[i] for i in val], labels, backbone, "imagenet", cfg, cache=cache
+            train_items, [items[i] for i in val], labels, backbone, "imagenet", cfg, cache=cache
         )
-        if aug == {} and not stored.is_file() and len(cache.photos) == len(items):
+        if aug == {} and not stored.is_file() and len(cache.photos) >= len(items):
             stored.parent.mkdir(parents=True, exist_ok=True)
             torch.save((cache.features, cache.tap16, cache.targets, cache.photos), stored)
         test_samples = [items[i] for i in test]
@@ -131,6 +145,7 @@ def main() -> int:
         "folds": args.folds,
         "only": args.only,
         "variant": args.variant,
+        "copies": args.copies,
         "map50": statistics.fmean(r["map50"] for r in rows),
         "map50_95": statistics.fmean(r["map50_95"] for r in rows),
         "per_fold": rows,

@@ -218,8 +218,9 @@ def run_pipeline(seed: int, labels: list[str], splits: tuple[list[Sample], ...],
 
 
 def run_all_kfold(seed: int, labels: list[str], samples: list[Sample], args: argparse.Namespace) -> dict:
-    """All 84 photos (one copy each, picked by seed), evaluated by the pipeline's 5-fold cross-validation by photo:
-    every photo is tested once by a model that never saw it; the shipped model trains on all of them."""
+    """All 84 photos (one copy each, picked by seed, or with --copies all every copy), evaluated by the pipeline's
+    5-fold cross-validation by photo: every photo is tested once by a model that never saw it; the shipped model
+    trains on all of them."""
     from edge.datasets.model import LabelInfo
 
     groups: dict[str, list[Sample]] = defaultdict(list)
@@ -229,6 +230,8 @@ def run_all_kfold(seed: int, labels: list[str], samples: list[Sample], args: arg
     dataset = Dataset(labels=[LabelInfo(n) for n in labels])
     if args.kfold_train:  # the 15 training photos alone, as the studio's Train button gets them: auto = k-fold
         picked = split_by_photo(samples, args.train_photos, seed)[0]
+    elif args.copies == "all":  # the dataset as it is: the pipeline keeps a photo's copies in one fold
+        picked = [s for key in sorted(groups) for s in sorted(groups[key], key=lambda s: s.name)]
     else:
         picked = [rng.choice(sorted(groups[key], key=lambda s: s.name)) for key in sorted(groups)]
     dataset.samples.extend(replace(s, split=None) for s in picked)
@@ -237,7 +240,7 @@ def run_all_kfold(seed: int, labels: list[str], samples: list[Sample], args: arg
     evaluation = result.metrics["evaluation"]
     return {
         "seed": seed,
-        "mode": "kfold-train" if args.kfold_train else "kfold-all",
+        "mode": "kfold-train" if args.kfold_train else f"kfold-all-{args.copies}",
         "photos": len(dataset.samples),
         "folds": evaluation.get("folds"),
         "map50": result.metrics["map50"],
@@ -324,6 +327,13 @@ def main() -> int:
     )
     parser.add_argument(
         "--all-kfold", action="store_true", help="all 84 photos, 5-fold cross-validation by photo (the pipeline's)"
+    )
+    parser.add_argument(
+        "--copies",
+        choices=["one", "all"],
+        default="one",
+        help="with --all-kfold: one copy of each photo (picked by the seed; default) or all 252 images, the 3 "
+        "augmented copies of each photo kept together in one fold",
     )
     parser.add_argument(
         "--kfold-train",
