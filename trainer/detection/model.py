@@ -74,12 +74,14 @@ class Detector(nn.Module):
         width: int = 96,
         head_depth: int = 2,
         cut: int | None = None,
+        top_down: bool = False,
     ) -> None:
         super().__init__()
         self.features = features
         self.taps = taps
         self.num_classes = num_classes
         self.input_size = input_size
+        self.top_down = top_down  # FPN's top-down path: the stride-16 level also sees the stride-32 level's context
         last = taps.index32 if taps.index32 is not None else taps.index16
         # Modules past the last tap never run (torchvision's last 1x1 conv of MobileNet, for example).
         self.trunk_end = last + 1
@@ -150,6 +152,8 @@ class Detector(nn.Module):
     def _pyramid_from_taps(self, c16: torch.Tensor, c32: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         p16 = self.lateral16(c16)
         p32 = self.lateral32(c32) if c32 is not None else self.lateral32(p16)
+        if self.top_down:
+            p16 = p16 + nn.functional.interpolate(p32, size=p16.shape[-2:], mode="nearest")
         return p16, p32
 
     def _head(self, p16: torch.Tensor, p32: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -53,6 +53,7 @@ class DetectorConfig:
     fine_tune_blocks: int = 1  # last trunk modules that train too (0: whole trunk frozen)
     head_width: int = 64
     head_depth: int = 2
+    top_down: int = 0  # 1: FPN top-down path from the stride-32 level into the stride-16 one
     box_weight: float = 2.0
     center_radius: float = 1.5
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -83,6 +84,7 @@ def build_detector(backbone_name: str, weights: str | Path | None, num_classes: 
         cfg.input_size,
         width=cfg.head_width,
         head_depth=cfg.head_depth,
+        top_down=bool(cfg.top_down),
         cut=trunk_end - cfg.fine_tune_blocks,
     )
     detector.weights_info = getattr(backbone, "weights_info", None)  # type: ignore[assignment]

@@ -221,3 +221,37 @@ def test_one_view_cache_serves_every_fit_of_a_run(tmp_path: Path) -> None:
 
     with pytest.raises(TrainingError, match="another backbone, input size"):
         train_detector(photos, [], LABELS, "squeezenet1_1", None, replace(cfg, input_size=128), cache=cache)
+
+
+@pytest.mark.parametrize("backbone", ["squeezenet1_1", "efficientnet_lite0"])
+def test_the_top_down_path_feeds_the_coarse_level_into_the_fine_one(backbone: str, tmp_path: Path) -> None:
+    """With `top_down` the stride-16 cells' outputs depend on the stride-32 map (without it they do not), the
+    cached-feature path still equals the whole model, and the ONNX export gives the same boxes and scores."""
+    outputs = {}
+    for top_down in (0, 1):
+        cfg = DetectorConfig(input_size=128, head_width=16, top_down=top_down)
+        model = build_detector(backbone, None, 1, cfg)
+        model.eval()
+        x = torch.randn(1, 3, 128, 128)
+        with torch.no_grad():
+            c16, c32 = model._run_trunk(x)
+            p16, p32 = model._pyramid_from_taps(c16, c32)
+            changed32 = None if c32 is None else c32 + 1.0
+            q16, _ = model._pyramid_from_taps(c16, changed32) if changed32 is not None else (p16, p32)
+            cached, tap16 = model.frozen_features(x)
+            resumed = model.decode(model.raw_from_cache(cached, tap16))
+            full = model(x)
+        assert torch.allclose(resumed[1], full[1], atol=1e-5)
+        outputs[top_down] = (p16, q16, c32 is None)
+        path = export_onnx(model, tmp_path / f"{backbone}-{top_down}.onnx", 128, ["boxes", "scores"])
+        import onnxruntime as ort
+
+        onnx_boxes, onnx_scores = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
+            None, {"input": x.numpy()}
+        )
+        assert np.allclose(onnx_boxes, full[0].numpy(), atol=1e-4)
+        assert np.allclose(onnx_scores, full[1].numpy(), atol=1e-5)
+    p16, q16, no32 = outputs[0]
+    assert no32 or torch.equal(p16, q16)  # no top-down: the fine level never sees the coarse map
+    p16, q16, no32 = outputs[1]
+    assert no32 or not torch.allclose(p16, q16)
