@@ -26,7 +26,15 @@ from tests.trainer.service.test_restart import REPO, Service, write_config
 
 pytestmark = pytest.mark.slow
 TERMINAL = ("succeeded", "failed", "cancelled")
-JOB = {"task": "classification", "weights": "none", "input_size": 32, "views": 1, "min_per_label": 2, "seed": 0, "int8": False}
+JOB = {
+    "task": "classification",
+    "weights": "none",
+    "input_size": 32,
+    "views": 1,
+    "min_per_label": 2,
+    "seed": 0,
+    "int8": False,
+}
 
 
 class Worker:
