@@ -235,9 +235,9 @@ def test_the_top_down_path_feeds_the_coarse_level_into_the_fine_one(backbone: st
         x = torch.randn(1, 3, 128, 128)
         with torch.no_grad():
             c16, c32 = model._run_trunk(x)
-            p16, p32 = model._pyramid_from_taps(c16, c32)
-            changed32 = None if c32 is None else c32 + 1.0
-            q16, _ = model._pyramid_from_taps(c16, changed32) if changed32 is not None else (p16, p32)
+            p16, _ = model._pyramid_from_taps(c16, c32)
+            # The fine level again with another coarse map (SqueezeNet has none: its coarse level comes from p16).
+            q16 = p16 if c32 is None else model._pyramid_from_taps(c16, c32 + 1.0)[0]
             cached, tap16 = model.frozen_features(x)
             resumed = model.decode(model.raw_from_cache(cached, tap16))
             full = model(x)
