@@ -16,7 +16,8 @@ latency budget (`budget_ms`, counted from the oldest queued request):
   call, a paced camera (next frame in 500 ms) is never waited for, and a camera whose frames stop holds the
   others once, by at most its own interval's slack: never for the whole budget, never for good.
 - A request never waits for another while the engine is busy: what queues meanwhile goes in the next call.
-- At most `max_rows` rows per call; a larger request runs alone. A model with a fixed batch size (the contract
+- At most `max_rows` rows per call (and no more than the wrapped engine's own `max_rows`, if it has one: OpenVINO
+  runs a larger batch in slices); a larger request runs alone. A model with a fixed batch size (the contract
   says dynamic; some converted models are not) is never merged.
 
 Does merging pay? Not always: on a small CPU a call of 16 rows can cost as much per row as four calls of 4 (ONNX
@@ -185,7 +186,9 @@ class BatchingEngine:
         self.model_path = getattr(engine, "model_path", None)
         self.threads = getattr(engine, "threads", None)
         self.budget_s = max(0.0, budget_ms) / 1000.0
-        self.max_rows = max(1, max_rows)
+        # An engine that runs at most N rows per call (OpenVINO's max_rows) would only slice a larger merge.
+        inner_rows = getattr(engine, "max_rows", None)
+        self.max_rows = max(1, min(max_rows, inner_rows) if isinstance(inner_rows, int) else max_rows)
         self.idle_seconds = idle_seconds
         # A fixed batch dimension cannot take merged requests.
         self.mergeable = not any(s and s[0] is not None for s in (shapes or {}).values())

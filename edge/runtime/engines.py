@@ -13,6 +13,20 @@ when the bundle has it). A new engine is one more config model and opener (docs/
 
 Threading: an engine serves one caller at a time. `infer` holds a per-engine lock, so concurrent callers are
 safe but serialise; a pipeline that wants parallel inference creates one engine per worker.
+
+Memory (the device's allocator sends every block of 128 KiB or more to a fresh mmap, edge.cameras.memory, so memory
+an engine does not keep faults in again on every call; what it keeps it keeps for good):
+
+- ONNX Runtime: every ONNX Runtime engine of the process shares ONE CPU arena whose first region is `arena_mb`
+  (default ORT_ARENA_MB); after every call the arena is shrunk, which returns every region but the first. So a
+  call whose activations fit in the first region allocates nothing (no page faults), a larger one (a big merged
+  batch) runs as without an arena and gives its memory back: the arena never holds more than `arena_mb`. Without
+  an arena every call paid its page faults (SqueezeNet 224, 4 crops: ~1.7x the time); the default arena kept the
+  largest batch's peak for good (6.4 MB a row for SqueezeNet 224, 205 MB for 32 rows). `arena_mb: 0` runs that
+  engine without an arena.
+- OpenVINO keeps the buffers of the largest input it has run (~7 MB a row for SqueezeNet 224), so a dynamic-batch
+  model runs at most `max_rows` rows per request (default OV_MAX_ROWS): a larger batch runs in slices, outputs
+  concatenated. docs/BENCHMARKS.md, issue 15.
 """
 
 from __future__ import annotations
@@ -34,6 +48,18 @@ from edge.strict import StrictModel
 log = logging.getLogger(__name__)
 
 Precision = Literal["fp32", "fp16", "bf16"]
+
+# ONNX Runtime's shared CPU arena: MiB of its first region, the part it keeps (module docstring). SqueezeNet 224
+# needs 6.4 MB a row, so 96 MiB holds a 15-row call (merged zone crops of 3 cameras); the Lite0 384 px detector
+# ~70 MB a frame, so one frame. 8 cameras x 4 zones paced: 64 / 96 / 128 MiB kept 284 / 285 / 361 MB RSS at the
+# same CPU (docs/BENCHMARKS.md, issue 15); 0 = no arena.
+ORT_ARENA_MB = 96
+# OpenVINO: rows per inference request of a dynamic-batch model (module docstring).
+OV_MAX_ROWS = 8
+# ONNX Runtime run option: shrink the CPU arena at the end of the run (frees every region but the first).
+_ORT_SHRINK = ("memory.enable_memory_arena_shrinkage", "cpu:0")
+_ort_arena_lock = threading.Lock()
+_ort_arena: dict[str, int] = {}  # {"mb": the shared arena's first region} once registered
 
 # OpenVINO's element type names <-> ours.
 _OV_HINT = {"fp32": "f32", "fp16": "f16", "bf16": "bf16"}
@@ -59,10 +85,11 @@ class OnnxRuntimeEngine:
 
     name = "onnxruntime"
 
-    def __init__(self, model_path: str | Path, threads: int | None = None) -> None:
+    def __init__(self, model_path: str | Path, threads: int | None = None, arena_mb: int | None = None) -> None:
         import onnxruntime as ort
 
         self.model_path = Path(model_path)
+        wanted_arena = ORT_ARENA_MB if arena_mb is None else arena_mb
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or 0  # 0 = ONNX Runtime's default (physical cores)
         options.inter_op_num_threads = 1
@@ -70,10 +97,20 @@ class OnnxRuntimeEngine:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # Idle worker threads must not spin: on a small device they would steal the CPU from video decoding.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        # No CPU memory arena: the arena keeps the peak of the largest batch for good (a 384 px detector at a
-        # batch of 16 held 809 MB instead of 253 MB; per-call speed the same within noise, docs/BENCHMARKS.md).
-        options.enable_cpu_mem_arena = False
         options.log_severity_level = 3
+        self._run_options: Any = None
+        registered_now = False
+        if wanted_arena > 0:
+            # The process's shared arena (first region kept, the rest shrunk after every call: module docstring).
+            self.arena_mb, registered_now = _shared_ort_arena(ort, wanted_arena)
+            options.enable_cpu_mem_arena = True
+            options.add_session_config_entry("session.use_env_allocators", "1")
+            self._run_options = ort.RunOptions()
+            self._run_options.add_run_config_entry(*_ORT_SHRINK)
+        else:
+            # No arena: every call allocates (and page-faults) its activations anew, keeps nothing.
+            self.arena_mb = 0
+            options.enable_cpu_mem_arena = False
         try:
             self._session = ort.InferenceSession(
                 str(self.model_path), sess_options=options, providers=["CPUExecutionProvider"]
@@ -90,18 +127,57 @@ class OnnxRuntimeEngine:
         }
         self.output_names = [o.name for o in self._session.get_outputs()]
         self._lock = threading.Lock()
+        if registered_now:
+            self._prime_arena()
+
+    def _prime_arena(self) -> None:
+        """One call of a single row on the new shared arena, so that its first region (the one it keeps) is
+        `arena_mb` and not the first request of a large first call (the first region is the larger of the two)."""
+        inputs: dict[str, np.ndarray] = {}
+        for spec in self._session.get_inputs():
+            dims = list(spec.shape)
+            if spec.type != "tensor(float)" or not dims or any(not (isinstance(d, int) and d > 0) for d in dims[1:]):
+                return  # only models whose inputs are float tensors with a fixed shape but the batch
+            inputs[spec.name] = np.zeros([1, *dims[1:]], np.float32)
+        try:
+            self._session.run(None, inputs, self._run_options)
+        except Exception as err:  # a model that cannot run a zero row: its first real call sets the region
+            log.debug("priming the ONNX Runtime arena with %s failed: %s", self.model_path.name, err)
 
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run one batch through the session."""
         with self._lock:
             try:
-                values = self._session.run(self.output_names, inputs)
+                values = self._session.run(self.output_names, inputs, self._run_options)
             except Exception as err:
                 raise EngineError(f"ONNX Runtime inference failed: {err}") from err
         return {name: np.asarray(v) for name, v in zip(self.output_names, values, strict=True)}
 
     def __repr__(self) -> str:
-        return f"OnnxRuntimeEngine({self.model_path}, threads={self.threads})"
+        return f"OnnxRuntimeEngine({self.model_path}, threads={self.threads}, arena_mb={self.arena_mb})"
+
+
+def _shared_ort_arena(ort: Any, mb: int) -> tuple[int, bool]:
+    """The process's shared ONNX Runtime CPU arena, registered on first use with a first region of `mb` MiB
+    (power-of-two growth: the strategy whose first region a shrink keeps). ONNX Runtime registers one per process,
+    so the first engine's size holds for all; returns (its size, whether this call registered it)."""
+    with _ort_arena_lock:
+        if "mb" in _ort_arena:
+            if _ort_arena["mb"] != mb:
+                log.warning("ONNX Runtime's shared arena is %d MiB (the first engine's), not %d", _ort_arena["mb"], mb)
+            return _ort_arena["mb"], False
+        info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+        config = ort.OrtArenaCfg(
+            {
+                "max_mem": 0,  # no limit: a call larger than the first region extends it (and gives it back)
+                "arena_extend_strategy": 0,  # kNextPowerOfTwo: its first region is never shrunk
+                "initial_chunk_size_bytes": mb * 1024 * 1024,
+                "max_dead_bytes_per_chunk": -1,
+            }
+        )
+        ort.create_and_register_allocator(info, config)
+        _ort_arena["mb"] = mb
+        return mb, True
 
 
 class OpenVinoEngine:
@@ -109,7 +185,13 @@ class OpenVinoEngine:
 
     name = "openvino"
 
-    def __init__(self, xml_path: str | Path, threads: int | None = None, precision: Precision = "fp32") -> None:
+    def __init__(
+        self,
+        xml_path: str | Path,
+        threads: int | None = None,
+        precision: Precision = "fp32",
+        max_rows: int | None = None,
+    ) -> None:
         if precision not in _OV_HINT:
             raise EngineError(f"unknown OpenVINO precision {precision!r}; use one of {sorted(_OV_HINT)}")
         import openvino as ov
@@ -148,24 +230,46 @@ class OpenVinoEngine:
             for i in self._compiled.inputs
         }
         self.output_names = [o.get_any_name() for o in self._compiled.outputs]
+        # Rows per request of a dynamic-batch model (OpenVINO keeps the largest input's buffers: module docstring).
+        dynamic = all(shape and shape[0] is None for shape in self.input_shapes.values())
+        self.max_rows: int | None = (max_rows or OV_MAX_ROWS) if dynamic else None
         self._request = self._compiled.create_infer_request()
         self._lock = threading.Lock()
 
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run one batch on the engine's infer request; outputs are copies the caller may keep."""
+        """Run one batch on the engine's infer request (in slices of at most `max_rows` rows); outputs are copies
+        the caller may keep."""
+        rows = {a.shape[0] if np.ndim(a) else 1 for a in inputs.values()}
+        total = rows.pop() if len(rows) == 1 else 0
+        step = self.max_rows
         with self._lock:
-            try:
-                result = self._request.infer(inputs)
-            except Exception as err:
-                raise EngineError(f"OpenVINO inference failed: {err}") from err
-            # The request reuses its output buffers on the next call: copy before releasing the lock.
-            return {
-                name: np.array(result[port], copy=True)
-                for name, port in zip(self.output_names, self._compiled.outputs, strict=True)
-            }
+            if not step or total <= step:
+                return self._infer(inputs)
+            parts = [self._infer({k: v[i : i + step] for k, v in inputs.items()}) for i in range(0, total, step)]
+        # An output with a row per input row is concatenated; any other (no batch axis) is the first slice's.
+        return {
+            name: np.concatenate([p[name] for p in parts])
+            if parts[0][name].ndim and sum(p[name].shape[0] for p in parts) == total
+            else parts[0][name]
+            for name in self.output_names
+        }
+
+    def _infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        try:
+            result = self._request.infer(inputs)
+        except Exception as err:
+            raise EngineError(f"OpenVINO inference failed: {err}") from err
+        # The request reuses its output buffers on the next call: copy before releasing the lock.
+        return {
+            name: np.array(result[port], copy=True)
+            for name, port in zip(self.output_names, self._compiled.outputs, strict=True)
+        }
 
     def __repr__(self) -> str:
-        return f"OpenVinoEngine({self.model_path}, threads={self.threads}, precision={self.precision})"
+        return (
+            f"OpenVinoEngine({self.model_path}, threads={self.threads}, precision={self.precision}, "
+            f"max_rows={self.max_rows})"
+        )
 
 
 # --- the registry: one config model, model file and opener per engine kind ----------------------------------
@@ -215,11 +319,18 @@ class OnnxRuntimeSettings(EngineSettings):
     """ONNX Runtime on the CPU (always fp32)."""
 
     kind: Literal["onnxruntime"] = "onnxruntime"
+    arena_mb: int | None = Field(
+        None,
+        ge=0,
+        le=1024,
+        description="MiB of the CPU arena kept between calls, shared by the process's ONNX Runtime engines (the "
+        "first engine's size holds); 0 = no arena; default 96.",
+    )
 
 
 @engine_kind(OnnxRuntimeSettings, ONNX_FILE, "ONNX", ("fp32",))
 def _open_onnxruntime(path: Path, cfg: OnnxRuntimeSettings, threads: int | None, precision: Precision) -> Engine:
-    return OnnxRuntimeEngine(path, cfg.threads or threads)
+    return OnnxRuntimeEngine(path, cfg.threads or threads, cfg.arena_mb)
 
 
 class OpenVinoSettings(EngineSettings):
@@ -227,11 +338,14 @@ class OpenVinoSettings(EngineSettings):
 
     kind: Literal["openvino"] = "openvino"
     precision: Precision | None = Field(None, description="Inference precision; default: model.precision.")
+    max_rows: int | None = Field(
+        None, ge=1, le=256, description="Rows per inference request (a larger batch runs in slices); default 8."
+    )
 
 
 @engine_kind(OpenVinoSettings, OPENVINO_XML, "OpenVINO", ("fp32", "fp16", "bf16"))
 def _open_openvino(path: Path, cfg: OpenVinoSettings, threads: int | None, precision: Precision) -> Engine:
-    return OpenVinoEngine(path, cfg.threads or threads, cfg.precision or precision)
+    return OpenVinoEngine(path, cfg.threads or threads, cfg.precision or precision, cfg.max_rows)
 
 
 OPENVINO_INT8_XML = "openvino/int8/model.xml"
@@ -243,11 +357,14 @@ class OpenVinoInt8Settings(EngineSettings):
     others in FP32."""
 
     kind: Literal["openvino_int8"] = "openvino_int8"
+    max_rows: int | None = Field(
+        None, ge=1, le=256, description="Rows per inference request (a larger batch runs in slices); default 8."
+    )
 
 
 @engine_kind(OpenVinoInt8Settings, OPENVINO_INT8_XML, "OpenVINO INT8", ("int8",))
 def _open_openvino_int8(path: Path, cfg: OpenVinoInt8Settings, threads: int | None, precision: Precision) -> Engine:
-    engine = OpenVinoEngine(path, cfg.threads or threads, "fp32")
+    engine = OpenVinoEngine(path, cfg.threads or threads, "fp32", cfg.max_rows)
     engine.name = "openvino_int8"
     engine.precision = "int8"
     engine.requested_precision = "int8"

@@ -213,3 +213,60 @@ def test_auto_prefers_the_int8_ir_when_the_bundle_ships_it(cls_bundle: TinyBundl
     for channel in range(3):
         x[channel, channel] = 0.9  # image c is dominated by channel c
     assert (engine.infer({"input": x})["logits"].argmax(1) == fp32.infer({"input": x})["logits"].argmax(1)).all()
+
+
+def test_onnxruntime_runs_on_the_shared_bounded_arena(cls_bundle: TinyBundle) -> None:
+    """The session is built with the CPU arena on, from the process's shared arena, and every call shrinks it
+    (read back from ONNX Runtime); `arena_mb: 0` builds it without; the outputs are the same either way."""
+    from edge.runtime import engines
+
+    model = cls_bundle.bundle_dir / ONNX_FILE
+    shared = OnnxRuntimeEngine(model, threads=1)
+    options = shared._session.get_session_options()
+    assert options.enable_cpu_mem_arena is True
+    assert options.get_session_config_entry("session.use_env_allocators") == "1"
+    assert shared._run_options.get_run_config_entry("memory.enable_memory_arena_shrinkage") == "cpu:0"
+    # One arena per process: the first engine registered it, every later one gets that size.
+    assert shared.arena_mb == engines._ort_arena["mb"] > 0
+    assert OnnxRuntimeEngine(model, threads=1, arena_mb=shared.arena_mb + 1).arena_mb == shared.arena_mb
+    plain = OnnxRuntimeEngine(model, threads=1, arena_mb=0)
+    assert plain.arena_mb == 0 and plain._run_options is None
+    assert plain._session.get_session_options().enable_cpu_mem_arena is False
+    rng = np.random.default_rng(1)
+    for rows in (1, 7, 300):  # 300 rows: a call larger than what the tiny model primed the arena with
+        x = rng.random((rows, 3, 32, 32), dtype=np.float32)
+        np.testing.assert_allclose(shared.infer({"input": x})["logits"], plain.infer({"input": x})["logits"], rtol=1e-6)
+    # The engine config reaches it: `arena_mb` in edge.yaml.
+    from edge.config import EdgeConfig, parse_yaml_config
+
+    cfg = parse_yaml_config("model: {engine: {kind: onnxruntime, arena_mb: 0}}", EdgeConfig).model
+    built = create_engine(cls_bundle.bundle_dir, read_manifest(cls_bundle.bundle_dir), cfg.engine, 1)
+    assert isinstance(built, OnnxRuntimeEngine) and built.arena_mb == 0
+
+
+def test_openvino_runs_large_batches_in_slices(cls_bundle: TinyBundle) -> None:
+    """A dynamic-batch model runs at most max_rows rows per request (OpenVINO keeps the largest input's buffers):
+    the outputs of a sliced batch equal one request's; the batching service merges no more rows than that; the
+    latency hint (one stream) is what the compiled model runs with."""
+    from edge.runtime import engines
+    from edge.runtime.batching import BatchingEngine
+
+    xml = cls_bundle.bundle_dir / OPENVINO_XML
+    sliced = OpenVinoEngine(xml, threads=1)
+    assert sliced.max_rows == engines.OV_MAX_ROWS
+    assert str(sliced._compiled.get_property("PERFORMANCE_HINT")).endswith("LATENCY")
+    assert int(sliced._compiled.get_property("NUM_STREAMS")) == 1
+    whole = OpenVinoEngine(xml, threads=1, max_rows=64)
+    x = np.random.default_rng(2).random((2 * engines.OV_MAX_ROWS + 3, 3, 32, 32), dtype=np.float32)
+    got, want = sliced.infer({"input": x}), whole.infer({"input": x})
+    assert got["logits"].shape == (len(x), 3)
+    np.testing.assert_allclose(got["logits"], want["logits"], rtol=1e-5, atol=1e-6)
+    reference = OnnxRuntimeEngine(cls_bundle.bundle_dir / ONNX_FILE, threads=1).infer({"input": x})["logits"]
+    np.testing.assert_allclose(got["logits"], reference, atol=1e-4)
+    assert BatchingEngine(sliced).max_rows == engines.OV_MAX_ROWS
+    assert BatchingEngine(whole).max_rows == 32  # the service's own limit when the engine's is larger
+    from edge.config import EdgeConfig, parse_yaml_config
+
+    cfg = parse_yaml_config("model: {engine: {kind: openvino, max_rows: 4}}", EdgeConfig).model
+    built = create_engine(cls_bundle.bundle_dir, read_manifest(cls_bundle.bundle_dir), cfg.engine, 1)
+    assert isinstance(built, OpenVinoEngine) and built.max_rows == 4
