@@ -4,7 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
-APT_PACKAGES := mosquitto mosquitto-clients chromium systemd openssl redis-server postgresql ffmpeg
+APT_PACKAGES := mosquitto mosquitto-clients chromium systemd openssl redis-server postgresql ffmpeg \
+	gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad python3-gi
 PYTEST_ARGS ?=
 # `make demo ARGS='--port 9000 --period 60'` passes options to `shelfwatch demo`.
 ARGS ?=

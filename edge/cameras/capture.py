@@ -10,6 +10,8 @@ Contract for consumers (the pipeline, the web page's snapshot and MJPEG stream):
   offline with `last_error` and retries after a capped exponential backoff (0.5 s doubling to
   `reconnect_max_seconds`, with jitter; reset by the next frame). A read stuck inside a driver cannot be killed, so
   after a stall the stuck thread is abandoned (it closes its source if it ever returns) and a fresh one reconnects.
+  A source waiting for its turn to open (`sources.Queued`: FFmpeg opens go one at a time) is not stalled; its
+  open's stall clock starts when its turn comes.
 - Status listeners get a CameraStatus snapshot on every state change (starting, online, offline, stopped), from
   the capture or watchdog thread (from the caller's thread for `stopped`); exceptions in listeners are logged.
 """
@@ -29,7 +31,15 @@ import cv2
 import numpy as np
 
 from edge.cameras.memory import tune_allocator
-from edge.cameras.sources import FrameSource, Interruptible, Paced, SourceSettings, describe_source, open_source
+from edge.cameras.sources import (
+    FrameSource,
+    Interruptible,
+    Paced,
+    Queued,
+    SourceSettings,
+    describe_source,
+    open_source,
+)
 from edge.config.model import CameraConfig
 from edge.errors import CameraError, NotFoundError
 
@@ -386,6 +396,11 @@ class CameraCapture:
                 since, source = self._blocked_since, self._source
                 # A paced source sleeps inside read(): a slow folder rate is not a stall.
                 limit = max(self.stall_seconds, 3 * source.frame_interval if isinstance(source, Paced) else 0.0)
+                if since is not None and isinstance(source, Queued):
+                    # Waiting for its turn to open (other cameras' FFmpeg opens first) is not a stall; the
+                    # open itself counts from its turn.
+                    waiting, turn_at = source.open_turn
+                    since = None if waiting else max(since, turn_at)
                 stalled = since is not None and time.monotonic() - since > limit
                 if stalled:
                     self._blocked_since = None

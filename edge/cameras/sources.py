@@ -22,6 +22,10 @@ A new kind is a config model with a unique `kind` literal, a `from_plain` (or no
 
 `realtime=False` turns pacing off (files, folders, synthetic) so benchmarks read as fast as decoding allows.
 Sources that pace themselves also implement `Interruptible`, so stopping a camera never waits out a pacing sleep.
+
+FFmpeg opens (streams and video files) go one at a time through `open_ffmpeg`: OpenCV opens FFmpeg captures one at
+a time process-wide anyway, and an RTSP open sets its own FFmpeg options for that open only. Such sources are
+`Queued`: while one waits for its turn the camera's stall watchdog does not count the wait (docs/CAMERAS.md, RTSP).
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ import logging
 import math
 import os
 import re
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +64,16 @@ FALLBACK_FPS = 25.0
 # and a frame pool each: 8 720p H.264 cameras held 86 MB instead of 56 MB and 24 threads. One thread decodes a 720p
 # frame in a few ms, far within a camera's frame interval (docs/BENCHMARKS.md, issue 15).
 DECODER_THREADS = 1
+# FFmpeg's options for an RTSP open (OpenCV reads them from OPENCV_FFMPEG_CAPTURE_OPTIONS when a capture opens; an
+# operator's own value in the environment wins). TCP: UDP RTSP loses packets on busy Wi-Fi (smeared frames).
+# analyzeduration 0 + probesize 32: no stream probing beyond the SDP and the first packet. FFmpeg's default probing
+# decodes ~8 frames to estimate the frame rate and decoder delay, 4-5.5 s of a 2 fps camera, and OpenCV opens one
+# capture at a time, so 8 such cameras took 44 s to come up (the last ones past the 10 s stall limit). Probed this
+# way each opens in ~0.5 s, with the parameter sets in the SDP or only in the stream before key frames (the decoder
+# learns them there): tests/cameras/test_rtsp.py, docs/CAMERAS.md "RTSP".
+RTSP_CAPTURE_OPTIONS = "rtsp_transport;tcp|analyzeduration;0|probesize;32"
+CAPTURE_OPTIONS_ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
+_ffmpeg_turn = threading.Lock()
 
 
 @runtime_checkable
@@ -86,6 +102,16 @@ class Interruptible(Protocol):
 
 
 @runtime_checkable
+class Queued(Protocol):
+    """Optional capability: a source whose open waits for its turn behind other sources' opens."""
+
+    @property
+    def open_turn(self) -> tuple[bool, float]:
+        """(waiting for its turn now, monotonic time its last open got its turn; 0.0 before any)."""
+        ...
+
+
+@runtime_checkable
 class Paced(Protocol):
     """Optional capability: a source that sleeps inside read() to deliver frames at a steady rate."""
 
@@ -110,6 +136,27 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
+def open_ffmpeg(
+    target: str, params: list[int], options: str | None = None, turn: Callable[[bool], None] | None = None
+) -> cv2.VideoCapture:
+    """`cv2.VideoCapture(target, CAP_FFMPEG, params)`, one open at a time, with `options` (FFmpeg's
+    `key;value|key;value` open options) for this open only unless OPENCV_FFMPEG_CAPTURE_OPTIONS is set in the
+    environment (then that applies to every open). `turn(True)` is called while waiting, `turn(False)` once it
+    is this open's turn."""
+    if turn is not None:
+        turn(True)
+    with _ffmpeg_turn:
+        if turn is not None:
+            turn(False)
+        if options is None or os.environ.get(CAPTURE_OPTIONS_ENV) is not None:
+            return cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
+        os.environ[CAPTURE_OPTIONS_ENV] = options
+        try:
+            return cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
+        finally:
+            os.environ.pop(CAPTURE_OPTIONS_ENV, None)
+
+
 def _as_bgr(frame: np.ndarray) -> np.ndarray:
     """Normalise what a decoder returned to 3-channel BGR uint8."""
     if frame.dtype != np.uint8:
@@ -128,6 +175,18 @@ class _CvCaptureSource:
 
     def __init__(self) -> None:
         self._cap: cv2.VideoCapture | None = None
+        self._waiting = False
+        self._turn_at = 0.0
+
+    @property
+    def open_turn(self) -> tuple[bool, float]:
+        """(waiting for its turn to open now, when its last open got its turn): see `Queued`."""
+        return self._waiting, self._turn_at
+
+    def _turn(self, waiting: bool) -> None:
+        self._waiting = waiting
+        if not waiting:
+            self._turn_at = time.monotonic()
 
     def _require(self) -> cv2.VideoCapture:
         if self._cap is None:
@@ -182,18 +241,17 @@ class StreamSource(_CvCaptureSource):
         self.description = redact_url(url)
 
     def open(self) -> None:
-        """Connect to the stream (gives up after NETWORK_TIMEOUT_MS)."""
-        if self.url.startswith(("rtsp://", "rtsps://")):
-            # UDP RTSP loses packets on busy Wi-Fi and shows as smeared frames; TCP is what cameras do reliably.
-            # OpenCV reads this variable at open time; a value the operator set wins.
-            os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
+        """Connect to the stream (gives up after NETWORK_TIMEOUT_MS once its turn to open came)."""
+        rtsp = self.url.lower().startswith(("rtsp://", "rtsps://"))
         params = [
             cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
             NETWORK_TIMEOUT_MS,
             cv2.CAP_PROP_READ_TIMEOUT_MSEC,
             NETWORK_TIMEOUT_MS,
+            cv2.CAP_PROP_N_THREADS,
+            DECODER_THREADS,
         ]
-        cap = cv2.VideoCapture(self.url, cv2.CAP_FFMPEG, [*params, cv2.CAP_PROP_N_THREADS, DECODER_THREADS])
+        cap = open_ffmpeg(self.url, params, RTSP_CAPTURE_OPTIONS if rtsp else None, self._turn)
         if not cap.isOpened():
             cap.release()
             raise CameraError(f"{self.description}: cannot open the stream (unreachable, refused or not a video)")
@@ -238,7 +296,7 @@ class VideoFileSource(_CvCaptureSource, _PacedSource):
     def _open_capture(self) -> cv2.VideoCapture:
         if not self.path.is_file():
             raise CameraError(f"{self.description}: no such video file")
-        cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, DECODER_THREADS])
+        cap = open_ffmpeg(str(self.path), [cv2.CAP_PROP_N_THREADS, DECODER_THREADS], None, self._turn)
         if not cap.isOpened():
             cap.release()
             raise CameraError(f"{self.description}: not a video FFmpeg can decode")

@@ -526,7 +526,6 @@ class PipelineRig:
 
 RESOLUTIONS = {"720p": (1280, 720), "1080p": (1920, 1080)}
 CLIP_SECONDS = 20.0
-RTSP_BENCH_CAPTURE_OPTIONS = "rtsp_transport;tcp|analyzeduration;0|probesize;32"
 
 
 def ffmpeg_binary() -> str:
@@ -600,6 +599,17 @@ def _allocator() -> dict[str, Any]:
 
     env = {k: v for k, v in os.environ.items() if k.startswith("MALLOC_")}
     return {"set": tune_allocator(), "environment": env}
+
+
+def _engine_memory(engine: Any) -> dict[str, Any]:
+    """The pipeline engine's memory settings (edge.runtime.engines): ONNX Runtime's kept arena, OpenVINO's rows per
+    request, the batching service's rows per call."""
+    inner = getattr(engine, "inner", engine)
+    return {
+        "arena_mb": getattr(inner, "arena_mb", None),
+        "max_rows": getattr(inner, "max_rows", None),
+        "batch_max_rows": getattr(engine, "max_rows", None),
+    }
 
 
 def _bundle_info(bundle: Path) -> dict[str, Any]:
@@ -681,6 +691,8 @@ def rtsp_server(clip: Path) -> Iterator[str]:
 def run_paced(args: argparse.Namespace) -> dict[str, Any]:
     """N cameras at their configured fps (the clip is encoded at that rate, as a camera set to it sends), 4 zones
     each, for `--seconds` after a warm-up: what the device process costs (CPU cores, RSS) and whether it keeps up."""
+    from edge.cameras.sources import CAPTURE_OPTIONS_ENV, RTSP_CAPTURE_OPTIONS
+
     bundle = Path(args.bundle)
     info = _bundle_info(bundle)
     engine = (args.engine or [None])[0] or args.pipeline_engine or "auto"
@@ -689,12 +701,6 @@ def run_paced(args: argparse.Namespace) -> dict[str, Any]:
         # over RTSP the server plays the clip once: longer than the warm-up (at most 60 s) and the run
         clip_seconds = args.seconds + 90.0 if args.rtsp else CLIP_SECONDS
         clip = bench_source(args, Path(tmp), fps=args.fps, seconds=clip_seconds)
-        if args.rtsp:
-            # OpenCV opens FFmpeg captures one at a time (a process-wide lock around the open), and FFmpeg's
-            # default probing of a 2 fps stream takes ~5.5 s: eight cameras would open one after the other for
-            # 44 s, past the capture's 10 s stall limit. Probing only what the SDP and first packet say opens
-            # each in ~0.5 s. An operator's own OPENCV_FFMPEG_CAPTURE_OPTIONS wins.
-            os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", RTSP_BENCH_CAPTURE_OPTIONS)
         with (
             mosquitto(args.mqtt_host, args.mqtt_port) as (host, port),
             rtsp_server(clip) if args.rtsp else contextlib.nullcontext(str(clip)) as camera_source,
@@ -734,10 +740,14 @@ def run_paced(args: argparse.Namespace) -> dict[str, Any]:
                 batch1 = pipe.batch_stats()
                 source = _source_info(clip, args.resolution) | {
                     "rtsp": camera_source if args.rtsp else None,
-                    "capture_options": os.environ.get("OPENCV_FFMPEG_CAPTURE_OPTIONS") if args.rtsp else None,
+                    # what the cameras opened RTSP with: the product's options unless the environment set its own
+                    "capture_options": (os.environ.get(CAPTURE_OPTIONS_ENV) or RTSP_CAPTURE_OPTIONS)
+                    if args.rtsp
+                    else None,
                 }
                 used = pipe.active.engine
                 precision = str(getattr(pipe.active.model.engine, "precision", "?"))
+                memory = _engine_memory(pipe.active.model.engine)
                 latencies = list(pipe.latencies_ms)
             finally:
                 pipe.close()
@@ -756,6 +766,7 @@ def run_paced(args: argparse.Namespace) -> dict[str, Any]:
         "threads": args.threads,
         "engine": used,
         "precision": precision,
+        "engine_memory": memory,
         "cpu_cores": round((cpu1 - cpu0) / wall, 3) if wall else 0.0,
         "rss_mb": round(rss, 1),
         # where it went: before the rig (imports), once the model loaded and the cameras started, at the end
@@ -835,6 +846,7 @@ def _run_unpaced(
                     batched.run(slice_s)
                 pipe.run(slice_s)
             batch1 = pipe.batch_stats()
+            memory = _engine_memory(pipe.active.model.engine)
         finally:
             pipe.close()
             decode.close()
@@ -864,6 +876,7 @@ def _run_unpaced(
             k: {m: round(v, 2) if isinstance(v, float) else v for m, v in r.items()} for k, r in engine_results.items()
         },
         "engine": used,
+        "engine_memory": memory,
         "engine_fps": round(eng["fps"], 2),
         "engine_p95_ms": round(eng["p95_ms"], 2),
         "batched_engine": {m: round(v, 2) if isinstance(v, float) else v for m, v in bat.items()},
