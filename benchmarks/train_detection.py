@@ -110,6 +110,7 @@ def _train_pipeline(seed: int, dataset: Dataset, args: argparse.Namespace, **spe
             views=args.views,
             input_size=args.input_size,
             threads=args.threads,
+            int8=None if args.int8 == "auto" else False,
             **spec,
         )
         cpu0 = time.process_time()
@@ -339,6 +340,13 @@ def main() -> int:
         "--kfold-train",
         action="store_true",
         help="only the --train-photos photos, no test split: the pipeline's default (k-fold below 50 photos)",
+    )
+    parser.add_argument(
+        "--int8",
+        choices=["auto", "off"],
+        default="auto",
+        help="auto (the product's default: INT8 export + its out-of-fold gate when NNCF is installed) or off "
+        "(accuracy runs: the k-fold metrics are the FP32 models' either way, INT8 only adds NNCF passes per fold)",
     )
     parser.add_argument("--backbone", default=None, help="default: the one --weights belongs to, else train's default")
     parser.add_argument(

@@ -72,3 +72,21 @@ def test_detection_refuses_too_few_photos(tmp_path: Path) -> None:
     with pytest.raises(TrainingError, match=r"too few photos with boxes \(4 distinct photos\)"):
         run_training(spec, dataset=ds)
     assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize(
+    ("photos", "fine_tune", "deep"), [(12, None, False), (50, None, True), (50, False, False), (12, True, True)]
+)
+def test_larger_datasets_fine_tune_the_stride16_stage(
+    tmp_path: Path, photos: int, fine_tune: bool | None, deep: bool
+) -> None:
+    from trainer.detection.train import DEEP_FINE_TUNE_BLOCKS, DetectorConfig
+    from trainer.recipes.detection import DEEP_FINE_TUNE_PHOTOS, DetectionRecipe
+
+    assert photos < DEEP_FINE_TUNE_PHOTOS or photos == DEEP_FINE_TUNE_PHOTOS
+    ds = _photos(tmp_path / "photos", photos)
+    recipe = DetectionRecipe(small_detection_spec(tmp_path, fine_tune=fine_tune, threads=None), tmp_path / "scratch")
+    recipe.prepare(ds, progress=None)  # type: ignore[arg-type]
+    shallow = DetectorConfig()
+    expected = (DEEP_FINE_TUNE_BLOCKS, 0.1, 1) if deep else (shallow.fine_tune_blocks, 1.0, 0)
+    assert (recipe.cfg.fine_tune_blocks, recipe.cfg.trunk_lr_scale, recipe.cfg.frozen_bn) == expected

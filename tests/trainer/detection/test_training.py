@@ -122,6 +122,29 @@ def test_fine_tuning_the_last_blocks_trains_them(tmp_path: Path) -> None:
     assert trainable == [11, 12] and info["frozen_trunk_modules"] == 11
 
 
+def test_deep_fine_tuning_keeps_batchnorm_statistics_and_scales_the_trunk_rate(tmp_path: Path) -> None:
+    train = _photos(tmp_path, 3, seed=4)
+    base = DetectorConfig(input_size=96, views=2, epochs=2, batch=4, head_width=16, fine_tune_blocks=8, frozen_bn=1)
+    torch.manual_seed(base.seed)  # what train_detector does before it builds its detector
+    fresh = build_detector("efficientnet_lite0", None, 1, replace(base, backbone="efficientnet_lite0"))
+    assert fresh.cut <= fresh.taps.index16  # the stride-16 stage trains: the channels-last path
+    start = {k: v.clone() for k, v in fresh.features.state_dict().items()}
+
+    still, _ = train_detector(train, [], LABELS, "efficientnet_lite0", None, replace(base, trunk_lr_scale=0.0))
+    for key, value in still.features.state_dict().items():
+        assert torch.equal(value, start[key]), key  # rate 0: no step, and BatchNorm kept its statistics
+    head = next(still.cls_tower.parameters())
+    assert not torch.equal(head, next(fresh.cls_tower.parameters()))  # the head trained at the full rate
+
+    moved, _ = train_detector(train, [], LABELS, "efficientnet_lite0", None, base)
+    state = moved.features.state_dict()
+    trained = [k for k in state if k.startswith(f"{moved.cut}.") and not torch.equal(state[k], start[k])]
+    assert trained and all("running" not in k for k in trained)  # weights moved, statistics did not
+    assert all(p.is_contiguous() for p in moved.parameters())  # back in the layout the ONNX export expects
+    frozen_keys = [k for k in state if int(k.split(".")[0]) < moved.cut]
+    assert all(torch.equal(state[k], start[k]) for k in frozen_keys)
+
+
 def test_views_per_image_shrink_when_the_cache_would_grow_too_large(tmp_path: Path) -> None:
     train = _photos(tmp_path, 4, seed=6)
     cfg = DetectorConfig(input_size=96, views=5, epochs=1, head_width=16, max_cached_views=10)
