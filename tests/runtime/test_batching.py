@@ -183,7 +183,7 @@ class _CostedEngine:
         return dict(self.inner.infer(inputs))
 
 
-@pytest.mark.parametrize(("per_call_ms", "per_row_ms", "merges"), [(0.0, 2.0, False), (25.0, 0.0, True)])
+@pytest.mark.parametrize(("per_call_ms", "per_row_ms", "merges"), [(0.0, 6.0, False), (25.0, 0.0, True)])
 def test_adaptive_batching_follows_the_measured_cost(
     det_bundle: TinyBundle, per_call_ms: float, per_row_ms: float, merges: bool
 ) -> None:
