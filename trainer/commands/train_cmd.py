@@ -108,7 +108,8 @@ def register(sub: Any) -> None:
         "--fine-tune",
         choices=["auto", "on", "off"],
         default="auto",
-        help="also train the backbone's last modules (auto: when every label has 100+ training images)",
+        help="also train the backbone's last modules (auto: classification when every label has 100+ training images; "
+        "detection from 50 photos on, its stride-16 stage)",
     )
     p.add_argument(
         "--evaluation",
