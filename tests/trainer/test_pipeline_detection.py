@@ -90,3 +90,15 @@ def test_larger_datasets_fine_tune_the_stride16_stage(
     shallow = DetectorConfig()
     expected = (DEEP_FINE_TUNE_BLOCKS, 0.1, 1) if deep else (shallow.fine_tune_blocks, 1.0, 0)
     assert (recipe.cfg.fine_tune_blocks, recipe.cfg.trunk_lr_scale, recipe.cfg.frozen_bn) == expected
+
+
+def test_a_datasets_own_test_photos_do_not_count_towards_the_deep_recipe(tmp_path: Path) -> None:
+    from trainer.detection.train import DetectorConfig
+    from trainer.recipes.detection import DEEP_FINE_TUNE_PHOTOS, DetectionRecipe
+
+    ds = _photos(tmp_path / "photos", DEEP_FINE_TUNE_PHOTOS + 5)
+    for k, s in enumerate(ds.samples):  # 15 to train on (the 15-photo benchmark's shape), the rest a test split
+        s.split = "train" if k < 12 else "val" if k < 15 else "test"
+    recipe = DetectionRecipe(small_detection_spec(tmp_path, threads=None), tmp_path / "scratch")
+    recipe.prepare(ds, progress=None)  # type: ignore[arg-type]
+    assert recipe.cfg.fine_tune_blocks == DetectorConfig().fine_tune_blocks and recipe.cfg.frozen_bn == 0

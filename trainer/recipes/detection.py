@@ -78,7 +78,9 @@ class DetectionRecipe:
             torch.set_num_threads(spec.threads)
         items = split.train + split.val + split.test
         groups = [group_key(s.name) for s in items]
-        deep = spec.fine_tune if spec.fine_tune is not None else len(set(groups)) >= DEEP_FINE_TUNE_PHOTOS
+        # Photos a fit may learn from: a test split the dataset brings is never trained on.
+        trainable = {g for g, s in zip(groups, items, strict=True) if s.split != "test"}
+        deep = spec.fine_tune if spec.fine_tune is not None else len(trainable) >= DEEP_FINE_TUNE_PHOTOS
         if deep:
             from trainer.detection.train import deep_fine_tune
 
