@@ -80,6 +80,12 @@ def main() -> int:
         help="train on one copy of each training photo (default) or on all its augmented copies; the test photos "
         "are one copy each either way, and no copy of a test photo is ever trained on",
     )
+    parser.add_argument(
+        "--tta",
+        action="store_true",
+        help="also score each fold's detector with the test-time flip (Detector.tta_flip): the same trained model, so "
+        "the pair shows what the flip alone gives",
+    )
     parser.add_argument("--cache-dir", type=Path, default=REPO / "bench-out" / "detection-views")
     parser.add_argument("variant", nargs="*")
     args = parser.parse_args()
@@ -138,6 +144,11 @@ def main() -> int:
         predictions = cache.predict(model, test_samples)
         metrics = detection_metrics(predictions, [s.boxes for s in test_samples], labels)
         rows.append({"fold": f, "map50": metrics["map50"], "map50_95": metrics["map50_95"], "epochs": info["epochs"]})
+        if args.tta:
+            model.tta_flip = True
+            flipped = detection_metrics(cache.predict(model, test_samples), [s.boxes for s in test_samples], labels)
+            model.tta_flip = False
+            rows[-1] |= {"map50_tta": flipped["map50"], "map50_95_tta": flipped["map50_95"]}
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     result = {
         "photos": len(items),
@@ -148,6 +159,14 @@ def main() -> int:
         "copies": args.copies,
         "map50": statistics.fmean(r["map50"] for r in rows),
         "map50_95": statistics.fmean(r["map50_95"] for r in rows),
+        **(
+            {
+                "map50_tta": statistics.fmean(r["map50_tta"] for r in rows),
+                "map50_95_tta": statistics.fmean(r["map50_95_tta"] for r in rows),
+            }
+            if args.tta
+            else {}
+        ),
         "per_fold": rows,
         "seconds": round(time.perf_counter() - started, 1),
         "load": os.getloadavg()[0],

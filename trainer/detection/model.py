@@ -108,6 +108,9 @@ class Detector(nn.Module):
         nn.init.constant_(self.cls_out.bias, -math.log(99.0))
 
         self.export_features = False  # forward also returns the stride-16 trunk map (see the module docstring)
+        # forward also runs the horizontally flipped input and averages the two's logits (test-time flip: twice
+        # the inference per image, docs/DETECTION.md)
+        self.tta_flip = False
         self.levels = self._probe_levels()
         self.points: torch.Tensor
         self.cells: torch.Tensor
@@ -156,22 +159,57 @@ class Detector(nn.Module):
             p16 = p16 + nn.functional.interpolate(p32, size=p16.shape[-2:], mode="nearest")
         return p16, p32
 
-    def _head(self, p16: torch.Tensor, p32: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Raw outputs over all cells: class logits [N, K, C], distance logits [N, K, 4], centre-ness [N, K]."""
-        cls_all, reg_all, ctr_all = [], [], []
+    def _head_maps(self, p16: torch.Tensor, p32: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Per level (stride 16, then 32): class logits [N, C, h, w], distance logits [N, 4, h, w], centre-ness
+        logits [N, 1, h, w]."""
+        maps = []
         for level_index, p in enumerate((p16, p32)):
             c = self.cls_tower(p)
             r = self.reg_tower(p)
-            n = p.shape[0]
-            cls_all.append(self.cls_out(c).flatten(2).transpose(1, 2))
-            reg_all.append(self.scales[level_index](self.reg_out(r)).flatten(2).transpose(1, 2).reshape(n, -1, 4))
-            ctr_all.append(self.ctr_out(r).flatten(1))
+            maps.append((self.cls_out(c), self.scales[level_index](self.reg_out(r)), self.ctr_out(r)))
+        return maps
+
+    @staticmethod
+    def _flatten(maps: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, ...]:
+        """Level maps -> raw outputs over all cells: class logits [N, K, C], distance logits [N, K, 4], centre-ness
+        [N, K]."""
+        cls_all, reg_all, ctr_all = [], [], []
+        for cls, reg, ctr in maps:
+            n = cls.shape[0]
+            cls_all.append(cls.flatten(2).transpose(1, 2))
+            reg_all.append(reg.flatten(2).transpose(1, 2).reshape(n, -1, 4))
+            ctr_all.append(ctr.flatten(1))
         return torch.cat(cls_all, 1), torch.cat(reg_all, 1), torch.cat(ctr_all, 1)
 
-    def raw_from_cache(self, cached: torch.Tensor, cached16: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
-        """Raw head outputs from the output of features[:cut] (and the stride-16 tap when cut is past it)."""
-        c16, c32 = self._run_trunk(cached, start=self.cut, tap16=cached16)
-        return self._head(*self._pyramid_from_taps(c16, c32))
+    @staticmethod
+    def _merge_flipped(
+        maps: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+        flipped: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+    ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Average each level's logits with those of the horizontally flipped input, mapped back: the flipped maps
+        are mirrored along the width and their left / right distances swapped (the grids are mirror images of each
+        other when the input size is a multiple of both strides)."""
+        merged = []
+        for (cls, reg, ctr), (fcls, freg, fctr) in zip(maps, flipped, strict=True):
+            freg = torch.flip(freg, [3])[:, [2, 1, 0, 3]]  # (l, t, r, b) of the mirror is (r, t, l, b) here
+            merged.append(((cls + torch.flip(fcls, [3])) / 2, (reg + freg) / 2, (ctr + torch.flip(fctr, [3])) / 2))
+        return merged
+
+    def raw_from_cache(
+        self,
+        cached: torch.Tensor,
+        cached16: torch.Tensor | None = None,
+        flipped: tuple[torch.Tensor, torch.Tensor | None] | None = None,
+    ) -> tuple[torch.Tensor, ...]:
+        """Raw head outputs from the output of features[:cut] (and the stride-16 tap when cut is past it); with
+        `flipped` (the same of the horizontally flipped inputs) the two are merged as `tta_flip` merges them."""
+        maps = self._head_maps(*self._pyramid_from_taps(*self._run_trunk(cached, start=self.cut, tap16=cached16)))
+        if flipped is not None:
+            fmaps = self._head_maps(
+                *self._pyramid_from_taps(*self._run_trunk(flipped[0], start=self.cut, tap16=flipped[1]))
+            )
+            maps = self._merge_flipped(maps, fmaps)
+        return self._flatten(maps)
 
     def frozen_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Output of the frozen part features[:cut], plus the stride-16 tap when the cut lies past it."""
@@ -194,5 +232,9 @@ class Detector(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         c16, c32 = self._run_trunk(x)
-        boxes, scores = self.decode(self._head(*self._pyramid_from_taps(c16, c32)))
+        maps = self._head_maps(*self._pyramid_from_taps(c16, c32))
+        if self.tta_flip:
+            flipped = self._head_maps(*self._pyramid_from_taps(*self._run_trunk(torch.flip(x, [3]))))
+            maps = self._merge_flipped(maps, flipped)
+        boxes, scores = self.decode(self._flatten(maps))
         return (boxes, scores, c16) if self.export_features else (boxes, scores)

@@ -114,6 +114,9 @@ class ViewCache:
     photos: dict[str, _PhotoViews] = field(default_factory=dict)
     trunk: FrozenTrunk | None = None
     seconds: float = 0.0  # time spent filling it
+    spec: Any = None  # the input spec the views were made with (set by fill)
+    # The horizontally flipped photo-as-it-is of predicted photos, for a detector with `tta_flip` (made on demand)
+    mirrored: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = field(default_factory=dict)
 
     @staticmethod
     def key_for(backbone: str, weights: str | Path | None, cfg: DetectorConfig) -> tuple[Any, ...]:
@@ -138,7 +141,7 @@ class ViewCache:
         started = time.perf_counter()
         if self.trunk is None:
             self.trunk = FrozenTrunk(detector)
-        spec = cfg.input_spec()
+        spec = self.spec = cfg.input_spec()
         label_index = {name: i for i, name in enumerate(self.labels)}
         detector.eval()
         for n, sample in enumerate(samples):
@@ -194,14 +197,29 @@ class ViewCache:
         out: list[list[Detection]] = []
         detector.eval()
         for start in range(0, len(samples), 16):
-            chunk = [self.photos[str(s.path)] for s in samples[start : start + 16]]
+            chunk_samples = samples[start : start + 16]
+            chunk = [self.photos[str(s.path)] for s in chunk_samples]
             feats, tap16 = self.batch([p.rows[0] for p in chunk])
+            flipped = self._mirrored(chunk_samples) if detector.tta_flip else None
             with torch.no_grad():
-                boxes, scores = detector.decode(detector.raw_from_cache(feats, tap16))
+                boxes, scores = detector.decode(detector.raw_from_cache(feats, tap16, flipped))
             out.extend(
                 decode_batch(boxes.numpy(), scores.numpy(), [p.placement for p in chunk], self.labels, score_threshold)
             )
         return out
+
+    def _mirrored(self, samples: Sequence[Sample]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Frozen features (and stride-16 taps) of these photos mirrored left to right, stacked as `batch` stacks."""
+        assert self.trunk is not None and self.spec is not None, "fill the cache before predicting"
+        for s in samples:
+            if str(s.path) not in self.mirrored:
+                image = np.ascontiguousarray(read_image(s.path)[:, ::-1])
+                out, tap16 = self.trunk(to_tensor([resize_for(image, self.spec)[0]], self.spec))
+                self.mirrored[str(s.path)] = (out[0].half(), None if tap16 is None else tap16[0].half())
+        pairs = [self.mirrored[str(s.path)] for s in samples]
+        feats = torch.stack([f for f, _ in pairs]).float()
+        taps = [t for _, t in pairs if t is not None]
+        return feats, (torch.stack(taps).float() if len(taps) == len(pairs) else None)
 
     def batch(self, rows: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor | None]:
         """float32 features (and stride-16 taps) of these rows, stacked."""

@@ -278,3 +278,49 @@ def test_the_top_down_path_feeds_the_coarse_level_into_the_fine_one(backbone: st
     assert no32 or torch.equal(p16, q16)  # no top-down: the fine level never sees the coarse map
     p16, q16, no32 = outputs[1]
     assert no32 or not torch.allclose(p16, q16)
+
+
+def _mirror_cells(model: torch.nn.Module, t: torch.Tensor) -> torch.Tensor:
+    """Reorder a [N, K, ...] tensor over the detector's cells as the horizontally mirrored input's cells."""
+    parts, start = [], 0
+    for lv in model.levels:
+        n = lv.height * lv.width
+        grid = t[:, start : start + n].reshape(t.shape[0], lv.height, lv.width, *t.shape[2:])
+        parts.append(torch.flip(grid, [2]).reshape(t.shape[0], n, *t.shape[2:]))
+        start += n
+    return torch.cat(parts, 1)
+
+
+@pytest.mark.parametrize("backbone", ["squeezenet1_1", "efficientnet_lite0"])
+def test_the_test_time_flip_is_mirror_symmetric_and_exports(backbone: str, tmp_path: Path) -> None:
+    """With `tta_flip` the detector's answer for a mirrored photo is exactly its answer for the photo, mirrored (which
+    a single pass is not); the cached-feature path gives the same as the whole model, and so does the ONNX export."""
+    cfg = DetectorConfig(input_size=128, head_width=16, fine_tune_blocks=2)
+    model = build_detector(backbone, None, 2, cfg)
+    model.eval()
+    x = torch.randn(2, 3, 128, 128)
+    mirrored = torch.flip(x, [3])
+
+    def mirrored_answer(out: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+        boxes, scores = out[0], out[1]
+        boxes = torch.stack([1 - boxes[..., 2], boxes[..., 1], 1 - boxes[..., 0], boxes[..., 3]], -1)
+        return _mirror_cells(model, boxes), _mirror_cells(model, scores)
+
+    with torch.no_grad():
+        single, single_m = model(x), mirrored_answer(model(mirrored))
+        model.tta_flip = True
+        both, both_m = model(x), mirrored_answer(model(mirrored))
+        cached, tap16 = model.frozen_features(x)
+        flipped = model.frozen_features(mirrored)
+        resumed = model.decode(model.raw_from_cache(cached, tap16, flipped))
+    assert not torch.allclose(single[1], single_m[1], atol=1e-4)  # one pass is not symmetric ...
+    assert torch.allclose(both[1], both_m[1], atol=1e-5)  # ... the flip-averaged one is
+    assert torch.allclose(both[0], both_m[0], atol=1e-5)
+    assert not torch.allclose(both[1], single[1], atol=1e-4)
+    assert torch.allclose(resumed[0], both[0], atol=1e-5) and torch.allclose(resumed[1], both[1], atol=1e-5)
+    import onnxruntime as ort
+
+    path = export_onnx(model, tmp_path / f"{backbone}-tta.onnx", 128, ["boxes", "scores"])
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    onnx_boxes, onnx_scores = session.run(None, {"input": x.numpy()})
+    assert np.allclose(onnx_boxes, both[0].numpy(), atol=1e-4) and np.allclose(onnx_scores, both[1].numpy(), atol=1e-5)
