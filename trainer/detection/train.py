@@ -60,6 +60,8 @@ class DetectorConfig:
     head_width: int = 64
     head_depth: int = 2
     top_down: int = 0  # 1: FPN top-down path from the stride-32 level into the stride-16 one
+    # Exponential moving average of the trained weights (decay per step; 0: the last step's weights are the model)
+    ema: float = 0.0
     box_weight: float = 2.0
     center_radius: float = 1.5
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -194,6 +196,11 @@ def train_detector(
         return cfg.lr * 0.5 * (1 + np.cos(np.pi * min(progress_share, 1.0)))
 
     generator = torch.Generator().manual_seed(cfg.seed)
+    averaged = None
+    if cfg.ema:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        averaged = AveragedModel(detector, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=False)
     history: list[float] = []
     step = 0
     detector.train()
@@ -220,11 +227,18 @@ def train_detector(
             optimiser.zero_grad(set_to_none=True)
             parts.total.backward()
             optimiser.step()
+            if averaged is not None:
+                averaged.update_parameters(detector)
             step += 1
             epoch_loss += float(parts.total.detach())
         history.append(epoch_loss / epoch_steps)
         report(cache_share + (1 - cache_share) * epoch / epochs, epoch, history[-1], "train")
         log.debug("epoch %d/%d loss %.4f", epoch, epochs, history[-1])
+    if averaged is not None:
+        with torch.no_grad():
+            for mine, mean in zip(detector.parameters(), averaged.module.parameters(), strict=True):
+                mine.copy_(mean)
+        del averaged
     detector.eval()
     if deep:
         detector.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
@@ -240,6 +254,7 @@ def train_detector(
         "frozen_trunk_modules": detector.cut,
         "trunk_lr_scale": cfg.trunk_lr_scale if cfg.fine_tune_blocks else None,
         "frozen_bn": bool(cfg.frozen_bn),
+        "ema": cfg.ema or None,
         "seconds": {"features": cache.seconds - cache_seconds, "train": trained_at - cached_at},
     }
     if val:

@@ -324,3 +324,18 @@ def test_the_test_time_flip_is_mirror_symmetric_and_exports(backbone: str, tmp_p
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     onnx_boxes, onnx_scores = session.run(None, {"input": x.numpy()})
     assert np.allclose(onnx_boxes, both[0].numpy(), atol=1e-4) and np.allclose(onnx_scores, both[1].numpy(), atol=1e-5)
+
+
+def test_the_weight_average_is_what_the_model_keeps(tmp_path: Path) -> None:
+    """With `ema` the returned weights are the running average: at a decay near 1 they stay next to the first step's
+    (so next to the initial weights), far closer than the last step's; a moderate decay lands in between."""
+    train = _photos(tmp_path, 3, seed=5)
+    cfg = DetectorConfig(input_size=96, views=3, epochs=3, batch=4, head_width=16, seed=7, lr=1e-2, warmup_steps=1)
+    start = build_detector("squeezenet1_1", None, 1, replace(cfg, backbone="squeezenet1_1")).reg_out.weight.detach()
+    moved = {}
+    for ema in (0.0, 0.5, 0.999999):
+        model, info = train_detector(train, [], LABELS, "squeezenet1_1", None, replace(cfg, ema=ema))
+        moved[ema] = float((model.reg_out.weight - start).norm())
+        assert info["ema"] == (ema or None)
+    assert moved[0.999999] < 0.5 * moved[0.0], moved
+    assert moved[0.999999] < moved[0.5] and moved[0.5] != moved[0.0], moved
