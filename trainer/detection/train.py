@@ -60,6 +60,9 @@ class DetectorConfig:
     head_width: int = 64
     head_depth: int = 2
     top_down: int = 0  # 1: FPN top-down path from the stride-32 level into the stride-16 one
+    # 1: the trained detector also runs the mirrored photo and averages the two (Detector.tta_flip): twice the
+    # device's inference per photo
+    tta_flip: int = 0
     # Exponential moving average of the trained weights (decay per step; 0: the last step's weights are the model)
     ema: float = 0.0
     box_weight: float = 2.0
@@ -240,6 +243,7 @@ def train_detector(
                 mine.copy_(mean)
         del averaged
     detector.eval()
+    detector.tta_flip = bool(cfg.tta_flip)
     if deep:
         detector.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     trained_at = time.perf_counter()
@@ -255,6 +259,7 @@ def train_detector(
         "trunk_lr_scale": cfg.trunk_lr_scale if cfg.fine_tune_blocks else None,
         "frozen_bn": bool(cfg.frozen_bn),
         "ema": cfg.ema or None,
+        "test_time_flip": bool(cfg.tta_flip),
         "seconds": {"features": cache.seconds - cache_seconds, "train": trained_at - cached_at},
     }
     if val:

@@ -339,3 +339,6 @@ def test_the_weight_average_is_what_the_model_keeps(tmp_path: Path) -> None:
         assert info["ema"] == (ema or None)
     assert moved[0.999999] < 0.5 * moved[0.0], moved
     assert moved[0.999999] < moved[0.5] and moved[0.5] != moved[0.0], moved
+    assert not model.tta_flip and info["test_time_flip"] is False
+    flipping, info = train_detector(train, [], LABELS, "squeezenet1_1", None, replace(cfg, tta_flip=1))
+    assert flipping.tta_flip and info["test_time_flip"] is True
