@@ -85,11 +85,15 @@ def test_larger_datasets_fine_tune_the_stride16_stage(
 
     assert photos < DEEP_FINE_TUNE_PHOTOS or photos == DEEP_FINE_TUNE_PHOTOS
     ds = _photos(tmp_path / "photos", photos)
-    recipe = DetectionRecipe(small_detection_spec(tmp_path, fine_tune=fine_tune, threads=None), tmp_path / "scratch")
+    spec = small_detection_spec(tmp_path, fine_tune=fine_tune, threads=None, views=None)
+    recipe = DetectionRecipe(spec, tmp_path / "scratch")
     recipe.prepare(ds, progress=None)  # type: ignore[arg-type]
     shallow = DetectorConfig()
-    expected = (DEEP_FINE_TUNE_BLOCKS, 0.1, 1) if deep else (shallow.fine_tune_blocks, 1.0, 0)
-    assert (recipe.cfg.fine_tune_blocks, recipe.cfg.trunk_lr_scale, recipe.cfg.frozen_bn) == expected
+    expected = (DEEP_FINE_TUNE_BLOCKS, 0.3, 1, 32) if deep else (shallow.fine_tune_blocks, 1.0, 0, shallow.views)
+    assert (recipe.cfg.fine_tune_blocks, recipe.cfg.trunk_lr_scale, recipe.cfg.frozen_bn, recipe.cfg.views) == expected
+    asked = DetectionRecipe(small_detection_spec(tmp_path, fine_tune=fine_tune, threads=None, views=5), tmp_path / "s2")
+    asked.prepare(ds, progress=None)  # type: ignore[arg-type]
+    assert asked.cfg.views == 5  # a user's --views wins over either recipe's
 
 
 def test_a_datasets_own_test_photos_do_not_count_towards_the_deep_recipe(tmp_path: Path) -> None:

@@ -86,6 +86,8 @@ class DetectionRecipe:
             from trainer.detection.train import deep_fine_tune
 
             deep_fine_tune(self.cfg)
+            if spec.views:  # asked for: it wins over the deep recipe's views too
+                self.cfg.views = spec.views
         index = {name: k for k, name in enumerate(labels)}
         n_train, n_fit = len(split.train), len(split.train) + len(split.val)
         return TaskData(
