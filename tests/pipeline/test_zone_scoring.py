@@ -89,3 +89,64 @@ def test_evaluate_zones_with_a_real_classifier(tmp_path: Path) -> None:
     assert left.label == "red" and left.score > 0.9
     assert right.score < 0.1
     assert green.label == "green" and green.score > 0.9
+
+
+def _crop_zone_before(image: np.ndarray, zone: Zone) -> np.ndarray:
+    """crop_zone as it was before the cached cuts (session 6): a copy of the box, masked per call."""
+    import cv2
+
+    from edge.pipeline.zone_scoring import zone_pixel_rect
+
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = zone_pixel_rect(zone, w, h)
+    crop = image[y1:y2, x1:x2].copy()
+    pts = np.array([[px * w - x1, py * h - y1] for px, py in zone.polygon], dtype=np.float32)
+    mask = np.zeros(crop.shape[:2], dtype=np.uint8)
+    cv2.fillPoly(mask, [np.round(pts).astype(np.int32)], 255)
+    if not mask.all():
+        crop[mask == 0] = 0
+    return crop
+
+
+ZONES = [
+    RECT,
+    TRIANGLE,
+    Zone("strip", ((0.25, 0.0), (0.5, 0.0), (0.5, 1.0), (0.25, 1.0)), ()),
+    Zone("thin", ((0.3, 0.3), (0.3004, 0.3), (0.3004, 0.9), (0.3, 0.9)), ()),  # under a pixel wide
+    Zone("out", ((-0.2, 0.5), (1.3, 0.4), (0.8, 1.4)), ()),  # reaches past the frame
+    Zone("quad", ((0.1, 0.2), (0.7, 0.05), (0.9, 0.8), (0.2, 0.95)), ()),
+    Zone("star", ((0.5, 0.0), (0.6, 0.4), (1.0, 0.5), (0.6, 0.6), (0.5, 1.0), (0.4, 0.6), (0.0, 0.5), (0.4, 0.4)), ()),
+]
+
+
+@pytest.mark.parametrize("size", [(720, 1280), (37, 53), (1080, 1920)])
+def test_zone_crops_are_the_per_call_crops_bit_for_bit(size: tuple[int, int]) -> None:
+    from edge.pipeline.zone_scoring import zone_crop, zone_cut
+
+    zone_cut.cache_clear()
+    rng = np.random.default_rng(size[0])
+    image = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+    image.flags.writeable = False  # as a captured frame
+    for _ in range(2):  # the second time from the cache
+        for zone in ZONES:
+            want = _crop_zone_before(image, zone)
+            fast, owned = zone_crop(image, zone), crop_zone(image, zone)
+            assert fast.shape == want.shape and fast.dtype == want.dtype and np.array_equal(fast, want), zone.id
+            assert np.array_equal(owned, want) and owned.flags.writeable and not np.may_share_memory(owned, image)
+    assert zone_cut.cache_info().hits >= len(ZONES)
+
+
+def test_a_rectangle_zones_crop_is_a_read_only_view_and_a_polygons_a_masked_copy() -> None:
+    from edge.pipeline.zone_scoring import zone_crop, zone_cut
+
+    image = np.full((60, 80, 3), 7, dtype=np.uint8)
+    view = zone_crop(image, RECT)
+    assert np.shares_memory(view, image) and not view.flags.writeable
+    masked = zone_crop(image, TRIANGLE)
+    assert not np.shares_memory(masked, image) and masked[59, 79].tolist() == [0, 0, 0]
+    cut = zone_cut(TRIANGLE.polygon, 80, 60)
+    assert cut.mask is not None and not cut.mask.flags.writeable
+    assert zone_cut(RECT.polygon, 80, 60).mask is None
+    # A zone given with lists (as a config or dataset may) is cut the same way.
+    listed = Zone("l", [[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], ())  # type: ignore[arg-type]
+    assert np.array_equal(zone_crop(image, listed), masked)

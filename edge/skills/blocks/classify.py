@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from edge.pipeline.zone_scoring import crop_zone
+from edge.pipeline.zone_scoring import zone_crop
 from edge.skills.blocks._models import ModelBlock, ModelBlockSettings, cached
 from edge.skills.geometry import crop_box
 from edge.skills.registry import block_type
@@ -50,7 +50,7 @@ class Classify(ModelBlock):
         else:
             zones = list(frame.zones)
             key = ("classify", active.version, id(active), "zones", tuple(z.id for z in zones))
-            crops = lambda: [crop_zone(frame.image, z) for z in zones]  # noqa: E731
+            crops = lambda: [zone_crop(frame.image, z) for z in zones]  # noqa: E731  (views where nothing is masked)
             places = [(z.id, z.bbox()) for z in zones]
         if not places:
             return []
