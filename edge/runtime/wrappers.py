@@ -21,7 +21,7 @@ from edge.errors import EngineError, ImageError
 from edge.runtime.batching import DEFAULT_BUDGET_MS, BatchingEngine
 from edge.runtime.engines import Engine, EngineChoice, Precision, create_engine
 from edge.runtime.postprocess import Detection, decode_detections, softmax
-from edge.runtime.preprocess import preprocess
+from edge.runtime.preprocess import PreprocessBuffers, preprocess
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,8 @@ class _BundleModel:
         self.max_batch = max(1, max_batch)
         self.timing = Timing()
         self._fixed_batch: int | None = None
+        # Each calling thread's resized images and tensor, reused from its previous call (edge.runtime.preprocess).
+        self._buffers = PreprocessBuffers()
         if manifest.input.tensor not in engine.input_names:
             raise EngineError(
                 f"bundle {manifest.version}: input tensor {manifest.input.tensor!r} is not in the model "
@@ -163,7 +165,8 @@ class _BundleModel:
         for start in range(0, len(images), self.max_batch):
             t0 = time.perf_counter()
             batch = [as_bgr(im) for im in images[start : start + self.max_batch]]
-            tensor, placements = preprocess(batch, self.manifest.input)
+            # Into this thread's arrays of its last call: the engine is done with them once infer() returned.
+            tensor, placements = preprocess(batch, self.manifest.input, self._buffers)
             real = tensor.shape[0]
             if self._fixed_batch is not None and real < self._fixed_batch:
                 # pad a short last chunk by repeating its last image; the padded rows are dropped below

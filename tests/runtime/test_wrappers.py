@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -206,3 +207,34 @@ def test_to_tensor_is_bit_identical_to_the_whole_stack_formula(color: str) -> No
     assert np.array_equal(got, want)
     with pytest.raises(ValueError, match="not 40x24"):
         to_tensor([images[0], images[1][:10]], spec)
+
+
+@pytest.mark.parametrize("resize", ["stretch", "letterbox"])
+def test_preprocess_into_kept_buffers_is_bit_identical(resize: str) -> None:
+    """preprocess() into a thread's kept arrays (what the model wrappers do) gives the fresh-array tensor and
+    placements bit for bit, call after call, whatever sizes and row counts come (a smaller call after a larger
+    one, a letterbox's padding after a wider image), and each thread gets its own arrays."""
+    from edge.bundle import InputSpec
+    from edge.runtime.preprocess import PreprocessBuffers, preprocess
+
+    spec = InputSpec(width=48, height=32, color="RGB", scale=1 / 255, mean=[0.485, 0.456, 0.406],
+                     std=[0.229, 0.224, 0.225], resize=resize)  # fmt: skip
+    rng = np.random.default_rng(11)
+    buffers = PreprocessBuffers()
+    calls = [[(30, 90), (64, 40)], [(20, 20), (33, 47), (100, 12), (48, 32)], [(5, 200)], [(90, 30), (32, 48)]]
+    for sizes in calls:
+        images = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in sizes]
+        images[0] = images[0][:, ::1]  # and a view with a row stride of its own
+        want, want_boxes = preprocess(images, spec)
+        got, got_boxes = preprocess(images, spec, buffers)
+        assert got.shape == want.shape and got.dtype == np.float32 and got.flags.c_contiguous
+        assert np.array_equal(got, want) and got_boxes == want_boxes
+    view = rng.integers(0, 256, (60, 200, 3), dtype=np.uint8)[:, 50:130]  # a zone crop: a view into a frame
+    assert np.array_equal(preprocess([view], spec, buffers)[0], preprocess([np.ascontiguousarray(view)], spec)[0])
+    mine = preprocess([view], spec, buffers)[0]
+    other: list[np.ndarray] = []
+    worker = threading.Thread(target=lambda: other.append(preprocess([view], spec, buffers)[0]))
+    worker.start()
+    worker.join()
+    assert not np.shares_memory(mine, other[0])
+    assert preprocess([view], spec, buffers)[0].__array_interface__["data"] == mine.__array_interface__["data"]
