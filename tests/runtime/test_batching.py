@@ -221,3 +221,74 @@ def test_adaptive_batching_follows_the_measured_cost(
         assert later_calls < later_requests  # requests still merged
     else:
         assert later_calls >= later_requests - 3  # one by one (a merged probe at most)
+
+
+class _ThreadRecorder:
+    """A real engine that notes the thread of every call."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.threads = inner, []  # type: ignore[var-annotated]
+        self.name, self.precision = inner.name, inner.precision
+        self.input_names, self.output_names = inner.input_names, inner.output_names
+        self.input_shapes = getattr(inner, "input_shapes", {})
+
+    def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        self.threads.append(threading.get_ident())
+        return dict(self.inner.infer(inputs))
+
+
+def test_a_lone_caller_runs_on_its_own_thread(det_bundle: TinyBundle) -> None:
+    """infer() of the only caller, with the engine free: the call runs on the caller's thread (no hand-over to
+    the worker), counted like any call; the same outputs as the plain engine; held() still queues it."""
+    recorder = _ThreadRecorder(open_engine("onnxruntime", det_bundle.bundle_dir / ONNX_FILE, threads=1))
+    engine = BatchingEngine(recorder, budget_ms=50.0)
+    plain = open_engine("onnxruntime", det_bundle.bundle_dir / ONNX_FILE, threads=1)
+    size = read_manifest(det_bundle.bundle_dir).input.height
+    for tensor in _tensors(6, 1, size, seed=4):
+        got, want = engine.infer({"input": tensor}), plain.infer({"input": tensor})
+        for name in want:
+            np.testing.assert_allclose(got[name], want[name], rtol=1e-6, atol=1e-6)
+    assert recorder.threads == [threading.get_ident()] * 6
+    assert engine.stats.calls == engine.stats.inline == 6 and engine.stats.requests == 6
+    assert engine.policy is not None and engine.policy.singles == 6
+    done: list[dict[str, np.ndarray]] = []
+    with engine.held():
+        caller = threading.Thread(target=lambda: done.append(engine.infer({"input": _tensors(1, 1, size)[0]})))
+        caller.start()
+        assert wait_until(lambda: engine.queued() == 1, timeout=30)  # held: queued, not run on its thread
+        assert not done
+    caller.join(timeout=30)
+    assert done and engine.stats.calls == 7 and engine.stats.inline == 6
+    assert recorder.threads[-1] not in (threading.get_ident(), caller.ident)  # the worker ran it
+
+
+def test_a_caller_goes_through_the_service_while_another_is_active(
+    det_bundle: TinyBundle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The caller's-thread path is only for a caller alone: while another caller asked within ALONE_SECONDS its
+    requests go to the worker (where callers in step merge); once the other is quiet that long, its own thread
+    again. Merging off (the policy measured it does not pay), a free engine runs any request on its caller."""
+    from edge.runtime import batching
+
+    monkeypatch.setattr(batching, "ALONE_SECONDS", 0.5)
+    recorder = _ThreadRecorder(open_engine("onnxruntime", det_bundle.bundle_dir / ONNX_FILE, threads=1))
+    engine = BatchingEngine(recorder, budget_ms=1.0)
+    size = read_manifest(det_bundle.bundle_dir).input.height
+    frame = {"input": _tensors(1, 1, size)[0]}
+    other = threading.Thread(target=lambda: engine.infer(frame))
+    other.start()
+    other.join(timeout=30)
+    assert recorder.threads == [other.ident]  # it was alone
+    engine.infer(frame)
+    assert recorder.threads[-1] != threading.get_ident()  # the other asked a moment ago: through the worker
+    time.sleep(0.6)
+    engine.infer(frame)
+    assert recorder.threads[-1] == threading.get_ident()  # the other has been quiet for ALONE_SECONDS
+    assert engine.stats.inline == 2 and engine.stats.calls == 3
+    assert engine.policy is not None
+    monkeypatch.setattr(engine.policy, "merge", lambda: False)
+    other = threading.Thread(target=lambda: engine.infer(frame))
+    other.start()
+    other.join(timeout=30)
+    engine.infer(frame)
+    assert recorder.threads[-2:] == [other.ident, threading.get_ident()] and engine.stats.inline == 4
