@@ -80,6 +80,8 @@ def instrument() -> None:
     _wrap(mqtt_state.MqttState, "run", "take/skills/mqtt_state")
     _wrap(mqtt_event.MqttEvent, "run", "take/skills/mqtt_event")
     _wrap(reporter.Reporter, "zone_state", "take/skills/mqtt_state/publish")
+    _wrap(mqtt_event, "annotate_snapshot", "take/skills/mqtt_event/annotate")
+    _wrap(reporter.Reporter, "zone_event", "take/skills/mqtt_event/write_event")
     for name in ("crop_zone", "zone_crop"):  # before and since session 6
         if hasattr(zone_scoring, name):
             _wrap(zone_scoring, name, "take/skills/zone_score/crops")
