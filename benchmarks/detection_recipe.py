@@ -86,6 +86,14 @@ def main() -> int:
         help="also score each fold's detector with the test-time flip (Detector.tta_flip): the same trained model, so "
         "the pair shows what the flip alone gives",
     )
+    parser.add_argument(
+        "--nms",
+        type=float,
+        nargs="*",
+        default=[],
+        help="also score each fold's detector with these per-class NMS IoU thresholds (the device's default is 0.5): "
+        "the same trained model, so information on the decode alone",
+    )
     parser.add_argument("--cache-dir", type=Path, default=REPO / "bench-out" / "detection-views")
     parser.add_argument("variant", nargs="*")
     args = parser.parse_args()
@@ -141,14 +149,18 @@ def main() -> int:
             torch.save((cache.features, cache.tap16, cache.targets, cache.photos), stored)
         test_samples = [items[i] for i in test]
         cache.fill(model, test_samples, cfg, 1)
-        predictions = cache.predict(model, test_samples)
-        metrics = detection_metrics(predictions, [s.boxes for s in test_samples], labels)
+        predictions = cache.predict(model, test_samples, nms_iou=cfg.nms_iou)
+        truth = [s.boxes for s in test_samples]
+        metrics = detection_metrics(predictions, truth, labels)
         rows.append({"fold": f, "map50": metrics["map50"], "map50_95": metrics["map50_95"], "epochs": info["epochs"]})
         if args.tta:
             model.tta_flip = True
-            flipped = detection_metrics(cache.predict(model, test_samples), [s.boxes for s in test_samples], labels)
+            flipped = detection_metrics(cache.predict(model, test_samples, nms_iou=cfg.nms_iou), truth, labels)
             model.tta_flip = False
             rows[-1] |= {"map50_tta": flipped["map50"], "map50_95_tta": flipped["map50_95"]}
+        for iou in args.nms:
+            swept = detection_metrics(cache.predict(model, test_samples, nms_iou=iou), truth, labels)
+            rows[-1] |= {f"map50_nms{iou:g}": swept["map50"], f"map50_95_nms{iou:g}": swept["map50_95"]}
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     result = {
         "photos": len(items),
@@ -167,6 +179,11 @@ def main() -> int:
             if args.tta
             else {}
         ),
+        **{
+            f"{k}_nms{iou:g}": statistics.fmean(r[f"{k}_nms{iou:g}"] for r in rows)
+            for iou in args.nms
+            for k in ("map50", "map50_95")
+        },
         "per_fold": rows,
         "seconds": round(time.perf_counter() - started, 1),
         "load": os.getloadavg()[0],

@@ -280,7 +280,9 @@ def run_seed(seed: int, labels: list[str], samples: list[Sample], args: argparse
         onnx_path = Path(tmp) / "model.onnx"
         export_onnx(model, onnx_path, cfg.input_size, ["boxes", "scores"])
         t2 = time.perf_counter()
-        predictions = predict_detections(onnx_infer(onnx_path), [s.path for s in test], cfg.input_spec(), labels)
+        predictions = predict_detections(
+            onnx_infer(onnx_path), [s.path for s in test], cfg.input_spec(), labels, nms_iou=cfg.nms_iou
+        )
     metrics = detection_metrics(predictions, [s.boxes for s in test], labels)
     t3 = time.perf_counter()
     cpu = time.process_time() - cpu0

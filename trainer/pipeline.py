@@ -682,7 +682,9 @@ def build_manifest(
         alert_labels=data.alert_labels,
         input=model.input_spec,
         outputs=recipe.outputs,
-        thresholds=Thresholds(score=round(float(score), 4)),
+        thresholds=Thresholds(
+            score=round(float(score), 4), **({"nms_iou": model.nms_iou} if model.nms_iou is not None else {})
+        ),
         metrics=metrics or {},
         dataset=data.dataset,
         base=BaseInfo(backbone=spec.backbone, weights=model.weights_source, weights_sha256=model.weights_sha256),

@@ -49,6 +49,10 @@ def test_detection_bundle_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixtu
     manifest = verify_bundle(result.bundle_dir, [str(tmp_path / "keys" / "bundle-signing.pub")])
     assert manifest.task == "detection" and manifest.labels == ["gap"]
     assert manifest.outputs.type == "detection" and manifest.input.width == 64
+    from trainer.detection.train import NMS_IOU
+
+    # the device decodes with the NMS IoU the run evaluated with
+    assert manifest.thresholds.nms_iou == NMS_IOU == result.report["training"]["nms_iou"]
     assert {"model.onnx", "openvino/model.xml", "report.html", "pr_curve.png"} <= set(manifest.files)
     assert set(result.metrics) >= {"map50", "map50_95", "precision", "recall", "f1"}
     assert result.report["parity"]["passed"]
@@ -89,8 +93,11 @@ def test_larger_datasets_fine_tune_the_stride16_stage(
     recipe = DetectionRecipe(spec, tmp_path / "scratch")
     recipe.prepare(ds, progress=None)  # type: ignore[arg-type]
     shallow = DetectorConfig()
-    expected = (DEEP_FINE_TUNE_BLOCKS, 0.3, 1, 32) if deep else (shallow.fine_tune_blocks, 1.0, 0, shallow.views)
-    assert (recipe.cfg.fine_tune_blocks, recipe.cfg.trunk_lr_scale, recipe.cfg.frozen_bn, recipe.cfg.views) == expected
+    expected = (DEEP_FINE_TUNE_BLOCKS, 0.3, 1, 32, 500)
+    if not deep:
+        expected = (shallow.fine_tune_blocks, 1.0, 0, shallow.views, shallow.max_steps)
+    got = (recipe.cfg.fine_tune_blocks, recipe.cfg.trunk_lr_scale, recipe.cfg.frozen_bn, recipe.cfg.views)
+    assert (*got, recipe.cfg.max_steps) == expected
     asked = DetectionRecipe(small_detection_spec(tmp_path, fine_tune=fine_tune, threads=None, views=5), tmp_path / "s2")
     asked.prepare(ds, progress=None)  # type: ignore[arg-type]
     assert asked.cfg.views == 5  # a user's --views wins over either recipe's

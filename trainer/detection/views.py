@@ -190,10 +190,15 @@ class ViewCache:
         self.photos[str(sample.path)] = _PhotoViews(rows, placement)
 
     def predict(
-        self, detector: Detector, samples: Sequence[Sample], score_threshold: float = EVAL_SCORE_THRESHOLD
+        self,
+        detector: Detector,
+        samples: Sequence[Sample],
+        score_threshold: float = EVAL_SCORE_THRESHOLD,
+        nms_iou: float = 0.5,
     ) -> list[list[Detection]]:
-        """Detections per sample from its cached photo-as-it-is (fill first), decoded as the device decodes: the
-        detector's trained part only, the same numbers as running it on the photo to float rounding."""
+        """Detections per sample from its cached photo-as-it-is (fill first), decoded as the device decodes (per-class
+        NMS at `nms_iou`, the manifest's `thresholds.nms_iou`): the detector's trained part only, the same numbers as
+        running it on the photo to float rounding."""
         out: list[list[Detection]] = []
         detector.eval()
         for start in range(0, len(samples), 16):
@@ -204,7 +209,9 @@ class ViewCache:
             with torch.no_grad():
                 boxes, scores = detector.decode(detector.raw_from_cache(feats, tap16, flipped))
             out.extend(
-                decode_batch(boxes.numpy(), scores.numpy(), [p.placement for p in chunk], self.labels, score_threshold)
+                decode_batch(
+                    boxes.numpy(), scores.numpy(), [p.placement for p in chunk], self.labels, score_threshold, nms_iou
+                )
             )
         return out
 

@@ -109,6 +109,7 @@ class TrainedModel:
     weights_sha256: str | None
     report: dict[str, Any]  # report.json entries of this task (training, train_accuracy, ...)
     score_threshold: float | None = None  # chosen on validation by the fit itself (detection)
+    nms_iou: float | None = None  # the decode's per-class NMS IoU (detection; the manifest's thresholds.nms_iou)
     weights_warning: str | None = None  # e.g. random initialisation: the run's first warning
     warnings: list[str] = field(default_factory=list)
 

@@ -182,6 +182,7 @@ class DetectionRecipe:
             weights_warning=weights.warning if weights is not None else None,
             report={"training": {k: v for k, v in info.items() if k != "seconds"} | {"seed": spec.seed}},
             score_threshold=float(threshold) if threshold else None,
+            nms_iou=self.cfg.nms_iou,
         )
 
     def predict(self, model: TrainedModel, data: TaskData, items: Sequence[int]) -> list[Any]:
@@ -191,9 +192,13 @@ class DetectionRecipe:
 
         samples = [data.items[i] for i in items]
         if self._views is not None and all(str(s.path) in self._views.photos for s in samples):
-            return self._views.predict(model.module, samples)  # type: ignore[arg-type]
+            return self._views.predict(model.module, samples, nms_iou=self.cfg.nms_iou)  # type: ignore[arg-type]
         return predict_detections(
-            torch_infer(model.module), [data.items[i].path for i in items], model.input_spec, data.labels
+            torch_infer(model.module),
+            [data.items[i].path for i in items],
+            model.input_spec,
+            data.labels,
+            nms_iou=self.cfg.nms_iou,
         )
 
     def predict_exported(
@@ -236,7 +241,7 @@ class DetectionRecipe:
                 outputs = infer(t)
                 return outputs["boxes"], outputs["scores"]
 
-            return predict_detections(pair, images, spec, self._labels)
+            return predict_detections(pair, images, spec, self._labels, nms_iou=self.cfg.nms_iou)
 
         agreement = float(compare_detections(decoded(reference), decoded(exported))["agreement"])
         stats = {

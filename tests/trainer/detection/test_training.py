@@ -84,6 +84,36 @@ def test_tiny_detector_learns_to_find_the_block(trained: tuple[torch.nn.Module, 
     assert "val" in info and 0.0 < info["score_threshold"] <= 1.0
 
 
+def _worst_overlap(detections: list) -> float:
+    """The largest IoU between two same-label detections of one photo."""
+    from edge.runtime.postprocess import iou_matrix
+
+    worst = 0.0
+    for label in {d.label for d in detections}:
+        boxes = np.array([d.bbox for d in detections if d.label == label], dtype=np.float32)
+        if len(boxes) > 1:
+            ious = iou_matrix(boxes, boxes)
+            np.fill_diagonal(ious, 0.0)
+            worst = max(worst, float(ious.max()))
+    return worst
+
+
+def test_the_decode_suppresses_overlaps_above_the_configured_nms_iou(
+    trained: tuple[torch.nn.Module, dict, list[Sample]],
+) -> None:
+    from trainer.detection.train import NMS_IOU
+
+    model, info, test = trained
+    assert DetectorConfig().nms_iou == NMS_IOU and info["nms_iou"] == TINY.nms_iou  # the report says what it used
+    images, spec = [s.path for s in test], TINY.input_spec()
+    strict = predict_detections(torch_infer(model), images, spec, LABELS, nms_iou=0.3)
+    loose = predict_detections(torch_infer(model), images, spec, LABELS, nms_iou=0.9)
+    assert max(_worst_overlap(d) for d in strict) <= 0.3 + 1e-6
+    # the same raw outputs keep overlapping pairs at a looser IoU, so the threshold is what removed them
+    assert max(_worst_overlap(d) for d in loose) > 0.3
+    assert sum(map(len, strict)) < sum(map(len, loose))
+
+
 def test_onnx_export_gives_the_same_boxes(trained: tuple[torch.nn.Module, dict, list[Sample]], tmp_path: Path) -> None:
     model, _, test = trained
     onnx_path = export_onnx(model, tmp_path / "model.onnx", TINY.input_size, ["boxes", "scores"])
