@@ -84,7 +84,7 @@ def test_detection_refuses_too_few_photos(tmp_path: Path) -> None:
 def test_larger_datasets_fine_tune_the_stride16_stage(
     tmp_path: Path, photos: int, fine_tune: bool | None, deep: bool
 ) -> None:
-    from trainer.detection.train import DEEP_FINE_TUNE_BLOCKS, DetectorConfig
+    from trainer.detection.train import DEEP_FINE_TUNE_BLOCKS, DetectorConfig, deep_fine_tune
     from trainer.recipes.detection import DEEP_FINE_TUNE_PHOTOS, DetectionRecipe
 
     assert photos < DEEP_FINE_TUNE_PHOTOS or photos == DEEP_FINE_TUNE_PHOTOS
@@ -93,11 +93,11 @@ def test_larger_datasets_fine_tune_the_stride16_stage(
     recipe = DetectionRecipe(spec, tmp_path / "scratch")
     recipe.prepare(ds, progress=None)  # type: ignore[arg-type]
     shallow = DetectorConfig()
-    expected = (DEEP_FINE_TUNE_BLOCKS, 0.3, 1, 32, 500)
-    if not deep:
-        expected = (shallow.fine_tune_blocks, 1.0, 0, shallow.views, shallow.max_steps)
-    got = (recipe.cfg.fine_tune_blocks, recipe.cfg.trunk_lr_scale, recipe.cfg.frozen_bn, recipe.cfg.views)
-    assert (*got, recipe.cfg.max_steps) == expected
+    expected = (DEEP_FINE_TUNE_BLOCKS, 0.3, 1, 32) if deep else (shallow.fine_tune_blocks, 1.0, 0, shallow.views)
+    assert (recipe.cfg.fine_tune_blocks, recipe.cfg.trunk_lr_scale, recipe.cfg.frozen_bn, recipe.cfg.views) == expected
+    assert recipe.cfg.max_steps is None  # the spec's explicit epochs lift either recipe's step cap
+    capped = deep_fine_tune(DetectorConfig())
+    assert capped.max_steps == 500 and shallow.max_steps == 300
     asked = DetectionRecipe(small_detection_spec(tmp_path, fine_tune=fine_tune, threads=None, views=5), tmp_path / "s2")
     asked.prepare(ds, progress=None)  # type: ignore[arg-type]
     assert asked.cfg.views == 5  # a user's --views wins over either recipe's

@@ -95,7 +95,8 @@ def deep_fine_tune(cfg: DetectorConfig) -> DetectorConfig:
     cfg.frozen_bn = 1
     cfg.views = 32
     cfg.max_cached_views = 3000
-    cfg.max_steps = 500  # round 5: +0.5 / +1.7 points over 300 steps on seed 0 (docs/TRAINING.md)
+    if cfg.max_steps is not None:  # explicit epochs (no cap) stay as asked
+        cfg.max_steps = 500  # round 5: +0.5 / +1.7 points over 300 steps on seed 0 (docs/TRAINING.md)
     return cfg
 
 
