@@ -91,7 +91,7 @@ def main() -> int:
         type=float,
         nargs="*",
         default=[],
-        help="also score each fold's detector with these per-class NMS IoU thresholds (the device's default is 0.5): "
+        help="also score each fold's detector at these per-class NMS IoUs (the recipe's own: DetectorConfig.nms_iou): "
         "the same trained model, so information on the decode alone",
     )
     parser.add_argument("--cache-dir", type=Path, default=REPO / "bench-out" / "detection-views")

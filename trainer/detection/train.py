@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 NMS_IOU = 0.3  # DetectorConfig.nms_iou's default (docs/TRAINING.md, round 5)
 DEEP_FINE_TUNE_BLOCKS = 8  # deep_fine_tune: EfficientNet-Lite0's modules 10-17 (two 112-channel blocks on)
+DEEP_MAX_STEPS = 500  # deep_fine_tune's step cap (round 5: +0.5 / +1.7 points over 300 on seed 0, docs/TRAINING.md)
 
 Progress = Callable[[float, int, int, float, str], None]
 
@@ -96,7 +97,7 @@ def deep_fine_tune(cfg: DetectorConfig) -> DetectorConfig:
     cfg.views = 32
     cfg.max_cached_views = 3000
     if cfg.max_steps is not None:  # explicit epochs (no cap) stay as asked
-        cfg.max_steps = 500  # round 5: +0.5 / +1.7 points over 300 steps on seed 0 (docs/TRAINING.md)
+        cfg.max_steps = DEEP_MAX_STEPS
     return cfg
 
 
