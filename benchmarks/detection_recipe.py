@@ -125,7 +125,7 @@ def main() -> int:
     cache = ViewCache(ViewCache.key_for(backbone, "imagenet", cfg), list(labels), views)
     stored = args.cache_dir / (
         f"p{args.photos}{'c' if args.copies == 'all' else ''}-s{args.seed}-"
-        f"{cfg.input_size}-ft{cfg.fine_tune_blocks}-v{views}-r{cfg.center_radius}.pt"
+        f"{cfg.input_size}-ft{cfg.fine_tune_blocks}-v{views}-r{cfg.center_radius}-n.pt"  # -n: views seeded by name
     )
     if aug == {} and stored.is_file():
         saved = torch.load(stored, weights_only=False)

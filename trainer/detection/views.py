@@ -4,7 +4,8 @@ A detector trains on the output of its trunk's frozen part (`Detector.frozen_fea
 fit of one run: the k-fold folds and the shipped model start from the same pretrained trunk, cut at the same module,
 at the same input size. So each photo's views are augmented, run through the frozen part and stored once
 (`ViewCache`), and every fit takes the views of its own photos from there. A photo's views come from a random
-generator seeded by the run's seed and the photo, so they do not depend on which fit asked first.
+generator seeded by the run's seed and the photo's name in its dataset, so they do not depend on which fit asked
+first nor on where the dataset lies.
 
 The frozen part runs in ONNX Runtime (`FrozenTrunk`): on these CPUs it is several times faster than eager torch
 for the depthwise convolutions of EfficientNet-Lite0, and agrees with torch to float rounding (the features are
@@ -135,7 +136,7 @@ class ViewCache:
         tick: Callable[[int], None] | None = None,
     ) -> None:
         """Cache `views` views of every sample not cached with that many yet (the photo as it is, then random
-        augmentations from a generator seeded by the run's seed and the photo's path)."""
+        augmentations from a generator seeded by the run's seed and the photo's name)."""
         import time
 
         started = time.perf_counter()
@@ -167,7 +168,9 @@ class ViewCache:
         except ValueError as err:
             raise TrainingError(str(err)) from err
         boxes, labels = _sample_arrays(sample, label_index)
-        rng = np.random.default_rng([cfg.seed, zlib.crc32(str(sample.path).encode())])
+        # Seeded by the photo's name in its dataset, not its absolute path: the same photos give the same views (and
+        # model) wherever the dataset lies (a job's temporary folder, a test's tmp_path).
+        rng = np.random.default_rng([cfg.seed, zlib.crc32(sample.name.encode())])
         rows = list(cached.rows) if cached is not None else []
         placement = resize_for(image, spec)[1]
         for v in range(views):

@@ -207,6 +207,15 @@ def test_training_is_deterministic_for_a_seed(tmp_path: Path) -> None:
     assert torch.equal(first.cls_out.weight, second.cls_out.weight)
     other, _ = train_detector(train, [], LABELS, "squeezenet1_1", None, replace(cfg, seed=8))
     assert not torch.equal(first.cls_out.weight, other.cls_out.weight)
+    # The same photos in another folder (a job's temporary copy) train the same model.
+    moved = tmp_path / "elsewhere"
+    moved.mkdir()
+    copies = [replace(s, path=moved / s.path.name) for s in train]
+    for s, c in zip(train, copies, strict=True):
+        c.path.write_bytes(s.path.read_bytes())
+    third, info_c = train_detector(copies, [], LABELS, "squeezenet1_1", None, cfg)
+    assert info_c["loss_history"] == info_a["loss_history"]
+    assert torch.equal(first.cls_out.weight, third.cls_out.weight)
 
 
 @pytest.mark.parametrize("backbone", ["squeezenet1_1", "mobilenet_v3_small", "efficientnet_lite0"])
