@@ -65,6 +65,7 @@ def _wrap(owner: Any, attr: str, part: str) -> None:
 
 def instrument() -> None:
     """Wrap the parts of an evaluation (module docstring)."""
+    from edge import events
     from edge.commands import bench_cmd
     from edge.pipeline import camera_pipeline, reporter, zone_scoring
     from edge.runtime import batching, engines, wrappers
@@ -80,8 +81,11 @@ def instrument() -> None:
     _wrap(mqtt_state.MqttState, "run", "take/skills/mqtt_state")
     _wrap(mqtt_event.MqttEvent, "run", "take/skills/mqtt_event")
     _wrap(reporter.Reporter, "zone_state", "take/skills/mqtt_state/publish")
-    _wrap(mqtt_event, "annotate_snapshot", "take/skills/mqtt_event/annotate")
-    _wrap(reporter.Reporter, "zone_event", "take/skills/mqtt_event/write_event")
+    for name in ("annotate_snapshot", "event_snapshot"):  # drawn there before session 8, queued to draw since
+        if hasattr(mqtt_event, name):
+            _wrap(mqtt_event, name, "take/skills/mqtt_event/annotate")
+    _wrap(reporter.Reporter, "zone_event", "take/skills/mqtt_event/write_event")  # since session 8: the queueing
+    _wrap(events.EventWriter, "_write_all", "event_writer(writer thread)")
     for name in ("crop_zone", "zone_crop"):  # before and since session 6
         if hasattr(zone_scoring, name):
             _wrap(zone_scoring, name, "take/skills/zone_score/crops")

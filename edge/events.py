@@ -7,7 +7,8 @@ exact JSON that goes out over MQTT. The web's events route lists events with `Ev
 
 Crash safety: an event is first committed here with `queued = 0`, then handed to the durable outbox, then marked
 `queued = 1`. On start the agent re-queues every `queued = 0` event, so a kill between the two commits loses nothing
-(at worst the event is sent twice with the same id).
+(at worst the event is sent twice with the same id). `EventWriter` does all of that on its own thread, in order;
+the pipelines only queue their events (and the frame for the snapshot, drawn and encoded there).
 """
 
 from __future__ import annotations
@@ -244,24 +245,55 @@ class SnapshotStore:
 # Errors of a write the disk refused (full, read-only, I/O): the event waits in memory and is written later.
 STORAGE_ERRORS = (OSError, sqlite3.Error)
 
+# Queued events that keep their frame for the snapshot (each a reference to the capture's read-only frame, no copy:
+# 2.7 MB at 720p, events of one frame share it); an event queued beyond this many is written without a snapshot.
+MAX_SNAPSHOTS_WAITING = 16
 
-@dataclass
+
+@dataclass(frozen=True)
+class Snapshot:
+    """An event's picture, drawn and encoded later on the event writer's thread: `render(frame)` (the annotation,
+    edge.pipeline.zone_scoring.event_snapshot) or the frame itself. The frame must not change meanwhile: a
+    capture's frames are read-only (edge.cameras.capture), and event_snapshot draws at once on any other."""
+
+    frame: np.ndarray
+    render: Callable[[np.ndarray], np.ndarray] | None = None
+
+    def image(self) -> np.ndarray:
+        """The picture to encode."""
+        return self.frame if self.render is None else self.render(self.frame)
+
+
+SnapshotImage = np.ndarray | Snapshot
+
+
+@dataclass(eq=False)
 class _Unwritten:
     draft: EventDraft
-    image: np.ndarray | None = None  # only while it is the newest: a backlog holds no frames
+    image: SnapshotImage | None = None  # None when queued while the disk refused writes or beyond max_snapshots
     event: Event | None = None  # numbered and logged, not yet in the outbox
     queued_at: float = field(default_factory=time.monotonic)
 
 
 @dataclass(eq=False)
 class EventWriter:
-    """Records events in the log and hands them to the durable outbox; what the disk refuses waits in memory.
+    """Records events in the log and hands them to the durable outbox on its own thread, in order.
 
-    Invariants: events reach the log and the outbox in the order they happened (a backlog is written before any
-    newer event); `submit` never raises for a storage error and never blocks on another thread's retry; at most
-    `max_unwritten` events wait in memory (beyond that the oldest is dropped, logged and counted); a retry thread
-    writes the backlog with exponential backoff (`retry_min_seconds` doubling to `retry_max_seconds`) once space
-    returns. `problem` says what is wrong while anything waits (pipelines show it in their status).
+    `submit` queues the event and returns: the pipeline thread that raised it never waits for the snapshot's JPEG,
+    the SQLite commits or the outbox (the writer thread `event-writer` does them, oldest first). An event is
+    *written* once the event log committed it (`queued = 0`, synchronous=FULL): from then on nothing loses it, a
+    SIGKILL included (the outbox has it, or the next start re-queues it: EventLog.unqueued). Before that it lives
+    only in this writer's memory, and nothing outside the process has seen it yet (MQTT, webhooks and the web read
+    it from the outbox and the log after that commit); `flush()` waits until everything queued is written.
+
+    Invariants: events reach the log and the outbox in the order they were submitted (one writer thread, FIFO;
+    a camera's events come from its one pipeline thread, so a camera's and a zone's events keep their order);
+    `submit` never raises for a storage error and never blocks on a write; at most `max_unwritten` events wait in
+    memory (beyond that the oldest is dropped, logged and counted); at most `max_snapshots` of them keep a frame
+    for their snapshot (beyond, and while the disk refuses writes, an event is queued without one: counted in
+    `snapshots_skipped`); when the disk refuses a write the writer retries with exponential backoff
+    (`retry_min_seconds` doubling to `retry_max_seconds`) and newer events wait behind the backlog. `problem`
+    says what is wrong while anything waits (pipelines show it in their status).
     """
 
     event_log: EventLog
@@ -270,32 +302,44 @@ class EventWriter:
     _: KW_ONLY
     on_problem: Callable[[str | None, int], None] | None = None
     max_unwritten: int = 1000
+    max_snapshots: int = MAX_SNAPSHOTS_WAITING
     retry_min_seconds: float = 0.5
     retry_max_seconds: float = 30.0
     problem: str | None = field(default=None, init=False)
     dropped: int = field(default=0, init=False)
     write_errors: int = field(default=0, init=False)
+    written: int = field(default=0, init=False)  # events committed to the log by this writer
+    snapshots_skipped: int = field(default=0, init=False)
     _backlog: deque[_Unwritten] = field(default_factory=deque, init=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)  # the backlog and the retry state
-    _writing: threading.Lock = field(default_factory=threading.Lock, init=False)  # one writer at a time, in order
+    # The backlog, the retry state and the writer thread's progress; the writer waits on it for work.
+    _cond: threading.Condition = field(default_factory=threading.Condition, init=False)
     _retry_at: float = field(default=0.0, init=False)
     _backoff: float = field(default=0.0, init=False)
-    _retry_thread: threading.Thread | None = field(default=None, init=False)
-    _stop: threading.Event = field(default_factory=threading.Event, init=False)
+    _passes: int = field(default=0, init=False)  # write passes the writer thread finished
+    _thread: threading.Thread | None = field(default=None, init=False)
+    _stopped: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
         self._backoff = self.retry_min_seconds
 
     @property
     def unwritten(self) -> int:
-        """Events waiting in memory for the disk."""
-        with self._lock:
+        """Events waiting in memory (for the writer thread, or for the disk)."""
+        with self._cond:
             return len(self._backlog)
 
-    def submit(self, draft: EventDraft, image: np.ndarray | None = None) -> None:
-        """Log and queue one event now, or keep it (in order) until the disk takes it."""
-        with self._lock:
-            if self._backlog:  # a backlog: this one waits its turn, without its frame
+    def submit(self, draft: EventDraft, image: SnapshotImage | None = None) -> None:
+        """Queue one event for the writer thread (in order) and return at once."""
+        with self._cond:
+            if image is not None and (
+                self.problem is not None or sum(1 for u in self._backlog if u.image is not None) >= self.max_snapshots
+            ):
+                self.snapshots_skipped += 1
+                if self.problem is None:
+                    log.warning(
+                        "event %s %s/%s of %s is queued without its snapshot: %d snapshots already wait",
+                        draft.phase, draft.camera, draft.zone, draft.ts, self.max_snapshots,
+                    )  # fmt: skip
                 image = None
             self._backlog.append(_Unwritten(draft, image))
             if len(self._backlog) > self.max_unwritten:
@@ -305,56 +349,85 @@ class EventWriter:
                     "event %s %s/%s of %s dropped: %d events already wait for the disk",
                     lost.draft.phase, lost.draft.camera, lost.draft.zone, lost.draft.ts, self.max_unwritten,
                 )  # fmt: skip
-            waiting = self.problem is not None and time.monotonic() < self._retry_at
-        if not waiting:
-            self._write_backlog()
+            self._wake()
 
     def requeue(self, events: list[Event]) -> None:
-        """Events the log holds but the outbox never got (a crash in between): queue them first, in order."""
-        with self._lock:
+        """Events the log holds but the outbox never got (a crash in between): queue them first, in order, and
+        wait until they are written (or the disk refused them)."""
+        with self._cond:
             for event in reversed(events):
                 self._backlog.appendleft(_Unwritten(_draft_of(event), event=event))
-        self._write_backlog()
+        self.flush()
 
-    def flush(self) -> int:
-        """Write the backlog now (tests, shutdown); how many events still wait."""
-        self._write_backlog(block=True)
-        return self.unwritten
+    def flush(self, timeout: float | None = None) -> int:
+        """Write everything queued now (also during a retry's backoff) and wait until it is written, the disk
+        refused it, or `timeout` passed; how many events still wait (tests, shutdown, start-up)."""
+        with self._cond:
+            if not self._backlog or self._stopped:
+                return len(self._backlog)
+            self._retry_at = 0.0  # try now
+            target = self._passes + 1  # a pass running now goes on until the backlog is empty or the disk refuses
+            self._wake()
+            self._cond.wait_for(lambda: self._passes >= target or not self._backlog or self._stopped, timeout)
+            return len(self._backlog)
 
-    def stop(self) -> None:
-        """Stop retrying (what still waits is lost with the process; the log says how many)."""
-        self._stop.set()
-        left = self.unwritten
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the writer thread (what still waits is lost with the process; the log says how many). A graceful
+        stop flushes first."""
+        with self._cond:
+            self._stopped = True
+            thread = self._thread
+            left = len(self._backlog)
+            self._cond.notify_all()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
         if left:
             log.error("%d event(s) could not be written before stopping (storage: %s)", left, self.problem)
 
-    def _write_backlog(self, block: bool = False) -> None:
+    def _wake(self) -> None:
+        """Under the lock: tell the writer thread (started on first use) that there is work."""
+        if self._stopped:
+            return
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._run, name="event-writer", daemon=True)
+            self._thread.start()
+        self._cond.notify_all()
+
+    def _run(self) -> None:
+        """The writer thread: a pass over the backlog whenever there is one, after the backoff when the disk refused."""
         while True:
-            if not self._writing.acquire(blocking=block):
-                return  # the thread writing now looks at the backlog again after it releases
+            with self._cond:
+                while True:
+                    if self._stopped:
+                        return
+                    if self._backlog:
+                        delay = self._retry_at - time.monotonic() if self.problem is not None else 0.0
+                        if delay <= 0:
+                            break
+                        self._cond.wait(delay)
+                    else:
+                        self._cond.wait()
             try:
-                failed = self._write_all()
+                self._write_all()
             finally:
-                self._writing.release()
-            with self._lock:
-                if failed or not self._backlog:
-                    return
+                with self._cond:
+                    self._passes += 1
+                    self._cond.notify_all()
 
     def _write_all(self) -> bool:
         """Write from the oldest until done or the disk refuses; True when it refused."""
         while True:
-            with self._lock:
-                if not self._backlog:
+            with self._cond:
+                if not self._backlog or self._stopped:
                     break
                 item = self._backlog[0]
             try:
                 if item.event is None:
                     item.event = self.event_log.record(item.draft)
+                    with self._cond:
+                        self.written += 1
                     if item.image is not None and self.snapshots is not None:
-                        try:
-                            self.snapshots.save(item.event.id, item.image)
-                        except STORAGE_ERRORS as err:  # the event matters more than its picture
-                            log.error("snapshot of event %s could not be written: %s", item.event.id, err)
+                        self._save_snapshot(item.event, item.image)
                 item.image = None
                 self.publish(item.event)
             except STORAGE_ERRORS as err:
@@ -363,14 +436,24 @@ class EventWriter:
             with contextlib.suppress(*STORAGE_ERRORS):
                 # Best effort: an event left unmarked is queued again at the next start (same id).
                 self.event_log.mark_queued(item.event.id)
-            with self._lock:
-                if self._backlog and self._backlog[0] is item:
-                    self._backlog.popleft()
+            with self._cond:
+                with contextlib.suppress(ValueError):  # gone only if dropped as the oldest meanwhile
+                    self._backlog.remove(item)
         self._recovered()
         return False
 
+    def _save_snapshot(self, event: Event, image: SnapshotImage) -> None:
+        assert self.snapshots is not None
+        try:
+            picture = image.image() if isinstance(image, Snapshot) else image
+            self.snapshots.save(event.id, picture)
+        except STORAGE_ERRORS as err:  # the event matters more than its picture
+            log.error("snapshot of event %s could not be written: %s", event.id, err)
+        except Exception:
+            log.exception("snapshot of event %s could not be drawn", event.id)
+
     def _failed(self, err: Exception) -> None:
-        with self._lock:
+        with self._cond:
             self.write_errors += 1
             first = self.problem is None
             self._retry_at = time.monotonic() + self._backoff
@@ -378,16 +461,13 @@ class EventWriter:
             self._backoff = min(self._backoff * 2, self.retry_max_seconds)
             waiting = len(self._backlog)
             self.problem = f"events cannot be stored ({err}); {waiting} wait in memory, retrying"
-            if self._retry_thread is None or not self._retry_thread.is_alive():
-                self._retry_thread = threading.Thread(target=self._retry_loop, name="event-writer-retry", daemon=True)
-                self._retry_thread.start()
         if first:
             log.error("%s (next try in %.1f s)", self.problem, delay)
         if self.on_problem is not None:
             self.on_problem(self.problem, waiting)
 
     def _recovered(self) -> None:
-        with self._lock:
+        with self._cond:
             was = self.problem
             self.problem = None
             self._backoff = self.retry_min_seconds
@@ -396,16 +476,6 @@ class EventWriter:
             log.warning("events are stored again; the backlog is written")
             if self.on_problem is not None:
                 self.on_problem(None, 0)
-
-    def _retry_loop(self) -> None:
-        while not self._stop.is_set():
-            with self._lock:
-                if self.problem is None:
-                    return
-                delay = max(0.0, self._retry_at - time.monotonic())
-            if self._stop.wait(delay):
-                return
-            self._write_backlog(block=True)
 
 
 def _draft_of(event: Event) -> EventDraft:

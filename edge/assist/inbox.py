@@ -32,6 +32,7 @@ from edge.store.images import validate_image
 from edge.timestamps import iso_utc
 
 if TYPE_CHECKING:
+    from edge.events import SnapshotImage
     from edge.pipeline.model_slot import ActiveModel
     from edge.pipeline.zone_scoring import ZoneScore
     from edge.pipeline.zone_state import Transition, ZoneState
@@ -180,7 +181,7 @@ class InboxSink:
             changes.clear()
 
     def zone_event(
-        self, camera: str, zone: str, transition: Transition, image: np.ndarray | None, model: ActiveModel | None
+        self, camera: str, zone: str, transition: Transition, image: SnapshotImage | None, model: ActiveModel | None
     ) -> None:
         self.inner.zone_event(camera, zone, transition, image, model)
 

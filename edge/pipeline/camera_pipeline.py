@@ -39,6 +39,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from edge.config.model import EventsConfig, ZoneConfig
+from edge.events import SnapshotImage
 from edge.pipeline.metrics import MetricsRegistry, RateMeter
 from edge.pipeline.model_slot import ActiveModel, ModelSlot
 from edge.pipeline.zone_scoring import (
@@ -87,9 +88,10 @@ class PipelineSink(Protocol):
         """A zone's state changed (or its retained state is due for a refresh)."""
 
     def zone_event(
-        self, camera: str, zone: str, transition: Transition, image: np.ndarray | None, model: ActiveModel | None
+        self, camera: str, zone: str, transition: Transition, image: SnapshotImage | None, model: ActiveModel | None
     ) -> None:
-        """A low-stock alert opened (phase start) or closed (phase end)."""
+        """A low-stock alert opened (phase start) or closed (phase end); `image`: its snapshot, drawn now or later
+        (edge.events.Snapshot, on the event writer's thread)."""
 
     def frame_done(self, camera: str, frame: Any, scores: Sequence[tuple[str, ZoneScore]]) -> None:
         """Every evaluated frame (benchmark hook; the device's reporter ignores it)."""

@@ -10,10 +10,8 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import numpy as np
-
 from edge.comms.base import Communicator, to_json
-from edge.events import Event, EventDraft, EventLog, EventWriter, SnapshotStore
+from edge.events import Event, EventDraft, EventLog, EventWriter, SnapshotImage, SnapshotStore
 from edge.pipeline.metrics import MetricsRegistry
 from edge.pipeline.model_slot import ActiveModel
 from edge.pipeline.zone_scoring import ZoneScore
@@ -82,9 +80,10 @@ class Reporter:
         self.comms.publish(f"{camera}/{zone}/state", to_json(state_payload(state, model)), retain=True)
 
     def zone_event(
-        self, camera: str, zone: str, transition: Transition, image: np.ndarray | None, model: ActiveModel | None
+        self, camera: str, zone: str, transition: Transition, image: SnapshotImage | None, model: ActiveModel | None
     ) -> None:
-        """Record the event (log, snapshot), then hand it to the durable outbox."""
+        """Queue the event for the writer thread, which records it (log, snapshot), then hands it to the durable
+        outbox (edge.events.EventWriter); returns without waiting for either."""
         assert transition.phase is not None
         draft = EventDraft(
             phase=transition.phase,

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from edge.events import Snapshot, SnapshotImage
+
 if TYPE_CHECKING:
     from edge.pipeline.model_slot import ActiveModel
 
@@ -240,3 +242,14 @@ def annotate_snapshot(
         p2 = (round(x2 * (w - 1)), round(y2 * (h - 1)))
         cv2.rectangle(out, p1, p2, BOX_COLOUR_BGR, thickness=thick)
     return out
+
+
+def event_snapshot(
+    image: np.ndarray, polygon: Sequence[tuple[float, float]], state: str, bbox: Sequence[float] | None
+) -> SnapshotImage:
+    """An event's annotated snapshot for the event writer: drawn later on its thread (edge.events.Snapshot) when
+    the frame is read-only (a capture's: nobody changes it meanwhile, and no copy is made here), else drawn now."""
+    if image.flags.writeable:
+        return annotate_snapshot(image, polygon, state, bbox)
+    box = None if bbox is None else tuple(float(v) for v in bbox)
+    return Snapshot(image, functools.partial(annotate_snapshot, polygon=tuple(polygon), state=state, bbox=box))

@@ -11,6 +11,7 @@ import numpy as np
 from edge.comms.base import Communicator, NullCommunicator
 
 if TYPE_CHECKING:
+    from edge.events import SnapshotImage
     from edge.pipeline.model_slot import ActiveModel
     from edge.pipeline.zone_state import Transition, ZoneState
     from edge.skills.registry import Block
@@ -38,8 +39,9 @@ class ZoneSink(Protocol):
         """A zone's state changed, or its retained state is due for a refresh."""
         ...
 
-    def event(self, zone: str, transition: Transition, image: np.ndarray | None) -> None:
-        """A low-stock alert opened or closed (the image is the annotated snapshot)."""
+    def event(self, zone: str, transition: Transition, image: SnapshotImage | None) -> None:
+        """A low-stock alert opened or closed (the image is the annotated snapshot, or one to draw later:
+        edge.events.Snapshot)."""
         ...
 
 

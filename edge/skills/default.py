@@ -17,14 +17,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from edge.skills.config import SkillConfig
 from edge.skills.context import BuildContext
 from edge.skills.runner import SkillRunner
 
 if TYPE_CHECKING:
     from edge.config.model import EventsConfig
+    from edge.events import SnapshotImage
     from edge.pipeline.metrics import MetricsRegistry
     from edge.pipeline.model_slot import ActiveModel, ModelSlot
     from edge.pipeline.zone_state import Transition, ZoneState
@@ -103,7 +102,7 @@ class PipelineZoneSink:
         """Today's retained zone state."""
         self.sink.zone_state(self.camera, zone, state, self.models.current())
 
-    def event(self, zone: str, transition: Transition, image: np.ndarray | None) -> None:
+    def event(self, zone: str, transition: Transition, image: SnapshotImage | None) -> None:
         """Today's low-stock event."""
         self.sink.zone_event(self.camera, zone, transition, image, self.models.current())
 

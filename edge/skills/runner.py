@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 
 from edge.comms.base import Communicator
-from edge.events import Event, EventDraft
+from edge.events import Event, EventDraft, SnapshotImage
 from edge.pipeline.metrics import MetricsRegistry
-from edge.pipeline.zone_scoring import Zone, annotate_snapshot
+from edge.pipeline.zone_scoring import Zone, event_snapshot
 from edge.skills.config import SKILLS_ADAPTER, SkillConfig, check_unique_skills, normalise_raw
 from edge.skills.context import BuildContext, InboxTarget, ModelSource, SkillIdle
 from edge.skills.inbox import Inbox
@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 TRACE_ITEMS = 5  # items per block in a trace (the zone's, best first)
 DEBUG_ITEMS = 20
-EventSubmit = Callable[[EventDraft, np.ndarray | None], None]
+EventSubmit = Callable[[EventDraft, SnapshotImage | None], None]
 
 
 @dataclass
@@ -325,9 +325,9 @@ class SkillRunner:
         frame: Frame,
         model: dict[str, str | None],
     ) -> None:
-        image = frame.image
-        if isinstance(image, np.ndarray) and image.ndim == 3:
-            image = annotate_snapshot(image, frame.polygon(item.zone), item.state or "low_stock", item.bbox)
+        image: SnapshotImage | None = None
+        if isinstance(frame.image, np.ndarray) and frame.image.ndim == 3:  # drawn on the event writer's thread
+            image = event_snapshot(frame.image, frame.polygon(item.zone), item.state or "low_stock", item.bbox)
         draft = EventDraft(
             phase=item.phase or "once",
             camera=self.camera,

@@ -12,6 +12,7 @@ import pytest
 
 from edge.cameras.capture import CameraCapture
 from edge.config.model import CameraConfig, EventsConfig, ZoneConfig
+from edge.events import Snapshot
 from edge.pipeline.camera_pipeline import WHOLE_FRAME_ZONE_ID, CameraPipeline, annotate_snapshot
 from edge.pipeline.model_slot import ModelSlot
 from tests.helpers.tiny_bundle import TinyBundle, make_detection_bundle
@@ -61,8 +62,11 @@ def test_a_camera_without_zones_is_one_whole_frame_zone_with_state_and_events(
         assert live["detections"], "the detector's boxes are part of the live view"
         assert all(len(d["bbox"]) == 4 and 0 <= d["score"] <= 1 for d in live["detections"])
         assert live["inference_ms"] > 0
-        # The event's image carries the zone outline (red for low stock) and the box: not the plain frame.
-        image = sink.images[0]
+        # The event's image carries the zone outline (red for low stock) and the box: not the plain frame. It comes
+        # as the capture's read-only frame and how to draw on it: the event writer's thread draws and encodes it.
+        snapshot = sink.images[0]
+        assert isinstance(snapshot, Snapshot) and not snapshot.frame.flags.writeable
+        image = snapshot.image()
         assert image.shape == (48, 64, 3)
         plain = cap.latest().image
         assert not np.array_equal(image, plain)

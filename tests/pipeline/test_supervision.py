@@ -83,17 +83,20 @@ def test_events_the_disk_refuses_wait_in_memory_and_are_written_in_order(tmp_pat
             raise OSError(errno.ENOSPC, "No space left on device")
         published.append(event.payload)
 
-    writer = EventWriter(log, publish, retry_min_seconds=0.05, retry_max_seconds=0.2, max_unwritten=5)
+    writer = EventWriter(log, publish, retry_min_seconds=1.0, retry_max_seconds=1.0, max_unwritten=5)
     try:
-        for n in range(7):
+        writer.submit(draft(0))
+        assert wait(lambda: writer.problem is not None)  # the writer thread logged t0; the outbox refused it
+        assert "No space left" in (writer.problem or "")
+        for n in range(1, 7):  # within the 1 s backoff: they queue behind t0
             writer.submit(draft(n))
         assert writer.unwritten == 5 and writer.dropped == 2  # bounded: the two oldest are dropped, counted
-        assert writer.problem is not None and "No space left" in writer.problem
         assert published == []
         disk["full"] = False
-        assert wait(lambda: writer.unwritten == 0)  # the retry thread wrote the backlog
+        assert wait(lambda: writer.unwritten == 0)  # the writer's retry wrote the backlog
         assert writer.problem is None
         writer.submit(draft(7))
+        assert writer.flush(timeout=10) == 0
         assert [p["ts"] for p in published] == ["t2", "t3", "t4", "t5", "t6", "t7"]
         seqs = [p["seq"] for p in published]
         assert seqs == sorted(seqs)
