@@ -69,7 +69,7 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=3.0)
     p.add_argument("--fps", type=float, default=2.0)
     p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--merge", choices=["adaptive", "always"], default="adaptive", help="the bench's --merge")
+    p.add_argument("--merge", choices=["adaptive", "always", "off"], default="adaptive", help="the bench's --merge")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     every: list[dict[str, Any]] = []

@@ -414,8 +414,8 @@ class PipelineRig:
         )
         self.parts = wire(config, options, cameras=hub)
         self.active = self.parts.slot.load(bundle)
-        if merge == "always" and hasattr(self.active.model.engine, "policy"):
-            self.active.model.engine.policy = None  # the batching service merges whatever it can, paying or not
+        if merge != "adaptive" and hasattr(self.active.model.engine, "set_merging"):
+            self.active.model.engine.set_merging(merge)  # always: whatever queues together; off: never
         self.comms = self.parts.comms
         self.comms.start()
         deadline = time.monotonic() + 10
@@ -510,6 +510,9 @@ class PipelineRig:
         self.paused.clear()  # let pipelines leave their wait loop promptly
         for p in self.pipelines:
             p.stop()
+        writer = self.parts.reporter.writer  # the events the pipelines queued, before the work dir goes
+        writer.flush(timeout=2)
+        writer.stop()
         for c in self.captures:
             c.stop()
         self.comms.stop(flush_timeout=1)
@@ -780,6 +783,7 @@ def run_paced(args: argparse.Namespace) -> dict[str, Any]:
         "errors": errors,
         "engine_calls": calls,
         "requests_per_call": round(requests / calls, 2) if calls else 0.0,
+        "merge": args.merge,
         "merge_policy": batch1.get("policy"),
         "latency_p50_ms": round(percentile(latencies, 50), 2),
         "latency_p95_ms": round(percentile(latencies, 95), 2),
@@ -889,6 +893,7 @@ def _run_unpaced(
         "engine_calls": calls,
         "requests_per_call": round(requests / calls, 2) if calls else 0.0,
         "pipeline_call_p95_ms": round(percentile(batch1["call_ms"], 95), 2),
+        "merge": args.merge,
         "merge_policy": batch1.get("policy"),
         "decode_gate": pipe.gate_info(),
         "latency_p50_ms": round(p50, 2),
@@ -978,9 +983,10 @@ def register(sub: Any) -> None:
     p.add_argument("--pipeline-engine", choices=engine_names, help="engine of the pipeline run")
     p.add_argument(
         "--merge",
-        choices=["adaptive", "always"],
+        choices=["adaptive", "always", "off"],
         default="adaptive",
-        help="batching across cameras: merge only while measured cheaper per row (the device's default) or always",
+        help="batching across cameras: merge only while measured cheaper per row (the device's default), always, "
+        "or off (every request its own engine call, in arrival order)",
     )
     p.add_argument("--threads", type=int, help="inference threads (default: all cores)")
     p.add_argument("--mqtt-host", help="use this broker instead of starting a private mosquitto")

@@ -200,6 +200,7 @@ class BatchingEngine:
         self.mergeable = not any(s and s[0] is not None for s in (shapes or {}).values())
         self.stats = BatchStats()
         self.policy: MergePolicy | None = MergePolicy() if adaptive and self.mergeable else None
+        self.merge_off = False  # set_merging("off"): one request per call, as without the service
         self._cond = threading.Condition()
         self._pending: list[_Request] = []
         self._clients: dict[int, _Client] = {}
@@ -283,13 +284,32 @@ class BatchingEngine:
         budget": callers in step that took turns on their own threads would drift apart and never merge again."""
         if self._busy or self._pending or self._held:
             return False
-        if not self.mergeable or self.budget_s <= 0 or (self.policy is not None and not self.policy.merge()):
+        if not self._may_merge() or self.budget_s <= 0:
             return True
         return not any(
             now - seen.last <= max(ALONE_SECONDS, 2.0 * (seen.interval or 0.0))
             for other, seen in self._clients.items()
             if other != client
         )
+
+    def set_merging(self, mode: str) -> None:
+        """Merging: "adaptive" (the MergePolicy decides; the default), "always" (merge whatever queues together,
+        paying or not) or "off" (never merge: every request is its own engine call, in arrival order; `shelfwatch
+        bench --merge` compares the three)."""
+        if mode not in ("adaptive", "always", "off"):
+            raise ValueError(f"merging is adaptive, always or off, not {mode!r}")
+        with self._cond:
+            self.merge_off = mode == "off"
+            if mode != "adaptive":
+                self.policy = None  # always: merge regardless; off: nothing to measure
+            elif mode == "adaptive" and self.policy is None and self.mergeable:
+                self.policy = MergePolicy()
+
+    def _may_merge(self) -> bool:
+        """Under the lock: whether the next call may merge requests (and wait for expected callers)."""
+        if not self.mergeable or self.merge_off:
+            return False
+        return self.policy is None or self.policy.merge()
 
     def queued(self) -> int:
         """Requests waiting for an engine call."""
@@ -348,7 +368,7 @@ class BatchingEngine:
 
     def _gather(self) -> list[_Request]:
         """Under the lock: wait (within the budget) for expected callers, then take the requests of one call."""
-        merge = self.mergeable and (self.policy is None or self.policy.merge())
+        merge = self._may_merge()
         if merge and self.budget_s > 0:
             deadline = self._pending[0].submitted + self.budget_s
             while True:

@@ -292,3 +292,29 @@ def test_a_caller_goes_through_the_service_while_another_is_active(
     other.join(timeout=30)
     engine.infer(frame)
     assert recorder.threads[-2:] == [other.ident, threading.get_ident()] and engine.stats.inline == 4
+
+
+def test_merging_off_runs_every_request_alone_with_the_same_outputs(det_bundle: TinyBundle) -> None:
+    """set_merging("off") (the bench's --merge off): requests queued together still leave one per engine call, in
+    arrival order, with one-by-one outputs; "adaptive" brings the policy back and they merge again."""
+    engine = BatchingEngine(open_engine("onnxruntime", det_bundle.bundle_dir / ONNX_FILE, threads=1), budget_ms=5.0)
+    plain = open_engine("onnxruntime", det_bundle.bundle_dir / ONNX_FILE, threads=1)
+    size = read_manifest(det_bundle.bundle_dir).input.height
+    requests = _tensors(4, 1, size, seed=7)
+    engine.set_merging("off")
+    with engine.held():
+        futures = [engine.submit({"input": t}) for t in requests]
+    results = [f.result(timeout=30) for f in futures]
+    assert engine.stats.calls == 4 and engine.stats.largest_call == 1
+    for tensor, got in zip(requests, results, strict=True):
+        want = plain.infer({"input": tensor})
+        for name in want:
+            np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-5)
+    engine.set_merging("adaptive")
+    with engine.held():
+        futures = [engine.submit({"input": t}) for t in requests]
+    for f in futures:
+        f.result(timeout=30)
+    assert engine.stats.calls == 5 and engine.stats.largest_call == 4  # merged again (the policy starts merging)
+    with pytest.raises(ValueError, match="adaptive, always or off"):
+        engine.set_merging("never")
