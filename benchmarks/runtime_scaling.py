@@ -32,6 +32,8 @@ def bench(args: argparse.Namespace, mode: str, cameras: int, engine: str) -> dic
     source, resolution = (args.clip, "native") if mode == "unpaced" and args.clip else (args.source, args.resolution)
     cmd = [SHELFWATCH, "bench", "--bundle", args.bundle, "--source", source, "--cameras", str(cameras)]
     cmd += ["--seconds", str(args.seconds), "--resolution", resolution, "--merge", args.merge, "--json"]
+    if args.arena_mb is not None:
+        cmd += ["--arena-mb", str(args.arena_mb)]
     if mode == "paced":
         cmd += ["--paced", "--fps", str(args.fps), "--pipeline-engine", engine]
     else:
@@ -70,6 +72,7 @@ def main() -> int:
     p.add_argument("--fps", type=float, default=2.0)
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--merge", choices=["adaptive", "always", "off"], default="adaptive", help="the bench's --merge")
+    p.add_argument("--arena-mb", type=int, default=None, help="the bench's --arena-mb")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     every: list[dict[str, Any]] = []

@@ -806,6 +806,10 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     makes of N cameras in step); the efficiency then compares with that engine rate (frames/s), the stricter one
     when batching pays, and the latency bar is 2 x the batched call's p95 (1 camera: engine p95 + 10 ms).
     """
+    if getattr(args, "arena_mb", None) is not None:
+        from edge.runtime import engines
+
+        engines.ORT_ARENA_MB = args.arena_mb  # every ONNX Runtime engine of this run shares an arena of this size
     if args.paced:
         return run_paced(args)
     bundle = Path(args.bundle)
@@ -989,6 +993,12 @@ def register(sub: Any) -> None:
         "or off (every request its own engine call, in arrival order)",
     )
     p.add_argument("--threads", type=int, help="inference threads (default: all cores)")
+    p.add_argument(
+        "--arena-mb",
+        type=int,
+        help="MiB of ONNX Runtime's shared arena for every engine of the run (the device's onnxruntime arena_mb; "
+        "default 96; 0 = none)",
+    )
     p.add_argument("--mqtt-host", help="use this broker instead of starting a private mosquitto")
     p.add_argument("--mqtt-port", type=int)
     p.add_argument("--json", action="store_true", help="print one JSON object as the last line")

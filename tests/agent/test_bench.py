@@ -92,6 +92,21 @@ def test_bench_unpaced_h264_cameras_share_engine_calls(
     assert result["engine_calls"] > 0 and result["requests_per_call"] >= 1.0
 
 
+@pytest.mark.slow
+@needs_mosquitto_and_ffmpeg
+def test_bench_merge_off_gives_every_request_its_own_engine_call(
+    tmp_path: Path, det_bundle: TinyBundle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--merge off: three cameras in step, yet one request per engine call (to compare with merging)."""
+    video = make_video(tmp_path / "v.mp4")
+    args = ["bench", "--bundle", str(det_bundle.bundle_dir), "--source", str(video), "--cameras", "3", "--h264"]
+    assert main([*args, "--seconds", "1", "--merge", "off", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["merge"] == "off" and result["merge_policy"] is None
+    assert result["engine_calls"] > 0 and result["requests_per_call"] == 1.0
+    assert result["frames_skipped"] == 0 and all(f > 0 for f in result["pipeline_fps_per_camera"])
+
+
 def test_decode_gate_decodes_just_in_time() -> None:
     """The unpaced bench's capture decodes frame n+1 only once the pipeline took frame n, and only about one decode
     time before that evaluation is expected to end; the pipeline asking for its next frame starts it at once."""
