@@ -277,14 +277,15 @@ class Agent(DeviceParts):
         self.watchdog.stop()
         for pipeline in self.pipelines.values():
             pipeline.stop()
+        # The events the pipelines queued go to the log and the outboxes while the skills still route them (their
+        # webhooks) and before the MQTT outbox drains; a refusing disk gets one more try, what it still refuses
+        # is lost, as the writer's stop logs.
+        self.reporter.writer.flush(timeout=self.options.flush_timeout)
+        self.reporter.writer.stop()
         self.skills.stop()
         self.cameras.stop_all()
         for t in self._threads:
             t.join(timeout=2)
-        # The events the pipelines queued go to the log and the outbox before the outbox drains (a refusing disk
-        # gets one more try; what it still refuses is lost, as the writer's stop logs).
-        self.reporter.writer.flush(timeout=self.options.flush_timeout)
-        self.reporter.writer.stop()
         self.comms.stop(flush_timeout=self.options.flush_timeout)
         if self.outbox is not None:
             self.outbox.close()
