@@ -373,7 +373,7 @@ class EventWriter:
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the writer thread (what still waits is lost with the process; the log says how many). A graceful
-        stop flushes first."""
+        stop calls `flush()` before this (the agent does)."""
         with self._cond:
             self._stopped = True
             thread = self._thread

@@ -253,3 +253,12 @@ def event_snapshot(
         return annotate_snapshot(image, polygon, state, bbox)
     box = None if bbox is None else tuple(float(v) for v in bbox)
     return Snapshot(image, functools.partial(annotate_snapshot, polygon=tuple(polygon), state=state, bbox=box))
+
+
+def frame_snapshot(
+    image: object, polygon: Sequence[tuple[float, float]], state: str, bbox: Sequence[float] | None
+) -> SnapshotImage | None:
+    """`event_snapshot` of a skill frame's image when it is a colour frame; None when there is no picture to keep."""
+    if isinstance(image, np.ndarray) and image.ndim == 3:
+        return event_snapshot(image, polygon, state, bbox)
+    return None

@@ -32,7 +32,7 @@ import numpy as np
 from edge.comms.base import Communicator
 from edge.events import Event, EventDraft, SnapshotImage
 from edge.pipeline.metrics import MetricsRegistry
-from edge.pipeline.zone_scoring import Zone, event_snapshot
+from edge.pipeline.zone_scoring import Zone, frame_snapshot
 from edge.skills.config import SKILLS_ADAPTER, SkillConfig, check_unique_skills, normalise_raw
 from edge.skills.context import BuildContext, InboxTarget, ModelSource, SkillIdle
 from edge.skills.inbox import Inbox
@@ -325,9 +325,8 @@ class SkillRunner:
         frame: Frame,
         model: dict[str, str | None],
     ) -> None:
-        image: SnapshotImage | None = None
-        if isinstance(frame.image, np.ndarray) and frame.image.ndim == 3:  # drawn on the event writer's thread
-            image = event_snapshot(frame.image, frame.polygon(item.zone), item.state or "low_stock", item.bbox)
+        # Drawn on the event writer's thread.
+        image = frame_snapshot(frame.image, frame.polygon(item.zone), item.state or "low_stock", item.bbox)
         draft = EventDraft(
             phase=item.phase or "once",
             camera=self.camera,

@@ -76,15 +76,20 @@ def test_bench_paced_reports_what_the_device_costs(
     assert set(result["meets"]) == {"cpu_cores", "rss_mb", "nothing_skipped"}
 
 
+def three_h264_cameras(tmp_path: Path, det_bundle: TinyBundle, capsys: pytest.CaptureFixture[str], *extra: str) -> dict:
+    """One second of `shelfwatch bench` with three cameras on an H.264 clip of the tiny detector; its JSON."""
+    video = make_video(tmp_path / "v.mp4")
+    args = ["bench", "--bundle", str(det_bundle.bundle_dir), "--source", str(video), "--cameras", "3", "--h264"]
+    assert main([*args, "--seconds", "1", *extra, "--json"]) == 0
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
 @pytest.mark.slow
 @needs_mosquitto_and_ffmpeg
 def test_bench_unpaced_h264_cameras_share_engine_calls(
     tmp_path: Path, det_bundle: TinyBundle, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    video = make_video(tmp_path / "v.mp4")
-    args = ["bench", "--bundle", str(det_bundle.bundle_dir), "--source", str(video), "--cameras", "3", "--h264"]
-    assert main([*args, "--seconds", "1", "--json"]) == 0
-    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    result = three_h264_cameras(tmp_path, det_bundle, capsys)
     assert result["source"]["codec"] == "h264" and result["source"]["width"] == 320
     assert result["batched_engine"]["batch"] == 3
     assert result["frames_skipped"] == 0 and result["pipeline_frames"] > 0
@@ -98,10 +103,7 @@ def test_bench_merge_off_gives_every_request_its_own_engine_call(
     tmp_path: Path, det_bundle: TinyBundle, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """--merge off: three cameras in step, yet one request per engine call (to compare with merging)."""
-    video = make_video(tmp_path / "v.mp4")
-    args = ["bench", "--bundle", str(det_bundle.bundle_dir), "--source", str(video), "--cameras", "3", "--h264"]
-    assert main([*args, "--seconds", "1", "--merge", "off", "--json"]) == 0
-    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    result = three_h264_cameras(tmp_path, det_bundle, capsys, "--merge", "off")
     assert result["merge"] == "off" and result["merge_policy"] is None
     assert result["engine_calls"] > 0 and result["requests_per_call"] == 1.0
     assert result["frames_skipped"] == 0 and all(f > 0 for f in result["pipeline_fps_per_camera"])

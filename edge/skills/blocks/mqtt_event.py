@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-import numpy as np
 from pydantic import Field, field_validator
 
-from edge.pipeline.zone_scoring import event_snapshot
+from edge.pipeline.zone_scoring import frame_snapshot
 from edge.skills.blocks._zone import Contract, contract_field, zone_parts
 from edge.skills.registry import Block, BlockSettings, block_type
 from edge.skills.values import Frame, Item
@@ -65,12 +64,6 @@ class MqttEvent(EventSink):
             t = states.transitions.get(i.zone)
             if t is None or t.phase is None:
                 continue
-            image = frame.image
             # Drawn and encoded on the event writer's thread (edge.events.EventWriter), not this pipeline's.
-            snapshot = event_snapshot(image, frame.polygon(i.zone), t.new, t.bbox) if _is_frame(image) else None
-            sink.event(i.zone, t, snapshot)
+            sink.event(i.zone, t, frame_snapshot(frame.image, frame.polygon(i.zone), t.new, t.bbox))
         return firing
-
-
-def _is_frame(image: object) -> bool:
-    return isinstance(image, np.ndarray) and image.ndim == 3
