@@ -100,6 +100,7 @@ def instrument() -> None:
     _wrap(bench_cmd._GatedSource, "read", "capture/read(gate+decode)")
     _wrap(bench_cmd.DecodeGate, "acquire", "capture/read(gate+decode)/gate_wait")
     _wrap(engines.OnnxRuntimeEngine, "infer", "engine_infer(engine call)")
+    _wrap(engines.OnnxRuntimeEngine, "infer_lane", "engine_infer_lane(one-thread call)")
     _wrap(engines.OpenVinoEngine, "infer", "engine_infer(engine call)")
 
 

@@ -32,6 +32,7 @@ def bench(args: argparse.Namespace, mode: str, cameras: int, engine: str) -> dic
     source, resolution = (args.clip, "native") if mode == "unpaced" and args.clip else (args.source, args.resolution)
     cmd = [SHELFWATCH, "bench", "--bundle", args.bundle, "--source", source, "--cameras", str(cameras)]
     cmd += ["--seconds", str(args.seconds), "--resolution", resolution, "--merge", args.merge, "--json"]
+    cmd += ["--lanes", args.lanes]
     if args.arena_mb is not None:
         cmd += ["--arena-mb", str(args.arena_mb)]
     if mode == "paced":
@@ -73,6 +74,7 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--merge", choices=["adaptive", "always", "off"], default="adaptive", help="the bench's --merge")
     p.add_argument("--arena-mb", type=int, default=None, help="the bench's --arena-mb")
+    p.add_argument("--lanes", choices=["on", "off"], default="on", help="the bench's --lanes")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     every: list[dict[str, Any]] = []
@@ -93,9 +95,9 @@ def table(args: argparse.Namespace, every: list[dict[str, Any]]) -> None:
         if mode == "unpaced":
             print(
                 "| cameras | engine | pipeline fps | efficiency | latency p95 ms | bar ms | engine p95 ms "
-                "| batched call p95 ms | requests/call | load |"
+                "| batched call p95 ms | reference fps (one call / N a call / lanes) | requests/call | load |"
             )
-            print("|---|---|---|---|---|---|---|---|---|---|")
+            print("|---|---|---|---|---|---|---|---|---|---|---|")
         else:
             print("| cameras | engine | cpu_cores | rss_mb | evaluated fps | skipped | requests/call | load |")
             print("|---|---|---|---|---|---|---|---|")
@@ -110,10 +112,13 @@ def table(args: argparse.Namespace, every: list[dict[str, Any]]) -> None:
                 elif mode == "unpaced":
                     for r in ok:
                         r["batched_p95_ms"] = r["batched_engine"]["p95_ms"]
+                        r["batched_fps"] = r["batched_engine"]["fps"]
+                        r["lanes_fps"] = (r.get("lanes_engine") or {}).get("fps", float("nan"))
+                    refs = " / ".join(str(median(ok, k)) for k in ("engine_fps", "batched_fps", "lanes_fps"))
                     print(
                         f"| {cameras} | {engine} | {median(ok, 'pipeline_fps')} | {spread(ok, 'efficiency')} | "
                         f"{spread(ok, 'latency_p95_ms')} | {median(ok, 'latency_bar_ms')} | "
-                        f"{median(ok, 'engine_p95_ms')} | {median(ok, 'batched_p95_ms')} | "
+                        f"{median(ok, 'engine_p95_ms')} | {median(ok, 'batched_p95_ms')} | {refs} | "
                         f"{median(ok, 'requests_per_call')} | {loads} |"
                     )
                 else:

@@ -12,7 +12,8 @@ Measured in one run (docs/BENCHMARKS.md, runtime section):
   inference, no frame is skipped, none queues and none waits for a whole evaluation;
 - frame-to-publish latency p50/p95: from the moment the capture had the frame to the return of the publish call;
 - efficiency = pipeline_fps / (1 / (1/decode_fps + 1/engine_fps)) for the engine used (1.0 = as fast as doing
-  decode and engine back to back; above 1.0 = overlap wins).
+  decode and engine back to back; above 1.0 = overlap wins); with N > 1 cameras engine_fps is the fastest of one
+  frame a call, N frames a call and (with lanes) one-thread calls side by side, measured alone.
 
 Decode, engine and pipeline run in interleaved slices so that a drifting machine load affects them alike.
 """
@@ -132,40 +133,72 @@ class EngineRig:
 
     One call is one frame's work, or `batch` frames' in one engine call (what the batching service makes of N
     cameras in step): a detector gets the frame(s); a classifier the 4 bench zones' crops of each frame, as the
-    pipeline does.
+    pipeline does. With `lanes` > 1, that many threads call side by side, each a one-thread engine call (the
+    engine's `infer_lane`: what the batching service's lanes do with N cameras' queued requests); fps counts the
+    frames of all of them.
     """
 
-    def __init__(self, bundle: Path, engine: str, threads: int | None, frames: Sequence[Any], batch: int = 1) -> None:
+    def __init__(
+        self, bundle: Path, engine: str, threads: int | None, frames: Sequence[Any], batch: int = 1, lanes: int = 1
+    ) -> None:
         from edge.pipeline.zone_scoring import crop_zone
         from edge.runtime.wrappers import load_model
 
         self.model = load_model(bundle, engine, threads, batch_budget_ms=None)  # type: ignore[arg-type]
         self.batch = max(1, batch)
+        self.lanes = max(1, lanes)
+        # One wrapper per lane (each keeps its own timings), all on the one engine's one-thread session.
+        self.models = [self.model] if self.lanes == 1 else [self._lane_model(bundle) for _ in range(self.lanes)]
         if self.model.task == "classification":
             zones = [_zone(z) for z in bench_zones()]
             self.inputs = [[crop_zone(f, z) for z in zones] for f in frames]
         else:
             self.inputs = [[f] for f in frames]
-        for i in range(3):  # warm-up: first calls allocate and compile
-            self._call(i)
+        for model in self.models:
+            for i in range(3):  # warm-up: first calls allocate and compile
+                self._call(model, i)
         self.calls: list[float] = []
         self.infer: list[float] = []
         self.seconds = 0.0
         self._i = 0
 
-    def _call(self, i: int) -> None:
-        images = [im for k in range(self.batch) for im in self.inputs[(i + k) % len(self.inputs)]]
-        self.model.predict_batch(images)
+    def _lane_model(self, bundle: Path) -> Any:
+        from edge.bundle import read_manifest
+        from edge.runtime.wrappers import ClassificationModel, DetectionModel
 
-    def run(self, seconds: float) -> None:
-        """Call predict_batch() back to back for `seconds`."""
+        manifest = read_manifest(bundle)
+        kind = ClassificationModel if manifest.task == "classification" else DetectionModel
+        return kind(bundle, manifest, _LaneEngine(self.model.engine))
+
+    def _call(self, model: Any, i: int) -> None:
+        images = [im for k in range(self.batch) for im in self.inputs[(i + k) % len(self.inputs)]]
+        model.predict_batch(images)
+
+    def _loop(self, model: Any, seconds: float, start: int, calls: list[float], infer: list[float]) -> None:
         t0 = time.perf_counter()
+        i = start
         while time.perf_counter() - t0 < seconds:
             c0 = time.perf_counter()
-            self._call(self._i)
-            self.calls.append((time.perf_counter() - c0) * 1000.0)
-            self.infer.append(self.model.timing.infer_ms)
-            self._i += self.batch
+            self._call(model, i)
+            calls.append((time.perf_counter() - c0) * 1000.0)
+            infer.append(model.timing.infer_ms)
+            i += self.batch * self.lanes
+
+    def run(self, seconds: float) -> None:
+        """Call predict_batch() back to back for `seconds` (on every lane at once)."""
+        t0 = time.perf_counter()
+        if self.lanes == 1:
+            self._loop(self.model, seconds, self._i, self.calls, self.infer)
+        else:
+            threads = [
+                threading.Thread(target=self._loop, args=(m, seconds, self._i + k, self.calls, self.infer))
+                for k, m in enumerate(self.models)
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        self._i += 1
         self.seconds += time.perf_counter() - t0
 
     def result(self) -> dict[str, Any]:
@@ -174,12 +207,28 @@ class EngineRig:
             "engine": self.model.engine.name,
             "precision": self.model.engine.precision,
             "batch": self.batch,
+            "lanes": self.lanes,
             "fps": len(self.calls) * self.batch / self.seconds if self.seconds else 0.0,
             "p50_ms": percentile(self.calls, 50),
             "p95_ms": percentile(self.calls, 95),
             "infer_p95_ms": percentile(self.infer, 95),
             "calls": len(self.calls),
         }
+
+
+class _LaneEngine:
+    """An engine's one-thread lane (`infer_lane`) as a plain engine, for EngineRig's lanes."""
+
+    def __init__(self, engine: Any) -> None:
+        self._engine = engine
+        self.name = engine.name
+        self.precision = engine.precision
+        self.input_names = engine.input_names
+        self.output_names = engine.output_names
+        self.input_shapes = getattr(engine, "input_shapes", None)
+
+    def infer(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        return self._engine.infer_lane(inputs)  # type: ignore[no-any-return]
 
 
 def _zone(config: Any) -> Any:
@@ -369,6 +418,7 @@ class PipelineRig:
         workdir: Path,
         paced_fps: float | None = None,
         merge: str = "adaptive",
+        lanes: str = "on",
     ) -> None:
         from edge.agent import AgentOptions, wire
         from edge.cameras.capture import CameraCapture, CameraHub
@@ -416,6 +466,8 @@ class PipelineRig:
         self.active = self.parts.slot.load(bundle)
         if merge != "adaptive" and hasattr(self.active.model.engine, "set_merging"):
             self.active.model.engine.set_merging(merge)  # always: whatever queues together; off: never
+        if lanes == "off" and hasattr(self.active.model.engine, "set_lanes"):
+            self.active.model.engine.set_lanes(1)  # one engine call at a time, on all of its threads
         self.comms = self.parts.comms
         self.comms.start()
         deadline = time.monotonic() + 10
@@ -474,12 +526,13 @@ class PipelineRig:
         """The batching service's counters so far (calls, requests, recent call times)."""
         stats = getattr(self.active.model.engine, "stats", None)
         if stats is None:
-            return {"calls": 0, "requests": 0, "call_ms": [], "policy": None}
+            return {"calls": 0, "requests": 0, "call_ms": [], "lane_calls": 0, "policy": None}
         policy = getattr(self.active.model.engine, "policy", None)
         return {
             "calls": stats.calls,
             "requests": stats.requests,
             "call_ms": list(stats.call_ms),
+            "lane_calls": getattr(stats, "lane_calls", 0),
             "policy": None if policy is None else policy.as_dict(),
         }
 
@@ -719,6 +772,7 @@ def run_paced(args: argparse.Namespace) -> dict[str, Any]:
                 Path(tmp),
                 paced_fps=args.fps,
                 merge=args.merge,
+                lanes=args.lanes,
             )
             rss_rig = _rss_mb()  # the model loaded, cameras and pipelines started (the first frames in flight)
             try:
@@ -803,8 +857,10 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     efficiency compares like with like. Engines other than the pipeline's are measured once, after.
 
     With N > 1 cameras the engine is also measured on N frames per call (the batched call the batching service
-    makes of N cameras in step); the efficiency then compares with that engine rate (frames/s), the stricter one
-    when batching pays, and the latency bar is 2 x the batched call's p95 (1 camera: engine p95 + 10 ms).
+    makes of N cameras in step), and, when the pipeline's engine has lanes (`--lanes on`, ONNX Runtime with 2+
+    threads), on that many one-thread calls side by side (what the lanes do with N cameras' queued requests); the
+    efficiency then compares with the fastest of the three engine rates (frames/s, `reference_fps`), and the
+    latency bar is 2 x the batched call's p95 (1 camera: engine p95 + 10 ms).
     """
     if getattr(args, "arena_mb", None) is not None:
         from edge.runtime import engines
@@ -840,7 +896,11 @@ def _run_unpaced(
     engine = EngineRig(bundle, used, args.threads, frames)
     batched = EngineRig(bundle, used, args.threads, frames, batch=args.cameras) if args.cameras > 1 else None
     with mosquitto(args.mqtt_host, args.mqtt_port) as (host, port):
-        pipe = PipelineRig(bundle, source, args.cameras, used, args.threads, host, port, workdir, merge=args.merge)
+        pipe = PipelineRig(
+            bundle, source, args.cameras, used, args.threads, host, port, workdir, merge=args.merge, lanes=args.lanes
+        )
+        lanes = getattr(pipe.active.model.engine, "lanes", 1)
+        laned = EngineRig(bundle, used, args.threads, frames, lanes=lanes) if args.cameras > 1 and lanes > 1 else None
         try:
             pipe.run(min(2.0, max(0.5, args.seconds / 5)))  # warm-up: first engine calls, capture start
             pipe.reset()
@@ -852,6 +912,8 @@ def _run_unpaced(
                 engine.run(slice_s)
                 if batched is not None:
                     batched.run(slice_s)
+                if laned is not None:
+                    laned.run(slice_s)
                 pipe.run(slice_s)
             batch1 = pipe.batch_stats()
             memory = _engine_memory(pipe.active.model.engine)
@@ -866,7 +928,8 @@ def _run_unpaced(
             engine_results[name] = other.result()
     eng = engine_results[used]
     bat = batched.result() if batched is not None else eng
-    engine_fps = max(eng["fps"], bat["fps"])
+    lan = laned.result() if laned is not None else None
+    engine_fps = max(eng["fps"], bat["fps"], lan["fps"] if lan else 0.0)
     serial_fps = 1.0 / (1.0 / decode.fps + 1.0 / engine_fps)
     latency_bar = eng["p95_ms"] + 10.0 if args.cameras == 1 else 2.0 * bat["p95_ms"]
     p50, p95 = percentile(pipe.latencies_ms, 50), percentile(pipe.latencies_ms, 95)
@@ -887,7 +950,10 @@ def _run_unpaced(
         "engine_memory": memory,
         "engine_fps": round(eng["fps"], 2),
         "engine_p95_ms": round(eng["p95_ms"], 2),
-        "batched_engine": {m: round(v, 2) if isinstance(v, float) else v for m, v in bat.items()},
+        "batched_engine": _rounded(bat),
+        "lanes": args.lanes,
+        "lanes_engine": None if lan is None else _rounded(lan),
+        "reference_fps": round(engine_fps, 2),
         "serial_fps": round(serial_fps, 2),
         "pipeline_fps": round(pipe.fps, 2),
         "pipeline_fps_per_camera": pipe.per_camera_fps(),
@@ -896,6 +962,7 @@ def _run_unpaced(
         "published": pipe.published,
         "engine_calls": calls,
         "requests_per_call": round(requests / calls, 2) if calls else 0.0,
+        "lane_calls": batch1["lane_calls"] - batch0["lane_calls"],
         "pipeline_call_p95_ms": round(percentile(batch1["call_ms"], 95), 2),
         "merge": args.merge,
         "merge_policy": batch1.get("policy"),
@@ -906,6 +973,10 @@ def _run_unpaced(
         "efficiency": round(pipe.fps / serial_fps, 3),
         "meets": {"efficiency": pipe.fps / serial_fps >= 0.95, "latency": p95 <= latency_bar},
     }
+
+
+def _rounded(result: dict[str, Any]) -> dict[str, Any]:
+    return {m: round(v, 2) if isinstance(v, float) else v for m, v in result.items()}
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -991,6 +1062,13 @@ def register(sub: Any) -> None:
         default="adaptive",
         help="batching across cameras: merge only while measured cheaper per row (the device's default), always, "
         "or off (every request its own engine call, in arrival order)",
+    )
+    p.add_argument(
+        "--lanes",
+        choices=["on", "off"],
+        default="on",
+        help="concurrent one-thread engine calls when several cameras' requests queue (the device's default: on, "
+        "ONNX Runtime with 2+ threads), or off (one call at a time on all threads)",
     )
     p.add_argument("--threads", type=int, help="inference threads (default: all cores)")
     p.add_argument(

@@ -19,6 +19,14 @@ latency budget (`budget_ms`, counted from the oldest queued request):
 - A request that would leave alone at once anyway (the engine free, nothing queued, and merging off or no other
   caller active: a lone camera's frames) runs on its caller's thread in `infer`, without the hand-over to the
   worker thread and back (two thread wake-ups; ~1 ms a frame on the loaded two-core VM).
+- Lanes: an engine that offers concurrent one-thread calls (`lanes` >= 2 and `infer_lane`: ONNX Runtime with two
+  or more threads, edge.runtime.engines) gets up to `lanes` calls at once, one worker thread each, when several
+  callers' requests queue: each free lane takes the oldest request (merging only what the free lanes cannot take
+  one by one), and nobody waits for a missing caller while a lane is free, since its request can start on its own
+  lane when it comes. A call that finds the engine idle, nothing else queued and no other caller expected runs on
+  all of the engine's threads (`infer`), as does a lone caller's request on its own thread. Two one-thread calls
+  side by side do ~30% more than one two-thread call on the two-core VM (docs/BENCHMARKS.md, issue 15).
+  `set_lanes(1)` turns them off (`shelfwatch bench --lanes off`).
 - At most `max_rows` rows per call (and no more than the wrapped engine's own `max_rows`, if it has one: OpenVINO
   runs a larger batch in slices); a larger request runs alone. A model with a fixed batch size (the contract
   says dynamic; some converted models are not) is never merged.
@@ -30,6 +38,8 @@ single-request calls and of merged calls (moving averages) and merges only while
 cheaper per row (by `MERGE_GAIN`); otherwise requests run one by one in arrival order, waiting for nobody. It
 starts by merging, and refreshes the estimate it is not using with one probe call every `PROBE_EVERY` calls, so
 a change of load or engine is noticed. `adaptive=False` always merges (the behaviour above, unconditionally).
+With lanes, a call's cost is counted in core-ms (its time x the lanes it held), so one-thread and all-thread
+calls compare by what they cost the CPU.
 
 Results equal one-by-one inference within float tolerance (tests/runtime/test_batching.py, both engines). An
 engine error fails every request of that call with the same error. The worker exits after `idle_seconds`
@@ -153,6 +163,8 @@ class BatchStats:
     largest_call: int = 0  # most requests merged into one call
     budget_expired: int = 0  # calls that left when the budget ran out with an expected caller still missing
     inline: int = 0  # calls run on the caller's own thread (infer: engine free, nobody to merge with)
+    lane_calls: int = 0  # calls run on one lane (a one-thread call beside others: `lanes`)
+    most_lanes: int = 0  # most one-thread calls that ran at once
     call_ms: deque[float] = field(default_factory=lambda: deque(maxlen=4096))  # engine time of recent calls
     call_rows: deque[int] = field(default_factory=lambda: deque(maxlen=4096))
 
@@ -165,6 +177,8 @@ class BatchStats:
             "largest_call": self.largest_call,
             "budget_expired": self.budget_expired,
             "inline": self.inline,
+            "lane_calls": self.lane_calls,
+            "most_lanes": self.most_lanes,
             "requests_per_call": round(self.requests / self.calls, 3) if self.calls else 0.0,
         }
 
@@ -201,12 +215,17 @@ class BatchingEngine:
         self.stats = BatchStats()
         self.policy: MergePolicy | None = MergePolicy() if adaptive and self.mergeable else None
         self.merge_off = False  # set_merging("off"): one request per call, as without the service
+        # Concurrent one-thread calls the engine offers (module docstring, "Lanes"); 1 = one call at a time.
+        self.engine_lanes = _engine_lanes(engine)
+        self.lanes = self.engine_lanes
         self._cond = threading.Condition()
         self._pending: list[_Request] = []
         self._clients: dict[int, _Client] = {}
-        self._worker: threading.Thread | None = None
+        self._workers = 0  # worker threads running (at most one per lane)
+        self._gathering = False  # a worker is choosing the next call's requests (one at a time)
         self._held = False
-        self._busy = False  # an engine call is running (the worker's, or a caller's own: infer)
+        self._occupied = 0  # lanes in use: an all-thread call (the worker's, or a caller's own: infer) takes all
+        self._narrow_running = 0  # one-thread calls running now
 
     # -- the service -----------------------------------------------------------------------------------------
 
@@ -235,7 +254,8 @@ class BatchingEngine:
             if not alone:
                 future = self._enqueue(arrays, rows, client, now)
             else:
-                self._busy = True
+                width = self.lanes
+                self._occupied = width
         if not alone:
             return future.result()
         t0 = time.perf_counter()
@@ -243,13 +263,13 @@ class BatchingEngine:
             outputs = self.inner.infer(arrays)
         except BaseException:
             with self._cond:
-                self._busy = False
+                self._occupied -= width
                 self._cond.notify_all()
             raise
         elapsed_ms = (time.perf_counter() - t0) * 1000.0
         with self._cond:
-            self._busy = False
-            self._record(1, rows, elapsed_ms)
+            self._occupied -= width
+            self._record(1, rows, elapsed_ms, width)
             self.stats.inline += 1
             self._cond.notify_all()
         return outputs
@@ -271,20 +291,25 @@ class BatchingEngine:
         key = tuple((name, a.dtype.str, a.shape[1:]) for name, a in sorted(arrays.items()))
         future: Future[dict[str, np.ndarray]] = Future()
         self._pending.append(_Request(arrays, rows, client, now, future, key))
-        if self._worker is None:
-            self._worker = threading.Thread(target=self._serve, name=f"batching-{self.name}", daemon=True)
-            self._worker.start()
+        if self._workers == 0:
+            self._start_worker()
         self._cond.notify_all()
         return future
+
+    def _start_worker(self) -> None:
+        """Under the lock: one more worker thread (the first, or another for a free lane)."""
+        self._workers += 1
+        name = f"batching-{self.name}" if self._workers == 1 else f"batching-{self.name}-{self._workers}"
+        threading.Thread(target=self._serve, name=name, daemon=True).start()
 
     def _may_run_alone(self, client: int, now: float) -> bool:
         """Under the lock: whether this caller's request would leave alone at once anyway: the engine free,
         nothing queued or held, and nothing to merge with: merging off, or no other caller active (none asked
         within the last ALONE_SECONDS nor within twice its own interval). Not merely "none expected within the
         budget": callers in step that took turns on their own threads would drift apart and never merge again."""
-        if self._busy or self._pending or self._held:
+        if self._occupied or self._pending or self._held:
             return False
-        if not self._may_merge() or self.budget_s <= 0:
+        if self.lanes < 2 and (not self._may_merge() or self.budget_s <= 0):
             return True
         return not any(
             now - seen.last <= max(ALONE_SECONDS, 2.0 * (seen.interval or 0.0))
@@ -305,6 +330,13 @@ class BatchingEngine:
             elif mode == "adaptive" and self.policy is None and self.mergeable:
                 self.policy = MergePolicy()
 
+    def set_lanes(self, lanes: int | None) -> None:
+        """Concurrent one-thread calls: at most `lanes` (clipped to what the engine offers; None = all of them,
+        1 = off: one call at a time on all of the engine's threads). `shelfwatch bench --lanes` compares them."""
+        with self._cond:
+            self.lanes = self.engine_lanes if lanes is None else max(1, min(int(lanes), self.engine_lanes))
+            self._cond.notify_all()
+
     def _may_merge(self) -> bool:
         """Under the lock: whether the next call may merge requests (and wait for expected callers)."""
         if not self.mergeable or self.merge_off:
@@ -318,7 +350,8 @@ class BatchingEngine:
 
     @contextlib.contextmanager
     def held(self) -> Iterator[None]:
-        """Queue requests without running them while inside; on leaving, what queued goes out together."""
+        """Queue requests without running them while inside; on leaving, what queued goes out together (with
+        lanes: shared among the free lanes, a call each)."""
         with self._cond:
             self._held = True
         try:
@@ -334,20 +367,34 @@ class BatchingEngine:
         while True:
             with self._cond:
                 idle_until = time.monotonic() + self.idle_seconds
-                # Nothing to run, held, or a caller's own call (infer) still on the engine.
-                while not self._pending or self._held or self._busy:
+                # Nothing to run, held, no free lane (a call on all threads, a caller's own included), or another
+                # worker choosing its call.
+                while not self._pending or self._held or self._occupied >= self.lanes or self._gathering:
                     remaining = idle_until - time.monotonic()
                     if remaining <= 0 and not self._held and not self._pending:
-                        self._worker = None
+                        self._workers -= 1
                         return
                     self._cond.wait(max(remaining, 0.05) if self._held or self._pending else remaining)
-                batch = self._gather()
-                self._busy = True
+                self._gathering = True
+                try:
+                    batch, width = self._gather_lane() if self.lanes > 1 else (self._gather(), 1)
+                finally:
+                    self._gathering = False
+                self._occupied += width
+                narrow = self.lanes > 1 and width == 1
+                if narrow:
+                    self._narrow_running += 1
+                    self.stats.most_lanes = max(self.stats.most_lanes, self._narrow_running)
+                if self._pending and self._occupied < self.lanes and self._workers < self.lanes:
+                    self._start_worker()  # another lane is free and requests wait: its own worker
+                self._cond.notify_all()
             try:
-                self._run(batch)
+                self._run(batch, width, narrow)
             finally:
                 with self._cond:
-                    self._busy = False
+                    self._occupied -= width
+                    if narrow:
+                        self._narrow_running -= 1
                     self._cond.notify_all()
 
     def _missing(self, now: float) -> tuple[bool, float]:
@@ -397,7 +444,47 @@ class BatchingEngine:
             self._pending = keep
         return batch
 
-    def _run(self, batch: list[_Request]) -> None:
+    def _gather_lane(self) -> tuple[list[_Request], int]:
+        """Under the lock, with lanes: the requests of the next call and the lanes it takes (module docstring).
+
+        Nobody is waited for: a missing caller's request starts on a free lane when it comes. The call takes
+        the oldest request, and others only when merging is allowed and more requests wait than free lanes (an
+        equal share of them each). It runs on all of the engine's threads when the engine is idle, nothing else
+        waits and no other caller is expected before it would end (one all-thread call is the shorter wait), else
+        on one lane."""
+        free = self.lanes - self._occupied
+        first = self._pending.pop(0)
+        batch = [first]
+        if self._may_merge() and len(self._pending) + 1 > free:
+            share = -(-(len(self._pending) + 1) // free)  # ceil: this call's part of what waits
+            rows = first.rows
+            keep: list[_Request] = []
+            for r in self._pending:
+                if len(batch) < share and r.key == first.key and rows + r.rows <= self.max_rows:
+                    batch.append(r)
+                    rows += r.rows
+                else:
+                    keep.append(r)
+            self._pending = keep
+        if self._occupied == 0 and not self._pending and not self._expected_soon(time.monotonic(), batch):
+            return batch, self.lanes
+        return batch, 1
+
+    def _expected_soon(self, now: float, batch: list[_Request]) -> bool:
+        """Under the lock: whether a caller with nothing queued (nor in `batch`, the call about to run) is due
+        before a call of the recent length (at least the budget) would end, or is late by less than half its
+        interval: its request would wait for an all-thread call, where one lane would have been free for it."""
+        horizon = max(self.budget_s, (self.stats.call_ms[-1] / 1000.0) if self.stats.call_ms else 0.0)
+        queued = {r.client for r in self._pending} | {r.client for r in batch}
+        for client, seen in self._clients.items():
+            if client in queued or seen.interval is None:
+                continue
+            due = seen.last + seen.interval
+            if due - horizon <= now <= due + 0.5 * seen.interval:
+                return True
+        return False
+
+    def _run(self, batch: list[_Request], width: int = 1, narrow: bool = False) -> None:
         live = [r for r in batch if r.future.set_running_or_notify_cancel()]
         if not live:
             return
@@ -408,14 +495,16 @@ class BatchingEngine:
         total = sum(r.rows for r in live)
         t0 = time.perf_counter()
         try:
-            outputs = self.inner.infer(inputs)
+            outputs = self.inner.infer_lane(inputs) if narrow else self.inner.infer(inputs)  # type: ignore[attr-defined]
         except BaseException as err:  # every caller of this call gets the engine's error
             for r in live:
                 r.future.set_exception(err)
             return
         elapsed_ms = (time.perf_counter() - t0) * 1000.0
         with self._cond:
-            self._record(len(live), total, elapsed_ms)
+            if narrow:
+                self.stats.lane_calls += 1
+            self._record(len(live), total, elapsed_ms, width)
         offset = 0
         for r in live:
             part = {
@@ -425,8 +514,9 @@ class BatchingEngine:
             offset += r.rows
             r.future.set_result(part)
 
-    def _record(self, requests: int, rows: int, elapsed_ms: float) -> None:
-        """Under the lock: count one engine call (stats, the merge policy's measurements)."""
+    def _record(self, requests: int, rows: int, elapsed_ms: float, width: int = 1) -> None:
+        """Under the lock: count one engine call (stats, the merge policy's measurements: core-ms, its time x the
+        `width` lanes it held)."""
         stats = self.stats
         stats.calls += 1
         stats.requests += requests
@@ -435,10 +525,18 @@ class BatchingEngine:
         stats.call_ms.append(elapsed_ms)
         stats.call_rows.append(rows)
         if self.policy is not None:
-            self.policy.record(requests, rows, elapsed_ms)
+            self.policy.record(requests, rows, elapsed_ms * width)
 
     def __repr__(self) -> str:
         return f"BatchingEngine({self.inner!r}, budget_ms={self.budget_s * 1000:.1f}, max_rows={self.max_rows})"
+
+
+def _engine_lanes(engine: Engine) -> int:
+    """How many concurrent one-thread calls (`infer_lane`) the engine offers; 1 = none."""
+    lanes = getattr(engine, "lanes", 1)
+    if not callable(getattr(engine, "infer_lane", None)) or not isinstance(lanes, int):
+        return 1
+    return max(1, lanes)
 
 
 def _batch_rows(arrays: dict[str, np.ndarray]) -> int:

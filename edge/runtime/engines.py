@@ -14,6 +14,16 @@ when the bundle has it). A new engine is one more config model and opener (docs/
 Threading: an engine serves one caller at a time. `infer` holds a per-engine lock, so concurrent callers are
 safe but serialise; a pipeline that wants parallel inference creates one engine per worker.
 
+Lanes (ONNX Runtime): besides `infer` on its `threads` intra-op threads, an ONNX Runtime engine with two or more
+threads offers `lanes` (= its threads, at most MAX_LANES) concurrent one-thread calls, `infer_lane`, on a second
+session of the same model opened when first used (no lock: ONNX Runtime runs concurrent calls of one session). On
+a small CPU two one-thread calls side by side do more than one two-thread call: the 320 px Lite0 detector on the
+two-core VM, 1 frame a call, 57.8-62.4 calls/s on two threads against 78.7-80.0 for two one-thread lanes
+(docs/BENCHMARKS.md, issue 15): a two-thread call waits at every operator for its slower half, which the
+camera's decoding also slows. The batching service (edge.runtime.batching) uses the lanes when several callers'
+requests queue and `infer` for a lone caller (one two-thread call is the shorter wait). The second session
+costs the model's weights once more (e.g. ~15 MB for that detector); both share the arena.
+
 Memory (the device's allocator sends every block of 128 KiB or more to a fresh mmap, edge.cameras.memory, so memory
 an engine does not keep faults in again on every call; what it keeps it keeps for good):
 
@@ -32,6 +42,7 @@ an engine does not keep faults in again on every call; what it keeps it keeps fo
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,6 +65,8 @@ Precision = Literal["fp32", "fp16", "bf16"]
 # ~70 MB a frame, so one frame. 8 cameras x 4 zones paced: 64 / 96 / 128 MiB kept 284 / 285 / 361 MB RSS at the
 # same CPU (docs/BENCHMARKS.md, issue 15); 0 = no arena.
 ORT_ARENA_MB = 96
+# ONNX Runtime: most concurrent one-thread calls (lanes) an engine offers (module docstring).
+MAX_LANES = 4
 # OpenVINO: rows per inference request of a dynamic-batch model (module docstring).
 OV_MAX_ROWS = 8
 # ONNX Runtime run option: shrink the CPU arena at the end of the run (frees every region but the first).
@@ -90,34 +103,22 @@ class OnnxRuntimeEngine:
 
         self.model_path = Path(model_path)
         wanted_arena = ORT_ARENA_MB if arena_mb is None else arena_mb
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads or 0  # 0 = ONNX Runtime's default (physical cores)
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # Idle worker threads must not spin: on a small device they would steal the CPU from video decoding.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.log_severity_level = 3
         self._run_options: Any = None
         registered_now = False
         if wanted_arena > 0:
             # The process's shared arena (first region kept, the rest shrunk after every call: module docstring).
             self.arena_mb, registered_now = _shared_ort_arena(ort, wanted_arena)
-            options.enable_cpu_mem_arena = True
-            options.add_session_config_entry("session.use_env_allocators", "1")
             self._run_options = ort.RunOptions()
             self._run_options.add_run_config_entry(*_ORT_SHRINK)
         else:
             # No arena: every call allocates (and page-faults) its activations anew, keeps nothing.
             self.arena_mb = 0
-            options.enable_cpu_mem_arena = False
-        try:
-            self._session = ort.InferenceSession(
-                str(self.model_path), sess_options=options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as err:  # onnxruntime raises its own untyped exceptions for bad or missing models
-            raise EngineError(f"ONNX Runtime cannot load {self.model_path.name}: {err}") from err
+        self._session = self._open_session(threads or 0)  # 0 = ONNX Runtime's default (physical cores)
         self.threads = threads
+        # Concurrent one-thread calls on a second session, opened on first use (module docstring, "Lanes").
+        self.lanes = max(1, min(MAX_LANES, threads or _cores()))
+        self._narrow: Any = None
+        self._narrow_lock = threading.Lock()
         self.precision = "fp32"
         self.requested_precision = "fp32"
         self.input_names = [i.name for i in self._session.get_inputs()]
@@ -129,6 +130,27 @@ class OnnxRuntimeEngine:
         self._lock = threading.Lock()
         if registered_now:
             self._prime_arena()
+
+    def _open_session(self, threads: int) -> Any:
+        """An InferenceSession of the model with `threads` intra-op threads (0 = ONNX Runtime's default) on this
+        engine's arena (the shared one, or none)."""
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Idle worker threads must not spin: on a small device they would steal the CPU from video decoding.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3
+        options.enable_cpu_mem_arena = self.arena_mb > 0
+        if self.arena_mb > 0:
+            options.add_session_config_entry("session.use_env_allocators", "1")
+        try:
+            return ort.InferenceSession(str(self.model_path), sess_options=options, providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own untyped exceptions for bad or missing models
+            raise EngineError(f"ONNX Runtime cannot load {self.model_path.name}: {err}") from err
 
     def _prime_arena(self) -> None:
         """One call of a single row on the new shared arena, so that its first region (the one it keeps) is
@@ -153,8 +175,32 @@ class OnnxRuntimeEngine:
                 raise EngineError(f"ONNX Runtime inference failed: {err}") from err
         return {name: np.asarray(v) for name, v in zip(self.output_names, values, strict=True)}
 
+    def infer_lane(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run one batch on ONE thread (the caller's), side by side with other `infer_lane` calls and with `infer`
+        (no lock; module docstring, "Lanes"); the same outputs as `infer` within float tolerance."""
+        with self._narrow_lock:
+            if self._narrow is None:
+                self._narrow = self._open_session(1)
+            session = self._narrow
+        try:
+            values = session.run(self.output_names, inputs, self._run_options)
+        except Exception as err:
+            raise EngineError(f"ONNX Runtime inference failed: {err}") from err
+        return {name: np.asarray(v) for name, v in zip(self.output_names, values, strict=True)}
+
     def __repr__(self) -> str:
-        return f"OnnxRuntimeEngine({self.model_path}, threads={self.threads}, arena_mb={self.arena_mb})"
+        return (
+            f"OnnxRuntimeEngine({self.model_path}, threads={self.threads}, arena_mb={self.arena_mb}, "
+            f"lanes={self.lanes})"
+        )
+
+
+def _cores() -> int:
+    """CPUs this process may run on (what ONNX Runtime's default thread count follows, near enough)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def _shared_ort_arena(ort: Any, mb: int) -> tuple[int, bool]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -95,6 +96,15 @@ def test_bench_unpaced_h264_cameras_share_engine_calls(
     assert result["frames_skipped"] == 0 and result["pipeline_frames"] > 0
     assert len(result["pipeline_fps_per_camera"]) == 3 and all(f > 0 for f in result["pipeline_fps_per_camera"])
     assert result["engine_calls"] > 0 and result["requests_per_call"] >= 1.0
+    lanes = result["lanes_engine"]  # the engine's one-thread lanes side by side, alone (on 2+ cores)
+    if os.cpu_count() == 1:
+        assert lanes is None and result["lane_calls"] == 0
+    else:
+        assert lanes is not None and lanes["lanes"] >= 2 and lanes["fps"] > 0
+        assert result["lane_calls"] > 0  # three cameras' requests ran on the lanes
+    refs = [result["engine_fps"], result["batched_engine"]["fps"], (lanes or {}).get("fps", 0.0)]
+    assert result["reference_fps"] == pytest.approx(max(refs), abs=0.01)  # the efficiency's strictest reference
+    assert result["efficiency"] == pytest.approx(result["pipeline_fps"] / result["serial_fps"], abs=0.002)
 
 
 @pytest.mark.slow
@@ -102,9 +112,11 @@ def test_bench_unpaced_h264_cameras_share_engine_calls(
 def test_bench_merge_off_gives_every_request_its_own_engine_call(
     tmp_path: Path, det_bundle: TinyBundle, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """--merge off: three cameras in step, yet one request per engine call (to compare with merging)."""
-    result = three_h264_cameras(tmp_path, det_bundle, capsys, "--merge", "off")
+    """--merge off --lanes off: three cameras in step, yet one request per engine call, one call at a time (to
+    compare with merging and lanes)."""
+    result = three_h264_cameras(tmp_path, det_bundle, capsys, "--merge", "off", "--lanes", "off")
     assert result["merge"] == "off" and result["merge_policy"] is None
+    assert result["lanes"] == "off" and result["lanes_engine"] is None and result["lane_calls"] == 0
     assert result["engine_calls"] > 0 and result["requests_per_call"] == 1.0
     assert result["frames_skipped"] == 0 and all(f > 0 for f in result["pipeline_fps_per_camera"])
 

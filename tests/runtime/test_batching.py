@@ -318,3 +318,128 @@ def test_merging_off_runs_every_request_alone_with_the_same_outputs(det_bundle: 
     assert engine.stats.calls == 5 and engine.stats.largest_call == 4  # merged again (the policy starts merging)
     with pytest.raises(ValueError, match="adaptive, always or off"):
         engine.set_merging("never")
+
+
+def test_lanes_split_queued_requests_and_give_one_by_one_outputs(det_bundle: TinyBundle) -> None:
+    """A two-thread ONNX Runtime engine offers two one-thread lanes: requests queued together leave as one call
+    per free lane (each an equal share), on `infer_lane`, with the outputs of one-by-one inference; set_lanes(1)
+    brings back one call on all threads."""
+    inner = open_engine("onnxruntime", det_bundle.bundle_dir / ONNX_FILE, threads=2)
+    assert getattr(inner, "lanes", 1) == 2
+    engine = BatchingEngine(inner, budget_ms=5.0)
+    plain = open_engine("onnxruntime", det_bundle.bundle_dir / ONNX_FILE, threads=1)
+    size = read_manifest(det_bundle.bundle_dir).input.height
+    requests = _tensors(4, 1, size, seed=9) + _tensors(1, 3, size, seed=10)
+    for tensor in requests:  # the one-thread session alone gives the two-thread session's outputs
+        lane, full = inner.infer_lane({"input": tensor}), inner.infer({"input": tensor})  # type: ignore[attr-defined]
+        for name in full:
+            np.testing.assert_allclose(lane[name], full[name], rtol=1e-5, atol=1e-5)
+    with engine.held():
+        futures = [engine.submit({"input": t}) for t in requests]
+    results = [f.result(timeout=30) for f in futures]
+    # 5 requests, 2 free lanes: the first call takes a share of 3, the rest leave as the lanes free up (one call
+    # or two, as the first call's timing has it), at least one of them on a lane; never one call of all five.
+    calls, lane_calls = engine.stats.calls, engine.stats.lane_calls
+    assert 2 <= calls <= 3 and lane_calls >= 1 and engine.stats.largest_call == 3 and engine.stats.rows == 7
+    for tensor, got in zip(requests, results, strict=True):
+        want = plain.infer({"input": tensor})
+        for name in want:
+            np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-5)
+    engine.set_lanes(1)
+    with engine.held():
+        futures = [engine.submit({"input": t}) for t in requests]
+    for f in futures:
+        f.result(timeout=30)
+    assert engine.stats.calls == calls + 1 and engine.stats.lane_calls == lane_calls  # one call on all threads
+
+
+class _LanedRecorder:
+    """A real one-thread engine offering two lanes, each call slowed by `ms`; it records what ran at once."""
+
+    def __init__(self, inner: Any, ms: float) -> None:
+        self.inner, self.ms, self.lanes = inner, ms, 2
+        self.name, self.precision = inner.name, inner.precision
+        self.input_names, self.output_names = inner.input_names, inner.output_names
+        self.input_shapes = getattr(inner, "input_shapes", {})
+        self._lock = threading.Lock()
+        self.narrow = self.full = 0  # running now
+        self.most_narrow = 0
+        self.overlaps: list[str] = []  # a full call beside anything, or more lanes than offered
+        self.full_threads: list[int] = []
+        self.lane_calls = 0
+
+    def _enter(self, narrow: bool) -> None:
+        with self._lock:
+            if narrow:
+                self.narrow += 1
+                self.lane_calls += 1
+                self.most_narrow = max(self.most_narrow, self.narrow)
+            else:
+                self.full += 1
+                self.full_threads.append(threading.get_ident())
+            if self.full > 1 or (self.full and self.narrow) or self.narrow > self.lanes:
+                self.overlaps.append(f"full {self.full} narrow {self.narrow}")
+
+    def _leave(self, narrow: bool) -> None:
+        with self._lock:
+            if narrow:
+                self.narrow -= 1
+            else:
+                self.full -= 1
+
+    def _call(self, inputs: dict[str, np.ndarray], narrow: bool) -> dict[str, np.ndarray]:
+        self._enter(narrow)
+        try:
+            time.sleep(self.ms / 1000.0)
+            return dict(self.inner.infer(inputs))
+        finally:
+            self._leave(narrow)
+
+    def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self._call(inputs, narrow=False)
+
+    def infer_lane(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self._call(inputs, narrow=True)
+
+
+@pytest.mark.parametrize("lanes", [2, 1])
+def test_cameras_in_step_run_side_by_side_on_lanes_and_a_lone_one_on_all_threads(
+    det_bundle: TinyBundle, lanes: int
+) -> None:
+    """Four cameras in step: with lanes two one-thread calls run at once (never more, never beside a call on all
+    threads), every camera gets its own rows; then one camera alone runs on all threads on its own thread.
+    With set_lanes(1) nothing runs on a lane."""
+    inner = open_engine("onnxruntime", det_bundle.bundle_dir / ONNX_FILE, threads=1)
+    recorder = _LanedRecorder(inner, ms=30.0)
+    engine = BatchingEngine(recorder, budget_ms=8.0)
+    engine.set_lanes(lanes)
+    assert engine.lanes == lanes
+    size = read_manifest(det_bundle.bundle_dir).input.height
+    frames = {cam: _tensors(1, 1, size, seed=20 + cam)[0] for cam in range(4)}
+    wants = {cam: inner.infer({"input": f}) for cam, f in frames.items()}
+    in_step = threading.Barrier(4)
+    mismatches: list[int] = []
+
+    def camera(cam: int) -> None:
+        for _ in range(8):
+            in_step.wait(timeout=30)
+            got = engine.infer({"input": frames[cam]})
+            if any(not np.allclose(got[k], wants[cam][k], rtol=1e-5, atol=1e-5) for k in wants[cam]):
+                mismatches.append(cam)
+
+    threads = [threading.Thread(target=camera, args=(cam,)) for cam in frames]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not mismatches and engine.stats.requests == 32
+    assert not recorder.overlaps, recorder.overlaps[:3]
+    if lanes == 2:
+        assert recorder.most_narrow == 2 and engine.stats.most_lanes == 2
+        assert recorder.lane_calls == engine.stats.lane_calls >= engine.stats.calls - 4
+    else:
+        assert recorder.lane_calls == 0 and engine.stats.lane_calls == 0
+    time.sleep(1.1)  # the others have been quiet for ALONE_SECONDS
+    before = len(recorder.full_threads)
+    engine.infer({"input": frames[0]})
+    assert recorder.full_threads[before:] == [threading.get_ident()]  # alone: all threads, on its own thread
