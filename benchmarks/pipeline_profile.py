@@ -148,6 +148,28 @@ def summarise_py_spy(path: Path, top: int = 25) -> dict[str, Any]:
     }
 
 
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds (user + system) of every thread of this process, by kind: the Python thread's name up to its
+    first dash (`camera-cam1` -> `camera`, `batching-onnxruntime-2` -> `batching`), `native` for threads Python
+    did not start (ONNX Runtime's and FFmpeg's pools), and `process` for the whole process (exited threads
+    included)."""
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    tick = os.sysconf("SC_CLK_TCK")
+    out: defaultdict[str, float] = defaultdict(float)
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            fields = Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        seconds = (int(fields[11]) + int(fields[12])) / tick
+        name = names.get(int(tid))
+        kind = "native" if name is None else name.split("-")[0].split(" ")[0]
+        out[kind] += seconds
+    t = os.times()
+    out["process"] = t.user + t.system
+    return dict(out)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bundle", required=True)
@@ -172,8 +194,10 @@ def main() -> int:
                 rig.reset()
                 _enabled.set()
                 spy = py_spy(args.seconds, Path(tmp) / "spy.txt") if args.py_spy else contextlib.nullcontext(None)
+                cpu0 = thread_cpu()
                 with spy as spy_out:
                     rig.run(args.seconds)
+                cpu1 = thread_cpu()
                 _enabled.clear()
                 gates = rig.gate_info()
                 policy = rig.batch_stats().get("policy")
@@ -189,6 +213,7 @@ def main() -> int:
         }
         for part in sorted(_wall)
     }
+    threads_cpu = {k: round(1000.0 * (cpu1[k] - cpu0.get(k, 0.0)) / frames, 2) for k in sorted(cpu1)}
     result: dict[str, Any] = {
         "bundle": args.bundle,
         "cameras": args.cameras,
@@ -201,6 +226,7 @@ def main() -> int:
         "merge_policy": policy,
         "load": os.getloadavg(),
         "per_frame": parts,
+        "threads_cpu_ms_per_frame": threads_cpu,
     }
     if sampled is not None:
         result["py_spy"] = sampled
@@ -211,6 +237,7 @@ def main() -> int:
         print(f"{'part':<55} {'wall ms':>8} {'cpu ms':>8} {'calls':>6}")
         for part, v in parts.items():
             print(f"{part:<55} {v['wall_ms']:8.3f} {v['cpu_ms']:8.3f} {v['calls_per_frame']:6.2f}")
+        print("CPU ms per frame by thread kind:", ", ".join(f"{k} {v}" for k, v in threads_cpu.items()))
         if sampled is not None:
             for kind, info in sampled.items():
                 print(f"\npy-spy, {kind} threads ({info['samples']} samples):")

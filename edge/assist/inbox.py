@@ -9,7 +9,8 @@ are edge.yaml's `inbox` section (edge.config.InboxConfig). The inbox is a librar
 view: `GET /api/v1/images?inbox=true`, each item with its `inbox_reason`.
 
 `InboxSink` wraps the pipelines' sink (edge.pipeline.camera_pipeline.PipelineSink): it forwards every call and
-watches zone scores and state changes for the first two reasons.
+watches zone scores and state changes for the first two reasons. A camera whose frame was refused after a cost (a
+near-copy, a count, an error) is offered again only RETRY_S (at most min_interval_s) later.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ class InboxWriter:
         self.project = project or (lambda: None)
         self.clock = clock
         self.on_kept: list[Callable[[int], None]] = []
-        self.stats = {"kept": 0, "interval": 0, "hour": 0, "day": 0, "near_copy": 0, "error": 0}
+        self.stats = {"kept": 0, "interval": 0, "hour": 0, "day": 0, "near_copy": 0, "error": 0, "retry_wait": 0}
         self._last: dict[str, float] = {}
         self._lock = threading.Lock()
 
@@ -73,6 +74,11 @@ class InboxWriter:
 
     def _count(self, key: str) -> None:
         self.stats[key] = self.stats.get(key, 0) + 1
+
+    def skipped(self, key: str) -> None:
+        """Count a frame a caller did not offer (InboxSink's "retry_wait": within RETRY_S of a costly refusal)."""
+        with self._lock:
+            self._count(key)
 
     def _limited(self, camera: str) -> str | None:
         """Which limit keeps the camera's next frame out, if any."""
@@ -90,16 +96,21 @@ class InboxWriter:
 
     def keep(self, image_bgr: np.ndarray, reason: str, camera: str | None = None) -> int | None:
         """Store the frame in the inbox with its reason; its image id, or None when a limit or a near-copy skips it."""
+        return self.offer(image_bgr, reason, camera)[0]
+
+    def offer(self, image_bgr: np.ndarray, reason: str, camera: str | None = None) -> tuple[int | None, str]:
+        """`keep`, and what became of the frame: "kept", or why not (a `stats` key: interval, hour, day,
+        near_copy, error)."""
         cam = camera or "camera"
         with self._lock:
             limited = self._limited(cam)
             if limited is not None:
                 self._count(limited)
-                return None
+                return None, limited
             ok, buf = cv2.imencode(".jpg", image_bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])
             if not ok:
                 self._count("error")
-                return None
+                return None, "error"
             data = buf.tobytes()
             rules = self.store.rules
             try:
@@ -111,7 +122,7 @@ class InboxWriter:
                     hashes = image_rows.all_hashes(conn, project.id)
                     if image_rows.closest(facts.phash, hashes, self.dedup_distance) is not None:
                         self._count("near_copy")
-                        return None
+                        return None, "near_copy"
                     stamp = datetime.fromtimestamp(self.clock(), UTC)
                     record = self.store.add_image(
                         data,
@@ -124,7 +135,7 @@ class InboxWriter:
             except ShelfwatchError as err:
                 log.warning("inbox frame of %s not kept: %s", cam, err)
                 self._count("error")
-                return None
+                return None, "error"
             self._last[cam] = self.clock()
             self._count("kept")
         log.info("inbox: kept a frame of %s (image %s): %s", cam, record.id, reason)
@@ -133,7 +144,7 @@ class InboxWriter:
                 callback(record.id)
             except Exception:
                 log.exception("inbox listener failed")
-        return record.id
+        return record.id, "kept"
 
     def put(self, image: np.ndarray, **info: Any) -> int | None:
         """The skills' `collect` block's call (same signature as edge.skills.inbox.Inbox.put): reason, camera,
@@ -143,8 +154,17 @@ class InboxWriter:
         return self.keep(image, f"skill {where}: {reason}" if where else reason, info.get("camera"))
 
 
+# After a camera's frame was refused for a reason found only at a cost (a near-copy of a project image: a JPEG of
+# the frame, its decode and hash, the project's hashes; the hour's or the day's count: queries; an error), that
+# camera's next frames are offered again only this many seconds later (at most `min_interval_s`). A camera
+# looking at the shelf its project's photos show would otherwise pay ~10 ms of CPU on the pipeline's thread for
+# every unsure frame (issue 15: four det15 cameras on the bench clip spent ~45% of the pipelines' samples there).
+RETRY_S = 5.0
+
+
 class InboxSink:
-    """A PipelineSink that forwards everything to `inner` and keeps unsure and flipping frames in the inbox."""
+    """A PipelineSink that forwards everything to `inner` and keeps unsure and flipping frames in the inbox (a
+    camera whose frame was refused as a near-copy, by a count or an error is offered again after RETRY_S)."""
 
     def __init__(self, inner: Any, writer: InboxWriter, threshold: float, limits: InboxConfig | None = None) -> None:
         self.inner = inner
@@ -154,6 +174,7 @@ class InboxSink:
         self._changes: dict[tuple[str, str], deque[float]] = {}
         self._seen: dict[tuple[str, str], str] = {}
         self._flipping: dict[str, str] = {}
+        self._retry_at: dict[str, float] = {}
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -201,8 +222,15 @@ class InboxSink:
                     f"unsure: zone {zone} scored {value:.2f}, within {self.limits.margin:g} of the threshold "
                     f"{self.threshold:g}"
                 )
-        if reason is not None:
-            self.writer.keep(image, reason, camera)
+        if reason is None:
+            return
+        now = self.writer.clock()
+        if now < self._retry_at.get(camera, float("-inf")):
+            self.writer.skipped("retry_wait")  # as a frame refused for the interval: not kept, not queued
+            return
+        _, outcome = self.writer.offer(image, reason, camera)
+        if outcome not in ("kept", "interval"):  # never longer than the wait between two kept frames
+            self._retry_at[camera] = now + min(RETRY_S, self.limits.min_interval_s)
 
 
 def active_project(models: Any) -> int | None:

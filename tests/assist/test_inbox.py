@@ -102,6 +102,43 @@ def test_the_pipeline_sink_keeps_unsure_and_flipping_frames(rig: Rig, tmp_path: 
     events.close()
 
 
+def test_a_camera_refused_as_a_near_copy_is_offered_again_after_the_retry_wait(rig: Rig) -> None:
+    """A camera looking at the shelf of its project's photos: its unsure frames are near-copies. The sink offers
+    one every RETRY_S, not every frame (each offer encodes, decodes and hashes the frame and queries the store on
+    the pipeline's thread); other cameras and a frame that is no near-copy are kept as before."""
+    from edge.assist.inbox import RETRY_S
+
+    dataset_frame = frame(300)
+    _, buf = cv2.imencode(".jpg", dataset_frame, [cv2.IMWRITE_JPEG_QUALITY, 90])  # captured from this camera
+    rig.store.add_image(buf.tobytes(), filename="dataset.jpg")
+    clock = Clock()
+    writer = InboxWriter(rig.store, InboxConfig(min_interval_s=RETRY_S), clock=clock)
+    sink = InboxSink(SimpleNamespace(frame_done=lambda *a: None), writer, threshold=0.5)
+    unsure = [("z1", ZoneScore(0.52, "empty"))]
+    for _ in range(20):  # 20 unsure near-copies within a second: one offer
+        clock.now += 0.05
+        sink.frame_done("cam", SimpleNamespace(image=dataset_frame), unsure)
+    assert writer.stats["near_copy"] == 1 and writer.stats["kept"] == 0 and writer.stats["retry_wait"] == 19
+    clock.now += RETRY_S  # the wait is over: offered again, still a near-copy
+    sink.frame_done("cam", SimpleNamespace(image=dataset_frame), unsure)
+    assert writer.stats["near_copy"] == 2
+    # another camera is not held by this one's wait; this camera keeps a changed view once the wait is over
+    assert writer.keep(frame(301), "unsure", "cam-2") is not None
+    sink.frame_done("cam", SimpleNamespace(image=frame(302)), unsure)
+    assert writer.stats["kept"] == 1
+    clock.now += RETRY_S
+    sink.frame_done("cam", SimpleNamespace(image=frame(302)), unsure)
+    assert writer.stats["kept"] == 2 and writer.stats["near_copy"] == 2
+    # the wait is never longer than the one between two kept frames: with min_interval_s 0 every frame is offered
+    eager = InboxWriter(rig.store, InboxConfig(min_interval_s=0), clock=clock)
+    eager_sink = InboxSink(SimpleNamespace(frame_done=lambda *a: None), eager, threshold=0.5)
+    for _ in range(3):
+        eager_sink.frame_done("cam-3", SimpleNamespace(image=dataset_frame), unsure)
+    assert eager.stats["near_copy"] == 3 and eager.stats["retry_wait"] == 0
+    reasons = [i["inbox_reason"] for i in rig.admin.get("/api/v1/images?inbox=true").get_json()["items"]]
+    assert len(reasons) == 2 and any(r.startswith("unsure: zone z1 scored 0.52") for r in reasons)
+
+
 def test_limits_and_dedup_distance_are_edge_yaml_settings(rig: Rig) -> None:
     from edge.config import EdgeConfig, parse_yaml_config
     from edge.errors import ConfigError
