@@ -857,10 +857,10 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     efficiency compares like with like. Engines other than the pipeline's are measured once, after.
 
     With N > 1 cameras the engine is also measured on N frames per call (the batched call the batching service
-    makes of N cameras in step), and, when the pipeline's engine has lanes (`--lanes on`, ONNX Runtime with 2+
-    threads), on that many one-thread calls side by side (what the lanes do with N cameras' queued requests); the
-    efficiency then compares with the fastest of the three engine rates (frames/s, `reference_fps`), and the
-    latency bar is 2 x the batched call's p95 (1 camera: engine p95 + 10 ms).
+    makes of N cameras in step), and, when the pipeline's engine has lanes (`--lanes on`, ONNX Runtime or OpenVINO
+    with 2+ threads), on that many one-thread calls side by side (what the lanes do with N cameras' queued
+    requests); the efficiency then compares with the fastest of the three engine rates (frames/s,
+    `reference_fps`), and the latency bar is 2 x the batched call's p95 (1 camera: engine p95 + 10 ms).
     """
     if getattr(args, "arena_mb", None) is not None:
         from edge.runtime import engines
@@ -1068,7 +1068,7 @@ def register(sub: Any) -> None:
         choices=["on", "off"],
         default="on",
         help="concurrent one-thread engine calls when several cameras' requests queue (the device's default: on, "
-        "ONNX Runtime with 2+ threads), or off (one call at a time on all threads)",
+        "ONNX Runtime or OpenVINO with 2+ threads), or off (one call at a time on all threads)",
     )
     p.add_argument("--threads", type=int, help="inference threads (default: all cores)")
     p.add_argument(

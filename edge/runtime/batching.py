@@ -19,13 +19,14 @@ latency budget (`budget_ms`, counted from the oldest queued request):
 - A request that would leave alone at once anyway (the engine free, nothing queued, and merging off or no other
   caller active: a lone camera's frames) runs on its caller's thread in `infer`, without the hand-over to the
   worker thread and back (two thread wake-ups; ~1 ms a frame on the loaded two-core VM).
-- Lanes: an engine that offers concurrent one-thread calls (`lanes` >= 2 and `infer_lane`: ONNX Runtime with two
-  or more threads, edge.runtime.engines) gets up to `lanes` calls at once, one worker thread each, when several
-  callers' requests queue: each free lane takes the oldest request (merging only what the free lanes cannot take
-  one by one), and nobody waits for a missing caller while a lane is free, since its request can start on its own
-  lane when it comes. A call that finds the engine idle, nothing else queued and no other caller expected runs on
-  all of the engine's threads (`infer`), as does a lone caller's request on its own thread. Two one-thread calls
-  side by side do ~30% more than one two-thread call on the two-core VM (docs/BENCHMARKS.md, issue 15).
+- Lanes: an engine that offers concurrent one-thread calls (`lanes` >= 2 and `infer_lane`: ONNX Runtime or
+  OpenVINO with two or more threads, edge.runtime.engines) gets up to `lanes` calls at once, one worker thread
+  each, when several callers' requests queue: each free lane takes the oldest request (merging only what the free
+  lanes cannot take one by one), and nobody waits for a missing caller while a lane is free, since its request can
+  start on its own lane when it comes. A call that finds the engine idle, nothing else queued and no other caller
+  expected runs on all of the engine's threads (`infer`), as does a lone caller's request on its own thread. Two
+  one-thread calls side by side do ~30% more than one two-thread call on the two-core VM (docs/BENCHMARKS.md,
+  issue 15).
   `set_lanes(1)` turns them off (`shelfwatch bench --lanes off`).
 - At most `max_rows` rows per call (and no more than the wrapped engine's own `max_rows`, if it has one: OpenVINO
   runs a larger batch in slices); a larger request runs alone. A model with a fixed batch size (the contract

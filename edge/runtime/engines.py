@@ -14,9 +14,12 @@ when the bundle has it). A new engine is one more config model and opener (docs/
 Threading: an engine serves one caller at a time. `infer` holds a per-engine lock, so concurrent callers are
 safe but serialise; a pipeline that wants parallel inference creates one engine per worker.
 
-Lanes (ONNX Runtime): besides `infer` on its `threads` intra-op threads, an ONNX Runtime engine with two or more
-threads offers `lanes` (= its threads, at most MAX_LANES) concurrent one-thread calls, `infer_lane`, on a second
-session of the same model opened when first used (no lock: ONNX Runtime runs concurrent calls of one session). On
+Lanes: besides `infer` on its `threads` threads, an engine with two or more threads offers `lanes` (= its threads, at
+most MAX_LANES) concurrent one-thread calls, `infer_lane`. ONNX Runtime: on a second session of the same model
+opened when first used (no lock: ONNX Runtime runs concurrent calls of one session). OpenVINO: on a second compiled
+model of `lanes` streams of one thread each, one infer request per stream, compiled when first used (a caller
+waits for a free request); OpenVINO INT8, the 384 px detector alone: 58-75 calls/s on two threads against 112-122
+on two one-thread streams (its two-thread call barely beats one thread and keeps both cores busy). On
 a small CPU two one-thread calls side by side do more than one two-thread call: the 320 px Lite0 detector on the
 two-core VM, 1 frame a call, 57.8-62.4 calls/s on two threads against 78.7-80.0 for two one-thread lanes
 (docs/BENCHMARKS.md, issue 15): a two-thread call waits at every operator for its slower half, which the
@@ -43,6 +46,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -65,7 +69,7 @@ Precision = Literal["fp32", "fp16", "bf16"]
 # ~70 MB a frame, so one frame. 8 cameras x 4 zones paced: 64 / 96 / 128 MiB kept 284 / 285 / 361 MB RSS at the
 # same CPU (docs/BENCHMARKS.md, issue 15); 0 = no arena.
 ORT_ARENA_MB = 96
-# ONNX Runtime: most concurrent one-thread calls (lanes) an engine offers (module docstring).
+# Most concurrent one-thread calls (lanes) an engine offers (module docstring).
 MAX_LANES = 4
 # OpenVINO: rows per inference request of a dynamic-batch model (module docstring).
 OV_MAX_ROWS = 8
@@ -254,10 +258,12 @@ class OpenVinoEngine:
         if threads:
             config["INFERENCE_NUM_THREADS"] = int(threads)
         try:
-            core = ov.Core()
-            self._compiled = core.compile_model(core.read_model(str(self.model_path)), "CPU", config)
+            self._core = ov.Core()
+            self._model = self._core.read_model(str(self.model_path))
+            self._compiled = self._core.compile_model(self._model, "CPU", config)
         except Exception as err:  # OpenVINO raises RuntimeError for everything, from bad XML to a missing plugin
             raise EngineError(f"OpenVINO cannot load {self.model_path.name}: {err}") from err
+        self._config = config
         actual = self._compiled.get_property("INFERENCE_PRECISION_HINT")
         type_name = actual.get_type_name() if hasattr(actual, "get_type_name") else str(actual)
         self.threads = threads
@@ -281,17 +287,59 @@ class OpenVinoEngine:
         self.max_rows: int | None = (max_rows or OV_MAX_ROWS) if dynamic else None
         self._request = self._compiled.create_infer_request()
         self._lock = threading.Lock()
+        # Concurrent one-thread calls on a second compiled model of `lanes` streams, one thread each, compiled on
+        # first use (module docstring, "Lanes").
+        self.lanes = max(1, min(MAX_LANES, threads or _cores()))
+        self._lane_requests: queue.SimpleQueue[Any] | None = None
+        self._lane_compiled: Any = None
+        self._lane_lock = threading.Lock()
 
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run one batch on the engine's infer request (in slices of at most `max_rows` rows); outputs are copies
         the caller may keep."""
+        with self._lock:
+            return self._sliced(self._request, inputs)
+
+    def infer_lane(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run one batch on one stream of one thread, side by side with other `infer_lane` calls (at most `lanes`
+        at once; one more waits for a free stream) and with `infer`; the same outputs as `infer` within float
+        tolerance (module docstring, "Lanes")."""
+        with self._lane_lock:
+            if self._lane_requests is None:
+                self._lane_requests = self._open_lanes()
+            requests = self._lane_requests
+        request = requests.get()
+        try:
+            # Each lane's request keeps the buffers of its largest slice: `max_rows` shared among the lanes holds
+            # what they keep to about what one request of `max_rows` rows keeps.
+            return self._sliced(request, inputs, max(1, self.max_rows // self.lanes) if self.max_rows else None)
+        finally:
+            requests.put(request)
+
+    def _open_lanes(self) -> queue.SimpleQueue[Any]:
+        """The lanes' compiled model (`lanes` streams of one thread: NUM_STREAMS and INFERENCE_NUM_THREADS both
+        `lanes`) and one infer request per stream."""
+        config = {k: v for k, v in self._config.items() if k != "PERFORMANCE_HINT"}
+        config.update({"NUM_STREAMS": self.lanes, "INFERENCE_NUM_THREADS": self.lanes})
+        try:
+            compiled = self._core.compile_model(self._model, "CPU", config)
+        except Exception as err:
+            raise EngineError(f"OpenVINO cannot compile {self.model_path.name} for lanes: {err}") from err
+        requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        for _ in range(self.lanes):
+            requests.put(compiled.create_infer_request())
+        self._lane_compiled = compiled
+        return requests
+
+    def _sliced(self, request: Any, inputs: dict[str, np.ndarray], step: int | None = None) -> dict[str, np.ndarray]:
+        """One batch on `request`, in slices of at most `step` rows (default `max_rows`; the caller holds the
+        request)."""
         rows = {a.shape[0] if np.ndim(a) else 1 for a in inputs.values()}
         total = rows.pop() if len(rows) == 1 else 0
-        step = self.max_rows
-        with self._lock:
-            if not step or total <= step:
-                return self._infer(inputs)
-            parts = [self._infer({k: v[i : i + step] for k, v in inputs.items()}) for i in range(0, total, step)]
+        step = step or self.max_rows
+        if not step or total <= step:
+            return self._infer(request, inputs)
+        parts = [self._infer(request, {k: v[i : i + step] for k, v in inputs.items()}) for i in range(0, total, step)]
         # An output with a row per input row is concatenated; any other (no batch axis) is the first slice's.
         return {
             name: np.concatenate([p[name] for p in parts])
@@ -300,21 +348,21 @@ class OpenVinoEngine:
             for name in self.output_names
         }
 
-    def _infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _infer(self, request: Any, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         try:
-            result = self._request.infer(inputs)
+            result = request.infer(inputs)
         except Exception as err:
             raise EngineError(f"OpenVINO inference failed: {err}") from err
-        # The request reuses its output buffers on the next call: copy before releasing the lock.
+        # The request reuses its output buffers on the next call: copy before it goes back to other callers.
+        # By position: the lanes' compiled model has the same outputs in the same order, not the same port objects.
         return {
-            name: np.array(result[port], copy=True)
-            for name, port in zip(self.output_names, self._compiled.outputs, strict=True)
+            name: np.array(value, copy=True) for name, value in zip(self.output_names, result.to_tuple(), strict=True)
         }
 
     def __repr__(self) -> str:
         return (
             f"OpenVinoEngine({self.model_path}, threads={self.threads}, precision={self.precision}, "
-            f"max_rows={self.max_rows})"
+            f"max_rows={self.max_rows}, lanes={self.lanes})"
         )
 
 

@@ -320,20 +320,38 @@ def test_merging_off_runs_every_request_alone_with_the_same_outputs(det_bundle: 
         engine.set_merging("never")
 
 
-def test_lanes_split_queued_requests_and_give_one_by_one_outputs(det_bundle: TinyBundle) -> None:
-    """A two-thread ONNX Runtime engine offers two one-thread lanes: requests queued together leave as one call
-    per free lane (each an equal share), on `infer_lane`, with the outputs of one-by-one inference; set_lanes(1)
-    brings back one call on all threads."""
-    inner = open_engine("onnxruntime", det_bundle.bundle_dir / ONNX_FILE, threads=2)
+@pytest.mark.parametrize(("kind", "file"), ENGINES)
+def test_lanes_split_queued_requests_and_give_one_by_one_outputs(kind: str, file: str, det_bundle: TinyBundle) -> None:
+    """A two-thread engine (ONNX Runtime: a second one-thread session; OpenVINO: a second compiled model of two
+    one-thread streams) offers two one-thread lanes: requests queued together leave as one call per free lane
+    (each an equal share), on `infer_lane`, with the outputs of one-by-one inference; set_lanes(1) brings back one
+    call on all threads."""
+    inner = open_engine(kind, det_bundle.bundle_dir / file, threads=2)
     assert getattr(inner, "lanes", 1) == 2
     engine = BatchingEngine(inner, budget_ms=5.0)
-    plain = open_engine("onnxruntime", det_bundle.bundle_dir / ONNX_FILE, threads=1)
+    plain = open_engine(kind, det_bundle.bundle_dir / file, threads=1)
     size = read_manifest(det_bundle.bundle_dir).input.height
     requests = _tensors(4, 1, size, seed=9) + _tensors(1, 3, size, seed=10)
-    for tensor in requests:  # the one-thread session alone gives the two-thread session's outputs
+    for tensor in requests:  # a lane alone gives the two-thread engine's outputs
         lane, full = inner.infer_lane({"input": tensor}), inner.infer({"input": tensor})  # type: ignore[attr-defined]
         for name in full:
             np.testing.assert_allclose(lane[name], full[name], rtol=1e-5, atol=1e-5)
+    # more callers than lanes at once: each waits for a free lane, each gets its own rows
+    lane_out: dict[int, dict[str, np.ndarray]] = {}
+
+    def on_a_lane(i: int) -> None:
+        lane_out[i] = inner.infer_lane({"input": requests[i]})  # type: ignore[attr-defined]
+
+    callers = [threading.Thread(target=on_a_lane, args=(i,)) for i in range(len(requests))]
+    for t in callers:
+        t.start()
+    for t in callers:
+        t.join(timeout=60)
+    assert sorted(lane_out) == list(range(len(requests)))
+    for i, tensor in enumerate(requests):
+        want = plain.infer({"input": tensor})
+        for name in want:
+            np.testing.assert_allclose(lane_out[i][name], want[name], rtol=1e-5, atol=1e-5)
     with engine.held():
         futures = [engine.submit({"input": t}) for t in requests]
     results = [f.result(timeout=30) for f in futures]
@@ -443,3 +461,27 @@ def test_cameras_in_step_run_side_by_side_on_lanes_and_a_lone_one_on_all_threads
     before = len(recorder.full_threads)
     engine.infer({"input": frames[0]})
     assert recorder.full_threads[before:] == [threading.get_ident()]  # alone: all threads, on its own thread
+
+
+def test_openvino_lanes_run_a_large_batch_in_slices_of_their_share(det_bundle: TinyBundle) -> None:
+    """An OpenVINO lane runs at most max_rows / lanes rows a request (each lane's request keeps the buffers of its
+    largest slice): a 5-row batch on a lane of a max_rows=4, two-lane engine still gives every row, as one call."""
+    inner = open_engine("openvino", det_bundle.bundle_dir / OPENVINO_XML, threads=2)
+    inner.max_rows = 4  # type: ignore[attr-defined]
+    plain = open_engine("openvino", det_bundle.bundle_dir / OPENVINO_XML, threads=1)
+    size = read_manifest(det_bundle.bundle_dir).input.height
+    (batch,) = _tensors(1, 5, size, seed=21)
+    steps: list[int] = []
+    request_infer = inner._sliced  # type: ignore[attr-defined]
+
+    def recording(request: Any, inputs: dict[str, np.ndarray], step: int | None = None) -> dict[str, np.ndarray]:
+        steps.append(step or 0)
+        return request_infer(request, inputs, step)  # type: ignore[no-any-return]
+
+    inner._sliced = recording  # type: ignore[attr-defined]
+    got = inner.infer_lane({"input": batch})  # type: ignore[attr-defined]
+    assert steps == [2]  # 4 rows shared by 2 lanes
+    want = plain.infer({"input": batch})
+    for name in want:
+        assert got[name].shape == want[name].shape
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-5)
