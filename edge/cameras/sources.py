@@ -34,6 +34,7 @@ import logging
 import math
 import os
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -64,6 +65,9 @@ FALLBACK_FPS = 25.0
 # and a frame pool each: 8 720p H.264 cameras held 86 MB instead of 56 MB and 24 threads. One thread decodes a 720p
 # frame in a few ms, far within a camera's frame interval (docs/BENCHMARKS.md, issue 15).
 DECODER_THREADS = 1
+# Frame buffers each cv2 capture decodes into again (FramePool): the frame a pipeline evaluates, the newest one
+# and one more; beyond that a capture decodes into new arrays as before.
+FRAME_POOL_BUFFERS = 3
 # FFmpeg's options for an RTSP open (OpenCV reads them from OPENCV_FFMPEG_CAPTURE_OPTIONS when a capture opens; an
 # operator's own value in the environment wins). TCP: UDP RTSP loses packets on busy Wi-Fi (smeared frames).
 # analyzeduration 0 + probesize 32: no stream probing beyond the SDP and the first packet. FFmpeg's default probing
@@ -168,6 +172,52 @@ def _as_bgr(frame: np.ndarray) -> np.ndarray:
     return frame
 
 
+class FramePool:
+    """Frame buffers a cv2 capture decodes into again once nothing else holds them.
+
+    The device's allocator (edge.cameras.memory) maps every frame-sized block afresh and unmaps it when it is
+    freed, so a capture that decoded into a new array every frame paid a 720p BGR frame's 675 page faults (pages
+    zeroed and mapped, then unmapped) each time: 3.2 against 1.4 ms of CPU a 720p H.264 frame on the two-core VM
+    (docs/BENCHMARKS.md, issue 15). A buffer goes back to work only when the pool holds the last reference to it:
+    no Frame, crop (a numpy view keeps its base alive), snapshot or encoder refers to it any more, and nothing can
+    get a new reference but through those. Otherwise the capture decodes into a new array, which the pool keeps
+    in place of the oldest busy one (at most `size` buffers); a frame of another size replaces them all (a camera's
+    new resolution).
+    """
+
+    def __init__(self, size: int = FRAME_POOL_BUFFERS) -> None:
+        self.size = size
+        self.reused = 0  # frames decoded into a pooled buffer
+        self._buffers: list[np.ndarray] = []
+        probe = [np.empty(0)]
+        self._alone = sys.getrefcount(probe[0])  # an array only a list holds (2 on CPython: the list, the argument)
+
+    def free(self) -> np.ndarray | None:
+        """A pooled buffer that nothing else holds (writeable again), or None."""
+        for i in range(len(self._buffers)):
+            if sys.getrefcount(self._buffers[i]) <= self._alone:
+                buffer = self._buffers[i]
+                buffer.flags.writeable = True
+                return buffer
+        return None
+
+    def read(self, cap: cv2.VideoCapture) -> tuple[bool, np.ndarray | None]:
+        """`cap.read()` into a free pooled buffer when there is one; a new frame array may join the pool."""
+        buffer = self.free()
+        ok, frame = cap.read(buffer) if buffer is not None else cap.read()
+        if not ok or frame is None:
+            return False, None
+        if buffer is not None and frame is buffer:
+            self.reused += 1
+        elif frame.base is None and frame.flags.owndata:
+            if self._buffers and self._buffers[0].shape != frame.shape:
+                self._buffers.clear()
+            if len(self._buffers) >= self.size:
+                self._buffers.pop(0)  # all busy: the oldest leaves the pool (its holder keeps it), the new one joins
+            self._buffers.append(frame)
+        return True, frame
+
+
 class _CvCaptureSource:
     """Common parts of the sources backed by cv2.VideoCapture."""
 
@@ -177,6 +227,7 @@ class _CvCaptureSource:
         self._cap: cv2.VideoCapture | None = None
         self._waiting = False
         self._turn_at = 0.0
+        self._pool = FramePool()
 
     @property
     def open_turn(self) -> tuple[bool, float]:
@@ -195,7 +246,7 @@ class _CvCaptureSource:
 
     def _read_frame(self, failure: str) -> np.ndarray:
         """The next decoded frame as BGR; CameraError `<description>: <failure>` when none came."""
-        ok, frame = self._require().read()
+        ok, frame = self._pool.read(self._require())
         if not ok or frame is None:
             raise CameraError(f"{self.description}: {failure}")
         return _as_bgr(frame)
@@ -312,14 +363,14 @@ class VideoFileSource(_CvCaptureSource, _PacedSource):
     def read(self) -> np.ndarray:
         """The next frame; at the end, start again from the first."""
         cap = self._require()
-        ok, frame = cap.read()
+        ok, frame = self._pool.read(cap)
         if not ok or frame is None:
             # Reopening is more reliable than seeking to frame 0, which some containers/codecs ignore.
             cap.release()
             self._cap = None
             self._cap = cap = self._open_capture()
             self.loops += 1
-            ok, frame = cap.read()
+            ok, frame = self._pool.read(cap)
             if not ok or frame is None:
                 raise CameraError(f"{self.description}: no decodable frame in the file")
         self._pace()

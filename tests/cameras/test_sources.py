@@ -109,6 +109,28 @@ def test_video_file_decodes_and_loops(tmp_path: Path) -> None:
     assert src.loops == 2
 
 
+def test_a_video_decodes_into_freed_frames_and_never_into_held_ones(tmp_path: Path) -> None:
+    """Frames nobody holds any more are decoded into again (no fresh frame-sized allocation per frame); a frame or
+    a crop view somebody still holds is never overwritten, however many frames follow."""
+    values = [20, 50, 80, 110, 140, 170, 200, 230]
+    path = write_video(tmp_path / "clip.mp4", values, fps=10.0)
+    src = VideoFileSource(path, realtime=False)
+    src.open()
+    held = [src.read() for _ in range(4)]  # four frames kept, as a pipeline, a snapshot and the live view may
+    crop = src.read()[8:16, 8:16]  # only a view of the fifth is kept
+    seen = []
+    for _ in range(20):
+        frame = src.read()
+        seen.append(round(mean_value(frame)))
+        del frame  # the pipeline is done with it
+    src.close()
+    assert src._pool.reused >= 15  # the dropped frames' buffers, again and again
+    assert np.allclose([round(mean_value(f)) for f in held], values[:4], atol=6)
+    assert abs(mean_value(crop) - values[4]) <= 6
+    expected = [values[(5 + i) % len(values)] for i in range(20)]
+    assert np.allclose(seen, expected, atol=6), seen
+
+
 def test_mjpg_avi_video_is_paced_when_realtime(tmp_path: Path) -> None:
     path = write_video(tmp_path / "clip.avi", [30, 90], fps=50.0, fourcc="MJPG")
     src = open_source(str(path))
