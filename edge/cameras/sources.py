@@ -65,9 +65,10 @@ FALLBACK_FPS = 25.0
 # and a frame pool each: 8 720p H.264 cameras held 86 MB instead of 56 MB and 24 threads. One thread decodes a 720p
 # frame in a few ms, far within a camera's frame interval (docs/BENCHMARKS.md, issue 15).
 DECODER_THREADS = 1
-# Frame buffers each cv2 capture decodes into again (FramePool): the frame a pipeline evaluates, the newest one
-# and one more; beyond that a capture decodes into new arrays as before.
-FRAME_POOL_BUFFERS = 3
+# Frame buffers each cv2 capture decodes into again (FramePool): the newest frame (which its pipeline may be
+# evaluating) and the one before, free again once evaluated; a third measured no more reuse and held ~20 MB more
+# for 8 cameras. Beyond that a capture decodes into new arrays as before.
+FRAME_POOL_BUFFERS = 2
 # FFmpeg's options for an RTSP open (OpenCV reads them from OPENCV_FFMPEG_CAPTURE_OPTIONS when a capture opens; an
 # operator's own value in the environment wins). TCP: UDP RTSP loses packets on busy Wi-Fi (smeared frames).
 # analyzeduration 0 + probesize 32: no stream probing beyond the SDP and the first packet. FFmpeg's default probing
