@@ -259,8 +259,7 @@ class OpenVinoEngine:
             config["INFERENCE_NUM_THREADS"] = int(threads)
         try:
             self._core = ov.Core()
-            self._model = self._core.read_model(str(self.model_path))
-            self._compiled = self._core.compile_model(self._model, "CPU", config)
+            self._compiled = self._core.compile_model(self._core.read_model(str(self.model_path)), "CPU", config)
         except Exception as err:  # OpenVINO raises RuntimeError for everything, from bad XML to a missing plugin
             raise EngineError(f"OpenVINO cannot load {self.model_path.name}: {err}") from err
         self._config = config
@@ -322,7 +321,8 @@ class OpenVinoEngine:
         config = {k: v for k, v in self._config.items() if k != "PERFORMANCE_HINT"}
         config.update({"NUM_STREAMS": self.lanes, "INFERENCE_NUM_THREADS": self.lanes})
         try:
-            compiled = self._core.compile_model(self._model, "CPU", config)
+            # read again rather than kept: an engine that never runs a lane does not hold the model's graph twice
+            compiled = self._core.compile_model(self._core.read_model(str(self.model_path)), "CPU", config)
         except Exception as err:
             raise EngineError(f"OpenVINO cannot compile {self.model_path.name} for lanes: {err}") from err
         requests: queue.SimpleQueue[Any] = queue.SimpleQueue()
