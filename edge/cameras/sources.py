@@ -173,6 +173,14 @@ def _as_bgr(frame: np.ndarray) -> np.ndarray:
     return frame
 
 
+def _refs_of_an_array_only_a_list_holds() -> int:
+    probe = [np.empty(0)]
+    return sys.getrefcount(probe[0])  # 2 on CPython: the list's and getrefcount's argument
+
+
+_ONLY_IN_A_LIST = _refs_of_an_array_only_a_list_holds()
+
+
 class FramePool:
     """Frame buffers a cv2 capture decodes into again once nothing else holds them.
 
@@ -190,13 +198,11 @@ class FramePool:
         self.size = size
         self.reused = 0  # frames decoded into a pooled buffer
         self._buffers: list[np.ndarray] = []
-        probe = [np.empty(0)]
-        self._alone = sys.getrefcount(probe[0])  # an array only a list holds (2 on CPython: the list, the argument)
 
     def free(self) -> np.ndarray | None:
         """A pooled buffer that nothing else holds (writeable again), or None."""
         for i in range(len(self._buffers)):
-            if sys.getrefcount(self._buffers[i]) <= self._alone:
+            if sys.getrefcount(self._buffers[i]) <= _ONLY_IN_A_LIST:
                 buffer = self._buffers[i]
                 buffer.flags.writeable = True
                 return buffer
