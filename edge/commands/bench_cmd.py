@@ -352,9 +352,8 @@ class _GatedCapture:
 
     def wait_frame(self, after_seq: int, timeout: float) -> Any:
         self.gate.ready(time.monotonic())
-        if self.rig.paused.is_set():
-            time.sleep(min(timeout, 0.01))
-            return None
+        if self.rig.paused.is_set() and not self.rig.resumed.wait(min(timeout, 0.01)):
+            return None  # still paused: the pipeline asks again (and so notices a stop within 10 ms)
         frame = self.capture.wait_frame(after_seq, timeout)
         if frame is not None:
             self.rig.taken()
@@ -426,7 +425,8 @@ class PipelineRig:
         from edge.config.model import CameraConfig, EdgeConfig, ModelConfig, MqttConfig
 
         self.paused = threading.Event()
-        self.paused.set()
+        self.resumed = threading.Event()  # the inverse of paused: a paused pipeline waits on it, so the next slice
+        self.paused.set()  # starts at once (a fixed sleep lost up to 10 ms of every slice, ~0.5% of its fps)
         self._lock = threading.Lock()
         self._in_flight = 0
         self.frames = 0
@@ -511,9 +511,9 @@ class PipelineRig:
         skipped = sum(p.stats.skipped for p in self.pipelines)
         t0 = time.perf_counter()
         self._slice_started = time.monotonic()
-        self.paused.clear()
+        self.resume()
         time.sleep(seconds)
-        self.paused.set()
+        self.pause()
         self._drain()
         self.seconds += time.perf_counter() - t0
         self._slice_started = float("inf")
@@ -521,6 +521,16 @@ class PipelineRig:
         self.camera_frames = [a + b for a, b in zip(self.camera_frames, per_camera, strict=True)]
         self.frames += sum(per_camera)
         self.skipped += sum(p.stats.skipped for p in self.pipelines) - skipped
+
+    def pause(self) -> None:
+        """Stop taking frames (each capture keeps its one decoded frame)."""
+        self.resumed.clear()
+        self.paused.set()
+
+    def resume(self) -> None:
+        """Take frames again, at once."""
+        self.paused.clear()
+        self.resumed.set()
 
     def batch_stats(self) -> dict[str, Any]:
         """The batching service's counters so far (calls, requests, recent call times)."""
@@ -560,7 +570,7 @@ class PipelineRig:
 
     def close(self) -> None:
         """Stop pipelines, captures and the MQTT client."""
-        self.paused.clear()  # let pipelines leave their wait loop promptly
+        self.resume()  # let pipelines leave their wait loop promptly
         for p in self.pipelines:
             p.stop()
         writer = self.parts.reporter.writer  # the events the pipelines queued, before the work dir goes
@@ -776,7 +786,7 @@ def run_paced(args: argparse.Namespace) -> dict[str, Any]:
             )
             rss_rig = _rss_mb()  # the model loaded, cameras and pipelines started (the first frames in flight)
             try:
-                pipe.paused.clear()
+                pipe.resume()
                 deadline = time.monotonic() + 60
                 while any(p.stats.evaluated < 2 for p in pipe.pipelines) and time.monotonic() < deadline:
                     time.sleep(0.05)
