@@ -23,7 +23,9 @@ latency budget (`budget_ms`, counted from the oldest queued request):
   OpenVINO with two or more threads, edge.runtime.engines) gets up to `lanes` calls at once, one worker thread
   each, when several callers' requests queue: each free lane takes the oldest request (merging only what the free
   lanes cannot take one by one), and nobody waits for a missing caller while a lane is free, since its request can
-  start on its own lane when it comes. A call that finds the engine idle, nothing else queued and no other caller
+  start on its own lane when it comes: a request that finds every worker in a call and a lane free gets a worker
+  of its own at once (two cameras out of step run side by side, not one lane at a time). A call that finds the
+  engine idle, nothing else queued and no other caller
   expected runs on all of the engine's threads (`infer`), as does a lone caller's request on its own thread. Two
   one-thread calls side by side do ~30% more than one two-thread call on the two-core VM (docs/BENCHMARKS.md,
   issue 15).
@@ -223,6 +225,7 @@ class BatchingEngine:
         self._pending: list[_Request] = []
         self._clients: dict[int, _Client] = {}
         self._workers = 0  # worker threads running (at most one per lane)
+        self._busy = 0  # workers running a call now (the others wait for requests)
         self._gathering = False  # a worker is choosing the next call's requests (one at a time)
         self._held = False
         self._occupied = 0  # lanes in use: an all-thread call (the worker's, or a caller's own: infer) takes all
@@ -292,7 +295,11 @@ class BatchingEngine:
         key = tuple((name, a.dtype.str, a.shape[1:]) for name, a in sorted(arrays.items()))
         future: Future[dict[str, np.ndarray]] = Future()
         self._pending.append(_Request(arrays, rows, client, now, future, key))
-        if self._workers == 0:
+        if self._workers == 0 or (
+            self._workers == self._busy and self._occupied < self.lanes and self._workers < self.lanes
+        ):
+            # No worker free to take it while a lane is: another one. Without this a second camera's request
+            # waited for the first camera's one-lane call to end (two cameras ran one lane at a time).
             self._start_worker()
         self._cond.notify_all()
         return future
@@ -382,6 +389,7 @@ class BatchingEngine:
                 finally:
                     self._gathering = False
                 self._occupied += width
+                self._busy += 1
                 narrow = self.lanes > 1 and width == 1
                 if narrow:
                     self._narrow_running += 1
@@ -394,6 +402,7 @@ class BatchingEngine:
             finally:
                 with self._cond:
                     self._occupied -= width
+                    self._busy -= 1
                     if narrow:
                         self._narrow_running -= 1
                     self._cond.notify_all()

@@ -382,6 +382,7 @@ class _LanedRecorder:
         self._lock = threading.Lock()
         self.narrow = self.full = 0  # running now
         self.most_narrow = 0
+        self.beside = 0  # lane calls that started while another lane call ran
         self.overlaps: list[str] = []  # a full call beside anything, or more lanes than offered
         self.full_threads: list[int] = []
         self.lane_calls = 0
@@ -392,6 +393,7 @@ class _LanedRecorder:
                 self.narrow += 1
                 self.lane_calls += 1
                 self.most_narrow = max(self.most_narrow, self.narrow)
+                self.beside += self.narrow > 1
             else:
                 self.full += 1
                 self.full_threads.append(threading.get_ident())
@@ -418,6 +420,37 @@ class _LanedRecorder:
 
     def infer_lane(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return self._call(inputs, narrow=True)
+
+
+def test_two_cameras_out_of_step_run_side_by_side_on_the_two_lanes(det_bundle: TinyBundle) -> None:
+    """Two free-running cameras whose requests come while the other's call runs: the second one starts on the
+    free lane at once (a worker of its own), it does not wait for the first call to end. Before the fix the one
+    worker ran them one after the other, on one lane at a time."""
+    inner = open_engine("onnxruntime", det_bundle.bundle_dir / ONNX_FILE, threads=1)
+    recorder = _LanedRecorder(inner, ms=30.0)
+    engine = BatchingEngine(recorder, budget_ms=8.0)
+    size = read_manifest(det_bundle.bundle_dir).input.height
+    frames = {cam: _tensors(1, 1, size, seed=40 + cam)[0] for cam in range(2)}
+    wants = {cam: inner.infer({"input": f}) for cam, f in frames.items()}
+    mismatches: list[int] = []
+
+    def camera(cam: int) -> None:
+        time.sleep(0.012 * cam)  # out of step: camera 1 asks while camera 0's call runs
+        for _ in range(12):
+            got = engine.infer({"input": frames[cam]})
+            if any(not np.allclose(got[k], wants[cam][k], rtol=1e-5, atol=1e-5) for k in wants[cam]):
+                mismatches.append(cam)
+            time.sleep(0.002)  # the camera's own work between frames
+
+    threads = [threading.Thread(target=camera, args=(cam,)) for cam in frames]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not mismatches and engine.stats.requests == 24
+    assert not recorder.overlaps, recorder.overlaps[:3]
+    assert recorder.most_narrow == 2 and engine.stats.most_lanes == 2
+    assert recorder.beside >= recorder.lane_calls // 4, (recorder.beside, recorder.lane_calls)
 
 
 @pytest.mark.parametrize("lanes", [2, 1])
