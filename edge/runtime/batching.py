@@ -24,9 +24,10 @@ latency budget (`budget_ms`, counted from the oldest queued request):
   each, when several callers' requests queue: each free lane takes the oldest request (merging only what the free
   lanes cannot take one by one), and nobody waits for a missing caller while a lane is free, since its request can
   start on its own lane when it comes: a request that finds every worker in a call and a lane free gets a worker
-  of its own at once (two cameras out of step run side by side, not one lane at a time). A call that finds the
-  engine idle, nothing else queued and no other caller
-  expected runs on all of the engine's threads (`infer`), as does a lone caller's request on its own thread. Two
+  of its own at once (two cameras out of step run side by side, not one lane at a time). A call runs on all of
+  the engine's threads (`infer`) only when no other caller is active (none asked within ALONE_SECONDS or twice
+  its own interval), as does a lone caller's request on its own thread; while two or more cameras send, every
+  call takes one lane, so none waits for an all-thread call where a lane would have been free for it. Two
   one-thread calls side by side do ~30% more than one two-thread call on the two-core VM (docs/BENCHMARKS.md,
   issue 15).
   `set_lanes(1)` turns them off (`shelfwatch bench --lanes off`).
@@ -319,11 +320,7 @@ class BatchingEngine:
             return False
         if self.lanes < 2 and (not self._may_merge() or self.budget_s <= 0):
             return True
-        return not any(
-            now - seen.last <= max(ALONE_SECONDS, 2.0 * (seen.interval or 0.0))
-            for other, seen in self._clients.items()
-            if other != client
-        )
+        return not self._others_active(now, {client})
 
     def set_merging(self, mode: str) -> None:
         """Merging: "adaptive" (the MergePolicy decides; the default), "always" (merge whatever queues together,
@@ -460,8 +457,10 @@ class BatchingEngine:
         Nobody is waited for: a missing caller's request starts on a free lane when it comes. The call takes
         the oldest request, and others only when merging is allowed and more requests wait than free lanes (an
         equal share of them each). It runs on all of the engine's threads when the engine is idle, nothing else
-        waits and no other caller is expected before it would end (one all-thread call is the shorter wait), else
-        on one lane."""
+        waits and no other caller is active (one all-thread call is then the shorter wait), else on one lane.
+        (Until session 11: unless another caller was due before the call would end, a guess from its interval
+        that missed often enough with two cameras that 20-40% of their calls ran on all threads, the other
+        camera's request waiting for each: 2-10% fewer frames/s, docs/BENCHMARKS.md issue 15.)"""
         free = self.lanes - self._occupied
         first = self._pending.pop(0)
         batch = [first]
@@ -476,23 +475,22 @@ class BatchingEngine:
                 else:
                     keep.append(r)
             self._pending = keep
-        if self._occupied == 0 and not self._pending and not self._expected_soon(time.monotonic(), batch):
+        if (
+            self._occupied == 0
+            and not self._pending
+            and not self._others_active(time.monotonic(), {r.client for r in batch})
+        ):
             return batch, self.lanes
         return batch, 1
 
-    def _expected_soon(self, now: float, batch: list[_Request]) -> bool:
-        """Under the lock: whether a caller with nothing queued (nor in `batch`, the call about to run) is due
-        before a call of the recent length (at least the budget) would end, or is late by less than half its
-        interval: its request would wait for an all-thread call, where one lane would have been free for it."""
-        horizon = max(self.budget_s, (self.stats.call_ms[-1] / 1000.0) if self.stats.call_ms else 0.0)
-        queued = {r.client for r in self._pending} | {r.client for r in batch}
-        for client, seen in self._clients.items():
-            if client in queued or seen.interval is None:
-                continue
-            due = seen.last + seen.interval
-            if due - horizon <= now <= due + 0.5 * seen.interval:
-                return True
-        return False
+    def _others_active(self, now: float, exclude: set[int]) -> bool:
+        """Under the lock: whether a caller not in `exclude` asked within the last ALONE_SECONDS or within twice
+        its own interval (it is still sending: its next request is coming)."""
+        return any(
+            now - seen.last <= max(ALONE_SECONDS, 2.0 * (seen.interval or 0.0))
+            for client, seen in self._clients.items()
+            if client not in exclude
+        )
 
     def _run(self, batch: list[_Request], width: int = 1, narrow: bool = False) -> None:
         live = [r for r in batch if r.future.set_running_or_notify_cancel()]

@@ -424,8 +424,9 @@ class _LanedRecorder:
 
 def test_two_cameras_out_of_step_run_side_by_side_on_the_two_lanes(det_bundle: TinyBundle) -> None:
     """Two free-running cameras whose requests come while the other's call runs: the second one starts on the
-    free lane at once (a worker of its own), it does not wait for the first call to end. Before the fix the one
-    worker ran them one after the other, on one lane at a time."""
+    free lane at once (a worker of its own), it does not wait for the first call to end (before session 11 the
+    one worker ran them one after the other, on one lane at a time), and while both send no call takes all
+    threads."""
     inner = open_engine("onnxruntime", det_bundle.bundle_dir / ONNX_FILE, threads=1)
     recorder = _LanedRecorder(inner, ms=30.0)
     engine = BatchingEngine(recorder, budget_ms=8.0)
@@ -451,6 +452,9 @@ def test_two_cameras_out_of_step_run_side_by_side_on_the_two_lanes(det_bundle: T
     assert not recorder.overlaps, recorder.overlaps[:3]
     assert recorder.most_narrow == 2 and engine.stats.most_lanes == 2
     assert recorder.beside >= recorder.lane_calls // 4, (recorder.beside, recorder.lane_calls)
+    # While both send, no call takes all threads (the other camera's request would wait for it): the first
+    # request of all may, before the second camera asked.
+    assert len(recorder.full_threads) <= 1 and recorder.lane_calls >= 23, (recorder.full_threads, recorder.lane_calls)
 
 
 @pytest.mark.parametrize("lanes", [2, 1])
