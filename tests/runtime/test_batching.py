@@ -208,11 +208,7 @@ def test_adaptive_batching_follows_the_measured_cost(
             if i == 25 and cam == 0:
                 late_calls.append(engine.stats.calls)
 
-    threads = [threading.Thread(target=camera, args=(cam,)) for cam in frames]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
+    _run_cameras(camera, list(frames))
     assert not mismatches
     assert engine.policy is not None and engine.policy.pays is merges
     assert engine.policy.merges >= MIN_SAMPLES and engine.policy.singles >= MIN_SAMPLES  # both were measured
@@ -371,6 +367,15 @@ def test_lanes_split_queued_requests_and_give_one_by_one_outputs(kind: str, file
     assert engine.stats.calls == calls + 1 and engine.stats.lane_calls == lane_calls  # one call on all threads
 
 
+def _run_cameras(camera: Any, cams: list[int]) -> None:
+    """Each camera's loop on its own thread, all at once; returns when all ended."""
+    threads = [threading.Thread(target=camera, args=(cam,)) for cam in cams]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+
+
 class _LanedRecorder:
     """A real one-thread engine offering two lanes, each call slowed by `ms`; it records what ran at once."""
 
@@ -443,11 +448,7 @@ def test_two_cameras_out_of_step_run_side_by_side_on_the_two_lanes(det_bundle: T
                 mismatches.append(cam)
             time.sleep(0.002)  # the camera's own work between frames
 
-    threads = [threading.Thread(target=camera, args=(cam,)) for cam in frames]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
+    _run_cameras(camera, list(frames))
     assert not mismatches and engine.stats.requests == 24
     assert not recorder.overlaps, recorder.overlaps[:3]
     assert recorder.most_narrow == 2 and engine.stats.most_lanes == 2
@@ -482,11 +483,7 @@ def test_cameras_in_step_run_side_by_side_on_lanes_and_a_lone_one_on_all_threads
             if any(not np.allclose(got[k], wants[cam][k], rtol=1e-5, atol=1e-5) for k in wants[cam]):
                 mismatches.append(cam)
 
-    threads = [threading.Thread(target=camera, args=(cam,)) for cam in frames]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
+    _run_cameras(camera, list(frames))
     assert not mismatches and engine.stats.requests == 32
     assert not recorder.overlaps, recorder.overlaps[:3]
     if lanes == 2:
