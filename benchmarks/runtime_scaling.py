@@ -38,7 +38,7 @@ def bench(args: argparse.Namespace, mode: str, cameras: int, engine: str) -> dic
     if mode == "paced":
         cmd += ["--paced", "--fps", str(args.fps), "--pipeline-engine", engine]
     else:
-        cmd += ["--engine", engine, "--pipeline-engine", engine]
+        cmd += ["--engine", engine, "--pipeline-engine", engine, "--decode-schedule", args.decode_schedule]
     load = os.getloadavg()[0]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
     if done.returncode != 0:
@@ -75,6 +75,7 @@ def main() -> int:
     p.add_argument("--merge", choices=["adaptive", "always", "off"], default="adaptive", help="the bench's --merge")
     p.add_argument("--arena-mb", type=int, default=None, help="the bench's --arena-mb")
     p.add_argument("--lanes", choices=["on", "off"], default="on", help="the bench's --lanes")
+    p.add_argument("--decode-schedule", choices=["auto", "just-in-time", "at-take"], default="auto", help="the bench's")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
     every: list[dict[str, Any]] = []
@@ -95,9 +96,10 @@ def table(args: argparse.Namespace, every: list[dict[str, Any]]) -> None:
         if mode == "unpaced":
             print(
                 "| cameras | engine | pipeline fps | efficiency | latency p95 ms | bar ms | engine p95 ms "
-                "| batched call p95 ms | reference fps (one call / N a call / lanes) | requests/call | load |"
+                "| batched call p95 ms | reference fps (one call / N a call / lanes) | requests/call | decode "
+                "schedules | load |"
             )
-            print("|---|---|---|---|---|---|---|---|---|---|---|")
+            print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         else:
             print("| cameras | engine | cpu_cores | rss_mb | evaluated fps | skipped | requests/call | load |")
             print("|---|---|---|---|---|---|---|---|")
@@ -115,11 +117,12 @@ def table(args: argparse.Namespace, every: list[dict[str, Any]]) -> None:
                         r["batched_fps"] = r["batched_engine"]["fps"]
                         r["lanes_fps"] = (r.get("lanes_engine") or {}).get("fps", float("nan"))
                     refs = " / ".join(str(median(ok, k)) for k in ("engine_fps", "batched_fps", "lanes_fps"))
+                    schedules = " ".join(str(r["decode_gate"].get("schedule")) for r in ok)
                     print(
                         f"| {cameras} | {engine} | {median(ok, 'pipeline_fps')} | {spread(ok, 'efficiency')} | "
                         f"{spread(ok, 'latency_p95_ms')} | {median(ok, 'latency_bar_ms')} | "
                         f"{median(ok, 'engine_p95_ms')} | {median(ok, 'batched_p95_ms')} | {refs} | "
-                        f"{median(ok, 'requests_per_call')} | {loads} |"
+                        f"{median(ok, 'requests_per_call')} | {schedules} | {loads} |"
                     )
                 else:
                     print(

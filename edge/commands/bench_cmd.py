@@ -7,9 +7,11 @@ Measured in one run (docs/BENCHMARKS.md, runtime section):
   per-call p50/p95 and the pure inference p95;
 - pipeline fps: N cameras, each a real CameraCapture on the unpaced source and a real CameraPipeline (zone scoring,
   hysteresis) publishing every frame's zone scores to a real broker (QoS 0) through MqttCommunicator. Every frame is
-  evaluated: the capture decodes the next frame only after the pipeline took the previous one, just in time
-  (DecodeGate: its decode starts about one decode time before the evaluation is expected to end), so decode overlaps
-  inference, no frame is skipped, none queues and none waits for a whole evaluation;
+  evaluated: the capture decodes the next frame only after the pipeline took the previous one (DecodeGate), just in
+  time (its decode starts about one decode time before the evaluation is expected to end: no frame waits for a whole
+  evaluation) or at the take (beside the pipeline's preprocessing): at-take when it did 5% more frames/s in
+  alternating slices after the warm-up and its frames kept the latency bar there (`--decode-schedule auto`); no
+  frame is skipped and none queues;
 - frame-to-publish latency p50/p95: from the moment the capture had the frame to the return of the publish call;
 - efficiency = pipeline_fps / (1 / (1/decode_fps + 1/engine_fps)) for the engine used (1.0 = as fast as doing
   decode and engine back to back; above 1.0 = overlap wins); with N > 1 cameras engine_fps is the fastest of one
@@ -26,6 +28,7 @@ import logging
 import os
 import shutil
 import socket
+import statistics
 import subprocess
 import tempfile
 import threading
@@ -201,6 +204,15 @@ class EngineRig:
         self._i += 1
         self.seconds += time.perf_counter() - t0
 
+    def probe_p95(self, seconds: float) -> float:
+        """Per-call p95 ms of a `seconds` run that is then forgotten (result() never sees it)."""
+        calls, infer, spent, i = len(self.calls), len(self.infer), self.seconds, self._i
+        self.run(seconds)
+        p95 = percentile(self.calls[calls:], 95)
+        del self.calls[calls:], self.infer[infer:]
+        self.seconds, self._i = spent, i
+        return p95
+
     def result(self) -> dict[str, Any]:
         """Frames per second, per-call p50/p95 and pure-inference p95 over every slice."""
         return {
@@ -237,21 +249,34 @@ def _zone(config: Any) -> Any:
     return Zone(config.id, tuple((float(x), float(y)) for x, y in config.polygon), ())
 
 
+JUST_IN_TIME = "just-in-time"
+AT_TAKE = "at-take"
+DECODE_SCHEDULES = (JUST_IN_TIME, AT_TAKE)
+SCHEDULE_GAIN = 0.05  # `--decode-schedule auto` keeps at-take only when its frames/s beat just-in-time's by this
+
+
 class DecodeGate:
-    """When an unpaced bench camera may decode its next frame: just in time for its pipeline.
+    """When an unpaced bench camera may decode its next frame: just in time for its pipeline, or at the take.
 
     The bench evaluates every frame, so a camera decodes a frame only once the pipeline took the previous one.
-    Decoding it at once (one frame ahead) overlaps decode with inference but makes the decoded frame wait for the
-    whole evaluation of the previous one, so frame-to-publish would be about two evaluations. Instead the decode
-    of frame n+1 starts when the evaluation of frame n is expected to end within one decode time: at the take of
-    frame n plus (evaluation - decode - `margin_s`), from moving averages of this camera's evaluations (take to
-    the pipeline's next wait) and decodes. Should the pipeline come back sooner, the decode starts at once; a
-    late one costs the pipeline part of a decode, never a frame older than that.
+    `schedule` says when after that take:
+
+    - "just-in-time" (the default): when the evaluation of frame n is expected to end within one decode time, at
+      the take of frame n plus (evaluation - decode - `margin_s`), from moving averages of this camera's
+      evaluations (take to the pipeline's next wait) and decodes. Should the pipeline come back sooner, the decode
+      starts at once; a late one costs the pipeline part of a decode, never a frame older than that. The lowest
+      latency, but on two cores the decode runs beside the engine's two-thread call, which it slows.
+    - "at-take": at once (one frame ahead): the decode runs beside the pipeline's single-threaded preprocessing,
+      when one core is otherwise idle, and the decoded frame waits for the rest of the evaluation (latency grows
+      by evaluation - decode; it is counted, from the moment the frame was decoded).
     """
 
-    def __init__(self, margin_s: float = 0.001, smoothing: float = 0.3) -> None:
+    def __init__(self, margin_s: float = 0.001, smoothing: float = 0.3, schedule: str = JUST_IN_TIME) -> None:
+        if schedule not in DECODE_SCHEDULES:
+            raise ValueError(f"decode schedule is one of {DECODE_SCHEDULES}, not {schedule!r}")
         self.margin_s = margin_s
         self.smoothing = smoothing
+        self.schedule = schedule
         self.eval_s: float | None = None
         self.decode_s: float | None = None
         self._cond = threading.Condition()
@@ -264,8 +289,9 @@ class DecodeGate:
         return new if old is None else (1.0 - self.smoothing) * old + self.smoothing * new
 
     def lead_s(self) -> float:
-        """How long after a take the next decode starts (0 until an evaluation and a decode were measured)."""
-        if self.eval_s is None or self.decode_s is None:
+        """How long after a take the next decode starts (0 at-take, and until an evaluation and a decode were
+        measured)."""
+        if self.schedule == AT_TAKE or self.eval_s is None or self.decode_s is None:
             return 0.0
         return max(0.0, self.eval_s - self.decode_s - self.margin_s)
 
@@ -386,6 +412,21 @@ class _BenchSink:
         self.rig.done(frame, time.monotonic())
 
 
+def pick_schedule(
+    tried: dict[str, list[float]], at_take_p95_ms: float | None = None, latency_limit_ms: float | None = None
+) -> str:
+    """The decode schedule to keep from alternating slices' frames/s of each: at-take only when its median beats
+    just-in-time's by SCHEDULE_GAIN (the lower latency wins a tie) and its frames' p95 latency is within the limit."""
+    jit, take = tried.get(JUST_IN_TIME) or [], tried.get(AT_TAKE) or []
+    if not take:
+        return JUST_IN_TIME
+    if latency_limit_ms is not None and at_take_p95_ms is not None and at_take_p95_ms > latency_limit_ms:
+        return JUST_IN_TIME  # faster or not, its frames wait too long for the latency bar
+    if not jit:
+        return AT_TAKE
+    return AT_TAKE if statistics.median(take) >= (1.0 + SCHEDULE_GAIN) * statistics.median(jit) else JUST_IN_TIME
+
+
 def bench_zones(count: int = 4) -> list[Any]:
     """`count` vertical strips across the frame (a shelf seen head-on)."""
     from edge.config.model import ZoneConfig
@@ -447,6 +488,9 @@ class PipelineRig:
         )
         # One gate per camera: its source decodes a frame only once the pipeline took the previous one, just in time.
         self.gates = gates = {cam.id: DecodeGate() for cam in config.cameras}
+        self.tried_schedules: dict[str, float] | None = None  # choose_schedule's medians (None: schedule given)
+        self.tried_latency_p95: dict[str, float] | None = None
+        self.schedule_latency_limit: float | None = None
         hub = CameraHub([])
         for cam in config.cameras:
 
@@ -547,15 +591,55 @@ class PipelineRig:
         }
 
     def gate_info(self) -> dict[str, Any]:
-        """The decode gates' estimates (ms, mean over cameras): evaluation, decode, and the lead after a take."""
+        """The decode gates' schedule and estimates (ms, mean over cameras): evaluation, decode, and the lead after
+        a take; `tried_fps`: what choose_schedule measured (None when the schedule was given)."""
         gates = list(self.gates.values())
         evals = [g.eval_s for g in gates if g.eval_s is not None]
         decodes = [g.decode_s for g in gates if g.decode_s is not None]
         return {
+            "schedule": gates[0].schedule if gates else None,
+            "tried_fps": self.tried_schedules,
+            "tried_latency_p95_ms": self.tried_latency_p95,
+            "latency_limit_ms": self.schedule_latency_limit,
             "eval_ms": round(1000 * sum(evals) / len(evals), 2) if evals else None,
             "decode_ms": round(1000 * sum(decodes) / len(decodes), 2) if decodes else None,
             "lead_ms": round(1000 * sum(g.lead_s() for g in gates) / len(gates), 2) if gates else None,
         }
+
+    def set_schedule(self, schedule: str) -> None:
+        """Every camera's decode schedule (DecodeGate): "just-in-time" or "at-take"."""
+        if schedule not in DECODE_SCHEDULES:
+            raise BenchError(f"decode schedule is one of {', '.join(DECODE_SCHEDULES)}, not {schedule!r}")
+        for gate in self.gates.values():
+            gate.schedule = schedule
+
+    def choose_schedule(self, slice_s: float, latency_limit_ms: float | None = None, rounds: int = 3) -> str:
+        """Run both decode schedules in alternating slices and keep at-take only when its median frames/s beat
+        just-in-time's by SCHEDULE_GAIN and its frames' p95 latency stays within `latency_limit_ms` (else
+        just-in-time: the lower latency); at-take's p95 is counted as at least just-in-time's plus the wait it adds
+        (evaluation - decode). Call before reset(): these slices count for nothing else."""
+        tried: dict[str, list[float]] = {name: [] for name in DECODE_SCHEDULES}
+        latencies: dict[str, list[float]] = {name: [] for name in DECODE_SCHEDULES}
+        for _ in range(rounds):
+            for name in DECODE_SCHEDULES:
+                self.set_schedule(name)
+                frames, seconds, seen = self.frames, self.seconds, len(self.latencies_ms)
+                self.run(slice_s)
+                spent = self.seconds - seconds
+                tried[name].append((self.frames - frames) / spent if spent > 0 else 0.0)
+                latencies[name].extend(self.latencies_ms[seen:])
+        p95 = {name: percentile(values, 95) for name, values in latencies.items()}
+        # At-take adds about (evaluation - decode) of waiting to every frame, by construction; a few short slices
+        # can miss what that does to the tail, so its latency is taken as at least just-in-time's plus that wait.
+        info = self.gate_info()
+        wait_ms = max(0.0, (info["eval_ms"] or 0.0) - (info["decode_ms"] or 0.0))
+        p95[AT_TAKE] = max(p95[AT_TAKE], p95[JUST_IN_TIME] + wait_ms)
+        chosen = pick_schedule(tried, p95[AT_TAKE], latency_limit_ms)
+        self.set_schedule(chosen)
+        self.tried_schedules = {name: round(statistics.median(fps), 2) for name, fps in tried.items()}
+        self.tried_latency_p95 = {name: round(value, 2) for name, value in p95.items()}
+        self.schedule_latency_limit = None if latency_limit_ms is None else round(latency_limit_ms, 2)
+        return chosen
 
     def per_camera_fps(self) -> list[float]:
         """Evaluated frames per second of each camera over every slice."""
@@ -913,6 +997,14 @@ def _run_unpaced(
         laned = EngineRig(bundle, used, args.threads, frames, lanes=lanes) if args.cameras > 1 and lanes > 1 else None
         try:
             pipe.run(min(2.0, max(0.5, args.seconds / 5)))  # warm-up: first engine calls, capture start
+            schedule = getattr(args, "decode_schedule", "auto")
+            if schedule == "auto":  # both decode schedules in alternating slices; the faster kept (DecodeGate)
+                trial = min(0.3, max(0.1, args.seconds / 10))
+                # the latency bar at-take must keep, from a probe of the engine that the results never see
+                limit = engine.probe_p95(trial) + 10.0 if batched is None else 2.0 * batched.probe_p95(trial)
+                pipe.choose_schedule(trial, latency_limit_ms=limit)
+            else:
+                pipe.set_schedule(schedule)
             pipe.reset()
             batch0 = pipe.batch_stats()
             log.info("bench: %d round(s) of decode, %s and pipeline (%d camera(s)), %.1f s each", rounds, used,
@@ -1079,6 +1171,14 @@ def register(sub: Any) -> None:
         default="on",
         help="concurrent one-thread engine calls when several cameras' requests queue (the device's default: on, "
         "ONNX Runtime or OpenVINO with 2+ threads), or off (one call at a time on all threads)",
+    )
+    p.add_argument(
+        "--decode-schedule",
+        choices=["auto", *DECODE_SCHEDULES],
+        default="auto",
+        help="unpaced: when a camera decodes its next frame: just-in-time (to be ready when the evaluation ends), "
+        "at-take (as soon as the pipeline took the last one, beside its preprocessing), or auto (both tried after "
+        "the warm-up: at-take when 5%% faster and its p95 latency within the latency bar, else just-in-time)",
     )
     p.add_argument("--threads", type=int, help="inference threads (default: all cores)")
     p.add_argument(

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from edge.cli import main
-from edge.commands.bench_cmd import DecodeGate
+from edge.commands.bench_cmd import SCHEDULE_GAIN, DecodeGate, pick_schedule
 from tests.helpers.broker import MOSQUITTO
 from tests.helpers.tiny_bundle import TinyBundle
 
@@ -140,6 +140,39 @@ def test_decode_gate_decodes_just_in_time() -> None:
     assert gate.acquire(timeout=1.0)  # a stopping camera is never held
 
 
+def test_decode_gate_at_take_decodes_as_soon_as_a_frame_is_taken() -> None:
+    """at-take: the decode of frame n+1 starts when the pipeline took frame n, whatever the evaluation lasts; the
+    next one still waits for the next take (one frame ahead, never more)."""
+    gate = DecodeGate(margin_s=0.0, schedule="at-take")
+    assert gate.acquire(timeout=1.0)
+    gate.decoded(0.05)
+    gate.taken(time.monotonic())
+    gate.ready(time.monotonic() + 0.5)  # a 0.5 s evaluation: just-in-time would wait 0.45 s after a take
+    assert gate.lead_s() == 0.0
+    assert gate.acquire(timeout=1.0)
+    gate.taken(time.monotonic())
+    assert gate.acquire(timeout=0.05)  # at once after the take
+    assert not gate.acquire(timeout=0.05)  # but not a second frame before the next take
+    gate.schedule = "just-in-time"
+    assert gate.lead_s() == pytest.approx(0.45, abs=0.05)  # the estimates kept while at-take ran
+    with pytest.raises(ValueError, match="decode schedule"):
+        DecodeGate(schedule="eventually")
+
+
+def test_pick_schedule_keeps_at_take_only_when_clearly_faster() -> None:
+    """auto: at-take's median frames/s must beat just-in-time's by SCHEDULE_GAIN (a tie keeps just-in-time, the
+    lower latency) and its frames' p95 latency must stay within the latency bar."""
+    assert SCHEDULE_GAIN == pytest.approx(0.05)
+    assert pick_schedule({"just-in-time": [200, 210, 190], "at-take": [240, 250, 180]}) == "at-take"  # 240 >= 210
+    assert pick_schedule({"just-in-time": [200, 210, 190], "at-take": [209, 205, 300]}) == "just-in-time"  # < 210
+    assert pick_schedule({"just-in-time": [100.0], "at-take": [104.0]}) == "just-in-time"
+    assert pick_schedule({"just-in-time": [100.0], "at-take": [105.5]}) == "at-take"
+    assert pick_schedule({"just-in-time": [100.0], "at-take": []}) == "just-in-time"
+    # faster, but its frames' p95 latency is past the bar: just-in-time; within it: at-take
+    assert pick_schedule({"just-in-time": [100.0], "at-take": [150.0]}, 20.5, 20.0) == "just-in-time"
+    assert pick_schedule({"just-in-time": [100.0], "at-take": [150.0]}, 19.5, 20.0) == "at-take"
+
+
 @pytest.mark.slow
 @needs_mosquitto_and_ffmpeg
 def test_bench_unpaced_one_camera_reports_the_decode_gate(
@@ -151,7 +184,15 @@ def test_bench_unpaced_one_camera_reports_the_decode_gate(
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     gate = result["decode_gate"]
     assert gate["eval_ms"] > 0 and gate["decode_ms"] > 0
-    assert gate["lead_ms"] == pytest.approx(max(0.0, gate["eval_ms"] - gate["decode_ms"] - 1.0), abs=0.05)
+    # auto: both schedules ran after the warm-up; kept: what pick_schedule takes of their medians, at-take only
+    # within the latency bar
+    tried = gate["tried_fps"]
+    assert set(tried) == {"just-in-time", "at-take"} and all(fps > 0 for fps in tried.values())
+    assert gate["latency_limit_ms"] > 10.0  # one camera: the engine's p95 + 10 ms, probed before the trial
+    medians = {name: [fps] for name, fps in tried.items()}
+    assert gate["schedule"] == pick_schedule(medians, gate["tried_latency_p95_ms"]["at-take"], gate["latency_limit_ms"])
+    expected_lead = 0.0 if gate["schedule"] == "at-take" else max(0.0, gate["eval_ms"] - gate["decode_ms"] - 1.0)
+    assert gate["lead_ms"] == pytest.approx(expected_lead, abs=0.05)
     assert result["frames_skipped"] == 0 and result["pipeline_frames"] > 0
     policy = result["merge_policy"]
     assert policy is not None and policy["merged_calls"] == 0 and policy["single_calls"] > 0  # one camera: alone
