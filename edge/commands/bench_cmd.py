@@ -9,9 +9,9 @@ Measured in one run (docs/BENCHMARKS.md, runtime section):
   hysteresis) publishing every frame's zone scores to a real broker (QoS 0) through MqttCommunicator. Every frame is
   evaluated: the capture decodes the next frame only after the pipeline took the previous one (DecodeGate), just in
   time (its decode starts about one decode time before the evaluation is expected to end: no frame waits for a whole
-  evaluation) or at the take (beside the pipeline's preprocessing): at-take when it did 5% more frames/s in
-  alternating slices after the warm-up and its frames kept the latency bar there (`--decode-schedule auto`); no
-  frame is skipped and none queues;
+  evaluation) or at the take (beside the pipeline's preprocessing): with one camera at-take when it did 5% more
+  frames/s in alternating slices after the warm-up and its frames kept the latency bar there, with several
+  just-in-time (`--decode-schedule auto`); no frame is skipped and none queues;
 - frame-to-publish latency p50/p95: from the moment the capture had the frame to the return of the publish call;
 - efficiency = pipeline_fps / (1 / (1/decode_fps + 1/engine_fps)) for the engine used (1.0 = as fast as doing
   decode and engine back to back; above 1.0 = overlap wins); with N > 1 cameras engine_fps is the fastest of one
@@ -998,10 +998,14 @@ def _run_unpaced(
         try:
             pipe.run(min(2.0, max(0.5, args.seconds / 5)))  # warm-up: first engine calls, capture start
             schedule = getattr(args, "decode_schedule", "auto")
-            if schedule == "auto":  # both decode schedules in alternating slices; the faster kept (DecodeGate)
+            if schedule == "auto" and args.cameras > 1:
+                # Several cameras: the others' calls keep the engine busy while one decodes, so at-take gained
+                # nothing in any four-camera A/B and only added latency (docs/BENCHMARKS.md, session 12).
+                pipe.set_schedule(JUST_IN_TIME)
+            elif schedule == "auto":  # one camera: both schedules in alternating slices; the faster kept (DecodeGate)
                 trial = min(0.3, max(0.1, args.seconds / 10))
                 # the latency bar at-take must keep, from a probe of the engine that the results never see
-                limit = engine.probe_p95(trial) + 10.0 if batched is None else 2.0 * batched.probe_p95(trial)
+                limit = engine.probe_p95(trial) + 10.0
                 pipe.choose_schedule(trial, latency_limit_ms=limit)
             else:
                 pipe.set_schedule(schedule)
@@ -1177,8 +1181,9 @@ def register(sub: Any) -> None:
         choices=["auto", *DECODE_SCHEDULES],
         default="auto",
         help="unpaced: when a camera decodes its next frame: just-in-time (to be ready when the evaluation ends), "
-        "at-take (as soon as the pipeline took the last one, beside its preprocessing), or auto (both tried after "
-        "the warm-up: at-take when 5%% faster and its p95 latency within the latency bar, else just-in-time)",
+        "at-take (as soon as the pipeline took the last one, beside its preprocessing), or auto (one camera: both "
+        "tried after the warm-up, at-take when 5%% faster and its p95 latency within the latency bar; else and with "
+        "several cameras just-in-time)",
     )
     p.add_argument("--threads", type=int, help="inference threads (default: all cores)")
     p.add_argument(

@@ -92,6 +92,8 @@ def test_bench_unpaced_h264_cameras_share_engine_calls(
 ) -> None:
     result = three_h264_cameras(tmp_path, det_bundle, capsys)
     assert result["source"]["codec"] == "h264" and result["source"]["width"] == 320
+    # several cameras: auto decodes just in time, nothing tried
+    assert result["decode_gate"]["schedule"] == "just-in-time" and result["decode_gate"]["tried_fps"] is None
     assert result["batched_engine"]["batch"] == 3
     assert result["frames_skipped"] == 0 and result["pipeline_frames"] > 0
     assert len(result["pipeline_fps_per_camera"]) == 3 and all(f > 0 for f in result["pipeline_fps_per_camera"])
