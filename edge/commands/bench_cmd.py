@@ -486,7 +486,7 @@ class PipelineRig:
             mqtt=MqttConfig(host=host, port=port, discovery=False),
             model=ModelConfig(engine=engine, threads=threads),  # type: ignore[arg-type]
         )
-        # One gate per camera: its source decodes a frame only once the pipeline took the previous one, just in time.
+        # One gate per camera: its source decodes a frame only once the pipeline took the previous one (DecodeGate).
         self.gates = gates = {cam.id: DecodeGate() for cam in config.cameras}
         self.tried_schedules: dict[str, float] | None = None  # choose_schedule's medians (None: schedule given)
         self.tried_latency_p95: dict[str, float] | None = None
@@ -997,17 +997,14 @@ def _run_unpaced(
         laned = EngineRig(bundle, used, args.threads, frames, lanes=lanes) if args.cameras > 1 and lanes > 1 else None
         try:
             pipe.run(min(2.0, max(0.5, args.seconds / 5)))  # warm-up: first engine calls, capture start
+            # auto with several cameras keeps the gates' default, just-in-time: the others' calls keep the engine
+            # busy while one decodes, so at-take gained nothing in any four-camera A/B (docs/BENCHMARKS.md, session 12)
             schedule = getattr(args, "decode_schedule", "auto")
-            if schedule == "auto" and args.cameras > 1:
-                # Several cameras: the others' calls keep the engine busy while one decodes, so at-take gained
-                # nothing in any four-camera A/B and only added latency (docs/BENCHMARKS.md, session 12).
-                pipe.set_schedule(JUST_IN_TIME)
-            elif schedule == "auto":  # one camera: both schedules in alternating slices; the faster kept (DecodeGate)
+            if schedule == "auto" and args.cameras == 1:  # both in alternating slices; the faster kept (DecodeGate)
                 trial = min(0.3, max(0.1, args.seconds / 10))
                 # the latency bar at-take must keep, from a probe of the engine that the results never see
-                limit = engine.probe_p95(trial) + 10.0
-                pipe.choose_schedule(trial, latency_limit_ms=limit)
-            else:
+                pipe.choose_schedule(trial, latency_limit_ms=engine.probe_p95(trial) + 10.0)
+            elif schedule != "auto":
                 pipe.set_schedule(schedule)
             pipe.reset()
             batch0 = pipe.batch_stats()
