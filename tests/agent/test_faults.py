@@ -16,22 +16,12 @@ from edge.comms.outbox import Outbox
 from edge.errors import BundleError
 from edge.events import EventLog
 from tests.agent.conftest import ShelfCamera, Toggler, device_status, edge_config
-from tests.helpers.broker import Broker
+from tests.helpers.broker import Broker, persistent_broker
 from tests.helpers.mqtt_sub import MqttSubscriber
 from tests.helpers.tiny_bundle import TinyBundle, make_detection_bundle
 from tests.helpers.waiting import wait_until
 
 BASE = "shelfwatch/dev1"
-
-
-def persistent_broker(workdir: Path) -> Broker:
-    """A broker that keeps sessions (and queued QoS 1 messages) across its own restart."""
-    store = workdir / "persist"
-    store.mkdir(parents=True)
-    # `user root`: started as root, mosquitto would otherwise switch to its own user, which cannot write into the
-    # test's private temporary directory (no effect when the tests do not run as root).
-    conf = f"user root\npersistence true\npersistence_location {store}/\nautosave_interval 1\n"
-    return Broker(workdir, extra_conf=conf)
 
 
 @pytest.mark.slow

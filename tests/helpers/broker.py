@@ -75,3 +75,18 @@ class Broker:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def persistent_broker(workdir: Path, port: int | None = None) -> Broker:
+    """A broker that keeps sessions (and the QoS 1 messages queued for them) across its own restart.
+
+    A subscriber that must see every message while the broker is stopped and started needs this and a persistent
+    session (`MqttSubscriber(persistent=True)`): without them a message the broker acknowledged in its last
+    milliseconds, or sent while the subscriber was reconnecting, never reaches the subscriber.
+    """
+    store = workdir / "persist"
+    store.mkdir(parents=True)
+    # `user root`: started as root, mosquitto would otherwise switch to its own user, which cannot write into the
+    # test's private temporary directory (no effect when the tests do not run as root).
+    conf = f"user root\npersistence true\npersistence_location {store}/\nautosave_interval 1\n"
+    return Broker(workdir, port=port, extra_conf=conf)

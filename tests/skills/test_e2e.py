@@ -31,7 +31,7 @@ import yaml
 from edge.pipeline.zone_scoring import Zone
 from edge.skills.geometry import coverage
 from tests.agent.test_restart import query
-from tests.helpers.broker import Broker, free_port
+from tests.helpers.broker import free_port, persistent_broker
 from tests.helpers.mqtt_sub import MqttSubscriber
 from tests.helpers.toggling import PeriodicToggler
 from tests.helpers.waiting import wait_until
@@ -171,8 +171,12 @@ def test_the_example_runs_end_to_end_and_loses_nothing(tmp_path: Path, trained: 
     }  # fmt: skip
     log = tmp_path / "agent.log"
     receiver = WebhookReceiver(hook_port).start()
-    broker = Broker(tmp_path / "broker", port=mqtt_port).start()
-    sub = MqttSubscriber(mqtt_port, ["shelfwatch/dev1/#", "homeassistant/#"]).start()
+    # The broker is stopped and started below while events flow: a persistent one and session keep what it had
+    # acknowledged, or queued for the subscriber, in its last moments (the agent forgets an event once acknowledged).
+    broker = persistent_broker(tmp_path / "broker", port=mqtt_port).start()
+    sub = MqttSubscriber(
+        mqtt_port, ["shelfwatch/dev1/#", "homeassistant/#"], client_id="e2e-sub", persistent=True
+    ).start()
     webhook_db = data / "webhooks" / "aisle3.gaps.hook.db"
 
     def events(kind: str | None = None) -> list[dict]:
