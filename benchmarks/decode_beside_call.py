@@ -33,6 +33,7 @@ from typing import Any
 
 from edge.cameras.sources import VideoFileSource
 from edge.commands.bench_cmd import RESOLUTIONS, h264_clip
+from edge.errors import ShelfwatchError
 from edge.runtime.wrappers import load_model
 
 MODES = ("alone", "serial", "beside", "late")
@@ -102,11 +103,14 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=150)
     parser.add_argument("--late-ms", type=float, default=None, help="the late decode's start after the predict's")
     args = parser.parse_args()
+    try:
+        model = load_model(args.bundle, args.engine, args.threads, batch_budget_ms=None)
+    except ShelfwatchError as err:
+        raise SystemExit(f"{args.bundle}: {err}") from err
     with tempfile.TemporaryDirectory(prefix="shelfwatch-decode-") as tmp:
         clip = h264_clip(args.source, RESOLUTIONS[args.resolution], None, Path(tmp))
         source = VideoFileSource(clip, realtime=False)
         source.open()
-        model = load_model(args.bundle, args.engine, args.threads, batch_budget_ms=None)
         # a detector sees the whole frame, a classifier the bench's 4 zones in one call, as in the pipeline
         predict = model.predict if model.task == "detection" else (lambda image: model.predict_batch(strips(image)))
         decoder = Decoder(source)
