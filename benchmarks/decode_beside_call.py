@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from edge.cameras.sources import VideoFileSource
-from edge.commands.bench_cmd import RESOLUTIONS, h264_clip
+from edge.commands.bench_cmd import RESOLUTIONS, bench_zones, h264_clip
 from edge.errors import ShelfwatchError
+from edge.pipeline.zone_scoring import Zone, zone_crop
 from edge.runtime.wrappers import load_model
 
 MODES = ("alone", "serial", "beside", "late")
@@ -71,12 +72,6 @@ class Decoder:
         return self.frame
 
 
-def strips(frame: Any, count: int = 4) -> list[Any]:
-    """`count` vertical strips of the frame: the bench's zones (bench_zones), cropped."""
-    width = frame.shape[1]
-    return [frame[:, i * width // count : (i + 1) * width // count] for i in range(count)]
-
-
 def decode_alone(source: VideoFileSource, count: int = 40) -> float:
     """Median ms of `count` decodes back to back."""
     times = []
@@ -92,7 +87,7 @@ def median_ms(values: list[float]) -> float:
 
 
 def main() -> None:
-    """Measure the three modes and print one JSON object."""
+    """Measure the four modes and print one JSON object."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", type=Path, required=True)
     parser.add_argument("--source", type=Path, required=True)
@@ -112,7 +107,12 @@ def main() -> None:
         source = VideoFileSource(clip, realtime=False)
         source.open()
         # a detector sees the whole frame, a classifier the bench's 4 zones in one call, as in the pipeline
-        predict = model.predict if model.task == "detection" else (lambda image: model.predict_batch(strips(image)))
+        zones = [Zone(z.id, tuple(z.polygon), ()) for z in bench_zones()]  # cropped as the pipeline crops them
+        predict = (
+            model.predict
+            if model.task == "detection"
+            else (lambda image: model.predict_batch([zone_crop(image, zone) for zone in zones]))
+        )
         decoder = Decoder(source)
         frames = [source.read().copy() for _ in range(40)]  # decoded beforehand, for the call alone
         for frame in frames:  # warm-up
